@@ -1,0 +1,70 @@
+"""workbench: record, replay, diff and profile AI pipelines.
+
+>>> import workbench
+>>> with workbench.record("research_assistant", inputs={"topic": "llamas"}) as run:
+...     run.outputs = research("llamas")
+"""
+
+from workbench.exceptions import (
+    CaptureError,
+    ConfigError,
+    ExecutionNotFoundError,
+    NotAStoreError,
+    RecordingError,
+    SchemaVersionError,
+    StoreError,
+    WorkbenchError,
+)
+from workbench.records import (
+    ErrorInfo,
+    Execution,
+    LogRecord,
+    ModelCall,
+    Profile,
+    Span,
+    State,
+    Step,
+    StreamChunk,
+)
+from workbench.recorder import (
+    LiveExecution,
+    carry_context,
+    pipeline,
+    record,
+    span,
+    state,
+    step,
+)
+from workbench.store import Store, open_store
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CaptureError",
+    "ConfigError",
+    "ErrorInfo",
+    "Execution",
+    "ExecutionNotFoundError",
+    "LiveExecution",
+    "LogRecord",
+    "ModelCall",
+    "NotAStoreError",
+    "Profile",
+    "RecordingError",
+    "SchemaVersionError",
+    "Span",
+    "State",
+    "Step",
+    "Store",
+    "StoreError",
+    "StreamChunk",
+    "WorkbenchError",
+    "__version__",
+    "carry_context",
+    "open_store",
+    "pipeline",
+    "record",
+    "span",
+    "state",
+    "step",
+]

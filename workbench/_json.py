@@ -1,0 +1,68 @@
+"""Rendering recorded Python values as JSON bytes, and reading them back.
+
+Values are rendered on the caller's thread, so a value mutated after it was recorded is recorded
+as it was. Anything JSON cannot hold is rendered the way a person reading the run would want it:
+dataclasses and pydantic models as their fields, sets as sorted lists, bytes as base64,
+everything else as ``repr``.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+import orjson
+
+from workbench.types import JSON
+
+__all__ = ["decode", "encode", "to_jsonable"]
+
+_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "model_dump") and callable(value.model_dump):  # pydantic v2
+        return value.model_dump(mode="json")
+    if isinstance(value, (set, frozenset)):
+        try:
+            return sorted(value)
+        except TypeError:
+            return sorted(value, key=repr)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, BaseException):
+        return {"__error__": type(value).__name__, "message": str(value)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, tuple):  # namedtuples that orjson refused
+        return list(value)
+    return repr(value)
+
+
+def encode(value: JSON) -> bytes:
+    """JSON bytes for ``value``; never raises for an odd value, it is rendered instead."""
+    try:
+        return orjson.dumps(value, default=_default, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        # orjson refuses ints past 64 bits and some recursive structures; the stdlib copes.
+        return json.dumps(value, default=_default, ensure_ascii=False).encode()
+
+
+def decode(data: bytes) -> JSON:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+
+
+def to_jsonable(value: Any) -> JSON:
+    """``value`` as it will read back from the store."""
+    return decode(encode(value))

@@ -1,0 +1,194 @@
+"""One captured HTTP call, from the request as sent to the ``ModelCall`` row.
+
+On the caller's thread it does only what must happen there: canonicalise the request (its key
+and occurrence follow send order) and copy each chunk as the caller receives it. Understanding
+the response — provider, tokens, price — is deferred to the store's writer thread, so the
+application sees the response exactly when it would without recording.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from workbench._http import decode_content
+from workbench._json import encode
+from workbench.capture.canonical import canonical_request, request_key
+from workbench.capture.providers import CallFacts, analyse, identify
+from workbench.recorder._context import Frame
+from workbench.recorder._execution import error_info
+from workbench.recorder._ids import new_id
+from workbench.redaction import SENSITIVE_HEADERS
+
+__all__ = ["PendingCall"]
+
+log = logging.getLogger("workbench.capture")
+
+# Response headers that describe the connection rather than the answer; not worth storing.
+_DROPPED_HEADERS = frozenset(
+    {"date", "server", "connection", "keep-alive", "transfer-encoding", "content-length",
+     "alt-svc", "cf-ray", "cf-cache-status", "via", "strict-transport-security"}
+)
+
+
+class PendingCall:
+    """A call in flight: created when the request is sent, finished when its body is read."""
+
+    __slots__ = (
+        "_done", "_lock", "_t0", "canonical", "chunks", "decoded", "error", "frame", "headers",
+        "id", "key", "method", "occurrence", "offsets", "started_at", "status_code",
+        "stream_error", "url",
+    )
+
+    def __init__(
+        self,
+        frame: Frame,
+        method: str,
+        url: str,
+        headers: Iterable[tuple[str, str]],
+        body: bytes | None,
+    ) -> None:
+        run = frame.run
+        self.frame = frame
+        self.id = new_id("call")
+        self.method = method
+        self.url = url
+        self.started_at = time.time()
+        self._t0 = time.perf_counter()
+        self.canonical = canonical_request(
+            method, url, headers, body,
+            volatile_fields=run.volatile_fields, sensitive_fields=run.sensitive,
+        )
+        self.key = request_key(self.canonical)
+        self.occurrence = run.next_request_occurrence(self.key)
+        self.status_code: int | None = None
+        self.headers: dict[str, str] = {}
+        self.chunks: list[bytes] = []
+        self.offsets: list[float] = []
+        self.decoded = False
+        self.error: BaseException | None = None
+        self.stream_error: str | None = None
+        self._done = False
+        self._lock = threading.Lock()
+        run.open_call(self)
+
+    def response(self, status_code: int, headers: Iterable[tuple[str, str]], *,
+                 decoded: bool = False) -> None:
+        """The status line and headers arrived. ``decoded``: the client undoes content-encoding
+        before we see the bytes (requests, aiohttp), so the stored headers must not claim it."""
+        self.status_code = status_code
+        self.decoded = decoded
+        kept: dict[str, str] = {}
+        for name, value in headers:
+            lower = name.lower()
+            if lower in _DROPPED_HEADERS or (decoded and lower == "content-encoding"):
+                continue
+            kept[lower] = "[REDACTED]" if lower in SENSITIVE_HEADERS else value
+        self.headers = kept
+
+    def chunk(self, data: bytes) -> None:
+        if data:
+            self.offsets.append(time.perf_counter() - self._t0)
+            self.chunks.append(bytes(data))
+
+    def finish(self, error: BaseException | None = None, stream_error: str | None = None) -> None:
+        with self._lock:
+            if self._done:
+                return
+            self._done = True
+        latency = time.perf_counter() - self._t0
+        if error is not None:
+            self.error = error
+        if stream_error is not None:
+            self.stream_error = stream_error
+        run = self.frame.run
+        run.close_call(self)
+        run.store.defer(lambda: self._rows(latency))
+
+    def abandon(self) -> None:
+        """The execution ended with this response unread: keep what arrived, and say so."""
+        self.finish(stream_error="the response was not read to its end before the execution ended")
+
+    # -- on the writer thread --------------------------------------------------------------
+
+    def _rows(self, latency: float) -> list[tuple[str, tuple[Any, ...]]]:
+        from workbench.capture import price_book
+
+        run = self.frame.run
+        store = run.store
+        ops: list[tuple[str, tuple[Any, ...]]] = []
+
+        def blob(data: bytes | None) -> str | None:
+            if data is None:
+                return None
+            digest, op = store.blob_op(data)
+            if op is not None:
+                ops.append(op)
+            return digest
+
+        body = b"".join(self.chunks)
+        content_type = self.headers.get("content-type")
+        readable = body if self.decoded else decode_content(body, self.headers)
+        request_body = self.canonical.get("body") if self.canonical.get("body_format") == "json" else None
+        provider, operation = identify(self.method, self.url, request_body)
+        facts: CallFacts | None = None
+        cost = None
+        try:
+            if self.status_code is not None:
+                facts = analyse(provider, operation, request_body, self.status_code,
+                                content_type, readable)
+            if facts is not None and self.status_code is not None and self.status_code < 400:
+                cost = price_book().cost_usd(
+                    facts.provider, facts.model,
+                    input_tokens=facts.input_tokens, output_tokens=facts.output_tokens,
+                    cache_read_tokens=facts.cache_read_tokens,
+                    cache_write_tokens=facts.cache_write_tokens,
+                )
+        except Exception:  # the call is still kept, with what we could not work out left empty
+            log.exception("workbench could not analyse the response of %s %s", self.method,
+                          self.url)
+        streamed = bool(content_type and content_type.startswith("text/event-stream"))
+        # A plain JSON body is its own response; store a separate one only when it differs.
+        response_hash = None
+        if facts is not None and facts.response is not None and (streamed or readable is not body):
+            response_hash = blob(encode(facts.response))
+        step = self.frame.step
+        error = None if self.error is None else encode(error_info(self.error).to_json()).decode()
+        ops.append((
+            "call",
+            (
+                self.id, run.id, self.frame.span_id,
+                step.step_id if step is not None else None,
+                step.occurrence if step is not None else None,
+                facts.provider if facts else provider,
+                (facts.model if facts else None) or _request_model(request_body),
+                facts.operation if facts else operation,
+                blob(encode(self.canonical)), self.status_code, response_hash,
+                encode(self.headers).decode(), int(streamed), blob(body) if body else None,
+                encode([[round(o, 6), len(c)] for o, c in zip(self.offsets, self.chunks, strict=True)]).decode()
+                if streamed else None,
+                facts.input_tokens if facts else None,
+                facts.output_tokens if facts else None,
+                facts.cache_read_tokens if facts else None,
+                facts.cache_write_tokens if facts else None,
+                int(facts.tokens_estimated) if facts else 0,
+                cost,
+                self.offsets[0] if streamed and self.offsets else None,
+                latency,
+                facts.finish_reason if facts else None,
+                blob(encode(facts.text)) if facts is not None and facts.text is not None else None,
+                self.key, self.occurrence, self.started_at, error,
+                self.stream_error or (facts.stream_error if facts else None),
+            ),
+        ))
+        return ops
+
+
+def _request_model(body: Any) -> str | None:
+    if isinstance(body, dict):
+        model = body.get("model")
+        return model if isinstance(model, str) else None
+    return None

@@ -1,0 +1,126 @@
+"""Capture for httpx and httpx2 (the ``openai`` 3.x and ``anthropic`` SDKs send through httpx2).
+
+Patches ``Client._send_single_request`` and ``AsyncClient._send_single_request`` — the one place
+every request passes whatever transport the client uses — and tees the response stream: the
+caller gets each chunk the moment it arrives, and the recorder keeps a copy with its time offset.
+Outside an execution the patched method costs one contextvar read.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from workbench.capture._call import PendingCall
+from workbench.recorder._context import current
+
+__all__ = ["patch"]
+
+_CLOSED_EARLY = "the caller closed the stream before its end"
+
+
+def _request_body(request: Any) -> bytes | None:
+    try:
+        content = request.content
+    except Exception:  # a streaming request body that was never read: nothing to keep
+        return None
+    return bytes(content) if content else None
+
+
+def patch(module: types.ModuleType) -> None:
+    """Install capture on one httpx-compatible module (``httpx`` or ``httpx2``)."""
+    if getattr(module, "__workbench_patched__", False):
+        return
+    sync_base, async_base = module.SyncByteStream, module.AsyncByteStream
+
+    class SyncTee(sync_base):  # type: ignore[misc, valid-type]
+        def __init__(self, inner: Any, call: PendingCall) -> None:
+            self._inner = inner
+            self._call = call
+            self._ended = False
+
+        def __iter__(self) -> Iterator[bytes]:
+            call = self._call
+            try:
+                for chunk in self._inner:
+                    call.chunk(chunk)
+                    yield chunk
+            except GeneratorExit:
+                call.finish(stream_error=_CLOSED_EARLY)
+                raise
+            except BaseException as exc:
+                call.finish(error=exc)
+                raise
+            self._ended = True
+            call.finish()
+
+        def close(self) -> None:
+            try:
+                self._inner.close()
+            finally:
+                self._call.finish(stream_error=None if self._ended else _CLOSED_EARLY)
+
+    class AsyncTee(async_base):  # type: ignore[misc, valid-type]
+        def __init__(self, inner: Any, call: PendingCall) -> None:
+            self._inner = inner
+            self._call = call
+            self._ended = False
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            call = self._call
+            try:
+                async for chunk in self._inner:
+                    call.chunk(chunk)
+                    yield chunk
+            except GeneratorExit:
+                call.finish(stream_error=_CLOSED_EARLY)
+                raise
+            except BaseException as exc:
+                call.finish(error=exc)
+                raise
+            self._ended = True
+            call.finish()
+
+        async def aclose(self) -> None:
+            try:
+                await self._inner.aclose()
+            finally:
+                self._call.finish(stream_error=None if self._ended else _CLOSED_EARLY)
+
+    sync_send = module.Client._send_single_request
+    async_send = module.AsyncClient._send_single_request
+
+    def _send_single_request(self: Any, request: Any) -> Any:
+        frame = current.get()
+        if frame is None or not frame.run.capture_enabled:
+            return sync_send(self, request)
+        call = PendingCall(frame, request.method, str(request.url),
+                           request.headers.multi_items(), _request_body(request))
+        try:
+            response = sync_send(self, request)
+        except BaseException as exc:
+            call.finish(error=exc)
+            raise
+        call.response(response.status_code, response.headers.multi_items())
+        response.stream = SyncTee(response.stream, call)
+        return response
+
+    async def _async_send_single_request(self: Any, request: Any) -> Any:
+        frame = current.get()
+        if frame is None or not frame.run.capture_enabled:
+            return await async_send(self, request)
+        call = PendingCall(frame, request.method, str(request.url),
+                           request.headers.multi_items(), _request_body(request))
+        try:
+            response = await async_send(self, request)
+        except BaseException as exc:
+            call.finish(error=exc)
+            raise
+        call.response(response.status_code, response.headers.multi_items())
+        response.stream = AsyncTee(response.stream, call)
+        return response
+
+    module.Client._send_single_request = _send_single_request
+    module.AsyncClient._send_single_request = _async_send_single_request
+    module.__workbench_patched__ = True

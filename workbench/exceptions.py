@@ -1,0 +1,73 @@
+"""The one error tree of workbench.
+
+Every error workbench raises on purpose derives from :class:`WorkbenchError`, and every message
+names the bad input, what was allowed, and how to fix it. Third-party errors (``sqlite3``,
+``yaml``, ``pydantic``) are translated at one boundary with ``raise ... from exc``.
+
+::
+
+    WorkbenchError
+    ├── ConfigError            workbench.yaml or a keyword argument holds a value we cannot use
+    ├── StoreError             the SQLite store cannot be opened, read or written
+    │   ├── SchemaVersionError     the file was written by a newer workbench
+    │   └── NotAStoreError         the file is not a workbench store (or is corrupt)
+    ├── ExecutionNotFoundError the execution id is not in the store (also a KeyError)
+    ├── RecordingError         the recorder was used wrongly (a step outside an execution, ...)
+    ├── CaptureError           a model call could not be captured (malformed stream, ...)
+    └── TestServerError        the built-in test model server could not start or was misused
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CaptureError",
+    "ConfigError",
+    "ExecutionNotFoundError",
+    "NotAStoreError",
+    "RecordingError",
+    "SchemaVersionError",
+    "StoreError",
+    "TestServerError",
+    "WorkbenchError",
+]
+
+
+class WorkbenchError(Exception):
+    """Root of every error workbench raises on purpose."""
+
+
+class ConfigError(WorkbenchError):
+    """A configuration value (workbench.yaml, environment, or argument) cannot be used."""
+
+
+class StoreError(WorkbenchError):
+    """The store cannot be opened, read or written."""
+
+
+class SchemaVersionError(StoreError):
+    """The store file was written by a newer workbench than this one."""
+
+
+class NotAStoreError(StoreError):
+    """The file is not a workbench store, or it is corrupt."""
+
+
+class ExecutionNotFoundError(WorkbenchError, KeyError):
+    """No execution with the given id is in the store."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class RecordingError(WorkbenchError):
+    """The recorder API was used in a way it cannot record."""
+
+
+class CaptureError(WorkbenchError):
+    """A model call could not be captured as sent or received."""
+
+
+class TestServerError(WorkbenchError):
+    """The built-in test model server could not start, or was asked for something it cannot do."""
+
+    __test__ = False  # not a pytest test class despite the name

@@ -1,0 +1,20 @@
+"""The recorder: executions, steps, spans, states and logs, attributed through contextvars."""
+
+from workbench.recorder._context import Frame, current_frame
+from workbench.recorder._execution import LiveExecution, record
+from workbench.recorder._pipeline import pipeline
+from workbench.recorder._step import ActiveSpan, ActiveStep, carry_context, span, state, step
+
+__all__ = [
+    "ActiveSpan",
+    "ActiveStep",
+    "Frame",
+    "LiveExecution",
+    "carry_context",
+    "current_frame",
+    "pipeline",
+    "record",
+    "span",
+    "state",
+    "step",
+]

@@ -1,0 +1,304 @@
+"""Executions: ``workbench.record(...)`` and the live handle it returns.
+
+Owns an execution's life: its row at start (status ``running``, with the pid that owns it, so a
+killed process's run reads ``interrupted``), its outputs, and its end (status, success, error,
+the root span, a durable flush). Steps, spans and states are in ``_step``; capture of model calls
+in ``workbench.capture``; the SQL in the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from workbench._json import encode
+from workbench.config import load_config
+from workbench.records import ErrorInfo, Execution
+from workbench.recorder import _ids
+from workbench.recorder._context import Frame, current
+from workbench.redaction import encode_redacted, sensitive_names
+from workbench.store import Store, install_sigterm_handler, open_store
+from workbench.store._store import _PROC_START, HOST
+from workbench.types import JSON
+
+__all__ = ["LiveExecution", "record"]
+
+
+@cache
+def code_version() -> str | None:
+    """The git commit of the working directory, read from ``.git`` (no subprocess)."""
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        git = folder / ".git"
+        if not git.is_dir():
+            continue
+        try:
+            head = (git / "HEAD").read_text().strip()
+            if not head.startswith("ref: "):
+                return f"git:{head[:12]}"
+            ref = head[5:]
+            ref_file = git / ref
+            if ref_file.is_file():
+                return f"git:{ref_file.read_text().strip()[:12]}"
+            packed = git / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(" " + ref):
+                        return f"git:{line[:12]}"
+        except OSError:
+            return None
+        return None
+    return None
+
+
+def error_info(exc: BaseException) -> ErrorInfo:
+    kind = type(exc)
+    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    return ErrorInfo(name, str(exc), "".join(traceback.format_exception(exc)))
+
+
+_INTERRUPTING = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
+
+
+class LiveExecution:
+    """The execution being recorded. Read its ``id``; set ``outputs`` or ``success`` on it."""
+
+    def __init__(
+        self,
+        store: Store,
+        pipeline_id: str,
+        *,
+        inputs: JSON,
+        user_id: str | None = None,
+        environment: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        pipeline_version: str | None = None,
+        entrypoint: str | None = None,
+        replay_of: str | None = None,
+        modifications: dict[str, Any] | None = None,
+        sampled: bool = False,
+        debug: bool = False,
+    ) -> None:
+        if not isinstance(pipeline_id, str) or not pipeline_id:
+            from workbench.exceptions import RecordingError
+
+            raise RecordingError(
+                f"pipeline_id must be a non-empty string naming the pipeline, got {pipeline_id!r}"
+            )
+        config = load_config()
+        self.store = store
+        self.id = _ids.execution_id()
+        self.trace_id = _ids.trace_id()
+        self.root_span_id = _ids.span_id()
+        self.pipeline_id = pipeline_id
+        self.pipeline_version = pipeline_version
+        self.entrypoint = entrypoint
+        self.inputs = inputs
+        self.user_id = user_id
+        self.environment = environment
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.replay_of = replay_of
+        self.modifications = dict(modifications or {})
+        self.sampled = sampled
+        self.debug = debug
+        self.started_at = time.time()
+        self.outputs: JSON = None
+        #: Set to judge the run yourself; otherwise success is "completed without an error".
+        self.success: bool | None = None
+        self.status = "running"
+        self.sensitive = sensitive_names(config.capture.sensitive_fields)
+        self.volatile_fields = tuple(config.capture.volatile_fields)
+        self.capture_enabled = config.capture.enabled
+        self._t0 = time.perf_counter()
+        self._step_counts: dict[str, Iterator[int]] = {}
+        self._request_counts: dict[str, Iterator[int]] = {}
+        self._state_seq = itertools.count()
+        self._lock = threading.Lock()
+        self._open_calls: set[Any] = set()
+        self._inputs_hash = self.blob(inputs)
+
+    def __repr__(self) -> str:
+        return f"<LiveExecution {self.id} {self.pipeline_id!r} {self.status}>"
+
+    # -- used by steps and capture ---------------------------------------------------------
+
+    def blob(self, value: Any) -> str:
+        """Store ``value`` once, secrets redacted; returns its hash."""
+        return self.store.blob_bytes(encode_redacted(value, self.sensitive))
+
+    def next_occurrence(self, step_id: str) -> int:
+        """0 for a step's first run in this execution, 1 for its second, ..."""
+        return self._next(self._step_counts, step_id)
+
+    def next_request_occurrence(self, request_key: str) -> int:
+        """The n-th identical request of this execution gets n (replay answers it in order)."""
+        return self._next(self._request_counts, request_key)
+
+    def _next(self, counts: dict[str, Iterator[int]], key: str) -> int:
+        counter = counts.get(key)
+        if counter is None:
+            with self._lock:
+                counter = counts.setdefault(key, itertools.count())
+        return next(counter)  # itertools.count is atomic under the GIL
+
+    def next_state_seq(self) -> int:
+        return next(self._state_seq)
+
+    def open_call(self, call: Any) -> None:
+        with self._lock:
+            self._open_calls.add(call)
+
+    def close_call(self, call: Any) -> None:
+        with self._lock:
+            self._open_calls.discard(call)
+
+    # -- the row ---------------------------------------------------------------------------
+
+    def write_row(self) -> None:
+        """(Re)write the execution row; the store replaces it, so later marks overwrite."""
+        self.store.put(
+            "exec",
+            (
+                self.id, self.pipeline_id, self.pipeline_version, self.entrypoint,
+                self._inputs_hash, None, "running", None, None, self.user_id, self.environment,
+                int(self.sampled), int(self.debug), self.started_at, None, None, None, 0, 0,
+                self.replay_of, encode(self.modifications).decode(), code_version(),
+                encode(self.metadata).decode(), self.trace_id, os.getpid(), HOST, _PROC_START,
+            ),
+        )
+
+    def mark_entrypoint(self, entrypoint: str, arguments: dict[str, Any]) -> None:
+        """Called by ``@workbench.pipeline``: remember what to call to run this again."""
+        self.entrypoint = entrypoint
+        if self.inputs in (None, {}):
+            self.inputs = arguments
+            self._inputs_hash = self.blob(arguments)
+        else:
+            self.metadata["entrypoint_arguments"] = arguments
+        self.write_row()
+
+    def set_output(self, value: JSON) -> None:
+        self.outputs = value
+
+    def execution(self) -> Execution:
+        """Everything recorded so far, read back from the store."""
+        return self.store.get_execution(self.id)
+
+    def finish(self, exc: BaseException | None) -> None:
+        with self._lock:
+            pending = list(self._open_calls)
+        for call in pending:
+            call.abandon()
+        if exc is None:
+            self.status = "completed"
+        elif isinstance(exc, _INTERRUPTING):
+            self.status = "interrupted"
+        else:
+            self.status = "failed"
+        success = self.success
+        if success is None and self.status != "interrupted":
+            success = self.status == "completed"
+        ended = time.time()
+        duration = time.perf_counter() - self._t0
+        error = None if exc is None else encode(error_info(exc).to_json()).decode()
+        outputs_hash = self.blob(self.outputs) if self.outputs is not None else None
+        self.store.put(
+            "span",
+            (
+                self.root_span_id, self.trace_id, None, self.id, self.pipeline_id, "execution",
+                encode({"workbench.pipeline_id": self.pipeline_id}).decode(), "[]",
+                "error" if exc is not None else "ok", self.started_at, ended,
+            ),
+        )
+        self.store.put(
+            "exec_end",
+            (
+                self.status, None if success is None else int(success), error, outputs_hash,
+                ended, duration, encode(self.metadata).decode(), self.id,
+            ),
+        )
+        self.store.flush(strict=False)
+
+
+class record:  # noqa: N801 - used like contextlib's lower-case context managers
+    """Record everything inside the block as one execution of ``pipeline_id``.
+
+    >>> with workbench.record("research_assistant", inputs={"topic": "llamas"}) as run:
+    ...     run.outputs = research("llamas")
+
+    Also ``async with``. The block's exception, if any, is recorded and re-raised.
+    """
+
+    def __init__(
+        self,
+        pipeline_id: str,
+        *,
+        inputs: JSON,
+        user_id: str | None = None,
+        environment: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        store: Store | str | os.PathLike[str] | None = None,
+        pipeline_version: str | None = None,
+        replay_of: str | None = None,
+        modifications: dict[str, Any] | None = None,
+        sampled: bool = False,
+        debug: bool = False,
+        entrypoint: str | None = None,
+    ) -> None:
+        self._kwargs: dict[str, Any] = {
+            "inputs": inputs, "user_id": user_id, "environment": environment,
+            "metadata": metadata, "pipeline_version": pipeline_version, "replay_of": replay_of,
+            "modifications": modifications, "sampled": sampled, "debug": debug,
+            "entrypoint": entrypoint,
+        }
+        self._pipeline_id = pipeline_id
+        self._store = store
+        self._run: LiveExecution | None = None
+        self._token: Any = None
+
+    def __enter__(self) -> LiveExecution:
+        from workbench.capture import install as install_capture
+        from workbench.recorder._logging import install as install_logging
+
+        store = self._store if isinstance(self._store, Store) else open_store(self._store)
+        run = LiveExecution(store, self._pipeline_id, **self._kwargs)
+        install_capture()
+        install_logging()
+        install_sigterm_handler()
+        run.write_row()
+        self._run = run
+        self._token = current.set(Frame(run, run.root_span_id, None))
+        return run
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        run = self._run
+        assert run is not None, "record.__exit__ without __enter__"
+        try:
+            current.reset(self._token)
+        except ValueError:  # exited in another context (an async generator's finaliser)
+            current.set(None)
+        run.finish(exc)
+
+    async def __aenter__(self) -> LiveExecution:
+        return self.__enter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.__exit__(exc_type, exc, tb)

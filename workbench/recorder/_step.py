@@ -1,0 +1,438 @@
+"""Steps, spans and states: the structure inside an execution.
+
+``@workbench.step`` (decorator or context manager; sync, async, generator and async generator
+functions) records rendered parameters, result, error, retries and timings, and makes its end
+durable. ``workbench.span`` is the light-weight unit: a timed, attributed span with no payloads,
+cheap enough for hot loops. ``workbench.state`` keeps a named intermediate value.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import time
+from collections.abc import Callable
+from contextvars import Context, copy_context
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from workbench._json import encode
+from workbench.exceptions import RecordingError
+from workbench.recorder import _ids
+from workbench.recorder._context import Frame, current
+from workbench.recorder._execution import LiveExecution, error_info
+from workbench.types import JSON
+
+__all__ = ["ActiveSpan", "ActiveStep", "carry_context", "span", "state", "step"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_MAX_ITEMS = 1_000  # yielded items kept as a generator step's result
+
+
+def _frame_or_raise(what: str, name: str) -> Frame:
+    frame = current.get()
+    if frame is None:
+        raise RecordingError(
+            f"{what} {name!r} was used outside an execution; wrap the call in "
+            f"`with workbench.record(...)`, or decorate the entrypoint with @workbench.pipeline"
+        )
+    return frame
+
+
+class ActiveStep:
+    """One running occurrence of a step; the handle ``with workbench.step(...)`` returns."""
+
+    __slots__ = (
+        "_params_hash", "_parent", "_t0", "_token", "action", "events", "frame", "occurrence",
+        "parameters", "result", "retries", "run", "span_id", "started_at", "step_id",
+    )
+
+    def __init__(self, step_id: str, action: str | None, parameters: JSON) -> None:
+        parent = _frame_or_raise("step", step_id)
+        self.run: LiveExecution = parent.run
+        self.step_id = step_id
+        self.action = action
+        self.parameters = parameters
+        self.result: JSON = None
+        self.retries = 0
+        self.events: list[dict[str, Any]] = []
+        self.occurrence = self.run.next_occurrence(step_id)
+        self.span_id = _ids.span_id()
+        self.started_at = time.time()
+        self._t0 = time.perf_counter()
+        self.frame = Frame(self.run, self.span_id, self)
+        self._token: Any = None
+        self._parent = parent
+        self._params_hash = self.run.blob(parameters) if parameters is not None else None
+        self._write("running", None, None, None, None)
+
+    def set_result(self, value: JSON) -> None:
+        self.result = value
+
+    def _write(
+        self, status: str, result_hash: str | None, error: str | None, ended: float | None,
+        duration: float | None,
+    ) -> None:
+        parent_step = self._parent.step
+        self.run.store.put(
+            "step",
+            (
+                self.run.id, self.step_id, self.occurrence, self.span_id,
+                parent_step.step_id if parent_step is not None else None, self.action,
+                self._params_hash, result_hash, error, status, self.retries, self.started_at,
+                ended, duration,
+            ),
+        )
+
+    def enter(self) -> None:
+        self._token = current.set(self.frame)
+
+    def leave(self) -> None:
+        try:
+            current.reset(self._token)
+        except ValueError:
+            current.set(self._parent)
+
+    def finish(self, exc: BaseException | None) -> None:
+        ended = time.time()
+        duration = time.perf_counter() - self._t0
+        run = self.run
+        result_hash = run.blob(self.result) if exc is None and self.result is not None else None
+        error = None if exc is None else encode(error_info(exc).to_json()).decode()
+        status = "completed" if exc is None else "failed"
+        self._write(status, result_hash, error, ended, duration)
+        run.store.put(
+            "span",
+            (
+                self.span_id, run.trace_id, self._parent.span_id, run.id, self.step_id, "step",
+                encode({"workbench.step_id": self.step_id,
+                        "workbench.occurrence": self.occurrence}).decode(),
+                encode(self.events).decode(), "error" if exc else "ok", self.started_at, ended,
+            ),
+        )
+        run.store.flush(strict=False)  # a finished step survives a kill -9 of the process
+
+
+def _render_parameters(signature: inspect.Signature | None, args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> dict[str, Any]:
+    if signature is None:
+        return {"args": list(args), "kwargs": kwargs}
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError:
+        return {"args": list(args), "kwargs": kwargs}
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+class step:  # noqa: N801 - a decorator and context manager, named as users type it
+    """Record a step: ``@workbench.step("name")``, ``@workbench.step``, or ``with step("name"):``.
+
+    ``retries=N`` re-runs a failing decorated function up to N more times (waiting ``backoff_s``,
+    doubled each time) for exceptions in ``retry_on``; the step records how many retries it took.
+    """
+
+    def __init__(
+        self,
+        name: str | Callable[..., Any] | None = None,
+        *,
+        action: str | None = None,
+        parameters: JSON = None,
+        retries: int = 0,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        backoff_s: float = 0.0,
+    ) -> None:
+        self._fn: Callable[..., Any] | None = None
+        if callable(name):  # bare @workbench.step
+            self._fn, name = name, None
+        if retries < 0 or backoff_s < 0:
+            raise RecordingError(
+                f"step retries={retries!r} and backoff_s={backoff_s!r} must be >= 0"
+            )
+        self.name = name
+        self.action = action
+        self.parameters = parameters
+        self.retries = retries
+        self.retry_on = retry_on
+        self.backoff_s = backoff_s
+        self._active: list[ActiveStep] = []
+        if self._fn is not None:
+            self._wrapped = self(self._fn)
+
+    # -- as a context manager --------------------------------------------------------------
+
+    def __enter__(self) -> ActiveStep:
+        if self.name is None:
+            raise RecordingError("`with workbench.step(...)` needs a step name, e.g. step('load')")
+        active = ActiveStep(self.name, self.action, self.parameters)
+        active.enter()
+        self._active.append(active)
+        return active
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        active = self._active.pop()
+        active.leave()
+        active.finish(exc)
+
+    async def __aenter__(self) -> ActiveStep:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+    # -- as a decorator --------------------------------------------------------------------
+
+    @overload
+    def __call__(self, fn: F) -> F: ...
+    @overload
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self._fn is not None:  # bare @workbench.step: this object is the decorated function
+            return self._wrapped(*args, **kwargs)
+        (fn,) = args
+        return self._decorate(fn)
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:  # bare @step on a method
+        if self._fn is None or obj is None:
+            return self
+        return functools.partial(self._wrapped, obj)
+
+    def _decorate(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        step_id = self.name or fn.__name__
+        try:
+            signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):
+            signature = None
+        spec = self
+
+        def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveStep:
+            return ActiveStep(step_id, spec.action, _render_parameters(signature, args, kwargs))
+
+        if inspect.isasyncgenfunction(fn):
+            @functools.wraps(fn)
+            async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                active = start(args, kwargs)
+                items: list[Any] = []
+                agen = fn(*args, **kwargs)
+                sent: Any = None
+                while True:
+                    active.enter()
+                    try:
+                        item = await agen.asend(sent)
+                    except StopAsyncIteration:
+                        active.leave()
+                        active.result = items
+                        active.finish(None)
+                        return
+                    except BaseException as exc:
+                        active.leave()
+                        active.finish(exc)
+                        raise
+                    active.leave()
+                    if len(items) < _MAX_ITEMS:
+                        items.append(item)
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        await agen.aclose()
+                        active.result = items
+                        active.finish(None)
+                        raise
+            return agen_wrapper
+
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                active = start(args, kwargs)
+                items: list[Any] = []
+                gen = fn(*args, **kwargs)
+                sent: Any = None
+                while True:
+                    # The step's context is set only while the generator body runs, so the
+                    # consumer's work between items is not attributed to the step.
+                    active.enter()
+                    try:
+                        item = gen.send(sent)
+                    except StopIteration as stop:
+                        active.leave()
+                        active.result = items
+                        active.finish(None)
+                        return stop.value
+                    except BaseException as exc:
+                        active.leave()
+                        active.finish(exc)
+                        raise
+                    active.leave()
+                    if len(items) < _MAX_ITEMS:
+                        items.append(item)
+                    try:
+                        sent = yield item
+                    except GeneratorExit:
+                        gen.close()
+                        active.result = items
+                        active.finish(None)
+                        raise
+            return gen_wrapper
+
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                import asyncio
+
+                active = start(args, kwargs)
+                active.enter()
+                delay = spec.backoff_s
+                try:
+                    while True:
+                        try:
+                            active.result = await fn(*args, **kwargs)
+                            break
+                        except spec.retry_on as exc:
+                            if active.retries >= spec.retries:
+                                raise
+                            active.retries += 1
+                            active.events.append(_retry_event(exc, active.retries))
+                            await asyncio.sleep(delay)
+                            delay *= 2
+                except BaseException as exc:
+                    active.leave()
+                    active.finish(exc)
+                    raise
+                active.leave()
+                active.finish(None)
+                return active.result
+            return async_wrapper
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            active = start(args, kwargs)
+            active.enter()
+            delay = spec.backoff_s
+            try:
+                while True:
+                    try:
+                        active.result = fn(*args, **kwargs)
+                        break
+                    except spec.retry_on as exc:
+                        if active.retries >= spec.retries:
+                            raise
+                        active.retries += 1
+                        active.events.append(_retry_event(exc, active.retries))
+                        time.sleep(delay)
+                        delay *= 2
+            except BaseException as exc:
+                active.leave()
+                active.finish(exc)
+                raise
+            active.leave()
+            active.finish(None)
+            return active.result
+
+        return wrapper
+
+
+def _retry_event(exc: BaseException, attempt: int) -> dict[str, Any]:
+    return {"name": "retry", "time": time.time(), "attempt": attempt,
+            "error.type": type(exc).__name__, "error.message": str(exc)}
+
+
+class ActiveSpan:
+    """A running span: ``set_attribute``, ``add_event``. Costs a few µs, payloads stay out."""
+
+    __slots__ = ("_frame", "_parent", "_start", "_token", "attributes", "events", "name",
+                 "span_id", "status")
+
+    def __init__(self, name: str, attributes: dict[str, Any]) -> None:
+        self.name = name
+        self.attributes = attributes
+        self.events: list[dict[str, Any]] | None = None
+        self.status = "ok"
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        self.attributes[key] = value
+
+    def add_event(self, name: str, **attributes: Any) -> None:
+        if self.events is None:
+            self.events = []
+        self.events.append({"name": name, "time": time.time(), **attributes})
+
+    def __enter__(self) -> ActiveSpan:
+        parent = current.get()
+        if parent is None:
+            _frame_or_raise("span", self.name)
+        assert parent is not None
+        self._parent = parent
+        self.span_id = _ids.span_id()
+        self._frame = Frame(parent.run, self.span_id, parent.step)
+        self._token = current.set(self._frame)
+        self._start = time.time()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        end = time.time()
+        try:
+            current.reset(self._token)
+        except ValueError:
+            current.set(self._parent)
+        parent = self._parent
+        run = parent.run
+        if exc is not None:
+            self.status = "error"
+            self.add_event("exception", **{"exception.type": type(exc).__name__,
+                                           "exception.message": str(exc)})
+        run.store.put(
+            "span",
+            (self.span_id, run.trace_id, parent.span_id, run.id, self.name, "internal",
+             encode(self.attributes).decode() if self.attributes else "{}",
+             encode(self.events).decode() if self.events else "[]",
+             self.status, self._start, end),
+        )
+
+    async def __aenter__(self) -> ActiveSpan:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        self.__exit__(exc_type, exc, tb)
+
+
+def span(name: str, **attributes: Any) -> ActiveSpan:
+    """A span inside the current execution: ``with workbench.span("rerank", k=5): ...``."""
+    return ActiveSpan(name, attributes)
+
+
+def state(name: str, value: JSON) -> str:
+    """Record a named intermediate value (as it is now); returns its content hash.
+
+    Identical values, in any step or execution, are stored once.
+    """
+    frame = _frame_or_raise("state", name)
+    run = frame.run
+    digest = run.blob(value)
+    run.store.put(
+        "state",
+        (run.id, frame.step.step_id if frame.step is not None else None, name,
+         run.next_state_seq(), digest, time.time()),
+    )
+    return digest
+
+
+def carry_context(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bind ``fn`` to the caller's context, for thread pools:
+
+    ``pool.submit(workbench.carry_context(work), item)`` records ``work`` on the caller's
+    execution and step. (The one-liner without this helper is
+    ``pool.submit(contextvars.copy_context().run, work, item)``.)
+    """
+    context: Context = copy_context()
+
+    @functools.wraps(fn)
+    def run_in_context(*args: Any, **kwargs: Any) -> Any:
+        # A Context can be entered by one thread at a time: each call runs in its own copy.
+        return context.copy().run(fn, *args, **kwargs)
+
+    return run_in_context

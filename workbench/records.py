@@ -1,0 +1,211 @@
+"""The records workbench stores: what happened in an execution, as frozen dataclasses.
+
+This module owns the shape of the data and nothing else: no I/O, no clocks, no ids. The store
+builds these from its rows; the recorder builds rows, not records, so that recording stays cheap.
+Field names follow DESIGN.md and, for model calls, the OpenTelemetry GenAI conventions
+(``input_tokens`` *includes* cached tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.types import JSON, ExecutionStatus, StepStatus
+
+__all__ = [
+    "ErrorInfo",
+    "Execution",
+    "LogRecord",
+    "ModelCall",
+    "Profile",
+    "Span",
+    "State",
+    "Step",
+    "StreamChunk",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """An exception as recorded: its type, message and formatted traceback."""
+
+    type: str
+    message: str
+    traceback: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+    @classmethod
+    def from_json(cls, value: JSON) -> ErrorInfo | None:
+        if not value:
+            return None
+        return cls(value["type"], value["message"], value.get("traceback", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A timed unit of work in an execution's trace (OpenTelemetry's span, simplified)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    execution_id: str
+    name: str
+    kind: str
+    attributes: dict[str, Any]
+    events: list[dict[str, Any]]
+    status: str
+    start: float
+    end: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One run of a named step. ``occurrence`` counts runs of the same step id (loops)."""
+
+    execution_id: str
+    step_id: str
+    occurrence: int
+    span_id: str | None
+    parent_step_id: str | None
+    action: str | None
+    parameters: JSON
+    result: JSON
+    error: ErrorInfo | None
+    status: StepStatus
+    retries: int
+    started_at: float
+    ended_at: float | None
+    duration_s: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """Bytes of a streamed response as the caller received them, ``offset_s`` after sending."""
+
+    offset_s: float
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCall:
+    """One HTTP call to a model API (or any HTTP API) made inside an execution."""
+
+    id: str
+    execution_id: str
+    span_id: str | None
+    step_id: str | None
+    step_occurrence: int | None
+    provider: str
+    model: str | None
+    operation: str
+    request: JSON
+    status_code: int | None
+    response: JSON
+    response_headers: dict[str, str]
+    streamed: bool
+    chunks: list[StreamChunk]
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    tokens_estimated: bool
+    cost_usd: float | None
+    ttft_s: float | None
+    latency_s: float | None
+    finish_reason: str | None
+    text: str | None
+    request_key: str
+    occurrence: int
+    started_at: float
+    error: ErrorInfo | None
+    stream_error: str | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The response body as received (the chunks joined, for a stream)."""
+        return b"".join(chunk.data for chunk in self.chunks)
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """A named intermediate value; ``blob_hash`` addresses the deduplicated stored bytes."""
+
+    execution_id: str
+    step_id: str | None
+    name: str
+    seq: int
+    blob_hash: str
+    value: JSON
+    recorded_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    """A standard ``logging`` record emitted inside an execution."""
+
+    execution_id: str
+    trace_id: str | None
+    span_id: str | None
+    step_id: str | None
+    level: str
+    logger: str
+    message: str
+    fields: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A profiler artifact linked to an execution (written by the profiling subsystem)."""
+
+    id: str
+    execution_id: str | None
+    kind: str
+    trigger: str | None
+    path: str
+    summary: dict[str, Any]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """One run of a pipeline, with everything recorded in it.
+
+    ``status`` says how far it got (``running``/``completed``/``failed``/``interrupted``);
+    ``success`` says whether it did what it should — a run can complete and still be judged
+    unsuccessful, and an interrupted one has ``success`` of ``None``.
+    """
+
+    id: str
+    pipeline_id: str
+    pipeline_version: str | None
+    entrypoint: str | None
+    inputs: JSON
+    outputs: JSON
+    status: ExecutionStatus
+    success: bool | None
+    error: ErrorInfo | None
+    user_id: str | None
+    environment: str | None
+    sampled: bool
+    debug: bool
+    started_at: float
+    ended_at: float | None
+    duration_s: float | None
+    cost_usd: float | None
+    tokens_in: int
+    tokens_out: int
+    replay_of: str | None
+    modifications: dict[str, Any]
+    code_version: str | None
+    metadata: dict[str, Any]
+    trace_id: str
+    steps: list[Step] = field(default_factory=list)
+    spans: list[Span] = field(default_factory=list)
+    model_calls: list[ModelCall] = field(default_factory=list)
+    states: list[State] = field(default_factory=list)
+    logs: list[LogRecord] = field(default_factory=list)
+    profiles: list[Profile] = field(default_factory=list)

@@ -1,0 +1,163 @@
+"""The store's tables, created with sqlite-utils, and the schema-version check.
+
+Owns the DDL and the answer to "is this file a workbench store I can use?". It does not read or
+write records (``_store``) and does not batch (``_writer``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import sqlite_utils
+
+from workbench.exceptions import NotAStoreError, SchemaVersionError
+
+__all__ = ["SCHEMA_VERSION", "ensure_schema"]
+
+SCHEMA_VERSION = 1
+APP = "workbench"
+
+_TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...] | None]] = {
+    "executions": (
+        {
+            "id": str, "pipeline_id": str, "pipeline_version": str, "entrypoint": str,
+            "inputs_hash": str, "outputs_hash": str, "status": str, "success": int,
+            "error": str, "user_id": str, "environment": str, "sampled": int, "debug": int,
+            "started_at": float, "ended_at": float, "duration_s": float, "cost_usd": float,
+            "tokens_in": int, "tokens_out": int, "replay_of": str, "modifications": str,
+            "code_version": str, "metadata": str, "trace_id": str, "pid": int, "host": str,
+            "proc_start": str,
+        },
+        "id",
+    ),
+    "spans": (
+        {
+            "span_id": str, "trace_id": str, "parent_span_id": str, "execution_id": str,
+            "name": str, "kind": str, "attributes": str, "events": str, "status": str,
+            "start": float, "end": float,
+        },
+        "span_id",
+    ),
+    "steps": (
+        {
+            "execution_id": str, "step_id": str, "occurrence": int, "span_id": str,
+            "parent_step_id": str, "action": str, "parameters_hash": str, "result_hash": str,
+            "error": str, "status": str, "retries": int, "started_at": float,
+            "ended_at": float, "duration_s": float,
+        },
+        ("execution_id", "step_id", "occurrence"),
+    ),
+    "model_calls": (
+        {
+            "id": str, "execution_id": str, "span_id": str, "step_id": str,
+            "step_occurrence": int, "provider": str, "model": str, "operation": str,
+            "request_hash": str, "status_code": int, "response_hash": str,
+            "response_headers": str, "streamed": int, "body_hash": str, "chunks": str,
+            "input_tokens": int, "output_tokens": int, "cache_read_tokens": int,
+            "cache_write_tokens": int, "tokens_estimated": int, "cost_usd": float,
+            "ttft_s": float, "latency_s": float, "finish_reason": str, "text_hash": str,
+            "request_key": str, "occurrence": int, "started_at": float, "error": str,
+            "stream_error": str,
+        },
+        "id",
+    ),
+    "states": (
+        {
+            "execution_id": str, "step_id": str, "name": str, "seq": int, "blob_hash": str,
+            "recorded_at": float,
+        },
+        None,
+    ),
+    "logs": (
+        {
+            "execution_id": str, "trace_id": str, "span_id": str, "step_id": str,
+            "level": str, "logger": str, "message": str, "fields": str, "created_at": float,
+        },
+        None,
+    ),
+    "blobs": ({"hash": str, "codec": int, "size": int, "data": bytes}, "hash"),
+    "profiles": (
+        {
+            "id": str, "execution_id": str, "kind": str, "trigger": str, "path": str,
+            "summary": str, "created_at": float,
+        },
+        "id",
+    ),
+}
+
+_INDEXES: list[tuple[str, list[str]]] = [
+    ("executions", ["pipeline_id", "started_at"]),
+    ("executions", ["status"]),
+    ("executions", ["user_id", "started_at"]),
+    ("executions", ["started_at"]),
+    ("executions", ["replay_of"]),
+    ("spans", ["execution_id"]),
+    ("model_calls", ["execution_id", "started_at"]),
+    ("model_calls", ["request_key", "occurrence"]),
+    ("states", ["execution_id", "seq"]),
+    ("logs", ["execution_id", "created_at"]),
+    ("profiles", ["execution_id"]),
+]
+
+
+def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
+    """Create the tables in a new file, or check that an existing file is ours and not newer.
+
+    Raises :class:`NotAStoreError` for a file SQLite cannot read or that holds other tables,
+    and :class:`SchemaVersionError` for a store written by a newer workbench.
+    """
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError as exc:
+        raise NotAStoreError(
+            f"{path} is not a workbench store (SQLite says: {exc}); pass another path, or move "
+            f"the file away and workbench will create a new store there"
+        ) from exc
+    if "workbench_schema" in tables:
+        _check_version(conn, path)
+        return
+    if tables - {"sqlite_sequence"}:
+        raise NotAStoreError(
+            f"{path} is an SQLite database of another application (tables: "
+            f"{', '.join(sorted(tables)[:5])}); give workbench a file of its own"
+        )
+    _create(conn)
+
+
+def _check_version(conn: sqlite3.Connection, path: str) -> None:
+    row = conn.execute("SELECT app, version FROM workbench_schema").fetchone()
+    if row is None or row[0] != APP:
+        raise NotAStoreError(f"{path} has a workbench_schema table but no workbench stamp in it")
+    if row[1] > SCHEMA_VERSION:
+        raise SchemaVersionError(
+            f"{path} was written with store schema version {row[1]}, and this workbench reads "
+            f"versions up to {SCHEMA_VERSION}; upgrade with `pip install -U pipeline-workbench`"
+        )
+
+
+def _create(conn: sqlite3.Connection) -> None:
+    db = sqlite_utils.Database(conn)
+    # One transaction, so two processes creating the same new store cannot interleave.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='workbench_schema'"
+        ).fetchone():
+            conn.execute("ROLLBACK")
+            return
+        for name, (columns, pk) in _TABLES.items():
+            db[name].create(columns, pk=pk)  # type: ignore[union-attr]
+        for table, columns in _INDEXES:
+            db[table].create_index(columns)  # type: ignore[union-attr]
+        db["workbench_schema"].create(  # type: ignore[union-attr]
+            {"app": str, "version": int, "created_at": float}
+        )
+        conn.execute(
+            "INSERT INTO workbench_schema (app, version, created_at) VALUES (?, ?, ?)",
+            (APP, SCHEMA_VERSION, time.time()),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,142 @@
+"""The background writer: one thread per store that turns queued rows into batched transactions.
+
+Recording threads only append to a deque (cheap, lock-free under the GIL); this thread drains it,
+hashes and compresses payloads, and writes everything queued so far in one ``BEGIN IMMEDIATE``
+transaction. ``flush()`` blocks until everything queued before it is committed; the recorder
+calls it at step end and execution end, and the store calls it at exit and on SIGTERM, so a
+``kill -9`` loses at most the spans and logs of an unfinished step.
+
+It owns batching and durability, not the SQL of any one record: each queued op names a handler
+in ``_store.Store``'s write table.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from workbench.exceptions import StoreError
+
+__all__ = ["Writer"]
+
+log = logging.getLogger("workbench.store")
+
+#: Rows queued before the writer wakes without being asked; keeps memory bounded under floods.
+_WAKE_AT = 2_000
+_IDLE_WAIT_S = 0.05
+_FLUSH = object()
+
+Op = tuple[Any, ...]
+Batch = Callable[[sqlite3.Connection, list[Op]], None]
+
+
+class Writer:
+    """Drains queued ops into ``write_batch`` on a daemon thread."""
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection], write_batch: Batch) -> None:
+        self._connect = connect
+        self._write_batch = write_batch
+        self._queue: collections.deque[Op] = collections.deque()
+        self._wake = threading.Event()
+        self._error: BaseException | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def put(self, op: Op) -> None:
+        self._ensure_thread()
+        self._queue.append(op)
+        if len(self._queue) >= _WAKE_AT:
+            self._wake.set()
+
+    def flush(self, timeout: float | None = 30.0) -> None:
+        """Block until every op queued before this call is committed."""
+        if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+            if self._queue:
+                self._drain_inline()
+            return
+        # A marker in the queue, set once the batch holding it is committed: exact under any
+        # number of threads, with no shared counter to race on.
+        marker = threading.Event()
+        self._queue.append((_FLUSH, marker))
+        self._wake.set()
+        if not marker.wait(timeout):
+            raise StoreError(
+                f"the store writer did not commit within {timeout}s; another process may hold "
+                f"a long write lock on the store"
+            )
+        self._raise_pending()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._closed = True
+            self._wake.set()
+            if self._thread is not None and self._thread is not threading.current_thread():
+                self._thread.join(timeout=5)
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise StoreError(f"writing to the store failed: {error}") from error
+
+    # -- the thread ------------------------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        pid = os.getpid()
+        if self._thread is not None and self._pid == pid:
+            return
+        # First use, or a forked child: the parent's thread does not exist here.
+        self._pid = pid
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="workbench-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = self._connect()
+        try:
+            while True:
+                self._wake.wait(_IDLE_WAIT_S)
+                self._wake.clear()
+                if self._queue:
+                    self._write_some(conn)
+                elif self._closed:
+                    return
+        finally:
+            conn.close()
+
+    def _take(self) -> list[Op]:
+        batch: list[Op] = []
+        pop = self._queue.popleft
+        try:
+            while True:
+                batch.append(pop())
+        except IndexError:
+            return batch
+
+    def _write_some(self, conn: sqlite3.Connection) -> None:
+        taken = self._take()
+        markers = [op[1] for op in taken if op[0] is _FLUSH]
+        batch = [op for op in taken if op[0] is not _FLUSH] if markers else taken
+        try:
+            if batch:
+                self._write_batch(conn, batch)
+        except BaseException as exc:  # keep the thread alive; report to the next flush
+            log.error("workbench could not write %d recorded rows: %s", len(batch), exc)
+            self._error = exc
+        for marker in markers:
+            marker.set()
+
+    def _drain_inline(self) -> None:
+        conn = self._connect()
+        try:
+            self._write_some(conn)
+        finally:
+            conn.close()
+        self._raise_pending()
