@@ -17,8 +17,6 @@ from workbench.recorder._context import current
 
 __all__ = ["patch"]
 
-_CLOSED_EARLY = "the caller closed the stream before its end"
-
 
 def _request_body(request: Any) -> bytes | None:
     try:
@@ -38,7 +36,6 @@ def patch(module: types.ModuleType) -> None:
         def __init__(self, inner: Any, call: PendingCall) -> None:
             self._inner = inner
             self._call = call
-            self._ended = False
 
         def __iter__(self) -> Iterator[bytes]:
             call = self._call
@@ -46,26 +43,26 @@ def patch(module: types.ModuleType) -> None:
                 for chunk in self._inner:
                     call.chunk(chunk)
                     yield chunk
-            except GeneratorExit:
-                call.finish(stream_error=_CLOSED_EARLY)
+            except GeneratorExit:  # the caller stopped early (an SDK does after [DONE])
+                call.finish()
                 raise
             except BaseException as exc:
                 call.finish(error=exc)
                 raise
-            self._ended = True
             call.finish()
 
         def close(self) -> None:
             try:
                 self._inner.close()
             finally:
-                self._call.finish(stream_error=None if self._ended else _CLOSED_EARLY)
+                # Closed before the end is normal (SDKs stop at [DONE]); a stream that really
+                # was cut short is told apart by the provider analysis of what arrived.
+                self._call.finish()
 
     class AsyncTee(async_base):  # type: ignore[misc, valid-type]
         def __init__(self, inner: Any, call: PendingCall) -> None:
             self._inner = inner
             self._call = call
-            self._ended = False
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             call = self._call
@@ -73,20 +70,21 @@ def patch(module: types.ModuleType) -> None:
                 async for chunk in self._inner:
                     call.chunk(chunk)
                     yield chunk
-            except GeneratorExit:
-                call.finish(stream_error=_CLOSED_EARLY)
+            except GeneratorExit:  # the caller stopped early (an SDK does after [DONE])
+                call.finish()
                 raise
             except BaseException as exc:
                 call.finish(error=exc)
                 raise
-            self._ended = True
             call.finish()
 
         async def aclose(self) -> None:
             try:
                 await self._inner.aclose()
             finally:
-                self._call.finish(stream_error=None if self._ended else _CLOSED_EARLY)
+                # Closed before the end is normal (SDKs stop at [DONE]); a stream that really
+                # was cut short is told apart by the provider analysis of what arrived.
+                self._call.finish()
 
     sync_send = module.Client._send_single_request
     async_send = module.AsyncClient._send_single_request

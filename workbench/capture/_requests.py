@@ -47,8 +47,8 @@ def patch(requests: types.ModuleType) -> None:
                 for chunk in raw_stream(amt, decode_content=decode_content):
                     call.chunk(chunk)
                     yield chunk
-            except GeneratorExit:
-                call.finish(stream_error="the caller closed the stream before its end")
+            except GeneratorExit:  # stopped early; the analysis tells a truncated stream
+                call.finish()
                 raise
             except BaseException as exc:
                 call.finish(error=exc)

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from contextvars import Context, copy_context
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar
 
 from workbench._json import encode
 from workbench.exceptions import RecordingError
@@ -132,9 +132,16 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
     doubled each time) for exceptions in ``retry_on``; the step records how many retries it took.
     """
 
+    def __new__(cls, name: Any = None, **kwargs: Any) -> Any:
+        if callable(name):  # bare @workbench.step: return the wrapped function itself
+            spec = super().__new__(cls)
+            spec.__init__(None, **kwargs)
+            return spec._decorate(name)
+        return super().__new__(cls)
+
     def __init__(
         self,
-        name: str | Callable[..., Any] | None = None,
+        name: str | None = None,
         *,
         action: str | None = None,
         parameters: JSON = None,
@@ -142,9 +149,6 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         backoff_s: float = 0.0,
     ) -> None:
-        self._fn: Callable[..., Any] | None = None
-        if callable(name):  # bare @workbench.step
-            self._fn, name = name, None
         if retries < 0 or backoff_s < 0:
             raise RecordingError(
                 f"step retries={retries!r} and backoff_s={backoff_s!r} must be >= 0"
@@ -156,8 +160,6 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
         self.retry_on = retry_on
         self.backoff_s = backoff_s
         self._active: list[ActiveStep] = []
-        if self._fn is not None:
-            self._wrapped = self(self._fn)
 
     # -- as a context manager --------------------------------------------------------------
 
@@ -184,21 +186,8 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
 
     # -- as a decorator --------------------------------------------------------------------
 
-    @overload
-    def __call__(self, fn: F) -> F: ...
-    @overload
-    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._fn is not None:  # bare @workbench.step: this object is the decorated function
-            return self._wrapped(*args, **kwargs)
-        (fn,) = args
-        return self._decorate(fn)
-
-    def __get__(self, obj: Any, objtype: Any = None) -> Any:  # bare @step on a method
-        if self._fn is None or obj is None:
-            return self
-        return functools.partial(self._wrapped, obj)
+    def __call__(self, fn: F) -> F:
+        return self._decorate(fn)  # type: ignore[return-value]
 
     def _decorate(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         step_id = self.name or fn.__name__

@@ -1,0 +1,371 @@
+"""The recorder API: executions, steps, spans, states, logs and contextvar attribution."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import workbench
+from workbench.exceptions import RecordingError
+from workbench.store import Store
+
+
+def test_completed_execution_records_inputs_outputs_and_status(store: Store) -> None:
+    """A block that ends normally is completed and successful, with inputs and outputs kept."""
+    with workbench.record("p", inputs={"topic": "llamas"}, user_id="u1", environment="test",
+                          metadata={"team": "a"}, store=store) as run:
+        run.outputs = {"answer": 42}
+    got = store.get_execution(run.id)
+    assert (got.status, got.success) == ("completed", True)
+    assert got.inputs == {"topic": "llamas"}
+    assert got.outputs == {"answer": 42}
+    assert (got.user_id, got.environment, got.metadata) == ("u1", "test", {"team": "a"})
+    assert got.duration_s is not None and got.duration_s >= 0
+    assert got.spans[0].kind == "execution" and got.spans[0].trace_id == got.trace_id
+
+
+def test_status_is_kept_apart_from_success(store: Store) -> None:
+    """A run can complete and still be judged unsuccessful by the user."""
+    with workbench.record("p", inputs={}, store=store) as run:
+        run.success = False
+    got = store.get_execution(run.id)
+    assert (got.status, got.success) == ("completed", False)
+
+
+def test_failed_execution_records_the_error_and_reraises(store: Store) -> None:
+    """An exception fails the execution with type, message and traceback, and still propagates."""
+    with pytest.raises(KeyError), workbench.record("p", inputs={}, store=store) as run:
+        {}["missing"]
+    got = store.get_execution(run.id)
+    assert (got.status, got.success) == ("failed", False)
+    assert got.error is not None and got.error.type == "KeyError"
+    assert "missing" in got.error.message and "Traceback" in got.error.traceback
+
+
+def test_async_record(store: Store) -> None:
+    """`async with workbench.record(...)` records like the sync form."""
+
+    async def main() -> str:
+        async with workbench.record("p", inputs={}, store=store) as run:
+            await asyncio.sleep(0)
+            return run.id
+
+    assert store.get_execution(asyncio.run(main())).status == "completed"
+
+
+def test_step_records_parameters_result_and_timing(store: Store) -> None:
+    """A decorated step keeps its bound arguments (defaults included), its result and timings."""
+
+    @workbench.step("fetch")
+    def fetch(url: str, retries: int = 3) -> dict[str, str]:
+        return {"url": url}
+
+    with workbench.record("p", inputs={}, store=store) as run:
+        assert fetch("http://x") == {"url": "http://x"}
+    (step,) = store.get_execution(run.id).steps
+    assert (step.step_id, step.occurrence, step.status) == ("fetch", 0, "completed")
+    assert step.parameters == {"url": "http://x", "retries": 3}
+    assert step.result == {"url": "http://x"}
+    assert step.duration_s is not None and step.ended_at is not None
+
+
+def test_bare_step_decorator_uses_the_function_name(store: Store) -> None:
+    """`@workbench.step` without arguments names the step after the function."""
+
+    @workbench.step
+    def tokenize(text: str) -> list[str]:
+        return text.split()
+
+    with workbench.record("p", inputs={}, store=store) as run:
+        tokenize("a b")
+    assert [s.step_id for s in store.get_execution(run.id).steps] == ["tokenize"]
+
+
+def test_step_error_is_recorded_then_reraised(store: Store) -> None:
+    """A failing step records type, message and traceback, and the exception still propagates."""
+
+    @workbench.step("parse")
+    def parse() -> None:
+        raise ValueError("bad json")
+
+    with pytest.raises(ValueError, match="bad json"), workbench.record("p", inputs={},
+                                                                        store=store) as run:
+        parse()
+    got = store.get_execution(run.id)
+    (step,) = got.steps
+    assert step.status == "failed"
+    assert step.error is not None and step.error.type == "ValueError"
+    assert step.error.message == "bad json" and "in parse" in step.error.traceback
+    assert got.status == "failed"
+
+
+def test_step_retries_are_counted(store: Store) -> None:
+    """retries=N re-runs a failing step and records how many retries it took."""
+    attempts = []
+
+    @workbench.step("flaky", retries=3)
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionError("try again")
+        return "ok"
+
+    with workbench.record("p", inputs={}, store=store) as run:
+        assert flaky() == "ok"
+    (step,) = store.get_execution(run.id).steps
+    assert (step.retries, step.status, step.result) == (2, "completed", "ok")
+    (span,) = [s for s in store.get_execution(run.id).spans if s.kind == "step"]
+    assert [e["attempt"] for e in span.events] == [1, 2]
+
+
+def test_repeated_steps_get_occurrences(store: Store) -> None:
+    """Running the same step in a loop numbers its occurrences 0, 1, 2."""
+    with workbench.record("p", inputs={}, store=store) as run:
+        for i in range(3):
+            with workbench.step("loop") as step:
+                step.set_result(i)
+    steps = store.get_execution(run.id).steps
+    assert [(s.occurrence, s.result) for s in steps] == [(0, 0), (1, 1), (2, 2)]
+
+
+def test_nested_steps_know_their_parent(store: Store) -> None:
+    """A step inside a step records the outer one as its parent, and its span as parent span."""
+    with workbench.record("p", inputs={}, store=store) as run:
+        with workbench.step("outer"), workbench.step("inner"):
+            pass
+    got = store.get_execution(run.id)
+    inner = next(s for s in got.steps if s.step_id == "inner")
+    outer = next(s for s in got.steps if s.step_id == "outer")
+    assert inner.parent_step_id == "outer"
+    spans = {s.span_id: s for s in got.spans}
+    assert spans[inner.span_id].parent_span_id == outer.span_id
+
+
+def test_async_step(store: Store) -> None:
+    """An async step records its awaited result."""
+
+    @workbench.step("embed")
+    async def embed(text: str) -> list[float]:
+        await asyncio.sleep(0)
+        return [0.5, float(len(text))]
+
+    async def main() -> str:
+        async with workbench.record("p", inputs={}, store=store) as run:
+            await embed("abc")
+            return run.id
+
+    (step,) = store.get_execution(asyncio.run(main())).steps
+    assert step.result == [0.5, 3.0]
+
+
+def test_generator_step_records_items_and_only_its_own_work(store: Store) -> None:
+    """A generator step records what it yielded; the consumer's work between items is not in it."""
+
+    @workbench.step("chunks")
+    def chunks() -> Iterator[int]:
+        yield 1
+        workbench.state("inside", True)
+        yield 2
+
+    with workbench.record("p", inputs={}, store=store) as run:
+        for _ in chunks():
+            workbench.state("consumer", True)
+    got = store.get_execution(run.id)
+    assert got.steps[0].result == [1, 2]
+    assert {s.name: s.step_id for s in got.states} == {"inside": "chunks", "consumer": None}
+
+
+def test_async_generator_step(store: Store) -> None:
+    """An async generator step records what it yielded."""
+
+    @workbench.step("stream")
+    async def stream() -> AsyncIterator[str]:
+        for token in ("a", "b"):
+            await asyncio.sleep(0)
+            yield token
+
+    async def main() -> str:
+        async with workbench.record("p", inputs={}, store=store) as run:
+            assert [t async for t in stream()] == ["a", "b"]
+            return run.id
+
+    assert store.get_execution(asyncio.run(main())).steps[0].result == ["a", "b"]
+
+
+def test_step_outside_an_execution_is_an_error() -> None:
+    """Using a step with no execution running raises RecordingError naming the step and the fix."""
+
+    @workbench.step("lonely")
+    def lonely() -> None: ...
+
+    with pytest.raises(RecordingError, match=r"step 'lonely'.*workbench.record"):
+        lonely()
+    with pytest.raises(RecordingError, match="state 'x'"):
+        workbench.state("x", 1)
+    with pytest.raises(RecordingError, match="span 's'"), workbench.span("s"):
+        pass
+
+
+def test_span_attributes_events_and_errors(store: Store) -> None:
+    """A span keeps attributes, events and an exception event, parented to the current step."""
+    with workbench.record("p", inputs={}, store=store) as run, workbench.step("rank"):
+        with workbench.span("rerank", k=5) as span:
+            span.add_event("cache_miss", key="q1")
+        with pytest.raises(RuntimeError), workbench.span("boom"):
+            raise RuntimeError("x")
+    spans = {s.name: s for s in store.get_execution(run.id).spans}
+    assert spans["rerank"].attributes == {"k": 5}
+    assert spans["rerank"].events[0]["name"] == "cache_miss"
+    assert spans["rerank"].parent_span_id == spans["rank"].span_id
+    assert spans["boom"].status == "error"
+    assert spans["boom"].events[0]["exception.type"] == "RuntimeError"
+
+
+def test_state_is_recorded_as_it_was(store: Store) -> None:
+    """A state mutated after recording keeps the value it had when recorded."""
+    docs = ["a"]
+    with workbench.record("p", inputs={}, store=store) as run:
+        workbench.state("docs", docs)
+        docs.append("b")
+        workbench.state("docs", docs)
+    assert [s.value for s in store.get_execution(run.id).states] == [["a"], ["a", "b"]]
+
+
+def test_logging_inside_an_execution_is_captured_with_ids(store: Store) -> None:
+    """Standard logging records land on the execution with trace, span and step ids and extras."""
+    logger = logging.getLogger("app.test")
+    logger.setLevel(logging.INFO)
+    logger.info("before any execution")
+    with workbench.record("p", inputs={}, store=store) as run, workbench.step("s"):
+        logger.info("hello %s", "world", extra={"doc_id": 7, "password": "hunter2"})
+    got = store.get_execution(run.id)
+    (log,) = [record for record in got.logs if record.logger == "app.test"]
+    assert (log.message, log.level, log.step_id) == ("hello world", "INFO", "s")
+    assert log.trace_id == got.trace_id and log.span_id == got.steps[0].span_id
+    assert log.fields == {"doc_id": 7, "password": "[REDACTED]"}
+
+
+def test_secrets_in_parameters_and_states_are_redacted(store: Store) -> None:
+    """Values under sensitive names are redacted in step parameters and states before writing."""
+
+    @workbench.step("call")
+    def call(prompt: str, api_key: str) -> None:
+        workbench.state("config", {"nested": {"Authorization": "Bearer abc"}})
+
+    with workbench.record("p", inputs={}, store=store) as run:
+        call("hi", api_key="sk-live-123")
+    got = store.get_execution(run.id)
+    assert got.steps[0].parameters == {"prompt": "hi", "api_key": "[REDACTED]"}
+    assert got.states[0].value == {"nested": {"Authorization": "[REDACTED]"}}
+
+
+def test_pipeline_outside_an_execution_starts_one(store: Store) -> None:
+    """A @pipeline called on its own records an execution named after it, inputs and output."""
+
+    @workbench.pipeline(store=store)
+    def summarise(text: str, limit: int = 10) -> str:
+        return text[:limit]
+
+    assert summarise("hello world", limit=5) == "hello"
+    (got,) = store.list_executions(pipeline_id="summarise")
+    assert got.inputs == {"text": "hello world", "limit": 5}
+    assert got.outputs == "hello"
+    assert got.entrypoint == f"{__name__}:test_pipeline_outside_an_execution_starts_one.<locals>.summarise"
+
+
+def test_pipeline_inside_record_marks_that_execution(store: Store) -> None:
+    """Called inside record(...), @pipeline marks the entrypoint on that execution."""
+
+    @workbench.pipeline
+    async def research(topic: str) -> str:
+        return topic.upper()
+
+    async def main() -> str:
+        async with workbench.record("research", inputs={"topic": "x"}, store=store) as run:
+            await research("x")
+            return run.id
+
+    got = store.get_execution(asyncio.run(main()))
+    assert got.entrypoint is not None and got.entrypoint.endswith("research")
+    assert got.outputs == "X"
+    assert got.metadata["entrypoint_arguments"] == {"topic": "x"}
+
+
+def test_gathered_tasks_land_on_their_own_steps(store: Store) -> None:
+    """Work in asyncio.gather and create_task is attributed to the step that started it."""
+
+    async def work(name: str) -> None:
+        async with workbench.step(name):
+            await asyncio.sleep(0.01)
+            workbench.state("who", name)
+
+    async def main() -> str:
+        async with workbench.record("p", inputs={}, store=store) as run:
+            task = asyncio.create_task(work("t0"))
+            await asyncio.gather(*(work(f"g{i}") for i in range(5)))
+            await task
+            return run.id
+
+    got = store.get_execution(asyncio.run(main()))
+    assert {s.step_id: s.value for s in got.states} == {n: n for n in
+                                                         ["t0", "g0", "g1", "g2", "g3", "g4"]}
+
+
+def test_threads_with_copied_context_land_on_the_right_execution(store: Store) -> None:
+    """Two concurrent executions each get exactly their own states from their thread pools."""
+
+    def work(tag: str, i: int) -> None:
+        workbench.state("item", f"{tag}-{i}")
+
+    def run_one(tag: str) -> str:
+        with workbench.record(tag, inputs={}, store=store) as run, ThreadPoolExecutor(4) as pool:
+            futures = [pool.submit(contextvars.copy_context().run, work, tag, i)
+                       for i in range(10)]
+            futures += [pool.submit(workbench.carry_context(work), tag, i + 10)
+                        for i in range(10)]
+            for future in futures:
+                future.result()
+        return run.id
+
+    results: dict[str, str] = {}
+    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, run_one(t)))
+               for t in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for tag, execution_id in results.items():
+        values = sorted(s.value for s in store.get_execution(execution_id).states)
+        assert values == sorted(f"{tag}-{i}" for i in range(20))
+
+
+def test_thread_without_context_is_not_attributed(store: Store) -> None:
+    """A plain thread does not inherit the execution, so its step use is a clear error."""
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            workbench.state("x", 1)
+        except RecordingError as exc:
+            errors.append(exc)
+
+    with workbench.record("p", inputs={}, store=store):
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1
+
+
+def test_bad_pipeline_id_is_refused(store: Store) -> None:
+    """An empty pipeline id is refused with RecordingError before anything is written."""
+    with pytest.raises(RecordingError, match="pipeline_id"), workbench.record(
+        "", inputs={}, store=store
+    ):
+        pass
+    assert store.list_executions() == []

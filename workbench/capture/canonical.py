@@ -1,0 +1,459 @@
+"""The canonical form of an HTTP request, its replay key, and secret redaction.
+
+This module owns three pure functions of a request as sent — :func:`canonical_request` (what is
+stored as ``ModelCall.request``), :func:`request_key` (what replay looks the recorded response up
+by) and the redactors :func:`redact_headers` / :func:`redact_json` (which the recorder also uses
+for states and log fields) — plus :class:`OccurrenceCounter`, which numbers identical requests
+within one execution. It does not know about providers, responses, tokens or the store: those
+belong to ``providers``, the capture layer and ``workbench.store``.
+
+Everything here runs on the application's thread after every captured call, so it avoids
+per-call regexes and pydantic and parses JSON with ``orjson`` once.
+
+The replay key
+--------------
+``request_key`` hashes (blake2b, 16 bytes, hex) the method, the URL *path*, the sorted query and
+the body. It leaves out:
+
+* the scheme, host and port — a recording made against ``api.openai.com`` must answer the same
+  call made against a local proxy or the built-in test server, and base URLs differ between
+  environments while the request does not;
+* all headers — they carry credentials, SDK versions and retry counters that change between
+  runs without changing what was asked;
+* *volatile fields*: request body fields named in ``volatile_fields``. A name with a dot
+  (``metadata.request_id``) is a path from the body's root; where the path meets a list it
+  applies to every element. A bare name (``user``) matches that key at any depth of the body and
+  also a query parameter of that name. Volatile fields are removed, so "present with any value"
+  and "absent" give the same key. The default set is empty: a key is sensitive to everything
+  the caller did not opt out of (``capture.volatile_fields`` in workbench.yaml).
+
+The key is computed from the *canonical* (already redacted) request, so that it can be
+recomputed from what the store holds; a secret therefore never influences the key.
+
+JSON bodies are compared as values: key order, whitespace and escaping (``"\\u00e9"`` vs
+``"é"``) do not matter; everything else does — values, list order, unicode content and types.
+Numbers are taken as ``orjson`` parses them: an integer and a float differ (``1`` ≠ ``1.0``),
+floats compare by value (``1e2`` = ``100.0``), ``true`` ≠ ``1`` ≠ ``"1"``. ``stream`` stays in
+the key: a streamed and a non-streamed call are different calls.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import threading
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, TypeAlias
+from urllib.parse import parse_qsl, urlsplit
+
+import orjson
+
+from workbench.exceptions import ConfigError
+
+__all__ = [
+    "REDACTED",
+    "OccurrenceCounter",
+    "canonical_request",
+    "redact_headers",
+    "redact_json",
+    "request_key",
+]
+
+_JSON: TypeAlias = Any
+_Headers: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]]
+
+#: What a secret value is replaced by.
+REDACTED = "[REDACTED]"
+
+# Names are compared after lower-casing and turning "-" into "_", so that ``X-Api-Key``,
+# ``x_api_key`` and ``X-API-KEY`` are one name.
+_SENSITIVE_NAMES = frozenset(
+    {
+        "authorization",
+        "proxy_authorization",
+        "x_api_key",
+        "api_key",
+        "apikey",
+        "cookie",
+        "set_cookie",
+        "x_goog_api_key",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+        "secret",
+        "password",
+    }
+)
+# Only in a query string: Google-style ``?key=...``. In a JSON body ``key`` is far too common
+# (cache keys, dictionary keys) to redact.
+_SENSITIVE_QUERY_ONLY = frozenset({"key"})
+
+# Request headers worth keeping in the canonical request: they change what the provider does.
+# Everything else (user-agent, SDK telemetry, retry counters, content-length) is noise.
+_KEPT_HEADERS = frozenset(
+    {
+        "accept",
+        "anthropic-beta",
+        "anthropic-version",
+        "content-type",
+        "openai-beta",
+        "openai-organization",
+        "openai-project",
+    }
+)
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_MULTIPART_BOUNDARY = b"workbench-boundary"
+
+
+def _normalise_name(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+# The capture layer passes the same configured names with every call: build their set once.
+_sensitive_sets: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _sensitive_set(extra: Collection[str]) -> frozenset[str]:
+    if not extra:
+        return _SENSITIVE_NAMES
+    names = extra if isinstance(extra, frozenset) else frozenset(extra)
+    found = _sensitive_sets.get(names)
+    if found is None:
+        found = _SENSITIVE_NAMES | {_normalise_name(name) for name in names}
+        if len(_sensitive_sets) < 64:
+            _sensitive_sets[names] = found
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Redaction
+# --------------------------------------------------------------------------------------------
+
+
+def redact_headers(headers: _Headers, sensitive_fields: Collection[str] = ()) -> dict[str, str]:
+    """All headers, names lower-cased, with the values of credential headers replaced.
+
+    Repeated headers are joined with ``", "`` as HTTP allows. Credential headers are
+    ``authorization``, ``proxy-authorization``, ``x-api-key``, ``api-key``, ``x-goog-api-key``,
+    ``cookie``, ``set-cookie``, the secret names of :func:`redact_json`, and any name in
+    ``sensitive_fields`` (case-insensitive, ``-`` = ``_``).
+    """
+    return _redact_headers(headers, _sensitive_set(sensitive_fields))
+
+
+def _redact_headers(headers: _Headers, sensitive: frozenset[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for raw_name, value in items:
+        name = raw_name.lower()
+        if _normalise_name(name) in sensitive:
+            result[name] = REDACTED
+        elif name in result:
+            result[name] = f"{result[name]}, {value}"
+        else:
+            result[name] = value
+    return result
+
+
+def redact_json(value: _JSON, sensitive_fields: Collection[str] = ()) -> _JSON:
+    """``value`` with every object member whose name is sensitive replaced by ``"[REDACTED]"``.
+
+    Walks mappings, lists and tuples at any depth. A name is sensitive when it is (lower-cased,
+    ``-`` read as ``_``) one of ``api_key``, ``apikey``, ``access_token``, ``refresh_token``,
+    ``client_secret``, ``secret``, ``password``, a credential header name, or in
+    ``sensitive_fields``. The whole value is
+    replaced, whatever its type. The input is never modified; parts without secrets are shared
+    with it rather than copied.
+    """
+    return _redact(value, _sensitive_set(sensitive_fields))
+
+
+# Member names seen before, normalised: a dict lookup is several times cheaper than
+# ``lower().replace()``, and the same few names ("role", "content") recur in every request.
+# Bounded, because user JSON may be keyed by ids.
+_normalised_names: dict[str, str] = {}
+_LEAVES = (str, int, float, bool, type(None))
+
+
+def _normalise_name_cached(name: str) -> str:
+    normalised = _normalised_names.get(name)
+    if normalised is None:
+        normalised = _normalise_name(name)
+        if len(_normalised_names) < 4096:
+            _normalised_names[name] = normalised
+    return normalised
+
+
+def _redact(value: _JSON, sensitive: frozenset[str]) -> _JSON:
+    if isinstance(value, Mapping):
+        changed: dict[Any, Any] | None = None
+        for name, item in value.items():
+            if isinstance(name, str) and _normalise_name_cached(name) in sensitive:
+                new_item: Any = REDACTED
+            elif type(item) in _LEAVES:
+                continue
+            else:
+                new_item = _redact(item, sensitive)
+                if new_item is item:
+                    continue
+            if changed is None:
+                changed = dict(value)
+            changed[name] = new_item
+        return value if changed is None else changed
+    if isinstance(value, list | tuple):
+        out: list[Any] | None = None
+        for index, item in enumerate(value):
+            if type(item) in _LEAVES:
+                continue
+            new_item = _redact(item, sensitive)
+            if new_item is not item:
+                if out is None:
+                    out = list(value)
+                out[index] = new_item
+        if out is None:
+            return value
+        return out if isinstance(value, list) else tuple(out)
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Canonical request
+# --------------------------------------------------------------------------------------------
+
+
+def canonical_request(
+    method: str,
+    url: str,
+    headers: _Headers,
+    body: bytes | None,
+    *,
+    volatile_fields: Collection[str] = (),
+    sensitive_fields: Collection[str] = (),
+) -> dict[str, Any]:
+    """The request as workbench stores it: plain JSON, normalised, with no secret in it.
+
+    Returns ``{"method", "url", "path", "query", "headers", "body_format", "body",
+    "volatile"}``:
+
+    * ``url`` is ``scheme://host[:port]/path`` with the host lower-cased, default ports and any
+      ``user:password@`` dropped, and no query or fragment;
+    * ``query`` is the sorted list of ``[name, value]`` pairs;
+    * ``headers`` keeps the few headers that change what a provider does (content-type,
+      accept, anthropic-version, anthropic-beta, openai-beta, openai-organization,
+      openai-project), plus credential headers as ``"[REDACTED]"`` so a reader can see that
+      one was sent;
+    * ``body_format`` is ``"json"``, ``"form"`` (urlencoded, body = sorted ``[name, value]``
+      pairs), ``"text"`` (body = ``{"text": ...}``), ``"base64"`` (body = ``{"base64": ...}``)
+      or ``None`` for no body. Multipart boundaries, which clients pick at random, are
+      replaced by a fixed one so that two uploads of the same file canonicalise alike;
+    * ``volatile`` is the sorted ``volatile_fields``, so that :func:`request_key` of the
+      stored request reproduces the key it was recorded under.
+
+    Sensitive names (see :func:`redact_json`; in a query also ``key``) are redacted in the
+    query, the form and the JSON body. Raises :class:`~workbench.exceptions.ConfigError` for a
+    malformed volatile field.
+    """
+    volatile = _check_volatile(volatile_fields)
+    sensitive = _sensitive_set(sensitive_fields)
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6 literal: urlsplit strips the brackets, a URL needs them
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # a non-numeric port: keep the request readable rather than fail
+        port = None
+    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    path = parts.path or "/"
+
+    query_sensitive = sensitive | _SENSITIVE_QUERY_ONLY
+    query = _pairs(parts.query, query_sensitive) if parts.query else []
+
+    all_headers = _redact_headers(headers, sensitive)
+    kept = {
+        name: value
+        for name, value in all_headers.items()
+        if name in _KEPT_HEADERS or _normalise_name(name) in sensitive
+    }
+    content_type = all_headers.get("content-type", "")
+    body_format, parsed = _canonical_body(body, content_type, sensitive, query_sensitive)
+    if "content-type" in kept and "multipart/" in content_type:
+        kept["content-type"] = _fixed_boundary_content_type(content_type)
+
+    return {
+        "method": method.upper(),
+        "url": f"{scheme}://{netloc}{path}",
+        "path": path,
+        "query": query,
+        "headers": kept,
+        "body_format": body_format,
+        "body": parsed,
+        "volatile": sorted(volatile),
+    }
+
+
+def _pairs(encoded: str, sensitive: frozenset[str]) -> list[list[str]]:
+    pairs = parse_qsl(encoded, keep_blank_values=True)
+    return sorted(
+        [name, REDACTED if _normalise_name(name) in sensitive else value] for name, value in pairs
+    )
+
+
+def _canonical_body(
+    body: bytes | None,
+    content_type: str,
+    sensitive: frozenset[str],
+    form_sensitive: frozenset[str],
+) -> tuple[str | None, _JSON]:
+    if not body:
+        return None, None
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type == "application/x-www-form-urlencoded":
+        # A form is a query string in the body (OAuth token requests send secrets this way).
+        return "form", _pairs(body.decode("utf-8", errors="replace"), form_sensitive)
+    if media_type.startswith("multipart/"):
+        body = _replace_boundary(body, content_type)
+    else:
+        # Only objects and arrays are taken as JSON: a bare scalar is more likely plain text.
+        stripped = body.lstrip()
+        if stripped[:1] in (b"{", b"["):
+            try:
+                value = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                pass
+            else:
+                return "json", _redact(value, sensitive)
+    try:
+        return "text", {"text": body.decode("utf-8")}
+    except UnicodeDecodeError:
+        return "base64", {"base64": base64.b64encode(body).decode("ascii")}
+
+
+def _boundary_of(content_type: str) -> bytes | None:
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "boundary" and value:
+            return value.strip('"').encode("latin-1")
+    return None
+
+
+def _replace_boundary(body: bytes, content_type: str) -> bytes:
+    boundary = _boundary_of(content_type)
+    return body.replace(boundary, _MULTIPART_BOUNDARY) if boundary else body
+
+
+def _fixed_boundary_content_type(content_type: str) -> str:
+    boundary = _boundary_of(content_type)
+    if boundary is None:
+        return content_type
+    return content_type.replace(boundary.decode("latin-1"), _MULTIPART_BOUNDARY.decode())
+
+
+# --------------------------------------------------------------------------------------------
+# Replay key
+# --------------------------------------------------------------------------------------------
+
+
+def request_key(canonical: Mapping[str, Any], *, volatile_fields: Collection[str] = ()) -> str:
+    """The replay lookup key of a canonical request: 32 hex digits (blake2b, 16 bytes).
+
+    Covers method, path, query and body (and the body's format); leaves out host, port,
+    headers, and the volatile fields — those named here together with those recorded in
+    ``canonical["volatile"]``. See the module docstring for the exact semantics.
+    """
+    volatile = _check_volatile(volatile_fields) | frozenset(canonical.get("volatile") or ())
+    body = canonical.get("body")
+    query = canonical.get("query") or []
+    if volatile:
+        bare = frozenset(name for name in volatile if "." not in name)
+        paths = [name.split(".") for name in volatile if "." in name]
+        body_format = canonical.get("body_format")
+        if body_format == "json":
+            body = _drop_volatile(body, bare, paths)
+        elif body_format == "form" and bare:
+            body = [pair for pair in body if pair[0] not in bare]
+        if bare:
+            query = [pair for pair in query if pair[0] not in bare]
+    material = orjson.dumps(
+        [
+            canonical.get("method"),
+            canonical.get("path"),
+            query,
+            canonical.get("body_format"),
+            body,
+        ],
+        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+    )
+    return hashlib.blake2b(material, digest_size=16).hexdigest()
+
+
+def _check_volatile(fields: Collection[str]) -> frozenset[str]:
+    if isinstance(fields, str):
+        raise ConfigError(
+            f"volatile_fields must be a list of field names, not the string {fields!r}; "
+            f"write [{fields!r}]"
+        )
+    for name in fields:
+        if not isinstance(name, str) or not name or any(not part for part in name.split(".")):
+            raise ConfigError(
+                f"volatile field {name!r} is not a field name or dotted path; use e.g. "
+                "'user' (any depth) or 'metadata.request_id' (from the body's root)"
+            )
+    return frozenset(fields)
+
+
+def _drop_volatile(value: _JSON, bare: frozenset[str], paths: list[list[str]]) -> _JSON:
+    if bare:
+        value = _drop_bare(value, bare)
+    for path in paths:
+        value = _drop_path(value, path)
+    return value
+
+
+def _drop_bare(value: _JSON, bare: frozenset[str]) -> _JSON:
+    if isinstance(value, dict):
+        return {name: _drop_bare(item, bare) for name, item in value.items() if name not in bare}
+    if isinstance(value, list):
+        return [_drop_bare(item, bare) for item in value]
+    return value
+
+
+def _drop_path(value: _JSON, path: list[str]) -> _JSON:
+    if isinstance(value, list):
+        return [_drop_path(item, path) for item in value]
+    if not isinstance(value, dict) or path[0] not in value:
+        return value
+    head, rest = path[0], path[1:]
+    copy = dict(value)
+    if rest:
+        copy[head] = _drop_path(copy[head], rest)
+    else:
+        del copy[head]
+    return copy
+
+
+# --------------------------------------------------------------------------------------------
+# Occurrences
+# --------------------------------------------------------------------------------------------
+
+
+class OccurrenceCounter:
+    """Numbers identical requests: the n-th call of :meth:`next` with one key returns n - 1.
+
+    One counter lives for one execution, so that the third identical request of a run is
+    answered, on replay, by the third recorded response. Safe to share between threads.
+    """
+
+    __slots__ = ("_counts", "_lock")
+
+    def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def next(self, key: str) -> int:
+        """The occurrence number of this request key: 0 the first time, then 1, 2, ..."""
+        with self._lock:
+            occurrence = self._counts.get(key, 0)
+            self._counts[key] = occurrence + 1
+        return occurrence

@@ -1,0 +1,337 @@
+"""The ``workbench`` command line: a thin click layer over the store and the example pipeline.
+
+Owns parsing arguments, opening the store a command reads, turning every :class:`WorkbenchError`
+into one red ``error: ...`` line on stderr with exit code 1 (usage errors keep click's exit code
+2), and choosing between rich output and ``--json``. How records look is ``workbench._render``'s
+business; what they hold is the store's.
+
+Commands::
+
+    workbench runs list [--pipeline P] [--status S] [--user U] [--since WHEN] [--json]
+    workbench runs show ID [--json]
+    workbench demo
+
+``workbench demo`` runs ``examples/research_assistant.py``, the example a reader of the repository
+opens, rather than a copy of it inside the package: the code that is demonstrated is the code
+that is read, and the recorded entrypoint ``examples.research_assistant:research`` is importable
+again from the repository root. A console script does not put the working directory on
+``sys.path``, so the example is found (like uvicorn finds an app) in the working directory, then
+in the checkout the ``workbench`` package was installed from (``pip install -e .``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any, TypeVar
+
+import click
+import orjson
+from rich.console import Console
+
+import workbench
+from workbench import _render
+from workbench.exceptions import WorkbenchError
+from workbench.store import DEFAULT_PATH, Store, resolve_store_path
+from workbench.types import JSON
+
+__all__ = ["cli", "main", "parse_when"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_STATUSES = ("running", "completed", "failed", "interrupted")
+_EXAMPLE = "examples.research_assistant"
+_EXAMPLE_FILE = Path("examples") / "research_assistant.py"
+# Rich renders for 80 columns when stdout is not a terminal, which squeezes the wide tables of a
+# piped or captured run; this width keeps each row on one line unless COLUMNS says otherwise.
+_PIPE_WIDTH = 160
+
+
+class CommandError(click.ClickException):
+    """A failure the user can fix, shown as one red ``error: ...`` line; exit code 1."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        # Messages are one line by contract; collapsing whitespace keeps them so.
+        click.secho(f"error: {' '.join(self.message.split())}", fg="red", err=True, file=file)
+
+
+class _Group(click.Group):
+    """A group whose commands' WorkbenchErrors become CommandErrors: one boundary for all."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except WorkbenchError as exc:
+            raise CommandError(str(exc)) from exc
+
+
+# -- shared options and helpers --------------------------------------------------------------
+
+
+def _db_option(fn: F) -> F:
+    return click.option(
+        "--db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"Store file. Default: $WORKBENCH_DB, else store.path in workbench.yaml, "
+        f"else {DEFAULT_PATH}.",
+    )(fn)
+
+
+def _json_option(fn: F) -> F:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print JSON instead of tables."
+    )(fn)
+
+
+def _console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=_PIPE_WIDTH)
+    return console
+
+
+def _echo_json(value: JSON) -> None:
+    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+
+
+def _open_existing(db: Path | None) -> Store:
+    """The store a read command reads; a missing file is an error, not a new empty store."""
+    path = resolve_store_path(db)
+    if not path.exists():
+        raise CommandError(
+            f"no store at {path}; record a run first (try `workbench demo`), or point --db or "
+            f"WORKBENCH_DB at an existing store"
+        )
+    return Store(path)
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_when(text: str, *, now: datetime | None = None) -> datetime:
+    """A moment from ``30m``/``1h``/``2d``/``1w`` ago, or an ISO date or datetime.
+
+    ISO values without a time zone are local time, as the CLI prints times. Raises
+    ``ValueError`` with the allowed forms.
+    """
+    cleaned = text.strip().lower()
+    match = _RELATIVE.match(cleaned)
+    if match:
+        moment = now or datetime.now(UTC)
+        return moment - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
+    try:
+        parsed = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not a time: use a relative form like 30m, 1h, 2d or 1w, or an ISO "
+            f"date or datetime like 2024-05-01 or 2024-05-01T13:30"
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.astimezone()
+
+
+class _When(click.ParamType):
+    name = "WHEN"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_when(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+# -- commands --------------------------------------------------------------------------------
+
+
+@click.group(cls=_Group, context_settings=_CONTEXT)
+@click.version_option(workbench.__version__, prog_name="workbench")
+def cli() -> None:
+    """Record, inspect and replay runs of LLM pipelines.
+
+    Start with `workbench demo`, which records an example pipeline against a local model
+    server (no API key, no network), then look at it with `workbench runs list` and
+    `workbench runs show ID`.
+    """
+
+
+@cli.group(cls=_Group, context_settings=_CONTEXT)
+def runs() -> None:
+    """List recorded executions and show one in detail."""
+
+
+@runs.command("list")
+@click.option("--pipeline", "pipeline_id", metavar="P", help="Only executions of pipeline P.")
+@click.option(
+    "--status", type=click.Choice(_STATUSES), help="Only executions with this status."
+)
+@click.option("--user", "user_id", metavar="U", help="Only executions recorded for user U.")
+@click.option(
+    "--since",
+    type=_When(),
+    help="Only executions started at or after WHEN: 30m, 1h, 2d, 1w ago, or an ISO date or "
+    "datetime (local time unless it has an offset).",
+)
+@click.option("--until", type=_When(), help="Only executions started before WHEN (as --since).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="Show at most this many, newest first.",
+)
+@_json_option
+@_db_option
+def list_runs(
+    pipeline_id: str | None,
+    status: str | None,
+    user_id: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    as_json: bool,
+    db: Path | None,
+) -> None:
+    """List recorded executions, newest first.
+
+    Costs read "unknown" when a model's price is not known (it is never shown as $0). With
+    --json, each execution is an object with the fields of workbench.Execution, without its
+    steps, calls, states and logs (use `runs show ID --json` for those).
+    """
+    with _open_existing(db) as store:
+        executions = store.list_executions(
+            pipeline_id=pipeline_id,
+            status=status,
+            user_id=user_id,
+            since=since,
+            until=until,
+            limit=limit,
+        )
+    if as_json:
+        _echo_json(_render.listing_json(executions))
+        return
+    console = _console()
+    if not executions:
+        console.print(f"No executions in {store.path} match.", style="dim")
+        return
+    console.print(_render.executions_table(executions))
+
+
+@runs.command("show")
+@click.argument("execution_id", metavar="ID")
+@_json_option
+@_db_option
+def show_run(execution_id: str, as_json: bool, db: Path | None) -> None:
+    """Show one execution: header, steps, model calls, states, errors and logs.
+
+    With --json, print the whole execution (every field of workbench.Execution and its
+    children). The bytes of streamed chunks are UTF-8 text, or {"__bytes__": base64} for a
+    chunk that is not valid UTF-8 on its own.
+    """
+    with _open_existing(db) as store:
+        execution = store.get_execution(execution_id)
+    if as_json:
+        _echo_json(_render.execution_json(execution))
+        return
+    _console().print(_render.execution_view(execution))
+
+
+@cli.command()
+@click.option(
+    "--topic",
+    default=None,
+    help="What the research assistant researches. Default: the example's DEFAULT_TOPIC.",
+)
+@_db_option
+def demo(topic: str | None, db: Path | None) -> None:
+    """Record the example research assistant against a local model server.
+
+    Starts workbench's test model server on 127.0.0.1 (OpenAI and Anthropic APIs, deterministic
+    answers), runs examples/research_assistant.py through the real openai and anthropic SDKs,
+    records it into the store, and prints the execution id. Needs no API key and no network.
+    """
+    import openai
+
+    import anthropic
+    from workbench.testing import ModelServer
+
+    example = _load_example()
+    path = resolve_store_path(db)
+    console = _console()
+    with Store(path) as store:
+        with ModelServer() as server, console.status("Recording the research assistant…"):
+            try:
+                with workbench.record(
+                    example.PIPELINE_ID,
+                    inputs={},  # @workbench.pipeline fills in the entrypoint's arguments
+                    store=store,
+                    user_id="demo",
+                    environment="demo",
+                    pipeline_version=example.PIPELINE_VERSION,
+                ) as run:
+                    example.research(
+                        topic or example.DEFAULT_TOPIC,
+                        openai_base_url=server.openai_base_url,
+                        anthropic_base_url=server.anthropic_base_url,
+                    )
+            except (openai.OpenAIError, anthropic.AnthropicError) as exc:
+                raise CommandError(
+                    f"the demo run failed ({type(exc).__name__}: {exc}); it is recorded, "
+                    f"see `workbench runs show {run.id}`"
+                ) from exc
+        execution = store.get_execution(run.id)
+    suffix = "" if db is None else f" --db {shlex.quote(str(db))}"
+    console.print(
+        _render.demo_summary(
+            execution,
+            [f"workbench runs show {execution.id}{suffix}", f"workbench runs list{suffix}"],
+        )
+    )
+
+
+def _load_example() -> ModuleType:
+    """Import the example pipeline as ``examples.research_assistant`` (see the module docstring).
+
+    The module keeps that name wherever it is found, because it is part of the recorded
+    entrypoint that replay imports.
+    """
+    try:
+        return importlib.import_module(_EXAMPLE)
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("examples", _EXAMPLE):
+            raise  # the example itself failed to import something: a real error, shown whole
+    package_root = Path(workbench.__file__).resolve().parent.parent
+    searched = [Path.cwd(), package_root]
+    for root in searched:
+        if (root / _EXAMPLE_FILE).is_file():
+            sys.path.insert(0, str(root))
+            importlib.invalidate_caches()
+            try:
+                return importlib.import_module(_EXAMPLE)
+            except ModuleNotFoundError:
+                sys.path.remove(str(root))
+    raise CommandError(
+        f"`workbench demo` runs {_EXAMPLE_FILE} from a workbench checkout, and found none in "
+        f"{' or '.join(str(root) for root in searched)}; run it from the repository root"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """The ``workbench`` console script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="workbench")
+
+
+if __name__ == "__main__":
+    main()
