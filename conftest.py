@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from workbench.store import Store
-from workbench.testing import ModelServer
+from workbench.testing import ModelServer, fresh_store
 
 
 @pytest.fixture(scope="session")
@@ -22,9 +22,9 @@ def model_server() -> Iterator[ModelServer]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    """A new store in a real SQLite file under the test's temporary folder."""
-    with Store(tmp_path / "workbench.db") as fresh:
+def store() -> Iterator[Store]:
+    """A new store in a real SQLite file in a temporary folder."""
+    with fresh_store() as fresh:
         yield fresh
 
 

@@ -160,9 +160,18 @@ def _parse(file: Path) -> WorkbenchConfig:
         first = exc.errors()[0]
         key = ".".join(str(part) for part in first["loc"])
         value = first.get("input")
-        allowed = (
-            f"allowed sections: {', '.join(sorted(WorkbenchConfig.model_fields) )}"
-            if first["type"] == "extra_forbidden"
-            else first["msg"]
-        )
+        allowed = first["msg"]
+        if first["type"] == "extra_forbidden":
+            allowed = f"allowed keys here: {', '.join(sorted(_fields_at(first['loc'][:-1])))}"
         raise ConfigError(f"{file}: key {key!r} has value {value!r}: {allowed}") from exc
+
+
+def _fields_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys a model accepts at ``loc`` (for an "unknown key" message)."""
+    model: Any = WorkbenchConfig
+    for part in loc:
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None or not isinstance(field.annotation, type):
+            return []
+        model = field.annotation
+    return [name for name in getattr(model, "model_fields", {}) if name != "source"]

@@ -1,0 +1,68 @@
+"""workbench.yaml: read once into typed objects, with errors naming file, key and value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from workbench.config import load_config
+from workbench.exceptions import ConfigError
+
+
+def test_no_file_gives_defaults(tmp_path: Path) -> None:
+    """Without a workbench.yaml every section has its defaults."""
+    config = load_config()
+    assert config.store.path is None and config.capture.sensitive_fields == []
+
+
+def test_sections_are_parsed(tmp_path: Path) -> None:
+    """The store, capture and cost_tracking sections become typed values."""
+    (tmp_path / "workbench.yaml").write_text(
+        "store: {path: data/w.db}\ncapture: {volatile_fields: [user]}\n"
+        "cost_tracking:\n  providers:\n    openai:\n      models:\n"
+        "        gpt-4: {input_cost_per_1k: 0.03, output_cost_per_1k: 0.06}\n"
+        "monitoring: {enabled: true}\n")
+    config = load_config()
+    assert config.store_path() == tmp_path / "data" / "w.db"
+    assert config.capture.volatile_fields == ["user"]
+    assert config.cost_tracking.providers["openai"].models["gpt-4"].output_cost_per_1k == 0.06
+
+
+def test_unknown_section_names_file_and_allowed_keys(tmp_path: Path) -> None:
+    """A misspelt section is refused with the file, the key and the allowed sections."""
+    (tmp_path / "workbench.yaml").write_text("stroe: {path: x}\n")
+    with pytest.raises(ConfigError, match=r"workbench.yaml: key 'stroe'.*allowed.*store"):
+        load_config()
+
+
+def test_unknown_key_in_a_section_lists_that_sections_keys(tmp_path: Path) -> None:
+    """A misspelt key inside a section lists the keys that section accepts."""
+    (tmp_path / "workbench.yaml").write_text("capture:\n  sensitive: [x]\n")
+    with pytest.raises(ConfigError, match=r"'capture.sensitive'.*allowed keys here: enabled, "
+                                          r"sensitive_fields, volatile_fields"):
+        load_config()
+
+
+def test_bad_value_names_the_key(tmp_path: Path) -> None:
+    """A negative price is refused naming its full key and value."""
+    (tmp_path / "workbench.yaml").write_text(
+        "cost_tracking:\n  providers:\n    openai:\n      models:\n"
+        "        gpt-4: {input_cost_per_1k: -1, output_cost_per_1k: 0.06}\n")
+    with pytest.raises(ConfigError, match=r"cost_tracking.providers.openai.models.gpt-4"
+                                          r".input_cost_per_1k' has value -1"):
+        load_config()
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    """Broken YAML is refused with the file and line."""
+    (tmp_path / "workbench.yaml").write_text("store:\n  path: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"workbench.yaml, line \d+: not valid YAML"):
+        load_config()
+
+
+def test_workbench_config_env_must_name_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """WORKBENCH_CONFIG pointing nowhere is an error that says how to fix it."""
+    monkeypatch.setenv("WORKBENCH_CONFIG", "/nonexistent/workbench.yaml")
+    with pytest.raises(ConfigError, match="names no file"):
+        load_config()

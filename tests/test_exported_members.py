@@ -1,0 +1,38 @@
+"""The public surface: what users type is exported, listed, and sorted."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import workbench
+
+PUBLIC_MODULES = ["workbench", "workbench.exceptions", "workbench.records", "workbench.recorder",
+                  "workbench.store", "workbench.testing", "workbench.config"]
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_all_is_sorted_and_complete(name: str) -> None:
+    """Each public module's __all__ is sorted, and every name in it exists."""
+    module = importlib.import_module(name)
+    exported = module.__all__
+    assert exported == sorted(exported)
+    for member in exported:
+        assert hasattr(module, member), member
+
+
+def test_every_public_name_of_the_package_is_exported() -> None:
+    """Every public name bound in workbench/__init__.py is in its __all__ (and nothing else)."""
+    public = {n for n in vars(workbench) if not n.startswith("_")}
+    submodules = {"exceptions", "records", "recorder", "store", "types", "config", "capture",
+                  "redaction", "testing", "pricing", "cli"}
+    assert public - submodules - set(workbench.__all__) == set()
+
+
+def test_every_error_derives_from_workbench_error() -> None:
+    """One root: every error class in workbench.exceptions is a WorkbenchError."""
+    from workbench import exceptions
+
+    for name in exceptions.__all__:
+        assert issubclass(getattr(exceptions, name), workbench.WorkbenchError), name
