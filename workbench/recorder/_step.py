@@ -105,9 +105,8 @@ class ActiveStep:
             "span",
             (
                 self.span_id, run.trace_id, self._parent.span_id, run.id, self.step_id, "step",
-                encode({"workbench.step_id": self.step_id,
-                        "workbench.occurrence": self.occurrence}).decode(),
-                encode(self.events).decode(), "error" if exc else "ok", self.started_at, ended,
+                {"workbench.step_id": self.step_id, "workbench.occurrence": self.occurrence},
+                self.events, "error" if exc else "ok", self.started_at, ended,
             ),
         )
         run.store.flush(strict=False)  # a finished step survives a kill -9 of the process
@@ -331,8 +330,8 @@ def _retry_event(exc: BaseException, attempt: int) -> dict[str, Any]:
 class ActiveSpan:
     """A running span: ``set_attribute``, ``add_event``. Costs a few µs, payloads stay out."""
 
-    __slots__ = ("_frame", "_parent", "_start", "_token", "attributes", "events", "name",
-                 "span_id", "status")
+    __slots__ = ("_parent", "_start", "_token", "attributes", "events", "name", "span_id",
+                 "status")
 
     def __init__(self, name: str, attributes: dict[str, Any]) -> None:
         self.name = name
@@ -348,37 +347,35 @@ class ActiveSpan:
             self.events = []
         self.events.append({"name": name, "time": time.time(), **attributes})
 
+    # The hot path of the recorder: no payload rendering here (the writer thread renders the
+    # attributes), a plain tuple for the frame, one contextvar set and one reset.
     def __enter__(self) -> ActiveSpan:
-        parent = current.get()
+        parent = _get_frame()
         if parent is None:
             _frame_or_raise("span", self.name)
-        assert parent is not None
         self._parent = parent
-        self.span_id = _ids.span_id()
-        self._frame = Frame(parent.run, self.span_id, parent.step)
-        self._token = current.set(self._frame)
-        self._start = time.time()
+        span_id = self.span_id = _ids.span_id()
+        self._token = _set_frame(_new_tuple(Frame, (parent[0], span_id, parent[2])))
+        self._start = _time()
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        end = time.time()
+        end = _time()
         try:
-            current.reset(self._token)
+            _reset_frame(self._token)
         except ValueError:
             current.set(self._parent)
         parent = self._parent
-        run = parent.run
+        run = parent[0]
         if exc is not None:
             self.status = "error"
             self.add_event("exception", **{"exception.type": type(exc).__name__,
                                            "exception.message": str(exc)})
         run.store.put(
             "span",
-            (self.span_id, run.trace_id, parent.span_id, run.id, self.name, "internal",
-             encode(self.attributes).decode() if self.attributes else "{}",
-             encode(self.events).decode() if self.events else "[]",
-             self.status, self._start, end),
+            (self.span_id, run.trace_id, parent[1], run.id, self.name, "internal",
+             self.attributes, self.events, self.status, self._start, end),
         )
 
     async def __aenter__(self) -> ActiveSpan:
@@ -387,6 +384,13 @@ class ActiveSpan:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+_get_frame = current.get
+_set_frame = current.set
+_reset_frame = current.reset
+_new_tuple = tuple.__new__
+_time = time.time
 
 
 def span(name: str, **attributes: Any) -> ActiveSpan:

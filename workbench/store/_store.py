@@ -286,6 +286,12 @@ class Store:
                     groups.setdefault(sub_kind, []).append(row)
             else:
                 groups.setdefault(kind, []).append(payload)
+        if "span" in groups:
+            # Span attributes and events arrive as Python values: rendering them here keeps
+            # that work off the recording thread.
+            groups["span"] = [
+                (*row[:6], _text(row[6]), _text(row[7]), *row[8:]) for row in groups["span"]
+            ]
         if "blob" in groups:
             groups["blob"] = [
                 (digest, *compress(data), len(data)) for digest, data in groups["blob"]
@@ -501,6 +507,12 @@ class Store:
             if p.exists()
         )
         return counts
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return encode(value).decode()
 
 
 def _interrupt(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> None:

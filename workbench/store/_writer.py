@@ -17,6 +17,7 @@ import logging
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +31,18 @@ log = logging.getLogger("workbench.store")
 _WAKE_AT = 2_000
 _IDLE_WAIT_S = 0.05
 _FLUSH = object()
+_start_lock = threading.Lock()
+_writers: weakref.WeakSet[Writer] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    global _start_lock
+    _start_lock = threading.Lock()
+    for writer in list(_writers):
+        writer._forget_thread()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 Op = tuple[Any, ...]
 Batch = Callable[[sqlite3.Connection, list[Op]], None]
@@ -49,9 +62,12 @@ class Writer:
         self._pid = 0
 
     def put(self, op: Op) -> None:
-        self._ensure_thread()
-        self._queue.append(op)
-        if len(self._queue) >= _WAKE_AT:
+        if self._thread is None:
+            self._ensure_thread()
+        queue = self._queue
+        queue.append(op)
+        # Setting an Event takes a lock: only do it when the writer is not already woken.
+        if len(queue) >= _WAKE_AT and not self._wake.is_set():
             self._wake.set()
 
     def flush(self, timeout: float | None = 30.0) -> None:
@@ -89,14 +105,23 @@ class Writer:
     # -- the thread ------------------------------------------------------------------------
 
     def _ensure_thread(self) -> None:
-        pid = os.getpid()
-        if self._thread is not None and self._pid == pid:
-            return
-        # First use, or a forked child: the parent's thread does not exist here.
-        self._pid = pid
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name="workbench-writer", daemon=True)
-        self._thread.start()
+        with _start_lock:
+            if self._thread is not None:
+                return
+            self._pid = os.getpid()
+            self._closed = False
+            thread = threading.Thread(target=self._run, name="workbench-writer", daemon=True)
+            thread.start()
+            self._thread = thread
+            _writers.add(self)
+
+    def _forget_thread(self) -> None:
+        """In a forked child the parent's writer thread does not exist: start anew on next put.
+
+        Rows the parent had queued but not written are the parent's to write, not the child's.
+        """
+        self._thread = None
+        self._queue.clear()
 
     def _run(self) -> None:
         conn = self._connect()
