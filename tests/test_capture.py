@@ -28,21 +28,27 @@ MESSAGES = [{"role": "user", "content": "Tell me about llamas"}]
 
 
 def _openai(server: ModelServer, **headers: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.openai_base_url, api_key=KEY, max_retries=0,
-                         default_headers=headers or None)
+    return openai.OpenAI(
+        base_url=server.openai_base_url, api_key=KEY, max_retries=0, default_headers=headers or None
+    )
 
 
 def _anthropic(server: ModelServer, **headers: str) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=server.anthropic_base_url, api_key=KEY, max_retries=0,
-                               default_headers=headers or None)
+    return anthropic.Anthropic(
+        base_url=server.anthropic_base_url,
+        api_key=KEY,
+        max_retries=0,
+        default_headers=headers or None,
+    )
 
 
 def _calls(store: Store, execution_id: str) -> list[ModelCall]:
     return store.get_execution(execution_id).model_calls
 
 
-def test_openai_chat_call_is_captured_with_tokens_and_cost(store: Store,
-                                                           model_server: ModelServer) -> None:
+def test_openai_chat_call_is_captured_with_tokens_and_cost(
+    store: Store, model_server: ModelServer
+) -> None:
     """An OpenAI SDK call inside an execution is one ModelCall with usage, cost and text."""
     client = _openai(model_server)
     with workbench.record("p", inputs={}, store=store) as run, workbench.step("ask"):
@@ -51,15 +57,16 @@ def test_openai_chat_call_is_captured_with_tokens_and_cost(store: Store,
     usage = reply.usage
     assert usage is not None
     assert (call.provider, call.model, call.operation) == ("openai", reply.model, "chat")
-    assert (call.input_tokens, call.output_tokens) == (usage.prompt_tokens,
-                                                       usage.completion_tokens)
+    assert (call.input_tokens, call.output_tokens) == (usage.prompt_tokens, usage.completion_tokens)
     assert call.tokens_estimated is False
     assert call.text == reply.choices[0].message.content
     assert call.finish_reason == "stop" and call.status_code == 200
     assert (call.step_id, call.step_occurrence) == ("ask", 0)
     expected = genai_prices.calc_price(
         genai_prices.Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
-        "gpt-4o-mini", provider_id="openai").total_price
+        "gpt-4o-mini",
+        provider_id="openai",
+    ).total_price
     assert call.cost_usd == pytest.approx(float(expected))
     assert call.request["body"]["messages"] == MESSAGES
     got = store.get_execution(run.id)
@@ -73,8 +80,11 @@ def test_openai_stream_keeps_every_chunk_and_the_assembled_message(
     client = _openai(model_server)
     with workbench.record("p", inputs={}, store=store) as run:
         stream = client.chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, stream=True,
-            stream_options={"include_usage": True})
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     (call,) = _calls(store, run.id)
     assert call.streamed and call.text == text
@@ -89,24 +99,31 @@ def test_openai_stream_keeps_every_chunk_and_the_assembled_message(
     assert call.response["choices"][0]["message"]["content"] == text
 
 
-def test_anthropic_sync_async_and_stream_are_captured(store: Store,
-                                                      model_server: ModelServer) -> None:
+def test_anthropic_sync_async_and_stream_are_captured(
+    store: Store, model_server: ModelServer
+) -> None:
     """The anthropic SDK's sync, async and streamed calls are all captured with usage."""
     client = _anthropic(model_server)
 
     async def main() -> str:
         async with (
-            anthropic.AsyncAnthropic(base_url=model_server.anthropic_base_url, api_key=KEY,
-                                     max_retries=0) as aclient,
+            anthropic.AsyncAnthropic(
+                base_url=model_server.anthropic_base_url, api_key=KEY, max_retries=0
+            ) as aclient,
             workbench.record("p", inputs={}, store=store) as run,
         ):
-            client.messages.create(model="claude-3-5-haiku-latest", max_tokens=50,
-                                   messages=MESSAGES)
-            await aclient.messages.create(model="claude-3-5-haiku-latest", max_tokens=50,
-                                          messages=[{"role": "user", "content": "async"}])
+            client.messages.create(
+                model="claude-3-5-haiku-latest", max_tokens=50, messages=MESSAGES
+            )
+            await aclient.messages.create(
+                model="claude-3-5-haiku-latest",
+                max_tokens=50,
+                messages=[{"role": "user", "content": "async"}],
+            )
             async with aclient.messages.stream(
-                model="claude-3-5-haiku-latest", max_tokens=50,
-                messages=[{"role": "user", "content": "streamed"}]
+                model="claude-3-5-haiku-latest",
+                max_tokens=50,
+                messages=[{"role": "user", "content": "streamed"}],
             ) as stream:
                 await stream.get_final_message()
             return run.id
@@ -119,17 +136,21 @@ def test_anthropic_sync_async_and_stream_are_captured(store: Store,
     assert all(c.cost_usd is not None and c.cost_usd > 0 for c in calls)
 
 
-def test_anthropic_cache_tokens_follow_otel_semantics(store: Store,
-                                                      model_server: ModelServer) -> None:
+def test_anthropic_cache_tokens_follow_otel_semantics(
+    store: Store, model_server: ModelServer
+) -> None:
     """Input tokens include cache reads and writes, which are also reported on their own."""
     client = _anthropic(model_server)
-    system = [{"type": "text", "text": "You are terse. " * 50,
-               "cache_control": {"type": "ephemeral"}}]
+    system = [
+        {"type": "text", "text": "You are terse. " * 50, "cache_control": {"type": "ephemeral"}}
+    ]
     with workbench.record("p", inputs={}, store=store) as run:
-        first = client.messages.create(model="claude-3-5-haiku-latest", max_tokens=20,
-                                       system=system, messages=MESSAGES)  # type: ignore[arg-type]
-        second = client.messages.create(model="claude-3-5-haiku-latest", max_tokens=20,
-                                        system=system, messages=MESSAGES)  # type: ignore[arg-type]
+        first = client.messages.create(
+            model="claude-3-5-haiku-latest", max_tokens=20, system=system, messages=MESSAGES
+        )  # type: ignore[arg-type]
+        second = client.messages.create(
+            model="claude-3-5-haiku-latest", max_tokens=20, system=system, messages=MESSAGES
+        )  # type: ignore[arg-type]
     a, b = _calls(store, run.id)
     assert a.cache_write_tokens == first.usage.cache_creation_input_tokens
     assert b.cache_read_tokens == second.usage.cache_read_input_tokens
@@ -138,16 +159,18 @@ def test_anthropic_cache_tokens_follow_otel_semantics(store: Store,
     assert (a.request_key, a.occurrence, b.occurrence) == (b.request_key, 0, 1)
 
 
-def test_async_openai_and_httpx_clients_are_captured(store: Store,
-                                                     model_server: ModelServer) -> None:
+def test_async_openai_and_httpx_clients_are_captured(
+    store: Store, model_server: ModelServer
+) -> None:
     """The async openai SDK (httpx2) and plain httpx and httpx2 clients are all captured."""
     body = {"model": "gpt-4o-mini", "messages": MESSAGES}
     url = f"{model_server.openai_base_url}/chat/completions"
 
     async def main() -> str:
         async with (
-            openai.AsyncOpenAI(base_url=model_server.openai_base_url, api_key=KEY,
-                               max_retries=0) as aclient,
+            openai.AsyncOpenAI(
+                base_url=model_server.openai_base_url, api_key=KEY, max_retries=0
+            ) as aclient,
             workbench.record("p", inputs={}, store=store) as run,
         ):
             await aclient.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
@@ -191,8 +214,9 @@ def test_requests_and_aiohttp_are_captured(store: Store, model_server: ModelServ
     assert b"data: [DONE]" in b"\n".join(lines) and b"data: [DONE]" in calls[1].body
 
 
-def test_calls_outside_an_execution_are_not_recorded(store: Store,
-                                                     model_server: ModelServer) -> None:
+def test_calls_outside_an_execution_are_not_recorded(
+    store: Store, model_server: ModelServer
+) -> None:
     """A call made when no execution is running leaves nothing in the store."""
     client = _openai(model_server)
     with workbench.record("p", inputs={}, store=store):
@@ -201,8 +225,9 @@ def test_calls_outside_an_execution_are_not_recorded(store: Store,
     assert store.stats()["model_calls"] == 0
 
 
-def test_concurrent_executions_get_exactly_their_own_calls(store: Store,
-                                                           model_server: ModelServer) -> None:
+def test_concurrent_executions_get_exactly_their_own_calls(
+    store: Store, model_server: ModelServer
+) -> None:
     """Executions in threads and in asyncio tasks each record only the calls they made."""
     client = _openai(model_server)
     ids: dict[str, str] = {}
@@ -211,19 +236,22 @@ def test_concurrent_executions_get_exactly_their_own_calls(store: Store,
         with workbench.record(tag, inputs={}, store=store) as run:
             for i in range(5):
                 client.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": f"{tag} {i}"}])
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": f"{tag} {i}"}]
+                )
         ids[tag] = run.id
 
     async def in_task(aclient: openai.AsyncOpenAI, tag: str) -> None:
         async with workbench.record(tag, inputs={}, store=store) as run:
             for i in range(5):
                 await aclient.chat.completions.create(
-                    model="gpt-4o-mini", messages=[{"role": "user", "content": f"{tag} {i}"}])
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": f"{tag} {i}"}]
+                )
         ids[tag] = run.id
 
     async def tasks() -> None:
-        async with openai.AsyncOpenAI(base_url=model_server.openai_base_url, api_key=KEY,
-                                      max_retries=0) as aclient:
+        async with openai.AsyncOpenAI(
+            base_url=model_server.openai_base_url, api_key=KEY, max_retries=0
+        ) as aclient:
             await asyncio.gather(*(in_task(aclient, f"task{i}") for i in range(3)))
 
     threads = [threading.Thread(target=in_thread, args=(f"thread{i}",)) for i in range(3)]
@@ -234,37 +262,45 @@ def test_concurrent_executions_get_exactly_their_own_calls(store: Store,
         thread.join()
     assert len(ids) == 6
     for tag, execution_id in ids.items():
-        prompts = sorted(c.request["body"]["messages"][0]["content"]
-                         for c in _calls(store, execution_id))
+        prompts = sorted(
+            c.request["body"]["messages"][0]["content"] for c in _calls(store, execution_id)
+        )
         assert prompts == [f"{tag} {i}" for i in range(5)]
 
 
-def test_provider_errors_are_the_sdks_own_and_recorded(store: Store,
-                                                       model_server: ModelServer) -> None:
+def test_provider_errors_are_the_sdks_own_and_recorded(
+    store: Store, model_server: ModelServer
+) -> None:
     """A 429 and a 500 raise the SDK's own errors and are recorded on the call and the step."""
     with workbench.record("p", inputs={}, store=store) as run:
         with pytest.raises(openai.RateLimitError), workbench.step("limited"):
             _openai(model_server, **{"x-workbench-fault": "429"}).chat.completions.create(
-                model="gpt-4o-mini", messages=MESSAGES)
+                model="gpt-4o-mini", messages=MESSAGES
+            )
         with pytest.raises(anthropic.InternalServerError), workbench.step("broken"):
             _anthropic(model_server, **{"x-workbench-fault": "500"}).messages.create(
-                model="claude-3-5-haiku-latest", max_tokens=5, messages=MESSAGES)
+                model="claude-3-5-haiku-latest", max_tokens=5, messages=MESSAGES
+            )
     got = store.get_execution(run.id)
     assert [c.status_code for c in got.model_calls] == [429, 500]
     assert [c.cost_usd for c in got.model_calls] == [None, None]
     assert got.model_calls[0].response_headers.get("retry-after")
     assert [s.error.type.rsplit(".", 1)[-1] for s in got.steps if s.error] == [
-        "RateLimitError", "InternalServerError"]
+        "RateLimitError",
+        "InternalServerError",
+    ]
 
 
-def test_malformed_stream_is_recorded_and_the_sdk_raises(store: Store,
-                                                         model_server: ModelServer) -> None:
+def test_malformed_stream_is_recorded_and_the_sdk_raises(
+    store: Store, model_server: ModelServer
+) -> None:
     """A broken SSE stream reaches the SDK as its error; the call keeps what arrived and why."""
     client = _openai(model_server, **{"x-workbench-fault": "malformed-sse"})
     with workbench.record("p", inputs={}, store=store) as run:
-        with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the SDK raises for it
-            for _ in client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                                    stream=True):
+        with pytest.raises(Exception):  # noqa: B017 - whatever the SDK raises for it
+            for _ in client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            ):
                 pass
         workbench.state("after", "still recording")
     got = store.get_execution(run.id)
@@ -280,8 +316,7 @@ def test_unknown_model_has_unknown_cost_and_a_warning(
     """A model with no known price gets cost None (never 0) and a logged warning."""
     caplog.set_level(logging.WARNING, logger="workbench.pricing")
     with workbench.record("p", inputs={}, store=store) as run:
-        _openai(model_server).chat.completions.create(model="my-finetune-xyz",
-                                                      messages=MESSAGES)
+        _openai(model_server).chat.completions.create(model="my-finetune-xyz", messages=MESSAGES)
     (call,) = _calls(store, run.id)
     assert call.cost_usd is None and call.output_tokens
     assert store.get_execution(run.id).cost_usd is None
@@ -292,19 +327,23 @@ def test_price_overrides_from_workbench_yaml(tmp_path: Path, model_server: Model
     """cost_tracking.providers.<p>.models.<m> prices in workbench.yaml win over genai-prices."""
     (tmp_path / "workbench.yaml").write_text(
         "cost_tracking:\n  providers:\n    openai:\n      models:\n        gpt-4o-mini:\n"
-        "          input_cost_per_1k: 1.0\n          output_cost_per_1k: 2.0\n")
+        "          input_cost_per_1k: 1.0\n          output_cost_per_1k: 2.0\n"
+    )
     with Store(tmp_path / "o.db") as store:
         with workbench.record("p", inputs={}, store=store) as run:
-            reply = _openai(model_server).chat.completions.create(model="gpt-4o-mini",
-                                                                  messages=MESSAGES)
+            reply = _openai(model_server).chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES
+            )
         (call,) = _calls(store, run.id)
     assert reply.usage is not None
     assert call.cost_usd == pytest.approx(
-        reply.usage.prompt_tokens / 1000 * 1.0 + reply.usage.completion_tokens / 1000 * 2.0)
+        reply.usage.prompt_tokens / 1000 * 1.0 + reply.usage.completion_tokens / 1000 * 2.0
+    )
 
 
-def test_no_secret_reaches_the_store_files(tmp_path: Path, model_server: ModelServer,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_secret_reaches_the_store_files(
+    tmp_path: Path, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """After recording with a real-looking API key set, its bytes are nowhere in the files."""
     secret = "sk-proj-REALKEY-" + "Zq7" * 16
     monkeypatch.setenv("OPENAI_API_KEY", secret)
@@ -314,10 +353,14 @@ def test_no_secret_reaches_the_store_files(tmp_path: Path, model_server: ModelSe
     store = Store(path)
     with workbench.record("p", inputs={"session_token": secret}, store=store) as run:
         openai.OpenAI(base_url=model_server.openai_base_url, max_retries=0).chat.completions.create(
-            model="gpt-4o-mini", messages=MESSAGES, extra_query={"api_key": secret},
-            extra_body={"metadata": {"session_token": secret}})
+            model="gpt-4o-mini",
+            messages=MESSAGES,
+            extra_query={"api_key": secret},
+            extra_body={"metadata": {"session_token": secret}},
+        )
         anthropic.Anthropic(base_url=model_server.anthropic_base_url).messages.create(
-            model="claude-3-5-haiku-latest", max_tokens=5, messages=MESSAGES)
+            model="claude-3-5-haiku-latest", max_tokens=5, messages=MESSAGES
+        )
         logging.getLogger("app").warning("calling", extra={"session_token": secret})
         workbench.state("cfg", {"session_token": secret})
     got = store.get_execution(run.id)
@@ -341,8 +384,9 @@ def test_recording_does_not_delay_the_first_chunk(store: Store) -> None:
 
         def first_chunk_after() -> float:
             start = time.perf_counter()
-            stream = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES,
-                                                    stream=True)
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES, stream=True
+            )
             next(iter(stream))
             elapsed = time.perf_counter() - start
             stream.close()

@@ -22,7 +22,8 @@ def test_sections_are_parsed(tmp_path: Path) -> None:
         "store: {path: data/w.db}\ncapture: {volatile_fields: [user]}\n"
         "cost_tracking:\n  providers:\n    openai:\n      models:\n"
         "        gpt-4: {input_cost_per_1k: 0.03, output_cost_per_1k: 0.06}\n"
-        "monitoring: {enabled: true}\n")
+        "monitoring: {enabled: true}\n"
+    )
     config = load_config()
     assert config.store_path() == tmp_path / "data" / "w.db"
     assert config.capture.volatile_fields == ["user"]
@@ -39,8 +40,11 @@ def test_unknown_section_names_file_and_allowed_keys(tmp_path: Path) -> None:
 def test_unknown_key_in_a_section_lists_that_sections_keys(tmp_path: Path) -> None:
     """A misspelt key inside a section lists the keys that section accepts."""
     (tmp_path / "workbench.yaml").write_text("capture:\n  sensitive: [x]\n")
-    with pytest.raises(ConfigError, match=r"'capture.sensitive'.*allowed keys here: enabled, "
-                                          r"sensitive_fields, volatile_fields"):
+    with pytest.raises(
+        ConfigError,
+        match=r"'capture.sensitive'.*allowed keys here: enabled, "
+        r"sensitive_fields, volatile_fields",
+    ):
         load_config()
 
 
@@ -48,9 +52,13 @@ def test_bad_value_names_the_key(tmp_path: Path) -> None:
     """A negative price is refused naming its full key and value."""
     (tmp_path / "workbench.yaml").write_text(
         "cost_tracking:\n  providers:\n    openai:\n      models:\n"
-        "        gpt-4: {input_cost_per_1k: -1, output_cost_per_1k: 0.06}\n")
-    with pytest.raises(ConfigError, match=r"cost_tracking.providers.openai.models.gpt-4"
-                                          r".input_cost_per_1k' has value -1"):
+        "        gpt-4: {input_cost_per_1k: -1, output_cost_per_1k: 0.06}\n"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"cost_tracking.providers.openai.models.gpt-4"
+        r".input_cost_per_1k' has value -1",
+    ):
         load_config()
 
 

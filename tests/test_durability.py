@@ -19,7 +19,10 @@ def _child(script: str, *args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(script), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
 
 
@@ -39,7 +42,7 @@ RECORD_FOREVER = """
 
 
 def test_kill_9_keeps_finished_steps_and_reads_interrupted(tmp_path: Path) -> None:
-    """After kill -9 mid-run the store opens, every finished step is there, the run is interrupted."""
+    """After kill -9 mid-run: the store opens, finished steps are there, the run is interrupted."""
     path = tmp_path / "killed.db"
     child = _child(RECORD_FOREVER, str(path))
     assert child.stdout is not None

@@ -8,8 +8,15 @@ import pytest
 
 import workbench
 
-PUBLIC_MODULES = ["workbench", "workbench.exceptions", "workbench.records", "workbench.recorder",
-                  "workbench.store", "workbench.testing", "workbench.config"]
+PUBLIC_MODULES = [
+    "workbench",
+    "workbench.exceptions",
+    "workbench.records",
+    "workbench.recorder",
+    "workbench.store",
+    "workbench.testing",
+    "workbench.config",
+]
 
 
 @pytest.mark.parametrize("name", PUBLIC_MODULES)
@@ -25,8 +32,19 @@ def test_all_is_sorted_and_complete(name: str) -> None:
 def test_every_public_name_of_the_package_is_exported() -> None:
     """Every public name bound in workbench/__init__.py is in its __all__ (and nothing else)."""
     public = {n for n in vars(workbench) if not n.startswith("_")}
-    submodules = {"exceptions", "records", "recorder", "store", "types", "config", "capture",
-                  "redaction", "testing", "pricing", "cli"}
+    submodules = {
+        "exceptions",
+        "records",
+        "recorder",
+        "store",
+        "types",
+        "config",
+        "capture",
+        "redaction",
+        "testing",
+        "pricing",
+        "cli",
+    }
     assert public - submodules - set(workbench.__all__) == set()
 
 

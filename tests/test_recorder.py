@@ -18,8 +18,14 @@ from workbench.store import Store
 
 def test_completed_execution_records_inputs_outputs_and_status(store: Store) -> None:
     """A block that ends normally is completed and successful, with inputs and outputs kept."""
-    with workbench.record("p", inputs={"topic": "llamas"}, user_id="u1", environment="test",
-                          metadata={"team": "a"}, store=store) as run:
+    with workbench.record(
+        "p",
+        inputs={"topic": "llamas"},
+        user_id="u1",
+        environment="test",
+        metadata={"team": "a"},
+        store=store,
+    ) as run:
         run.outputs = {"answer": 42}
     got = store.get_execution(run.id)
     assert (got.status, got.success) == ("completed", True)
@@ -94,8 +100,10 @@ def test_step_error_is_recorded_then_reraised(store: Store) -> None:
     def parse() -> None:
         raise ValueError("bad json")
 
-    with pytest.raises(ValueError, match="bad json"), workbench.record("p", inputs={},
-                                                                        store=store) as run:
+    with (
+        pytest.raises(ValueError, match="bad json"),
+        workbench.record("p", inputs={}, store=store) as run,
+    ):
         parse()
     got = store.get_execution(run.id)
     (step,) = got.steps
@@ -276,7 +284,10 @@ def test_pipeline_outside_an_execution_starts_one(store: Store) -> None:
     (got,) = store.list_executions(pipeline_id="summarise")
     assert got.inputs == {"text": "hello world", "limit": 5}
     assert got.outputs == "hello"
-    assert got.entrypoint == f"{__name__}:test_pipeline_outside_an_execution_starts_one.<locals>.summarise"
+    assert (
+        got.entrypoint
+        == f"{__name__}:test_pipeline_outside_an_execution_starts_one.<locals>.summarise"
+    )
 
 
 def test_pipeline_inside_record_marks_that_execution(store: Store) -> None:
@@ -313,8 +324,9 @@ def test_gathered_tasks_land_on_their_own_steps(store: Store) -> None:
             return run.id
 
     got = store.get_execution(asyncio.run(main()))
-    assert {s.step_id: s.value for s in got.states} == {n: n for n in
-                                                         ["t0", "g0", "g1", "g2", "g3", "g4"]}
+    assert {s.step_id: s.value for s in got.states} == {
+        n: n for n in ["t0", "g0", "g1", "g2", "g3", "g4"]
+    }
 
 
 def test_threads_with_copied_context_land_on_the_right_execution(store: Store) -> None:
@@ -325,17 +337,16 @@ def test_threads_with_copied_context_land_on_the_right_execution(store: Store) -
 
     def run_one(tag: str) -> str:
         with workbench.record(tag, inputs={}, store=store) as run, ThreadPoolExecutor(4) as pool:
-            futures = [pool.submit(contextvars.copy_context().run, work, tag, i)
-                       for i in range(10)]
-            futures += [pool.submit(workbench.carry_context(work), tag, i + 10)
-                        for i in range(10)]
+            futures = [pool.submit(contextvars.copy_context().run, work, tag, i) for i in range(10)]
+            futures += [pool.submit(workbench.carry_context(work), tag, i + 10) for i in range(10)]
             for future in futures:
                 future.result()
         return run.id
 
     results: dict[str, str] = {}
-    threads = [threading.Thread(target=lambda t=t: results.__setitem__(t, run_one(t)))
-               for t in ("a", "b")]
+    threads = [
+        threading.Thread(target=lambda t=t: results.__setitem__(t, run_one(t))) for t in ("a", "b")
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -364,8 +375,9 @@ def test_thread_without_context_is_not_attributed(store: Store) -> None:
 
 def test_bad_pipeline_id_is_refused(store: Store) -> None:
     """An empty pipeline id is refused with RecordingError before anything is written."""
-    with pytest.raises(RecordingError, match="pipeline_id"), workbench.record(
-        "", inputs={}, store=store
+    with (
+        pytest.raises(RecordingError, match="pipeline_id"),
+        workbench.record("", inputs={}, store=store),
     ):
         pass
     assert store.list_executions() == []

@@ -26,8 +26,9 @@ json_values = st.recursive(
     | st.integers(min_value=-(2**63), max_value=2**63 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -66,7 +67,7 @@ def test_foreign_sqlite_database_is_not_a_store(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE users (id INTEGER)")
     conn.commit()
     conn.close()
-    with pytest.raises(NotAStoreError, match="another application.*users"):
+    with pytest.raises(NotAStoreError, match=r"another application.*users"):
         Store(tmp_path / "app.db")
 
 
@@ -140,11 +141,19 @@ def test_list_executions_filters(store: Store) -> None:
         store.list_executions(status="done")
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(inputs=json_values, params=json_values, result=json_values, state=json_values,
-       output=json_values)
-def test_records_round_trip(store: Store, inputs: Any, params: Any, result: Any, state: Any,
-                            output: Any) -> None:
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    inputs=json_values,
+    params=json_values,
+    result=json_values,
+    state=json_values,
+    output=json_values,
+)
+def test_records_round_trip(
+    store: Store, inputs: Any, params: Any, result: Any, state: Any, output: Any
+) -> None:
     """Whatever JSON goes into an execution's inputs, steps, states and outputs reads back equal."""
     with workbench.record("round-trip", inputs=inputs, store=store) as run:
         with workbench.step("s", parameters=params) as step:
@@ -167,8 +176,9 @@ def test_odd_values_are_rendered_not_refused(store: Store) -> None:
         def __repr__(self) -> str:
             return "<Thing 7>"
 
-    with workbench.record("odd", inputs={"s": {3, 1, 2}, "b": b"\x00hi", "t": Thing(),
-                                         "n": 2**80}, store=store) as run:
+    with workbench.record(
+        "odd", inputs={"s": {3, 1, 2}, "b": b"\x00hi", "t": Thing(), "n": 2**80}, store=store
+    ) as run:
         pass
     inputs = store.get_execution(run.id).inputs
     assert inputs == {"s": [1, 2, 3], "b": {"__bytes__": "AGhp"}, "t": "<Thing 7>", "n": 2**80}

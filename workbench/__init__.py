@@ -15,6 +15,15 @@ from workbench.exceptions import (
     StoreError,
     WorkbenchError,
 )
+from workbench.recorder import (
+    LiveExecution,
+    carry_context,
+    pipeline,
+    record,
+    span,
+    state,
+    step,
+)
 from workbench.records import (
     ErrorInfo,
     Execution,
@@ -25,15 +34,6 @@ from workbench.records import (
     State,
     Step,
     StreamChunk,
-)
-from workbench.recorder import (
-    LiveExecution,
-    carry_context,
-    pipeline,
-    record,
-    span,
-    state,
-    step,
 )
 from workbench.store import Store, open_store
 

@@ -25,14 +25,31 @@ REDACTED = "[REDACTED]"
 
 #: Header names whose values are credentials in every HTTP API we know of.
 SENSITIVE_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "api-key", "cookie", "set-cookie",
-     "x-goog-api-key"}
+    {
+        "authorization",
+        "proxy-authorization",
+        "x-api-key",
+        "api-key",
+        "cookie",
+        "set-cookie",
+        "x-goog-api-key",
+    }
 )
 
 #: Field names treated as secret wherever they appear, on top of the configured ones.
 ALWAYS_SENSITIVE = frozenset(
-    {"api_key", "apikey", "api-key", "x-api-key", "authorization", "password", "secret",
-     "access_token", "refresh_token", "client_secret"}
+    {
+        "api_key",
+        "apikey",
+        "api-key",
+        "x-api-key",
+        "authorization",
+        "password",
+        "secret",
+        "access_token",
+        "refresh_token",
+        "client_secret",
+    }
 )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import threading
-
 from typing import TYPE_CHECKING
 
 from workbench.config import load_config
@@ -33,8 +32,12 @@ def install() -> None:
             return
         from workbench.capture import _aiohttp, _httpx, _requests
 
-        for name, patch in (("httpx", _httpx.patch), ("httpx2", _httpx.patch),
-                            ("requests", _requests.patch), ("aiohttp", _aiohttp.patch)):
+        for name, patch in (
+            ("httpx", _httpx.patch),
+            ("httpx2", _httpx.patch),
+            ("requests", _requests.patch),
+            ("aiohttp", _aiohttp.patch),
+        ):
             try:
                 module = importlib.import_module(name)
             except ImportError:
@@ -45,7 +48,7 @@ def install() -> None:
         _installed = True
 
 
-_books: dict[int, "PriceBook"] = {}
+_books: dict[int, PriceBook] = {}
 
 
 def price_book() -> PriceBook:

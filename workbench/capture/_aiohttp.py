@@ -51,8 +51,11 @@ def patch(aiohttp: types.ModuleType) -> None:
         except BaseException as exc:
             call.finish(error=exc)
             raise
-        call.response(response.status, list(response.headers.items()),
-                      decoded=getattr(self, "_auto_decompress", True))
+        call.response(
+            response.status,
+            list(response.headers.items()),
+            decoded=getattr(self, "_auto_decompress", True),
+        )
         content = response.content
         if content.at_eof():
             call.finish()

@@ -29,8 +29,19 @@ log = logging.getLogger("workbench.capture")
 
 # Response headers that describe the connection rather than the answer; not worth storing.
 _DROPPED_HEADERS = frozenset(
-    {"date", "server", "connection", "keep-alive", "transfer-encoding", "content-length",
-     "alt-svc", "cf-ray", "cf-cache-status", "via", "strict-transport-security"}
+    {
+        "date",
+        "server",
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "content-length",
+        "alt-svc",
+        "cf-ray",
+        "cf-cache-status",
+        "via",
+        "strict-transport-security",
+    }
 )
 
 
@@ -38,9 +49,24 @@ class PendingCall:
     """A call in flight: created when the request is sent, finished when its body is read."""
 
     __slots__ = (
-        "_done", "_lock", "_t0", "canonical", "chunks", "decoded", "error", "frame", "headers",
-        "id", "key", "method", "occurrence", "offsets", "started_at", "status_code",
-        "stream_error", "url",
+        "_done",
+        "_lock",
+        "_t0",
+        "canonical",
+        "chunks",
+        "decoded",
+        "error",
+        "frame",
+        "headers",
+        "id",
+        "key",
+        "method",
+        "occurrence",
+        "offsets",
+        "started_at",
+        "status_code",
+        "stream_error",
+        "url",
     )
 
     def __init__(
@@ -59,8 +85,12 @@ class PendingCall:
         self.started_at = time.time()
         self._t0 = time.perf_counter()
         self.canonical = canonical_request(
-            method, url, headers, body,
-            volatile_fields=run.volatile_fields, sensitive_fields=run.sensitive,
+            method,
+            url,
+            headers,
+            body,
+            volatile_fields=run.volatile_fields,
+            sensitive_fields=run.sensitive,
         )
         self.key = request_key(self.canonical)
         self.occurrence = run.next_request_occurrence(self.key)
@@ -75,8 +105,9 @@ class PendingCall:
         self._lock = threading.Lock()
         run.open_call(self)
 
-    def response(self, status_code: int, headers: Iterable[tuple[str, str]], *,
-                 decoded: bool = False) -> None:
+    def response(
+        self, status_code: int, headers: Iterable[tuple[str, str]], *, decoded: bool = False
+    ) -> None:
         """The status line and headers arrived. ``decoded``: the client undoes content-encoding
         before we see the bytes (requests, aiohttp), so the stored headers must not claim it."""
         self.status_code = status_code
@@ -132,24 +163,30 @@ class PendingCall:
         body = b"".join(self.chunks)
         content_type = self.headers.get("content-type")
         readable = body if self.decoded else decode_content(body, self.headers)
-        request_body = self.canonical.get("body") if self.canonical.get("body_format") == "json" else None
+        request_body = (
+            self.canonical.get("body") if self.canonical.get("body_format") == "json" else None
+        )
         provider, operation = identify(self.method, self.url, request_body)
         facts: CallFacts | None = None
         cost = None
         try:
             if self.status_code is not None:
-                facts = analyse(provider, operation, request_body, self.status_code,
-                                content_type, readable)
+                facts = analyse(
+                    provider, operation, request_body, self.status_code, content_type, readable
+                )
             if facts is not None and self.status_code is not None and self.status_code < 400:
                 cost = price_book().cost_usd(
-                    facts.provider, facts.model,
-                    input_tokens=facts.input_tokens, output_tokens=facts.output_tokens,
+                    facts.provider,
+                    facts.model,
+                    input_tokens=facts.input_tokens,
+                    output_tokens=facts.output_tokens,
                     cache_read_tokens=facts.cache_read_tokens,
                     cache_write_tokens=facts.cache_write_tokens,
                 )
         except Exception:  # the call is still kept, with what we could not work out left empty
-            log.exception("workbench could not analyse the response of %s %s", self.method,
-                          self.url)
+            log.exception(
+                "workbench could not analyse the response of %s %s", self.method, self.url
+            )
         streamed = bool(content_type and content_type.startswith("text/event-stream"))
         # A plain JSON body is its own response; store a separate one only when it differs.
         response_hash = None
@@ -157,33 +194,52 @@ class PendingCall:
             response_hash = blob(encode(facts.response))
         step = self.frame.step
         error = None if self.error is None else encode(error_info(self.error).to_json()).decode()
-        ops.append((
-            "call",
+        ops.append(
             (
-                self.id, run.id, self.frame.span_id,
-                step.step_id if step is not None else None,
-                step.occurrence if step is not None else None,
-                facts.provider if facts else provider,
-                (facts.model if facts else None) or _request_model(request_body),
-                facts.operation if facts else operation,
-                blob(encode(self.canonical)), self.status_code, response_hash,
-                encode(self.headers).decode(), int(streamed), blob(body) if body else None,
-                encode([[round(o, 6), len(c)] for o, c in zip(self.offsets, self.chunks, strict=True)]).decode()
-                if streamed else None,
-                facts.input_tokens if facts else None,
-                facts.output_tokens if facts else None,
-                facts.cache_read_tokens if facts else None,
-                facts.cache_write_tokens if facts else None,
-                int(facts.tokens_estimated) if facts else 0,
-                cost,
-                self.offsets[0] if streamed and self.offsets else None,
-                latency,
-                facts.finish_reason if facts else None,
-                blob(encode(facts.text)) if facts is not None and facts.text is not None else None,
-                self.key, self.occurrence, self.started_at, error,
-                self.stream_error or (facts.stream_error if facts else None),
-            ),
-        ))
+                "call",
+                (
+                    self.id,
+                    run.id,
+                    self.frame.span_id,
+                    step.step_id if step is not None else None,
+                    step.occurrence if step is not None else None,
+                    facts.provider if facts else provider,
+                    (facts.model if facts else None) or _request_model(request_body),
+                    facts.operation if facts else operation,
+                    blob(encode(self.canonical)),
+                    self.status_code,
+                    response_hash,
+                    encode(self.headers).decode(),
+                    int(streamed),
+                    blob(body) if body else None,
+                    encode(
+                        [
+                            [round(o, 6), len(c)]
+                            for o, c in zip(self.offsets, self.chunks, strict=True)
+                        ]
+                    ).decode()
+                    if streamed
+                    else None,
+                    facts.input_tokens if facts else None,
+                    facts.output_tokens if facts else None,
+                    facts.cache_read_tokens if facts else None,
+                    facts.cache_write_tokens if facts else None,
+                    int(facts.tokens_estimated) if facts else 0,
+                    cost,
+                    self.offsets[0] if streamed and self.offsets else None,
+                    latency,
+                    facts.finish_reason if facts else None,
+                    blob(encode(facts.text))
+                    if facts is not None and facts.text is not None
+                    else None,
+                    self.key,
+                    self.occurrence,
+                    self.started_at,
+                    error,
+                    self.stream_error or (facts.stream_error if facts else None),
+                ),
+            )
+        )
         return ops
 
 

@@ -93,8 +93,13 @@ def patch(module: types.ModuleType) -> None:
         frame = current.get()
         if frame is None or not frame.run.capture_enabled:
             return sync_send(self, request)
-        call = PendingCall(frame, request.method, str(request.url),
-                           request.headers.multi_items(), _request_body(request))
+        call = PendingCall(
+            frame,
+            request.method,
+            str(request.url),
+            request.headers.multi_items(),
+            _request_body(request),
+        )
         try:
             response = sync_send(self, request)
         except BaseException as exc:
@@ -108,8 +113,13 @@ def patch(module: types.ModuleType) -> None:
         frame = current.get()
         if frame is None or not frame.run.capture_enabled:
             return await async_send(self, request)
-        call = PendingCall(frame, request.method, str(request.url),
-                           request.headers.multi_items(), _request_body(request))
+        call = PendingCall(
+            frame,
+            request.method,
+            str(request.url),
+            request.headers.multi_items(),
+            _request_body(request),
+        )
         try:
             response = await async_send(self, request)
         except BaseException as exc:

@@ -31,8 +31,7 @@ def patch(requests: types.ModuleType) -> None:
             body = body.encode()
         elif not isinstance(body, (bytes, bytearray)):
             body = None  # a generator or file body: sent as is, not kept
-        call = PendingCall(frame, request.method, request.url, list(request.headers.items()),
-                           body)
+        call = PendingCall(frame, request.method, request.url, list(request.headers.items()), body)
         try:
             response = original_send(self, request, *args, **kwargs)
         except BaseException as exc:

@@ -22,9 +22,9 @@ from typing import Any
 
 from workbench._json import encode
 from workbench.config import load_config
-from workbench.records import ErrorInfo, Execution
 from workbench.recorder import _ids
 from workbench.recorder._context import Frame, current
+from workbench.records import ErrorInfo, Execution
 from workbench.redaction import encode_redacted, sensitive_names
 from workbench.store import Store, install_sigterm_handler, open_store
 from workbench.store._store import _PROC_START, HOST
@@ -61,7 +61,11 @@ def code_version() -> str | None:
 
 def error_info(exc: BaseException) -> ErrorInfo:
     kind = type(exc)
-    name = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+    name = (
+        kind.__qualname__
+        if kind.__module__ == "builtins"
+        else f"{kind.__module__}.{kind.__qualname__}"
+    )
     return ErrorInfo(name, str(exc), "".join(traceback.format_exception(exc)))
 
 
@@ -167,11 +171,33 @@ class LiveExecution:
         self.store.put(
             "exec",
             (
-                self.id, self.pipeline_id, self.pipeline_version, self.entrypoint,
-                self._inputs_hash, None, "running", None, None, self.user_id, self.environment,
-                int(self.sampled), int(self.debug), self.started_at, None, None, None, 0, 0,
-                self.replay_of, encode(self.modifications).decode(), code_version(),
-                encode(self.metadata).decode(), self.trace_id, os.getpid(), HOST, _PROC_START,
+                self.id,
+                self.pipeline_id,
+                self.pipeline_version,
+                self.entrypoint,
+                self._inputs_hash,
+                None,
+                "running",
+                None,
+                None,
+                self.user_id,
+                self.environment,
+                int(self.sampled),
+                int(self.debug),
+                self.started_at,
+                None,
+                None,
+                None,
+                0,
+                0,
+                self.replay_of,
+                encode(self.modifications).decode(),
+                code_version(),
+                encode(self.metadata).decode(),
+                self.trace_id,
+                os.getpid(),
+                HOST,
+                _PROC_START,
             ),
         )
 
@@ -213,22 +239,36 @@ class LiveExecution:
         self.store.put(
             "span",
             (
-                self.root_span_id, self.trace_id, None, self.id, self.pipeline_id, "execution",
-                encode({"workbench.pipeline_id": self.pipeline_id}).decode(), "[]",
-                "error" if exc is not None else "ok", self.started_at, ended,
+                self.root_span_id,
+                self.trace_id,
+                None,
+                self.id,
+                self.pipeline_id,
+                "execution",
+                encode({"workbench.pipeline_id": self.pipeline_id}).decode(),
+                "[]",
+                "error" if exc is not None else "ok",
+                self.started_at,
+                ended,
             ),
         )
         self.store.put(
             "exec_end",
             (
-                self.status, None if success is None else int(success), error, outputs_hash,
-                ended, duration, encode(self.metadata).decode(), self.id,
+                self.status,
+                None if success is None else int(success),
+                error,
+                outputs_hash,
+                ended,
+                duration,
+                encode(self.metadata).decode(),
+                self.id,
             ),
         )
         self.store.flush(strict=False)
 
 
-class record:  # noqa: N801 - used like contextlib's lower-case context managers
+class record:
     """Record everything inside the block as one execution of ``pipeline_id``.
 
     >>> with workbench.record("research_assistant", inputs={"topic": "llamas"}) as run:
@@ -254,9 +294,15 @@ class record:  # noqa: N801 - used like contextlib's lower-case context managers
         entrypoint: str | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = {
-            "inputs": inputs, "user_id": user_id, "environment": environment,
-            "metadata": metadata, "pipeline_version": pipeline_version, "replay_of": replay_of,
-            "modifications": modifications, "sampled": sampled, "debug": debug,
+            "inputs": inputs,
+            "user_id": user_id,
+            "environment": environment,
+            "metadata": metadata,
+            "pipeline_version": pipeline_version,
+            "replay_of": replay_of,
+            "modifications": modifications,
+            "sampled": sampled,
+            "debug": debug,
             "entrypoint": entrypoint,
         }
         self._pipeline_id = pipeline_id

@@ -18,7 +18,9 @@ __all__ = ["install"]
 
 # Attributes every LogRecord has; anything else came from ``extra=`` and is a structured field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message", "asctime", "taskName",
+    "message",
+    "asctime",
+    "taskName",
 }
 
 
@@ -38,9 +40,13 @@ class _RecordingHandler(logging.Handler):
         run.store.put(
             "log",
             (
-                run.id, run.trace_id, frame.span_id,
-                frame.step.step_id if frame.step is not None else None, record.levelname,
-                record.name, message,
+                run.id,
+                run.trace_id,
+                frame.span_id,
+                frame.step.step_id if frame.step is not None else None,
+                record.levelname,
+                record.name,
+                message,
                 encode(redact_json(fields, run.sensitive)).decode() if fields else "{}",
                 record.created,
             ),

@@ -68,8 +68,13 @@ def pipeline(
                 result = await fn(*args, **kwargs)
                 frame.run.set_output(result)
                 return result
-            async with record(pipeline_id, inputs=arguments, entrypoint=entrypoint,
-                              pipeline_version=version, **record_kwargs) as run:
+            async with record(
+                pipeline_id,
+                inputs=arguments,
+                entrypoint=entrypoint,
+                pipeline_version=version,
+                **record_kwargs,
+            ) as run:
                 result = await fn(*args, **kwargs)
                 run.set_output(result)
                 return result
@@ -86,8 +91,13 @@ def pipeline(
             result = fn(*args, **kwargs)
             frame.run.set_output(result)
             return result
-        with record(pipeline_id, inputs=arguments, entrypoint=entrypoint,
-                    pipeline_version=version, **record_kwargs) as run:
+        with record(
+            pipeline_id,
+            inputs=arguments,
+            entrypoint=entrypoint,
+            pipeline_version=version,
+            **record_kwargs,
+        ) as run:
             result = fn(*args, **kwargs)
             run.set_output(result)
             return result

@@ -43,8 +43,21 @@ class ActiveStep:
     """One running occurrence of a step; the handle ``with workbench.step(...)`` returns."""
 
     __slots__ = (
-        "_params_hash", "_parent", "_t0", "_token", "action", "events", "frame", "occurrence",
-        "parameters", "result", "retries", "run", "span_id", "started_at", "step_id",
+        "_params_hash",
+        "_parent",
+        "_t0",
+        "_token",
+        "action",
+        "events",
+        "frame",
+        "occurrence",
+        "parameters",
+        "result",
+        "retries",
+        "run",
+        "span_id",
+        "started_at",
+        "step_id",
     )
 
     def __init__(self, step_id: str, action: str | None, parameters: JSON) -> None:
@@ -70,17 +83,31 @@ class ActiveStep:
         self.result = value
 
     def _write(
-        self, status: str, result_hash: str | None, error: str | None, ended: float | None,
+        self,
+        status: str,
+        result_hash: str | None,
+        error: str | None,
+        ended: float | None,
         duration: float | None,
     ) -> None:
         parent_step = self._parent.step
         self.run.store.put(
             "step",
             (
-                self.run.id, self.step_id, self.occurrence, self.span_id,
-                parent_step.step_id if parent_step is not None else None, self.action,
-                self._params_hash, result_hash, error, status, self.retries, self.started_at,
-                ended, duration,
+                self.run.id,
+                self.step_id,
+                self.occurrence,
+                self.span_id,
+                parent_step.step_id if parent_step is not None else None,
+                self.action,
+                self._params_hash,
+                result_hash,
+                error,
+                status,
+                self.retries,
+                self.started_at,
+                ended,
+                duration,
             ),
         )
 
@@ -104,16 +131,25 @@ class ActiveStep:
         run.store.put(
             "span",
             (
-                self.span_id, run.trace_id, self._parent.span_id, run.id, self.step_id, "step",
+                self.span_id,
+                run.trace_id,
+                self._parent.span_id,
+                run.id,
+                self.step_id,
+                "step",
                 {"workbench.step_id": self.step_id, "workbench.occurrence": self.occurrence},
-                self.events, "error" if exc else "ok", self.started_at, ended,
+                self.events,
+                "error" if exc else "ok",
+                self.started_at,
+                ended,
             ),
         )
         run.store.flush(strict=False)  # a finished step survives a kill -9 of the process
 
 
-def _render_parameters(signature: inspect.Signature | None, args: tuple[Any, ...],
-                       kwargs: dict[str, Any]) -> dict[str, Any]:
+def _render_parameters(
+    signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> dict[str, Any]:
     if signature is None:
         return {"args": list(args), "kwargs": kwargs}
     try:
@@ -124,7 +160,7 @@ def _render_parameters(signature: inspect.Signature | None, args: tuple[Any, ...
     return dict(bound.arguments)
 
 
-class step:  # noqa: N801 - a decorator and context manager, named as users type it
+class step:
     """Record a step: ``@workbench.step("name")``, ``@workbench.step``, or ``with step("name"):``.
 
     ``retries=N`` re-runs a failing decorated function up to N more times (waiting ``backoff_s``,
@@ -170,8 +206,12 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
         self._active.append(active)
         return active
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         active = self._active.pop()
         active.leave()
         active.finish(exc)
@@ -179,8 +219,12 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
     async def __aenter__(self) -> ActiveStep:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.__exit__(exc_type, exc, tb)
 
     # -- as a decorator --------------------------------------------------------------------
@@ -200,6 +244,7 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
             return ActiveStep(step_id, spec.action, _render_parameters(signature, args, kwargs))
 
         if inspect.isasyncgenfunction(fn):
+
             @functools.wraps(fn)
             async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
                 active = start(args, kwargs)
@@ -229,9 +274,11 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
                         active.result = items
                         active.finish(None)
                         raise
+
             return agen_wrapper
 
         if inspect.isgeneratorfunction(fn):
+
             @functools.wraps(fn)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
                 active = start(args, kwargs)
@@ -263,9 +310,11 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
                         active.result = items
                         active.finish(None)
                         raise
+
             return gen_wrapper
 
         if inspect.iscoroutinefunction(fn):
+
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 import asyncio
@@ -292,6 +341,7 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
                 active.leave()
                 active.finish(None)
                 return active.result
+
             return async_wrapper
 
         @functools.wraps(fn)
@@ -323,15 +373,19 @@ class step:  # noqa: N801 - a decorator and context manager, named as users type
 
 
 def _retry_event(exc: BaseException, attempt: int) -> dict[str, Any]:
-    return {"name": "retry", "time": time.time(), "attempt": attempt,
-            "error.type": type(exc).__name__, "error.message": str(exc)}
+    return {
+        "name": "retry",
+        "time": time.time(),
+        "attempt": attempt,
+        "error.type": type(exc).__name__,
+        "error.message": str(exc),
+    }
 
 
 class ActiveSpan:
     """A running span: ``set_attribute``, ``add_event``. Costs a few µs, payloads stay out."""
 
-    __slots__ = ("_parent", "_start", "_token", "attributes", "events", "name", "span_id",
-                 "status")
+    __slots__ = ("_parent", "_start", "_token", "attributes", "events", "name", "span_id", "status")
 
     def __init__(self, name: str, attributes: dict[str, Any]) -> None:
         self.name = name
@@ -359,8 +413,12 @@ class ActiveSpan:
         self._start = _time()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         end = _time()
         try:
             _reset_frame(self._token)
@@ -370,19 +428,35 @@ class ActiveSpan:
         run = parent[0]
         if exc is not None:
             self.status = "error"
-            self.add_event("exception", **{"exception.type": type(exc).__name__,
-                                           "exception.message": str(exc)})
+            self.add_event(
+                "exception", **{"exception.type": type(exc).__name__, "exception.message": str(exc)}
+            )
         run.store.put(
             "span",
-            (self.span_id, run.trace_id, parent[1], run.id, self.name, "internal",
-             self.attributes, self.events, self.status, self._start, end),
+            (
+                self.span_id,
+                run.trace_id,
+                parent[1],
+                run.id,
+                self.name,
+                "internal",
+                self.attributes,
+                self.events,
+                self.status,
+                self._start,
+                end,
+            ),
         )
 
     async def __aenter__(self) -> ActiveSpan:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.__exit__(exc_type, exc, tb)
 
 
@@ -408,8 +482,14 @@ def state(name: str, value: JSON) -> str:
     digest = run.blob(value)
     run.store.put(
         "state",
-        (run.id, frame.step.step_id if frame.step is not None else None, name,
-         run.next_state_seq(), digest, time.time()),
+        (
+            run.id,
+            frame.step.step_id if frame.step is not None else None,
+            name,
+            run.next_state_seq(),
+            digest,
+            time.time(),
+        ),
     )
     return digest
 

@@ -8,6 +8,7 @@ pricing: the recorder hands it finished rows, or callables that build them off t
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -48,31 +49,105 @@ HOST = socket.gethostname()
 log = logging.getLogger("workbench.store")
 
 _EXEC_COLUMNS = (
-    "id", "pipeline_id", "pipeline_version", "entrypoint", "inputs_hash", "outputs_hash",
-    "status", "success", "error", "user_id", "environment", "sampled", "debug", "started_at",
-    "ended_at", "duration_s", "cost_usd", "tokens_in", "tokens_out", "replay_of",
-    "modifications", "code_version", "metadata", "trace_id", "pid", "host", "proc_start",
+    "id",
+    "pipeline_id",
+    "pipeline_version",
+    "entrypoint",
+    "inputs_hash",
+    "outputs_hash",
+    "status",
+    "success",
+    "error",
+    "user_id",
+    "environment",
+    "sampled",
+    "debug",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "cost_usd",
+    "tokens_in",
+    "tokens_out",
+    "replay_of",
+    "modifications",
+    "code_version",
+    "metadata",
+    "trace_id",
+    "pid",
+    "host",
+    "proc_start",
 )
 _SPAN_COLUMNS = (
-    "span_id", "trace_id", "parent_span_id", "execution_id", "name", "kind", "attributes",
-    "events", "status", "start", "end",
+    "span_id",
+    "trace_id",
+    "parent_span_id",
+    "execution_id",
+    "name",
+    "kind",
+    "attributes",
+    "events",
+    "status",
+    "start",
+    "end",
 )
 _STEP_COLUMNS = (
-    "execution_id", "step_id", "occurrence", "span_id", "parent_step_id", "action",
-    "parameters_hash", "result_hash", "error", "status", "retries", "started_at", "ended_at",
+    "execution_id",
+    "step_id",
+    "occurrence",
+    "span_id",
+    "parent_step_id",
+    "action",
+    "parameters_hash",
+    "result_hash",
+    "error",
+    "status",
+    "retries",
+    "started_at",
+    "ended_at",
     "duration_s",
 )
 _CALL_COLUMNS = (
-    "id", "execution_id", "span_id", "step_id", "step_occurrence", "provider", "model",
-    "operation", "request_hash", "status_code", "response_hash", "response_headers", "streamed",
-    "body_hash", "chunks", "input_tokens", "output_tokens", "cache_read_tokens",
-    "cache_write_tokens", "tokens_estimated", "cost_usd", "ttft_s", "latency_s",
-    "finish_reason", "text_hash", "request_key", "occurrence", "started_at", "error",
+    "id",
+    "execution_id",
+    "span_id",
+    "step_id",
+    "step_occurrence",
+    "provider",
+    "model",
+    "operation",
+    "request_hash",
+    "status_code",
+    "response_hash",
+    "response_headers",
+    "streamed",
+    "body_hash",
+    "chunks",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "tokens_estimated",
+    "cost_usd",
+    "ttft_s",
+    "latency_s",
+    "finish_reason",
+    "text_hash",
+    "request_key",
+    "occurrence",
+    "started_at",
+    "error",
     "stream_error",
 )
 _STATE_COLUMNS = ("execution_id", "step_id", "name", "seq", "blob_hash", "recorded_at")
 _LOG_COLUMNS = (
-    "execution_id", "trace_id", "span_id", "step_id", "level", "logger", "message", "fields",
+    "execution_id",
+    "trace_id",
+    "span_id",
+    "step_id",
+    "level",
+    "logger",
+    "message",
+    "fields",
     "created_at",
 )
 _PROFILE_COLUMNS = ("id", "execution_id", "kind", "trigger", "path", "summary", "created_at")
@@ -174,8 +249,10 @@ class Store:
 
     def _open_checked(self) -> None:
         if self.path.is_dir():
-            raise StoreError(f"store path {self.path} is a folder; give a file path like "
-                             f"{self.path / 'workbench.db'}")
+            raise StoreError(
+                f"store path {self.path} is a folder; give a file path like "
+                f"{self.path / 'workbench.db'}"
+            )
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -378,12 +455,15 @@ class Store:
             raise StoreError(f"status {status!r} is not one of {', '.join(allowed)}")
         self.flush()
         self._refresh_liveness(
-            self._query("SELECT id, status, pid, host, proc_start FROM executions "
-                        "WHERE status = 'running'")
+            self._query(
+                "SELECT id, status, pid, host, proc_start FROM executions WHERE status = 'running'"
+            )
         )
         where, params = [], []
         for column, value in (
-            ("pipeline_id", pipeline_id), ("user_id", user_id), ("replay_of", replay_of),
+            ("pipeline_id", pipeline_id),
+            ("user_id", user_id),
+            ("replay_of", replay_of),
             ("status", status),
         ):
             if value is not None:
@@ -401,8 +481,9 @@ class Store:
         sql += " ORDER BY started_at DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [self._execution(row, full=False, interrupted=False)
-                for row in self._query(sql, params)]
+        return [
+            self._execution(row, full=False, interrupted=False) for row in self._query(sql, params)
+        ]
 
     def _execution(self, row: sqlite3.Row, *, full: bool, interrupted: bool) -> Execution:
         blobs = self._blobs([row["inputs_hash"], row["outputs_hash"]])
@@ -444,7 +525,7 @@ class Store:
             "SELECT * FROM steps WHERE execution_id = ? ORDER BY started_at, rowid", by_exec
         )
         span_rows = self._query(
-            'SELECT * FROM spans WHERE execution_id = ? ORDER BY start, rowid', by_exec
+            "SELECT * FROM spans WHERE execution_id = ? ORDER BY start, rowid", by_exec
         )
         call_rows = self._query(
             "SELECT * FROM model_calls WHERE execution_id = ? ORDER BY started_at, rowid", by_exec
@@ -461,8 +542,11 @@ class Store:
         blobs = self._blobs(
             [r["parameters_hash"] for r in step_rows]
             + [r["result_hash"] for r in step_rows]
-            + [h for r in call_rows for h in
-               (r["request_hash"], r["response_hash"], r["body_hash"], r["text_hash"])]
+            + [
+                h
+                for r in call_rows
+                for h in (r["request_hash"], r["response_hash"], r["body_hash"], r["text_hash"])
+            ]
             + [r["blob_hash"] for r in state_rows]
         )
         return {
@@ -470,19 +554,41 @@ class Store:
             "spans": [_span(r) for r in span_rows],
             "model_calls": [_model_call(r, blobs) for r in call_rows],
             "states": [
-                State(r["execution_id"], r["step_id"], r["name"], r["seq"], r["blob_hash"],
-                      _decoded(blobs, r["blob_hash"]), r["recorded_at"])
+                State(
+                    r["execution_id"],
+                    r["step_id"],
+                    r["name"],
+                    r["seq"],
+                    r["blob_hash"],
+                    _decoded(blobs, r["blob_hash"]),
+                    r["recorded_at"],
+                )
                 for r in state_rows
             ],
             "logs": [
-                LogRecord(r["execution_id"], r["trace_id"], r["span_id"], r["step_id"],
-                          r["level"], r["logger"], r["message"], _json(r["fields"]) or {},
-                          r["created_at"])
+                LogRecord(
+                    r["execution_id"],
+                    r["trace_id"],
+                    r["span_id"],
+                    r["step_id"],
+                    r["level"],
+                    r["logger"],
+                    r["message"],
+                    _json(r["fields"]) or {},
+                    r["created_at"],
+                )
                 for r in log_rows
             ],
             "profiles": [
-                Profile(r["id"], r["execution_id"], r["kind"], r["trigger"], r["path"],
-                        _json(r["summary"]) or {}, r["created_at"])
+                Profile(
+                    r["id"],
+                    r["execution_id"],
+                    r["kind"],
+                    r["trigger"],
+                    r["path"],
+                    _json(r["summary"]) or {},
+                    r["created_at"],
+                )
                 for r in profile_rows
             ],
         }
@@ -502,9 +608,7 @@ class Store:
             for table in ("executions", "steps", "spans", "model_calls", "states", "logs", "blobs")
         }
         counts["bytes"] = sum(
-            p.stat().st_size
-            for p in (self.path, Path(f"{self.path}-wal"))
-            if p.exists()
+            p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists()
         )
         return counts
 
@@ -518,17 +622,25 @@ def _text(value: Any) -> str | None:
 def _interrupt(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        ids = [r[0] for r in conn.execute(
-            f"SELECT id FROM executions WHERE status = 'running' AND {where}", params)]
+        ids = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM executions WHERE status = 'running' AND {where}", params
+            )
+        ]
         if ids:
             marks = ", ".join("?" for _ in ids)
             now = time.time()
             conn.execute(
                 f"UPDATE executions SET status = 'interrupted', success = NULL, "
-                f"ended_at = COALESCE(ended_at, ?) WHERE id IN ({marks})", (now, *ids))
+                f"ended_at = COALESCE(ended_at, ?) WHERE id IN ({marks})",
+                (now, *ids),
+            )
             conn.execute(
                 f"UPDATE steps SET status = 'interrupted' WHERE status = 'running' "
-                f"AND execution_id IN ({marks})", ids)
+                f"AND execution_id IN ({marks})",
+                ids,
+            )
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -550,21 +662,36 @@ def _step(r: sqlite3.Row, blobs: dict[str, Any], interrupted: bool) -> Step:
     if interrupted and status == "running":
         status = "interrupted"
     return Step(
-        execution_id=r["execution_id"], step_id=r["step_id"], occurrence=r["occurrence"],
-        span_id=r["span_id"], parent_step_id=r["parent_step_id"], action=r["action"],
+        execution_id=r["execution_id"],
+        step_id=r["step_id"],
+        occurrence=r["occurrence"],
+        span_id=r["span_id"],
+        parent_step_id=r["parent_step_id"],
+        action=r["action"],
         parameters=_decoded(blobs, r["parameters_hash"]),
         result=_decoded(blobs, r["result_hash"]),
-        error=ErrorInfo.from_json(_json(r["error"])), status=status, retries=r["retries"] or 0,
-        started_at=r["started_at"], ended_at=r["ended_at"], duration_s=r["duration_s"],
+        error=ErrorInfo.from_json(_json(r["error"])),
+        status=status,
+        retries=r["retries"] or 0,
+        started_at=r["started_at"],
+        ended_at=r["ended_at"],
+        duration_s=r["duration_s"],
     )
 
 
 def _span(r: sqlite3.Row) -> Span:
     return Span(
-        trace_id=r["trace_id"], span_id=r["span_id"], parent_span_id=r["parent_span_id"],
-        execution_id=r["execution_id"], name=r["name"], kind=r["kind"],
-        attributes=_json(r["attributes"]) or {}, events=_json(r["events"]) or [],
-        status=r["status"], start=r["start"], end=r["end"],
+        trace_id=r["trace_id"],
+        span_id=r["span_id"],
+        parent_span_id=r["parent_span_id"],
+        execution_id=r["execution_id"],
+        name=r["name"],
+        kind=r["kind"],
+        attributes=_json(r["attributes"]) or {},
+        events=_json(r["events"]) or [],
+        status=r["status"],
+        start=r["start"],
+        end=r["end"],
     )
 
 
@@ -580,19 +707,35 @@ def _model_call(r: sqlite3.Row, blobs: dict[str, Any]) -> ModelCall:
     if response is None and body and not r["streamed"]:
         response = body_json(body, headers)  # a plain JSON body was stored once, as received
     return ModelCall(
-        id=r["id"], execution_id=r["execution_id"], span_id=r["span_id"],
-        step_id=r["step_id"], step_occurrence=r["step_occurrence"], provider=r["provider"],
-        model=r["model"], operation=r["operation"],
-        request=_decoded(blobs, r["request_hash"]), status_code=r["status_code"],
-        response=response, response_headers=headers,
-        streamed=bool(r["streamed"]), chunks=chunks,
-        input_tokens=r["input_tokens"], output_tokens=r["output_tokens"],
-        cache_read_tokens=r["cache_read_tokens"], cache_write_tokens=r["cache_write_tokens"],
-        tokens_estimated=bool(r["tokens_estimated"]), cost_usd=r["cost_usd"],
-        ttft_s=r["ttft_s"], latency_s=r["latency_s"], finish_reason=r["finish_reason"],
-        text=_decoded(blobs, r["text_hash"]), request_key=r["request_key"],
-        occurrence=r["occurrence"], started_at=r["started_at"],
-        error=ErrorInfo.from_json(_json(r["error"])), stream_error=r["stream_error"],
+        id=r["id"],
+        execution_id=r["execution_id"],
+        span_id=r["span_id"],
+        step_id=r["step_id"],
+        step_occurrence=r["step_occurrence"],
+        provider=r["provider"],
+        model=r["model"],
+        operation=r["operation"],
+        request=_decoded(blobs, r["request_hash"]),
+        status_code=r["status_code"],
+        response=response,
+        response_headers=headers,
+        streamed=bool(r["streamed"]),
+        chunks=chunks,
+        input_tokens=r["input_tokens"],
+        output_tokens=r["output_tokens"],
+        cache_read_tokens=r["cache_read_tokens"],
+        cache_write_tokens=r["cache_write_tokens"],
+        tokens_estimated=bool(r["tokens_estimated"]),
+        cost_usd=r["cost_usd"],
+        ttft_s=r["ttft_s"],
+        latency_s=r["latency_s"],
+        finish_reason=r["finish_reason"],
+        text=_decoded(blobs, r["text_hash"]),
+        request_key=r["request_key"],
+        occurrence=r["occurrence"],
+        started_at=r["started_at"],
+        error=ErrorInfo.from_json(_json(r["error"])),
+        stream_error=r["stream_error"],
     )
 
 
@@ -621,10 +764,8 @@ def default_store() -> Store:
 
 def _interrupt_all() -> None:
     for store in list(_open_stores):
-        try:
+        with contextlib.suppress(Exception):
             store.mark_interrupted()
-        except Exception:
-            pass
 
 
 atexit.register(_interrupt_all)
