@@ -26,7 +26,7 @@ def decode_content(body: bytes, headers: Mapping[str, str]) -> bytes:
             except zlib.error:
                 return zlib.decompress(body, -zlib.MAX_WBITS)
         if encoding == "br":
-            import brotli  # type: ignore[import-not-found]
+            import brotli
 
             return bytes(brotli.decompress(body))
         if encoding == "zstd":

@@ -131,4 +131,4 @@ def patch(module: types.ModuleType) -> None:
 
     module.Client._send_single_request = _send_single_request
     module.AsyncClient._send_single_request = _async_send_single_request
-    module.__workbench_patched__ = True
+    module.__workbench_patched__ = True  # type: ignore[attr-defined]

@@ -48,7 +48,13 @@ def pipeline(
     call starts its own execution.
     """
     if fn is None:
-        return lambda f: pipeline(f, name=name, version=version, **record_kwargs)
+        return lambda f: _decorate(f, name, version, record_kwargs)
+    return _decorate(fn, name, version, record_kwargs)
+
+
+def _decorate(
+    fn: Callable[..., Any], name: str | None, version: str | None, record_kwargs: dict[str, Any]
+) -> Callable[..., Any]:
 
     pipeline_id = name or fn.__name__
     entrypoint = entrypoint_of(fn)

@@ -169,9 +169,7 @@ class step:
 
     def __new__(cls, name: Any = None, **kwargs: Any) -> Any:
         if callable(name):  # bare @workbench.step: return the wrapped function itself
-            spec = super().__new__(cls)
-            spec.__init__(None, **kwargs)
-            return spec._decorate(name)
+            return cls(None, **kwargs)._decorate(name)
         return super().__new__(cls)
 
     def __init__(
@@ -406,7 +404,7 @@ class ActiveSpan:
     def __enter__(self) -> ActiveSpan:
         parent = _get_frame()
         if parent is None:
-            _frame_or_raise("span", self.name)
+            parent = _frame_or_raise("span", self.name)  # raises
         self._parent = parent
         span_id = self.span_id = _ids.span_id()
         self._token = _set_frame(_new_tuple(Frame, (parent[0], span_id, parent[2])))

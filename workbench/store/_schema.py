@@ -225,8 +225,8 @@ def _create(conn: sqlite3.Connection) -> None:
             return
         for name, (columns, pk) in _TABLES.items():
             db[name].create(columns, pk=pk)  # type: ignore[union-attr]
-        for table, columns in _INDEXES:
-            db[table].create_index(columns)  # type: ignore[union-attr]
+        for table, index_columns in _INDEXES:
+            db[table].create_index(index_columns)  # type: ignore[union-attr]
         db["workbench_schema"].create(  # type: ignore[union-attr]
             {"app": str, "version": int, "created_at": float}
         )

@@ -459,7 +459,8 @@ class Store:
                 "SELECT id, status, pid, host, proc_start FROM executions WHERE status = 'running'"
             )
         )
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         for column, value in (
             ("pipeline_id", pipeline_id),
             ("user_id", user_id),
