@@ -138,9 +138,7 @@ def retrieve(topic: str, *, top_k: int = 3) -> list[dict[str, str]]:
 
 
 def _openai_client(base_url: str | None) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", DUMMY_KEY)
-    )
+    return openai.OpenAI(base_url=base_url, api_key=os.environ.get("OPENAI_API_KEY", DUMMY_KEY))
 
 
 def _sources(documents: list[dict[str, str]]) -> str:

@@ -159,6 +159,7 @@ def execution_view(execution: Execution) -> Group:
                 title=Text(_error_line(execution.error)),
                 title_align="left",
                 border_style="red",
+                expand=False,
             )
         )
     parts.append(_steps_table(execution.steps))
@@ -201,7 +202,9 @@ def _header(execution: Execution) -> Panel:
         rows.append(("code", Text(execution.code_version)))
     for key, value in rows:
         grid.add_row(key, value)
-    return Panel(grid, title=Text(execution.id, style="bold cyan"), title_align="left")
+    return Panel(
+        grid, title=Text(execution.id, style="bold cyan"), title_align="left", expand=False
+    )
 
 
 def _steps_table(steps: Sequence[Step]) -> Table:
@@ -271,8 +274,9 @@ def _errors_table(execution: Execution) -> Table | None:
     rows: list[tuple[str, str]] = []
     for step in execution.steps:
         if step.error is not None:
-            rows.append((f"step {_step_label(step.step_id, step.occurrence)}",
-                         _error_line(step.error)))
+            rows.append(
+                (f"step {_step_label(step.step_id, step.occurrence)}", _error_line(step.error))
+            )
     for call in execution.model_calls:
         where = f"call {call.provider} {call.model or ''} in {_step_label(call.step_id, None)}"
         if call.error is not None:
@@ -292,15 +296,17 @@ def _errors_table(execution: Execution) -> Table | None:
 def _logs(execution: Execution) -> Panel:
     lines = Text()
     for record in execution.logs:
-        style = "red" if record.level in ("ERROR", "CRITICAL") else (
-            "yellow" if record.level == "WARNING" else ""
+        style = (
+            "red"
+            if record.level in ("ERROR", "CRITICAL")
+            else ("yellow" if record.level == "WARNING" else "")
         )
         where = f" [{record.step_id}]" if record.step_id else ""
         lines.append(f"{format_time(record.created_at, precise=True)} ", style="dim")
         lines.append(f"{record.level:<8}", style=style)
         lines.append(f" {record.logger}{where}: {record.message}\n")
     lines.rstrip()
-    return Panel(lines, title=f"logs ({len(execution.logs)})", title_align="left")
+    return Panel(lines, title=f"logs ({len(execution.logs)})", title_align="left", expand=False)
 
 
 # -- demo ------------------------------------------------------------------------------------
@@ -314,7 +320,6 @@ def demo_summary(execution: Execution, commands: Iterable[str]) -> Group:
     lines.append(execution.id, style="bold cyan")
     lines.append(f" of {execution.pipeline_id}: ")
     lines.append_text(_status(execution.status))
-    lines.append("\n")
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold")
     grid.add_column()
@@ -358,4 +363,3 @@ def listing_json(executions: Sequence[Execution]) -> JSON:
             value.pop(child, None)
         listed.append(value)
     return to_jsonable(listed)
-

@@ -87,9 +87,7 @@ def _db_option(fn: F) -> F:
 
 
 def _json_option(fn: F) -> F:
-    return click.option(
-        "--json", "as_json", is_flag=True, help="Print JSON instead of tables."
-    )(fn)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(fn)
 
 
 def _console() -> Console:
@@ -139,18 +137,14 @@ def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo is not None else parsed.astimezone()
 
 
-class _When(click.ParamType):
-    name = "WHEN"
-
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        try:
-            return parse_when(str(value))
-        except ValueError as exc:
-            self.fail(str(exc), param, ctx)
+def _when_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:
+    # A callback rather than a ParamType subclass: ParamType is generic only from click 8.2 on.
+    if value is None:
+        return None
+    try:
+        return parse_when(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 # -- commands --------------------------------------------------------------------------------
@@ -174,20 +168,25 @@ def runs() -> None:
 
 @runs.command("list")
 @click.option("--pipeline", "pipeline_id", metavar="P", help="Only executions of pipeline P.")
-@click.option(
-    "--status", type=click.Choice(_STATUSES), help="Only executions with this status."
-)
+@click.option("--status", type=click.Choice(_STATUSES), help="Only executions with this status.")
 @click.option("--user", "user_id", metavar="U", help="Only executions recorded for user U.")
 @click.option(
     "--since",
-    type=_When(),
+    metavar="WHEN",
+    callback=_when_option,
     help="Only executions started at or after WHEN: 30m, 1h, 2d, 1w ago, or an ISO date or "
     "datetime (local time unless it has an offset).",
 )
-@click.option("--until", type=_When(), help="Only executions started before WHEN (as --since).")
+@click.option(
+    "--until",
+    metavar="WHEN",
+    callback=_when_option,
+    help="Only executions started before WHEN (same forms as --since).",
+)
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
+    metavar="N",
     default=50,
     show_default=True,
     help="Show at most this many, newest first.",
@@ -262,9 +261,9 @@ def demo(topic: str | None, db: Path | None) -> None:
     answers), runs examples/research_assistant.py through the real openai and anthropic SDKs,
     records it into the store, and prints the execution id. Needs no API key and no network.
     """
+    import anthropic
     import openai
 
-    import anthropic
     from workbench.testing import ModelServer
 
     example = _load_example()

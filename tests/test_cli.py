@@ -1,0 +1,374 @@
+"""The ``workbench`` CLI: listing, showing and demo runs over real recordings.
+
+Recordings are made with the real ``openai`` and ``anthropic`` SDKs against the loopback model
+server, into a fresh SQLite store per test; the CLI is driven with click's ``CliRunner``, and
+once as a real ``python -m workbench.cli`` process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+import openai
+import pytest
+from click.testing import CliRunner, Result
+
+import workbench
+from examples.research_assistant import research
+from workbench import _render
+from workbench.cli import _load_example, cli, parse_when
+from workbench.records import StreamChunk
+from workbench.store import Store
+from workbench.testing import ModelServer
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+EXECUTION_ID = re.compile(r"exec_[0-9a-f]{16}")
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    # Rich must not pick up the developer's terminal width or forced colours.
+    return CliRunner(env={"COLUMNS": None, "FORCE_COLOR": None, "NO_COLOR": None})
+
+
+@pytest.fixture
+def runs(store: Store, model_server: ModelServer) -> dict[str, str]:
+    """Four recorded executions: two research runs, one failed run, one with an unpriced model."""
+    ids: dict[str, str] = {}
+    for user in ("alice", "bob"):
+        with workbench.record("research_assistant", inputs={}, store=store, user_id=user) as run:
+            research(
+                f"streaming latency for {user}",
+                openai_base_url=model_server.openai_base_url,
+                anthropic_base_url=model_server.anthropic_base_url,
+            )
+        ids[user] = run.id
+    with (
+        pytest.raises(RuntimeError),
+        workbench.record("flaky", inputs={"n": 1}, store=store, user_id="carol") as run,
+        workbench.step("fetch"),
+    ):
+        raise RuntimeError("upstream timed out")
+    ids["failed"] = run.id
+    with (
+        workbench.record("in_house", inputs={}, store=store, user_id="dave") as run,
+        openai.OpenAI(base_url=model_server.openai_base_url, api_key="sk-test") as client,
+    ):
+        client.chat.completions.create(
+            model="acme-in-house-7b", messages=[{"role": "user", "content": "hello"}]
+        )
+    ids["unpriced"] = run.id
+    store.flush()
+    return ids
+
+
+def invoke(runner: CliRunner, store: Store, *args: str) -> Result:
+    return runner.invoke(cli, [*args, "--db", str(store.path)], catch_exceptions=False)
+
+
+def listed_ids(result: Result) -> list[str]:
+    assert result.exit_code == 0, result.output
+    return [row["id"] for row in json.loads(result.stdout)]
+
+
+def assert_one_error_line(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+    assert "Traceback" not in result.output
+
+
+# -- runs list ------------------------------------------------------------------------------------
+
+
+def test_list_shows_every_execution_newest_first(
+    runner: CliRunner, store: Store, runs: dict[str, str]
+) -> None:
+    """The table has one row per execution, newest first, with status, user, cost and tokens."""
+    result = invoke(runner, store, "runs", "list")
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.stdout.splitlines() if EXECUTION_ID.search(line)]
+    order = [EXECUTION_ID.search(row)[0] for row in rows]  # type: ignore[index]
+    assert order == [runs["unpriced"], runs["failed"], runs["bob"], runs["alice"]]
+    research_row = rows[order.index(runs["alice"])]
+    assert "research_assistant" in research_row and "completed" in research_row
+    assert "alice" in research_row and "$0.0" in research_row
+    assert "failed" in rows[order.index(runs["failed"])]
+
+
+def test_list_shows_unknown_cost_not_zero(
+    runner: CliRunner, store: Store, runs: dict[str, str]
+) -> None:
+    """A call to a model without a price makes the cost "unknown" in the table and null in JSON."""
+    table = invoke(runner, store, "runs", "list", "--user", "dave")
+    (row,) = [line for line in table.stdout.splitlines() if runs["unpriced"] in line]
+    assert "unknown" in row and "$0.000000" not in row
+    (listed,) = json.loads(invoke(runner, store, "runs", "list", "--user", "dave", "--json").stdout)
+    assert listed["cost_usd"] is None
+
+
+def test_list_filters_by_pipeline_status_user_and_limit(
+    runner: CliRunner, store: Store, runs: dict[str, str]
+) -> None:
+    """--pipeline, --status, --user and --limit narrow the listing as the store does."""
+    by_pipeline = invoke(
+        runner, store, "runs", "list", "--pipeline", "research_assistant", "--json"
+    )
+    assert listed_ids(by_pipeline) == [runs["bob"], runs["alice"]]
+    by_status = invoke(runner, store, "runs", "list", "--status", "failed", "--json")
+    assert listed_ids(by_status) == [runs["failed"]]
+    by_user = invoke(runner, store, "runs", "list", "--user", "alice", "--json")
+    assert listed_ids(by_user) == [runs["alice"]]
+    limited = invoke(runner, store, "runs", "list", "--limit", "2", "--json")
+    assert listed_ids(limited) == [runs["unpriced"], runs["failed"]]
+
+
+def test_list_filters_by_since(runner: CliRunner, store: Store, runs: dict[str, str]) -> None:
+    """--since takes relative times and ISO dates: recent runs are in, a future date has none."""
+    assert len(listed_ids(invoke(runner, store, "runs", "list", "--since", "1h", "--json"))) == 4
+    started = store.get_execution(runs["alice"]).started_at
+    today = datetime.fromtimestamp(started).date().isoformat()  # not now(): midnight may pass
+    assert len(listed_ids(invoke(runner, store, "runs", "list", "--since", today, "--json"))) == 4
+    tomorrow = (datetime.fromtimestamp(started) + timedelta(days=1)).date().isoformat()
+    assert listed_ids(invoke(runner, store, "runs", "list", "--since", tomorrow, "--json")) == []
+    empty = invoke(runner, store, "runs", "list", "--since", tomorrow)
+    assert empty.exit_code == 0 and "No executions" in empty.stdout
+
+
+def test_since_rejects_what_is_not_a_time(runner: CliRunner, store: Store) -> None:
+    """An unreadable --since is a usage error (exit 2) naming the forms allowed."""
+    result = invoke(runner, store, "runs", "list", "--since", "yesterday")
+    assert result.exit_code == 2
+    assert "30m, 1h, 2d or 1w" in result.stderr and "2024-05-01" in result.stderr
+
+
+def test_parse_when_relative_and_iso_forms() -> None:
+    """Relative forms count back from now; ISO values without an offset are local time."""
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    assert parse_when("30m", now=now) == now - timedelta(minutes=30)
+    assert parse_when("2d", now=now) == now - timedelta(days=2)
+    assert parse_when("1.5h", now=now) == now - timedelta(minutes=90)
+    assert parse_when("2024-05-01T13:30+02:00") == datetime(2024, 5, 1, 11, 30, tzinfo=UTC)
+    local = parse_when("2024-05-01")
+    assert local.tzinfo is not None and local == datetime(2024, 5, 1).astimezone()
+    with pytest.raises(ValueError, match="relative form"):
+        parse_when("last week")
+
+
+def test_list_json_shape(runner: CliRunner, store: Store, runs: dict[str, str]) -> None:
+    """--json prints a list of execution objects with the Execution fields but no children."""
+    listed = json.loads(invoke(runner, store, "runs", "list", "--json").stdout)
+    assert isinstance(listed, list) and len(listed) == 4
+    alice = next(row for row in listed if row["id"] == runs["alice"])
+    assert alice["pipeline_id"] == "research_assistant" and alice["status"] == "completed"
+    assert alice["entrypoint"] == "examples.research_assistant:research"
+    assert alice["tokens_in"] > 0 and alice["tokens_out"] > 0 and alice["cost_usd"] > 0
+    assert alice["inputs"]["topic"] == "streaming latency for alice"
+    assert not {"steps", "model_calls", "states", "logs"} & set(alice)
+
+
+# -- runs show ------------------------------------------------------------------------------------
+
+
+def test_show_renders_steps_calls_costs_states_and_logs(
+    runner: CliRunner, store: Store, runs: dict[str, str]
+) -> None:
+    """The detail view lists every step, every model call with its cost, the state and the log."""
+    result = invoke(runner, store, "runs", "show", runs["alice"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert runs["alice"] in out and "research_assistant" in out and "alice" in out
+    for step in ("retrieve#0", "outline#0", "draft#0", "critique#0"):
+        assert step in out
+    calls = [line for line in out.splitlines() if "gpt-4o-mini" in line or "claude" in line]
+    assert len(calls) == 3
+    assert sum(" yes " in line for line in calls) == 1  # the streamed draft
+    assert all(re.search(r"\$0\.\d{6}", line) for line in calls)
+    assert "retrieval_scores" in out and "doc-" in out
+    assert "outline answer is not JSON" in out
+
+
+def test_show_failed_execution_has_error_and_traceback(
+    runner: CliRunner, store: Store, runs: dict[str, str]
+) -> None:
+    """A failed run shows its error, its traceback and the failing step."""
+    result = invoke(runner, store, "runs", "show", runs["failed"])
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "RuntimeError: upstream timed out" in out and "Traceback" in out
+    assert "fetch#0" in out and "failed" in out
+
+
+def test_show_json_round_trips_ids(runner: CliRunner, store: Store, runs: dict[str, str]) -> None:
+    """--json prints the whole execution; its ids and stream chunks match the store's records."""
+    shown = json.loads(invoke(runner, store, "runs", "show", runs["alice"], "--json").stdout)
+    recorded = store.get_execution(runs["alice"])
+    assert shown["id"] == recorded.id and shown["trace_id"] == recorded.trace_id
+    assert [call["id"] for call in shown["model_calls"]] == [c.id for c in recorded.model_calls]
+    assert [s["step_id"] for s in shown["steps"]] == [s.step_id for s in recorded.steps]
+    (streamed,) = [call for call in shown["model_calls"] if call["streamed"]]
+    assert streamed["chunks"] and all(c["data"].startswith("data:") for c in streamed["chunks"])
+    assert "".join(c["data"] for c in streamed["chunks"]).encode() == next(
+        c.body for c in recorded.model_calls if c.streamed
+    )
+
+
+def test_json_renders_chunks_that_are_not_utf8_as_base64(
+    store: Store, runs: dict[str, str]
+) -> None:
+    """A chunk that splits a UTF-8 character is base64 under "__bytes__", never mangled text."""
+    recorded = store.get_execution(runs["alice"])
+    call = dataclasses.replace(
+        recorded.model_calls[0],
+        chunks=[StreamChunk(0.0, "€".encode()[:2]), StreamChunk(0.1, b"ok")],
+    )
+    value: Any = _render.execution_json(dataclasses.replace(recorded, model_calls=[call]))
+    assert value["model_calls"][0]["chunks"] == [
+        {"offset_s": 0.0, "data": {"__bytes__": "4oI="}},
+        {"offset_s": 0.1, "data": "ok"},
+    ]
+
+
+def test_show_unknown_id_is_one_clear_line(
+    runner: CliRunner, store: Store, runs: dict[str, str]
+) -> None:
+    """An id that is not in the store exits 1 with one line naming it and how to list ids."""
+    result = invoke(runner, store, "runs", "show", "exec_doesnotexist")
+    assert_one_error_line(result, "exec_doesnotexist", "workbench runs list")
+    assert result.stdout == ""
+
+
+def test_corrupt_store_is_one_clear_line(runner: CliRunner, tmp_path: Path) -> None:
+    """A file of garbage given as --db exits 1 with one line saying it is not a store."""
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(os.urandom(4096))
+    for args in (["runs", "list"], ["runs", "show", "exec_0"]):
+        result = runner.invoke(cli, [*args, "--db", str(garbage)])
+        assert_one_error_line(result, str(garbage), "not a workbench store")
+
+
+def test_missing_store_is_an_error_not_a_new_file(runner: CliRunner, tmp_path: Path) -> None:
+    """Reading a store that does not exist says so and does not create an empty one."""
+    missing = tmp_path / "nowhere" / "workbench.db"
+    result = runner.invoke(cli, ["runs", "list", "--db", str(missing)])
+    assert_one_error_line(result, str(missing), "workbench demo")
+    assert not missing.parent.exists()
+
+
+def test_module_entry_point_runs_in_a_real_process(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """`python -m workbench.cli` works as a process: output on stdout, errors exit 1 on stderr."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+
+    def show(execution_id: str) -> subprocess.CompletedProcess[str]:
+        command = ["-m", "workbench.cli", "runs", "show", execution_id, "--db", str(store.path)]
+        return subprocess.run(
+            [sys.executable, *command], capture_output=True, text=True, env=env, cwd=tmp_path,
+            timeout=60, check=False,
+        )  # fmt: skip
+
+    shown = show(runs["bob"])
+    assert shown.returncode == 0, shown.stderr
+    assert runs["bob"] in shown.stdout and "draft#0" in shown.stdout
+    missing = show("exec_nope")
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.stderr.splitlines() == [missing.stderr.strip()]
+    assert missing.stderr.startswith("error: no execution 'exec_nope'")
+
+
+# -- demo -----------------------------------------------------------------------------------------
+
+
+def test_demo_records_the_research_assistant(runner: CliRunner, tmp_path: Path) -> None:
+    """`workbench demo` records a retrieval step and 3 priced calls (1 streamed); prints the id."""
+    db = tmp_path / "demo" / "workbench.db"
+    result = runner.invoke(cli, ["demo", "--db", str(db)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (execution_id,) = set(EXECUTION_ID.findall(result.stdout))
+    assert f"workbench runs show {execution_id} --db {db}" in result.stdout
+    assert "3 (1 streamed)" in result.stdout
+    with Store(db) as store:
+        execution = store.get_execution(execution_id)
+    assert execution.status == "completed" and execution.user_id == "demo"
+    assert execution.entrypoint == "examples.research_assistant:research"
+    assert [s.step_id for s in execution.steps] == ["retrieve", "outline", "draft", "critique"]
+    assert [state.name for state in execution.states] == ["retrieval_scores"]
+    calls = execution.model_calls
+    streamed = [(c.provider, c.streamed) for c in calls]
+    assert streamed == [("openai", False), ("openai", True), ("anthropic", False)]
+    assert all(c.cost_usd is not None and c.cost_usd > 0 for c in calls)
+    assert execution.cost_usd == pytest.approx(sum(c.cost_usd or 0 for c in calls))
+    assert calls[1].ttft_s is not None and len(calls[1].chunks) > 1
+
+
+def test_demo_finds_the_example_from_the_installed_checkout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without the repository on sys.path (a console script elsewhere), the demo still finds it."""
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p and Path(p).resolve() != REPO_ROOT])
+    for name in ("examples", "examples.research_assistant"):
+        monkeypatch.delitem(sys.modules, name)
+    module = _load_example()
+    assert module.__name__ == "examples.research_assistant"
+    assert Path(module.__file__ or "").resolve() == REPO_ROOT / "examples" / "research_assistant.py"
+
+
+def test_demo_outside_a_checkout_is_one_clear_line(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """With no examples/ in the working folder or the package's checkout, demo says where to run."""
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p and Path(p).resolve() != REPO_ROOT])
+    for name in ("examples", "examples.research_assistant"):
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(workbench, "__file__", str(tmp_path / "site" / "workbench" / "__init__.py"))
+    result = runner.invoke(cli, ["demo", "--db", str(tmp_path / "x.db")])
+    assert_one_error_line(result, "examples/research_assistant.py", "repository root")
+
+
+# -- help -----------------------------------------------------------------------------------------
+
+
+def _commands(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    if isinstance(command, click.Group):
+        for name, sub in sorted(command.commands.items()):
+            yield from _commands(sub, (*path, name))
+
+
+def _command_at(path: tuple[str, ...]) -> click.Command:
+    command: click.Command = cli
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return command
+
+
+@pytest.mark.parametrize("path", list(_commands(cli)), ids=lambda p: " ".join(p) or "workbench")
+def test_every_command_and_option_has_help(runner: CliRunner, path: tuple[str, ...]) -> None:
+    """Every command and subcommand documents itself and each of its options in --help."""
+    command = _command_at(path)
+    assert command.help and command.help.strip()
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"{' '.join(path)} {param.opts} has no help"
+    result = runner.invoke(cli, [*path, "--help"])
+    assert result.exit_code == 0
+    assert command.help.strip().splitlines()[0] in result.stdout
+
+
+def test_help_walk_sees_every_command() -> None:
+    """The help test above covers the whole tree, so a new command cannot dodge it."""
+    assert set(_commands(cli)) == {(), ("runs",), ("runs", "list"), ("runs", "show"), ("demo",)}
