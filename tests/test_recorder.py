@@ -381,3 +381,15 @@ def test_bad_pipeline_id_is_refused(store: Store) -> None:
     ):
         pass
     assert store.list_executions() == []
+
+
+def test_pipeline_version_marks_an_outer_execution(store: Store) -> None:
+    """@pipeline(version=...) called inside record(...) sets the execution's pipeline version."""
+
+    @workbench.pipeline(version="7")
+    def answer() -> int:
+        return 42
+
+    with workbench.record("outer", inputs={}, store=store) as run:
+        answer()
+    assert store.get_execution(run.id).pipeline_version == "7"

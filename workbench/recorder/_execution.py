@@ -201,9 +201,13 @@ class LiveExecution:
             ),
         )
 
-    def mark_entrypoint(self, entrypoint: str, arguments: dict[str, Any]) -> None:
+    def mark_entrypoint(
+        self, entrypoint: str, arguments: dict[str, Any], version: str | None = None
+    ) -> None:
         """Called by ``@workbench.pipeline``: remember what to call to run this again."""
         self.entrypoint = entrypoint
+        if self.pipeline_version is None:
+            self.pipeline_version = version
         if self.inputs in (None, {}):
             self.inputs = arguments
             self._inputs_hash = self.blob(arguments)

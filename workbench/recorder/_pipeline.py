@@ -70,7 +70,7 @@ def _decorate(
             arguments = _render_parameters(signature, args, kwargs)
             frame = current.get()
             if frame is not None:
-                frame.run.mark_entrypoint(entrypoint, arguments)
+                frame.run.mark_entrypoint(entrypoint, arguments, version)
                 result = await fn(*args, **kwargs)
                 frame.run.set_output(result)
                 return result
@@ -93,7 +93,7 @@ def _decorate(
         arguments = _render_parameters(signature, args, kwargs)
         frame = current.get()
         if frame is not None:
-            frame.run.mark_entrypoint(entrypoint, arguments)
+            frame.run.mark_entrypoint(entrypoint, arguments, version)
             result = fn(*args, **kwargs)
             frame.run.set_output(result)
             return result
