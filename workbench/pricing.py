@@ -255,7 +255,11 @@ class PriceBook:
                 return self._resolved[key]
             price, reason = self._lookup(provider, model)
             self._resolved[key] = price
-        if price is None and reason is not None:
+        if price is None and model is None and reason is not None:
+            logger.warning(
+                "A %r call named no model, so its cost is recorded as unknown.", provider
+            )
+        elif price is None and reason is not None:
             logger.warning(
                 "No price for model %r of provider %r (%s); its cost is recorded as unknown. "
                 "To price it, set cost_tracking.providers.%s.models.%s.input_cost_per_1k and "
@@ -308,7 +312,7 @@ def _from_genai_prices(provider: str, model: str) -> tuple[_Resolved, str | None
         found_provider, found_model = data_snapshot.get_snapshot().find_provider_model(
             model, None, provider, None
         )
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: data it cannot match the name against
         return None, "genai-prices does not know it"
     now = datetime.now(tz=UTC)
     if not isinstance(found_model.prices, types.ModelPrice) and any(

@@ -22,10 +22,11 @@ the body. It leaves out:
   runs without changing what was asked;
 * *volatile fields*: request body fields named in ``volatile_fields``. A name with a dot
   (``metadata.request_id``) is a path from the body's root; where the path meets a list it
-  applies to every element. A bare name (``user``) matches that key at any depth of the body and
-  also a query parameter of that name. Volatile fields are removed, so "present with any value"
-  and "absent" give the same key. The default set is empty: a key is sensitive to everything
-  the caller did not opt out of (``capture.volatile_fields`` in workbench.yaml).
+  applies to every element. A bare name (``user``) matches that key at any depth of the body,
+  and also a query parameter or form field of that name. Volatile fields are removed, so
+  "present with any value" and "absent" give the same key. The default set is empty: a key is
+  sensitive to everything the caller did not opt out of (``capture.volatile_fields`` in
+  workbench.yaml).
 
 The key is computed from the *canonical* (already redacted) request, so that it can be
 recomputed from what the store holds; a secret therefore never influences the key.
@@ -244,7 +245,9 @@ def canonical_request(
       one was sent;
     * ``body_format`` is ``"json"``, ``"form"`` (urlencoded, body = sorted ``[name, value]``
       pairs), ``"text"`` (body = ``{"text": ...}``), ``"base64"`` (body = ``{"base64": ...}``)
-      or ``None`` for no body. Multipart boundaries, which clients pick at random, are
+      or ``None`` for no body. A body that looks like JSON but cannot be parsed, or is nested
+      too deeply to walk, is ``"digest"`` (body = ``{"blake2b": ...}``): what cannot be
+      redacted is not kept. Multipart boundaries, which clients pick at random, are
       replaced by a fixed one so that two uploads of the same file canonicalise alike;
     * ``volatile`` is the sorted ``volatile_fields``, so that :func:`request_key` of the
       stored request reproduces the key it was recorded under.
@@ -321,13 +324,38 @@ def _canonical_body(
             try:
                 value = orjson.loads(body)
             except orjson.JSONDecodeError:
-                pass
-            else:
-                return "json", _redact(value, sensitive)
+                value = _UNREADABLE
+            if value is _UNREADABLE or _too_deep(body, value):
+                # JSON we cannot walk cannot be redacted, so it is not kept: only its digest.
+                return "digest", {"blake2b": hashlib.blake2b(body, digest_size=16).hexdigest()}
+            return "json", _redact(value, sensitive)
     try:
         return "text", {"text": body.decode("utf-8")}
     except UnicodeDecodeError:
         return "base64", {"base64": base64.b64encode(body).decode("ascii")}
+
+
+_UNREADABLE: Any = object()
+# orjson writes at most this many levels of nesting; the walks here recurse once per level.
+_MAX_DEPTH = 250
+
+
+def _too_deep(raw: bytes, value: _JSON) -> bool:
+    # Counting brackets (strings included) over-estimates the depth at C speed; only a body
+    # with that many brackets pays for the exact test.
+    if raw.count(b"[") + raw.count(b"{") <= _MAX_DEPTH:
+        return False
+    return _depth(value, 0) > _MAX_DEPTH
+
+
+def _depth(value: _JSON, level: int) -> int:
+    if level > _MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(item, level + 1) for item in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(item, level + 1) for item in value), default=level + 1)
+    return level
 
 
 def _boundary_of(content_type: str) -> bytes | None:
@@ -372,7 +400,7 @@ def request_key(canonical: Mapping[str, Any], *, volatile_fields: Collection[str
         if body_format == "json":
             body = _drop_volatile(body, bare, paths)
         elif body_format == "form" and bare:
-            body = [pair for pair in body if pair[0] not in bare]
+            body = [pair for pair in body or () if pair[0] not in bare]
         if bare:
             query = [pair for pair in query if pair[0] not in bare]
     material = orjson.dumps(

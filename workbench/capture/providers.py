@@ -36,6 +36,8 @@ __all__ = [
 ]
 
 _JSON: TypeAlias = Any
+#: (input incl. cache, output, cache read, cache write) as a provider reported them.
+_Usage: TypeAlias = tuple[int | None, int | None, int | None, int | None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -113,8 +115,19 @@ class SSEParser:
         lines = buffer.split("\n")
         self._pending = lines.pop() + held
         events: list[SSEEvent] = []
+        data = self._data
         for line in lines:
-            self._line(line, events)
+            # Model streams are almost all "data: {...}" lines and blank lines: take those
+            # without the general field parsing.
+            if line.startswith("data: "):
+                data.append(line[6:])
+            elif line or not data:
+                self._line(line, events)
+                data = self._data
+            else:
+                events.append(SSEEvent(self._event or None, "\n".join(data)))
+                self._data = data = []
+                self._event = None
         return events
 
     def _line(self, line: str, events: list[SSEEvent]) -> None:
@@ -222,7 +235,7 @@ class _Read:
     model: str | None = None
     text: str | None = None
     finish_reason: str | None = None
-    usage: tuple[int | None, int | None, int | None, int | None] | None = None
+    usage: _Usage | None = None
     output_chars: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -250,20 +263,16 @@ def analyse(
             provider, operation, request_body, request_model, status_code, content_type, body
         )
     except Exception as exc:  # a reader bug must not break the user's call
-        return CallFacts(
-            provider,
-            operation,
-            request_model,
-            None,
-            None,
-            None,
-            None,
-            False,
-            None,
-            None,
-            None,
-            f"could not read response: {type(exc).__name__}: {exc}",
-        )
+        error = f"could not read response: {type(exc).__name__}: {exc}"
+        return _without_usage(provider, operation, request_model, None, error)
+
+
+def _without_usage(
+    provider: str, operation: str, model: str | None, response: Any, error: str | None
+) -> CallFacts:
+    return CallFacts(
+        provider, operation, model, None, None, None, None, False, None, None, response, error
+    )
 
 
 def _analyse(
@@ -283,23 +292,10 @@ def _analyse(
         response = _parse_json(body) if not is_stream else None
         if response is _INVALID:
             response = body.decode("utf-8", errors="replace") if status_code >= 400 else None
-        return CallFacts(
-            provider,
-            operation,
-            request_model,
-            None,
-            None,
-            None,
-            None,
-            False,
-            None,
-            None,
-            response,
-            None,
-        )
+        return _without_usage(provider, operation, request_model, response, None)
 
     read = _read_stream(operation, body) if is_stream else _read_json(operation, body)
-    if read.usage is not None:
+    if read.usage is not None and (read.usage[0] is not None or read.usage[1] is not None):
         input_tokens, output_tokens, cache_read, cache_write = read.usage
         estimated = False
     else:
@@ -326,13 +322,36 @@ def _analyse(
 _INVALID: Any = object()
 
 
-def _parse_json(body: bytes) -> _JSON:
-    if not body:
+# orjson writes at most ~254 levels of nesting and the walks here recurse once per level, so
+# deeper JSON is treated as unreadable rather than kept and failing later in the store.
+_MAX_DEPTH = 250
+
+
+def _parse_json(raw: bytes | str) -> _JSON:
+    if not raw:
         return _INVALID
     try:
-        return orjson.loads(body)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _INVALID
+    # Counting brackets over-estimates depth at C speed; only then is the depth measured.
+    if isinstance(raw, str):
+        brackets = raw.count("[") + raw.count("{")
+    else:
+        brackets = raw.count(b"[") + raw.count(b"{")
+    if brackets > _MAX_DEPTH and _depth(value, 0) > _MAX_DEPTH:
+        return _INVALID
+    return value
+
+
+def _depth(value: Any, level: int) -> int:
+    if level > _MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(item, level + 1) for item in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(item, level + 1) for item in value), default=level + 1)
+    return level
 
 
 def _int(value: Any) -> int | None:
@@ -346,24 +365,12 @@ def _estimate(chars: int) -> int:
 
 # Request members that hold no prompt text: counting base64 images or ids would inflate the
 # estimate by orders of magnitude.
-_NOT_TEXT = frozenset(
-    {
-        "type",
-        "role",
-        "id",
-        "tool_call_id",
-        "image_url",
-        "source",
-        "data",
-        "url",
-        "file_data",
-        "file_id",
-        "cache_control",
-        "signature",
-        "detail",
-        "format",
-    }
-)
+# fmt: off
+_NOT_TEXT = frozenset({
+    "type", "role", "id", "tool_call_id", "image_url", "source", "data", "url", "file_data",
+    "file_id", "cache_control", "signature", "detail", "format",
+})
+# fmt: on
 _PROMPT_MEMBERS = ("messages", "system", "prompt", "input", "instructions", "tools", "functions")
 
 
@@ -409,9 +416,11 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _openai_usage(
-    usage: Any, *, embeddings: bool = False
-) -> tuple[int | None, int | None, int | None, int | None] | None:
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _openai_usage(usage: Any, *, embeddings: bool = False) -> _Usage | None:
     if not isinstance(usage, dict):
         return None
     details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
@@ -459,7 +468,7 @@ def _tool_call_chars(tool_calls: Any) -> int:
     return sum(_text_chars(call.get("function")) for call in tool_calls if isinstance(call, dict))
 
 
-def _anthropic_usage(usage: Any) -> tuple[int | None, int | None, int | None, int | None] | None:
+def _anthropic_usage(usage: Any) -> _Usage | None:
     if not isinstance(usage, dict):
         return None
     uncached = _int(usage.get("input_tokens"))
@@ -516,23 +525,12 @@ def _read_responses_object(data: dict[str, Any]) -> _Read:
 # Streams
 # --------------------------------------------------------------------------------------------
 
-_ANTHROPIC_EVENTS = frozenset(
-    {
-        "message_start",
-        "message_delta",
-        "message_stop",
-        "content_block_start",
-        "content_block_delta",
-        "content_block_stop",
-        "ping",
-    }
-)
-
 
 def _read_stream(operation: str, body: bytes) -> _Read:
     parser = SSEParser()
     events = parser.feed(body)
     events.extend(parser.close())
+    # The readers append to this list and hand it on as their own ``errors``.
     errors: list[str] = []
     if parser.truncated:
         errors.append("stream ended in the middle of an event")
@@ -542,13 +540,12 @@ def _read_stream(operation: str, body: bytes) -> _Read:
         read = _read_anthropic_stream(events, errors)
     else:
         read = _read_openai_stream(events, errors, chat=operation != "text_completion")
-    read.errors[:0] = errors
     return read
 
 
 def _is_anthropic_stream(events: list[SSEEvent]) -> bool:
     for event in events[:3]:
-        if event.event in _ANTHROPIC_EVENTS:
+        if event.event and event.event.startswith(("message_", "content_block_")):
             return True
         if '"type":"message_start"' in event.data or '"type": "message_start"' in event.data:
             return True
@@ -565,9 +562,8 @@ def _event_objects(
         if event.data == done_marker:
             done = True
             continue
-        try:
-            value = orjson.loads(event.data)
-        except orjson.JSONDecodeError:
+        value = _parse_json(event.data)
+        if value is _INVALID:
             errors.append(f"invalid JSON in event {number}")
             continue
         if not isinstance(value, dict):
@@ -603,11 +599,11 @@ def _read_openai_stream(events: list[SSEEvent], errors: list[str], *, chat: bool
                 top[name] = chunk[name]
         if chunk.get("usage") is not None:
             usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
+        for choice in _list(chunk.get("choices")):
             if isinstance(choice, dict):
                 index = choice.get("index", 0)
-                state = choices.setdefault(index if type(index) is int else 0, {"index": index})
-                _accumulate_choice(state, choice, chat=chat)
+                index = index if type(index) is int else 0
+                _accumulate_choice(choices.setdefault(index, {"index": index}), choice, chat=chat)
     if not done:
         errors.append("stream ended without [DONE]")
 
@@ -650,11 +646,12 @@ def _accumulate_choice(state: dict[str, Any], choice: dict[str, Any], *, chat: b
             state.setdefault(name, []).append(delta[name])
     if isinstance(delta.get("function_call"), dict):
         _accumulate_function(state.setdefault("function_call", {}), delta["function_call"])
-    for call in delta.get("tool_calls") or ():
+    for call in _list(delta.get("tool_calls")):
         if not isinstance(call, dict):
             continue
         calls = state.setdefault("tool_calls", {})
-        slot = calls.setdefault(call.get("index", len(calls)), {"function": {}})
+        index = call.get("index")
+        slot = calls.setdefault(index if type(index) is int else len(calls), {"function": {}})
         for name in ("id", "type"):
             if call.get(name):
                 slot[name] = call[name]
@@ -700,7 +697,7 @@ def _finish_choice(state: dict[str, Any], *, chat: bool) -> dict[str, Any]:
                     "arguments": slot["function"].get("arguments", ""),
                 },
             }
-            for _, slot in sorted(state["tool_calls"].items(), key=_index_order)
+            for _, slot in sorted(state["tool_calls"].items())
         ]
     return {
         "index": state["index"],
@@ -708,11 +705,6 @@ def _finish_choice(state: dict[str, Any], *, chat: bool) -> dict[str, Any]:
         "finish_reason": state.get("finish_reason"),
         "logprobs": logprobs,
     }
-
-
-def _index_order(item: tuple[Any, Any]) -> tuple[int, str]:
-    index = item[0]
-    return (index, "") if type(index) is int else (0, str(index))
 
 
 def _read_anthropic_stream(events: list[SSEEvent], errors: list[str]) -> _Read:
@@ -726,8 +718,9 @@ def _read_anthropic_stream(events: list[SSEEvent], errors: list[str]) -> _Read:
         kind = event.get("type")
         if kind == "message_start" and isinstance(event.get("message"), dict):
             message = dict(event["message"])
-            content = [dict(b) for b in message.get("content") or () if isinstance(b, dict)]
-            usage = dict(message.get("usage") or {})
+            content = [dict(b) for b in _list(message.get("content")) if isinstance(b, dict)]
+            start_usage = message.get("usage")
+            usage = dict(start_usage) if isinstance(start_usage, dict) else {}
         elif kind == "content_block_start" and isinstance(event.get("content_block"), dict):
             index = _block_index(event, len(content))
             if 0 <= index <= len(content) + 16:  # a wild index must not allocate a huge list
@@ -778,15 +771,15 @@ def _apply_block_delta(
 ) -> None:
     kind = delta.get("type")
     if kind == "text_delta" and isinstance(delta.get("text"), str):
-        block["text"] = (block.get("text") or "") + delta["text"]
+        block["text"] = (_str(block.get("text")) or "") + delta["text"]
     elif kind == "input_json_delta" and isinstance(delta.get("partial_json"), str):
         tool_inputs.setdefault(index, []).append(delta["partial_json"])
     elif kind == "thinking_delta" and isinstance(delta.get("thinking"), str):
-        block["thinking"] = (block.get("thinking") or "") + delta["thinking"]
+        block["thinking"] = (_str(block.get("thinking")) or "") + delta["thinking"]
     elif kind == "signature_delta" and isinstance(delta.get("signature"), str):
         block["signature"] = delta["signature"]
     elif kind == "citations_delta" and "citation" in delta:
-        block["citations"] = [*(block.get("citations") or ()), delta["citation"]]
+        block["citations"] = [*_list(block.get("citations")), delta["citation"]]
 
 
 def _finish_tool_input(
@@ -795,11 +788,11 @@ def _finish_tool_input(
     text = "".join(pieces)
     if not text:
         return  # the tool takes no input: keep the start event's {}
-    try:
-        block["input"] = orjson.loads(text)
-    except orjson.JSONDecodeError:
+    value = _parse_json(text)
+    if value is _INVALID:
         errors.append(f"invalid tool input JSON in content block {index}")
-        block["input"] = {}
+        value = {}
+    block["input"] = value
 
 
 def _read_responses_stream(events: list[SSEEvent], errors: list[str]) -> _Read:
