@@ -1,84 +1,188 @@
 """Keeping secrets out of recordings: values under sensitive names become ``[REDACTED]``.
 
-Owns the list of names that are always secret and the walk that replaces their values; the
-capture layer applies it to request headers and bodies, the recorder to parameters, results,
-states and log fields. Matching is by field name, case-insensitive, at any depth.
+The one home of what counts as a secret and of the walks that replace it. The capture layer
+applies it to request headers, queries and bodies (through ``capture.canonical``) and to response
+headers; the recorder to parameters, results, states and log fields. A name is sensitive when,
+lower-cased and with ``-`` read as ``_``, it is one of the built-in credential names or one of the
+configured ``capture.sensitive_fields``; matching is at any depth.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any, TypeAlias
 
-from workbench._json import decode, encode
+from workbench._json import encode
 
 __all__ = [
-    "ALWAYS_SENSITIVE",
     "REDACTED",
     "SENSITIVE_HEADERS",
     "encode_redacted",
+    "redact_headers",
     "redact_json",
     "sensitive_names",
 ]
 
+_JSON: TypeAlias = Any
+_Headers: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]]
+
+#: What a secret value is replaced by.
 REDACTED = "[REDACTED]"
 
-#: Header names whose values are credentials in every HTTP API we know of.
-SENSITIVE_HEADERS = frozenset(
+# Names are compared after lower-casing and turning "-" into "_", so that ``X-Api-Key``,
+# ``x_api_key`` and ``X-API-KEY`` are one name.
+_SENSITIVE_NAMES = frozenset(
     {
         "authorization",
-        "proxy-authorization",
-        "x-api-key",
-        "api-key",
-        "cookie",
-        "set-cookie",
-        "x-goog-api-key",
-    }
-)
-
-#: Field names treated as secret wherever they appear, on top of the configured ones.
-ALWAYS_SENSITIVE = frozenset(
-    {
+        "proxy_authorization",
+        "x_api_key",
         "api_key",
         "apikey",
-        "api-key",
-        "x-api-key",
-        "authorization",
-        "password",
-        "secret",
+        "cookie",
+        "set_cookie",
+        "x_goog_api_key",
         "access_token",
         "refresh_token",
         "client_secret",
+        "secret",
+        "password",
     }
 )
 
 
-def sensitive_names(configured: Collection[str] = ()) -> frozenset[str]:
-    return ALWAYS_SENSITIVE | {name.lower() for name in configured}
+def _normalise_name(name: str) -> str:
+    return name.lower().replace("-", "_")
 
 
-def redact_json(value: Any, sensitive: Collection[str]) -> Any:
-    """A copy of ``value`` with every mapping entry named in ``sensitive`` redacted."""
+# The capture layer passes the same configured names with every call: build their set once.
+_sensitive_sets: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _sensitive_set(extra: Collection[str]) -> frozenset[str]:
+    if not extra:
+        return _SENSITIVE_NAMES
+    names = extra if isinstance(extra, frozenset) else frozenset(extra)
+    found = _sensitive_sets.get(names)
+    if found is None:
+        found = _SENSITIVE_NAMES | {_normalise_name(name) for name in names}
+        if len(_sensitive_sets) < 64:
+            _sensitive_sets[names] = found
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Redaction
+# --------------------------------------------------------------------------------------------
+
+
+def redact_headers(headers: _Headers, sensitive_fields: Collection[str] = ()) -> dict[str, str]:
+    """All headers, names lower-cased, with the values of credential headers replaced.
+
+    Repeated headers are joined with ``", "`` as HTTP allows. Credential headers are
+    ``authorization``, ``proxy-authorization``, ``x-api-key``, ``api-key``, ``x-goog-api-key``,
+    ``cookie``, ``set-cookie``, the secret names of :func:`redact_json`, and any name in
+    ``sensitive_fields`` (case-insensitive, ``-`` = ``_``).
+    """
+    return _redact_headers(headers, _sensitive_set(sensitive_fields))
+
+
+def _redact_headers(headers: _Headers, sensitive: frozenset[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    for raw_name, value in items:
+        name = raw_name.lower()
+        if _normalise_name(name) in sensitive:
+            result[name] = REDACTED
+        elif name in result:
+            result[name] = f"{result[name]}, {value}"
+        else:
+            result[name] = value
+    return result
+
+
+def redact_json(value: _JSON, sensitive_fields: Collection[str] = ()) -> _JSON:
+    """``value`` with every object member whose name is sensitive replaced by ``"[REDACTED]"``.
+
+    Walks mappings, lists and tuples at any depth. A name is sensitive when it is (lower-cased,
+    ``-`` read as ``_``) one of ``api_key``, ``apikey``, ``access_token``, ``refresh_token``,
+    ``client_secret``, ``secret``, ``password``, a credential header name, or in
+    ``sensitive_fields``. The whole value is
+    replaced, whatever its type. The input is never modified; parts without secrets are shared
+    with it rather than copied.
+    """
+    return _redact(value, _sensitive_set(sensitive_fields))
+
+
+# Member names seen before, normalised: a dict lookup is several times cheaper than
+# ``lower().replace()``, and the same few names ("role", "content") recur in every request.
+# Bounded, because user JSON may be keyed by ids.
+_normalised_names: dict[str, str] = {}
+_LEAVES = (str, int, float, bool, type(None))
+
+
+def _normalise_name_cached(name: str) -> str:
+    normalised = _normalised_names.get(name)
+    if normalised is None:
+        normalised = _normalise_name(name)
+        if len(_normalised_names) < 4096:
+            _normalised_names[name] = normalised
+    return normalised
+
+
+def _redact(value: _JSON, sensitive: frozenset[str]) -> _JSON:
     if isinstance(value, Mapping):
-        return {
-            key: REDACTED
-            if isinstance(key, str) and key.lower() in sensitive
-            else redact_json(item, sensitive)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [redact_json(item, sensitive) for item in value]
+        changed: dict[Any, Any] | None = None
+        for name, item in value.items():
+            if isinstance(name, str) and _normalise_name_cached(name) in sensitive:
+                new_item: Any = REDACTED
+            elif type(item) in _LEAVES:
+                continue
+            else:
+                new_item = _redact(item, sensitive)
+                if new_item is item:
+                    continue
+            if changed is None:
+                changed = dict(value)
+            changed[name] = new_item
+        return value if changed is None else changed
+    if isinstance(value, list | tuple):
+        out: list[Any] | None = None
+        for index, item in enumerate(value):
+            if type(item) in _LEAVES:
+                continue
+            new_item = _redact(item, sensitive)
+            if new_item is not item:
+                if out is None:
+                    out = list(value)
+                out[index] = new_item
+        if out is None:
+            return value
+        return out if isinstance(value, list) else tuple(out)
     return value
 
 
-def encode_redacted(value: Any, sensitive: frozenset[str]) -> bytes:
-    """JSON bytes of ``value`` with secrets redacted.
+#: Credential header names, as they appear on the wire.
+SENSITIVE_HEADERS = frozenset(name.replace("_", "-") for name in _SENSITIVE_NAMES)
 
-    The common case — no sensitive name anywhere in the bytes — costs one lower-casing scan
-    instead of a walk of the whole value.
+
+def sensitive_names(configured: Collection[str] = ()) -> frozenset[str]:
+    """The built-in secret names plus ``configured``, normalised (lower case, ``_`` for ``-``)."""
+    return _sensitive_set(frozenset(configured))
+
+
+def encode_redacted(value: Any, sensitive: frozenset[str]) -> bytes:
+    """JSON bytes of ``value`` with secrets redacted (``sensitive`` from :func:`sensitive_names`).
+
+    The common case — no sensitive name anywhere in the bytes — costs one lower-casing scan of
+    the rendered bytes instead of a walk of the whole value.
     """
     data = encode(value)
     lowered = data.lower()
-    if not any(name.encode() in lowered for name in sensitive):
+    for name in sensitive:
+        if name.encode() in lowered or name.replace("_", "-").encode() in lowered:
+            break
+    else:
         return data
-    return encode(redact_json(decode(data), sensitive))
+    from workbench._json import decode
+
+    return encode(_redact(decode(data), sensitive))

@@ -1,9 +1,9 @@
-"""The canonical form of an HTTP request, its replay key, and secret redaction.
+"""The canonical form of an HTTP request and its replay key.
 
-This module owns three pure functions of a request as sent — :func:`canonical_request` (what is
-stored as ``ModelCall.request``), :func:`request_key` (what replay looks the recorded response up
-by) and the redactors :func:`redact_headers` / :func:`redact_json` (which the recorder also uses
-for states and log fields) — plus :class:`OccurrenceCounter`, which numbers identical requests
+This module owns two pure functions of a request as sent — :func:`canonical_request` (what is
+stored as ``ModelCall.request``, with every secret redacted by ``workbench.redaction``, whose
+``redact_headers`` and ``redact_json`` it re-exports) and :func:`request_key` (what replay looks
+the recorded response up by) — plus :class:`OccurrenceCounter`, which numbers identical requests
 within one execution. It does not know about providers, responses, tokens or the store: those
 belong to ``providers``, the capture layer and ``workbench.store``.
 
@@ -50,6 +50,15 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from workbench.exceptions import ConfigError
+from workbench.redaction import (
+    REDACTED,
+    _normalise_name,
+    _redact,
+    _redact_headers,
+    _sensitive_set,
+    redact_headers,
+    redact_json,
+)
 
 __all__ = [
     "REDACTED",
@@ -63,28 +72,6 @@ __all__ = [
 _JSON: TypeAlias = Any
 _Headers: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]]
 
-#: What a secret value is replaced by.
-REDACTED = "[REDACTED]"
-
-# Names are compared after lower-casing and turning "-" into "_", so that ``X-Api-Key``,
-# ``x_api_key`` and ``X-API-KEY`` are one name.
-_SENSITIVE_NAMES = frozenset(
-    {
-        "authorization",
-        "proxy_authorization",
-        "x_api_key",
-        "api_key",
-        "apikey",
-        "cookie",
-        "set_cookie",
-        "x_goog_api_key",
-        "access_token",
-        "refresh_token",
-        "client_secret",
-        "secret",
-        "password",
-    }
-)
 # Only in a query string: Google-style ``?key=...``. In a JSON body ``key`` is far too common
 # (cache keys, dictionary keys) to redact.
 _SENSITIVE_QUERY_ONLY = frozenset({"key"})
@@ -104,117 +91,6 @@ _KEPT_HEADERS = frozenset(
 )
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MULTIPART_BOUNDARY = b"workbench-boundary"
-
-
-def _normalise_name(name: str) -> str:
-    return name.lower().replace("-", "_")
-
-
-# The capture layer passes the same configured names with every call: build their set once.
-_sensitive_sets: dict[frozenset[str], frozenset[str]] = {}
-
-
-def _sensitive_set(extra: Collection[str]) -> frozenset[str]:
-    if not extra:
-        return _SENSITIVE_NAMES
-    names = extra if isinstance(extra, frozenset) else frozenset(extra)
-    found = _sensitive_sets.get(names)
-    if found is None:
-        found = _SENSITIVE_NAMES | {_normalise_name(name) for name in names}
-        if len(_sensitive_sets) < 64:
-            _sensitive_sets[names] = found
-    return found
-
-
-# --------------------------------------------------------------------------------------------
-# Redaction
-# --------------------------------------------------------------------------------------------
-
-
-def redact_headers(headers: _Headers, sensitive_fields: Collection[str] = ()) -> dict[str, str]:
-    """All headers, names lower-cased, with the values of credential headers replaced.
-
-    Repeated headers are joined with ``", "`` as HTTP allows. Credential headers are
-    ``authorization``, ``proxy-authorization``, ``x-api-key``, ``api-key``, ``x-goog-api-key``,
-    ``cookie``, ``set-cookie``, the secret names of :func:`redact_json`, and any name in
-    ``sensitive_fields`` (case-insensitive, ``-`` = ``_``).
-    """
-    return _redact_headers(headers, _sensitive_set(sensitive_fields))
-
-
-def _redact_headers(headers: _Headers, sensitive: frozenset[str]) -> dict[str, str]:
-    result: dict[str, str] = {}
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    for raw_name, value in items:
-        name = raw_name.lower()
-        if _normalise_name(name) in sensitive:
-            result[name] = REDACTED
-        elif name in result:
-            result[name] = f"{result[name]}, {value}"
-        else:
-            result[name] = value
-    return result
-
-
-def redact_json(value: _JSON, sensitive_fields: Collection[str] = ()) -> _JSON:
-    """``value`` with every object member whose name is sensitive replaced by ``"[REDACTED]"``.
-
-    Walks mappings, lists and tuples at any depth. A name is sensitive when it is (lower-cased,
-    ``-`` read as ``_``) one of ``api_key``, ``apikey``, ``access_token``, ``refresh_token``,
-    ``client_secret``, ``secret``, ``password``, a credential header name, or in
-    ``sensitive_fields``. The whole value is
-    replaced, whatever its type. The input is never modified; parts without secrets are shared
-    with it rather than copied.
-    """
-    return _redact(value, _sensitive_set(sensitive_fields))
-
-
-# Member names seen before, normalised: a dict lookup is several times cheaper than
-# ``lower().replace()``, and the same few names ("role", "content") recur in every request.
-# Bounded, because user JSON may be keyed by ids.
-_normalised_names: dict[str, str] = {}
-_LEAVES = (str, int, float, bool, type(None))
-
-
-def _normalise_name_cached(name: str) -> str:
-    normalised = _normalised_names.get(name)
-    if normalised is None:
-        normalised = _normalise_name(name)
-        if len(_normalised_names) < 4096:
-            _normalised_names[name] = normalised
-    return normalised
-
-
-def _redact(value: _JSON, sensitive: frozenset[str]) -> _JSON:
-    if isinstance(value, Mapping):
-        changed: dict[Any, Any] | None = None
-        for name, item in value.items():
-            if isinstance(name, str) and _normalise_name_cached(name) in sensitive:
-                new_item: Any = REDACTED
-            elif type(item) in _LEAVES:
-                continue
-            else:
-                new_item = _redact(item, sensitive)
-                if new_item is item:
-                    continue
-            if changed is None:
-                changed = dict(value)
-            changed[name] = new_item
-        return value if changed is None else changed
-    if isinstance(value, list | tuple):
-        out: list[Any] | None = None
-        for index, item in enumerate(value):
-            if type(item) in _LEAVES:
-                continue
-            new_item = _redact(item, sensitive)
-            if new_item is not item:
-                if out is None:
-                    out = list(value)
-                out[index] = new_item
-        if out is None:
-            return value
-        return out if isinstance(value, list) else tuple(out)
-    return value
 
 
 # --------------------------------------------------------------------------------------------

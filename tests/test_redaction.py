@@ -1,0 +1,37 @@
+"""workbench.redaction: secrets under sensitive names never reach the rendered bytes."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workbench._json import decode
+from workbench.redaction import SENSITIVE_HEADERS, encode_redacted, sensitive_names
+
+NAMES = ["api_key", "API-Key", "x-api-key", "Authorization", "password", "session_token"]
+
+
+@given(
+    name=st.sampled_from(NAMES),
+    secret=st.text(alphabet="abcdefXYZ0123456789", min_size=12, max_size=30),
+    depth=st.integers(min_value=0, max_value=4),
+)
+def test_secret_at_any_depth_is_not_in_the_bytes(name: str, secret: str, depth: int) -> None:
+    """A secret under a sensitive name, however deep and however spelt, is not in the output."""
+    value: object = {name: secret, "keep": "visible"}
+    for _ in range(depth):
+        value = {"nested": [value]}
+    data = encode_redacted(value, sensitive_names(["session_token"]))
+    assert secret.encode() not in data
+    assert b"visible" in data
+
+
+def test_values_without_secrets_are_unchanged() -> None:
+    """Without a sensitive name the bytes are the plain rendering."""
+    value = {"prompt": "tell me a secret-free story", "n": [1, 2]}
+    assert decode(encode_redacted(value, sensitive_names())) == value
+
+
+def test_credential_headers_are_listed_as_sent() -> None:
+    """Header names are kept in their wire spelling for response-header redaction."""
+    assert {"authorization", "x-api-key", "cookie"} <= SENSITIVE_HEADERS
