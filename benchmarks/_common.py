@@ -27,6 +27,7 @@ if str(ROOT) not in sys.path:
 __all__ = [
     "ROOT",
     "Row",
+    "Timing",
     "cli",
     "fmt",
     "median",
@@ -73,13 +74,20 @@ def rotated(variants: Sequence[str], round_index: int) -> list[str]:
     return [*variants[shift:], *variants[:shift]]
 
 
-def timed(work: Callable[[], object]) -> float:
-    """Seconds ``work`` took, with the garbage collector settled first so that a collection
+@dataclass(frozen=True)
+class Timing:
+    wall_s: float
+    cpu_s: float  # CPU of the whole process, all threads: less sensitive to other processes
+
+
+def timed(work: Callable[[], object]) -> Timing:
+    """How long ``work`` took, with the garbage collector settled first so that a collection
     owed by the previous variant is not charged to this one."""
     gc.collect()
+    cpu = time.process_time()
     start = time.perf_counter()
     work()
-    return time.perf_counter() - start
+    return Timing(time.perf_counter() - start, time.process_time() - cpu)
 
 
 def print_rows(rows: Sequence[Row], *, file: TextIO | None = None) -> None:

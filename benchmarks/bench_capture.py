@@ -45,7 +45,7 @@ import _common
 import httpx
 import openai
 import vcr
-from _common import Row, fmt, median, rotated, timed
+from _common import Row, Timing, fmt, median, rotated, timed
 
 import workbench
 from workbench.capture import install as install_capture
@@ -149,7 +149,10 @@ class Variants:
             return workbench.record("bench_capture", inputs={"run": run}, store=store)
         if variant == "vcrpy":
             recorder = vcr.VCR(record_mode="all")
-            return recorder.use_cassette(str(self._folder / f"vcrpy-{run}.yaml"))
+            cassette: AbstractContextManager[Any] = recorder.use_cassette(
+                str(self._folder / f"vcrpy-{run}.yaml")
+            )
+            return cassette
         return nullcontext()
 
 
@@ -159,8 +162,8 @@ def run_calls(
     send: Callable[[str], object],
     n: int,
     cap_s: float | None = None,
-) -> float | None:
-    """Seconds for ``n`` calls under ``variant`` (block exit included); ``None`` if capped."""
+) -> Timing | None:
+    """Time for ``n`` calls under ``variant`` (block exit included); ``None`` if capped."""
     prompts = [_prompt() for _ in range(n)]
     context = variants.prepare(variant)
     stopped = False
@@ -175,8 +178,8 @@ def run_calls(
                     stopped = True
                     break
 
-    seconds = timed(work)
-    return None if stopped else seconds
+    timing = timed(work)
+    return None if stopped else timing
 
 
 def vcrpy_records(driver: Driver, folder: Path) -> bool:
@@ -198,7 +201,7 @@ class SizeResult:
 def measure_size(
     driver: Driver, variants: Variants, server: ModelServer, n: int, rounds: int
 ) -> SizeResult:
-    per_round: dict[str, list[float | None]] = {name: [] for name in VARIANTS}
+    per_round: dict[str, list[Timing | None]] = {name: [] for name in VARIANTS}
     vcrpy_skipped = False
     for index in range(rounds):
         for variant in rotated(VARIANTS, index):
@@ -206,29 +209,31 @@ def measure_size(
                 per_round[variant].append(None)
                 continue
             cap = VCR_CAP_S if variant == "vcrpy" else None
-            seconds = run_calls(variants, variant, driver.send, n, cap)
+            timing = run_calls(variants, variant, driver.send, n, cap)
             server.reset()  # the server's request log would otherwise grow across runs
-            if seconds is None:
+            if timing is None:
                 vcrpy_skipped = True
-            per_round[variant].append(seconds)
-    direct = [s for s in per_round["direct"] if s is not None]
+            per_round[variant].append(timing)
 
-    def overhead(variant: str) -> float | None:
+    def overhead(variant: str, cpu: bool = False) -> float | None:
         # Paired with the direct run of the same round: both saw the same machine load.
         diffs: list[float] = []
-        for seconds, base in zip(per_round[variant], per_round["direct"], strict=True):
-            if seconds is None or base is None:
+        for timing, base in zip(per_round[variant], per_round["direct"], strict=True):
+            if timing is None or base is None:
                 return None
-            diffs.append((seconds - base) / n * 1e3)
+            spent = timing.cpu_s - base.cpu_s if cpu else timing.wall_s - base.wall_s
+            diffs.append(spent / n * 1e3)
         return median(diffs)
 
     ours = overhead("ours")
     assert ours is not None
-    result = SizeResult(n, median(direct) / n * 1e3, ours, overhead("vcrpy"), rounds)
-    vcrpy = "skipped" if result.vcrpy_overhead_ms is None else f"{result.vcrpy_overhead_ms:+.3f}"
+    direct = median(t.wall_s for t in per_round["direct"] if t is not None)
+    result = SizeResult(n, direct / n * 1e3, ours, overhead("vcrpy"), rounds)
+    vcrpy, vcrpy_cpu = overhead("vcrpy"), overhead("vcrpy", cpu=True)
     print(
-        f"  N={n:>5}: direct {result.direct_ms:.3f} ms/call; overhead ours "
-        f"{result.ours_overhead_ms:+.3f}, vcrpy {vcrpy} ms/call ({rounds} rounds)",
+        f"  N={n:>5}: direct {result.direct_ms:.3f} ms/call; overhead/call, wall "
+        f"(CPU of all threads): ours {ours:+.3f} ({overhead('ours', cpu=True) or 0:+.3f}) ms, "
+        f"vcrpy {fmt(vcrpy, 3)} ({fmt(vcrpy_cpu, 3)}) ms; {rounds} rounds",
         flush=True,
     )
     return result

@@ -182,3 +182,16 @@ def test_odd_values_are_rendered_not_refused(store: Store) -> None:
         pass
     inputs = store.get_execution(run.id).inputs
     assert inputs == {"s": [1, 2, 3], "b": {"__bytes__": "AGhp"}, "t": "<Thing 7>", "n": 2**80}
+
+
+def test_a_row_with_an_unbindable_value_does_not_cost_the_batch(store: Store) -> None:
+    """A plain dict queued where JSON text belongs is rendered, and the rest of the batch kept."""
+    with workbench.record("p", inputs={}, store=store) as run:
+        store.put(
+            "span",
+            ("s1", run.trace_id, None, run.id, "odd", "internal", {"k": 1}, None, "ok", 1.0, 2.0),
+        )
+        workbench.state("kept", 1)
+    got = store.get_execution(run.id)
+    assert {s.name: s.attributes for s in got.spans}["odd"] == {"k": 1}
+    assert [s.value for s in got.states] == [1]

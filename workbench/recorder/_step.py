@@ -21,6 +21,7 @@ from workbench.exceptions import RecordingError
 from workbench.recorder import _ids
 from workbench.recorder._context import Frame, current
 from workbench.recorder._execution import LiveExecution, error_info
+from workbench.store import JSONDict, JSONList
 from workbench.types import JSON
 
 __all__ = ["ActiveSpan", "ActiveStep", "carry_context", "span", "state", "step"]
@@ -137,8 +138,10 @@ class ActiveStep:
                 run.id,
                 self.step_id,
                 "step",
-                {"workbench.step_id": self.step_id, "workbench.occurrence": self.occurrence},
-                self.events,
+                JSONDict(
+                    {"workbench.step_id": self.step_id, "workbench.occurrence": self.occurrence}
+                ),
+                JSONList(self.events) if self.events else None,
                 "error" if exc else "ok",
                 self.started_at,
                 ended,
@@ -385,10 +388,10 @@ class ActiveSpan:
 
     __slots__ = ("_parent", "_start", "_token", "attributes", "events", "name", "span_id", "status")
 
-    def __init__(self, name: str, attributes: dict[str, Any]) -> None:
+    def __init__(self, name: str, /, **attributes: Any) -> None:
         self.name = name
-        self.attributes = attributes
-        self.events: list[dict[str, Any]] | None = None
+        self.attributes = JSONDict(attributes)
+        self.events: JSONList | None = None
         self.status = "ok"
 
     def set_attribute(self, key: str, value: Any) -> None:
@@ -396,11 +399,12 @@ class ActiveSpan:
 
     def add_event(self, name: str, **attributes: Any) -> None:
         if self.events is None:
-            self.events = []
+            self.events = JSONList()
         self.events.append({"name": name, "time": time.time(), **attributes})
 
-    # The hot path of the recorder: no payload rendering here (the writer thread renders the
-    # attributes), a plain tuple for the frame, one contextvar set and one reset.
+    # The recorder's hot path: no payload rendering on this thread (sqlite3 renders the
+    # attributes while binding the row), a plain tuple for the frame, one contextvar set and
+    # one reset, and a bare deque append (the writer wakes on its own timer).
     def __enter__(self) -> ActiveSpan:
         parent = _get_frame()
         if parent is None:
@@ -429,21 +433,23 @@ class ActiveSpan:
             self.add_event(
                 "exception", **{"exception.type": type(exc).__name__, "exception.message": str(exc)}
             )
-        run.store.put(
-            "span",
+        run.enqueue(
             (
-                self.span_id,
-                run.trace_id,
-                parent[1],
-                run.id,
-                self.name,
-                "internal",
-                self.attributes,
-                self.events,
-                self.status,
-                self._start,
-                end,
-            ),
+                "span",
+                (
+                    self.span_id,
+                    run.trace_id,
+                    parent[1],
+                    run.id,
+                    self.name,
+                    "internal",
+                    self.attributes,
+                    self.events,
+                    self.status,
+                    self._start,
+                    end,
+                ),
+            )
         )
 
     async def __aenter__(self) -> ActiveSpan:
@@ -465,9 +471,8 @@ _new_tuple = tuple.__new__
 _time = time.time
 
 
-def span(name: str, **attributes: Any) -> ActiveSpan:
-    """A span inside the current execution: ``with workbench.span("rerank", k=5): ...``."""
-    return ActiveSpan(name, attributes)
+#: A span inside the current execution: ``with workbench.span("rerank", k=5): ...``.
+span = ActiveSpan
 
 
 def state(name: str, value: JSON) -> str:

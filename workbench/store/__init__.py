@@ -2,6 +2,8 @@
 
 from workbench.store._store import (
     DEFAULT_PATH,
+    JSONDict,
+    JSONList,
     Store,
     default_store,
     install_sigterm_handler,
@@ -11,6 +13,8 @@ from workbench.store._store import (
 
 __all__ = [
     "DEFAULT_PATH",
+    "JSONDict",
+    "JSONList",
     "Store",
     "default_store",
     "install_sigterm_handler",

@@ -41,7 +41,15 @@ from workbench.store._codec import blob_hash, compress, decompress
 from workbench.store._schema import ensure_schema
 from workbench.store._writer import Op, Writer
 
-__all__ = ["DEFAULT_PATH", "Store", "default_store", "open_store", "resolve_store_path"]
+__all__ = [
+    "DEFAULT_PATH",
+    "JSONDict",
+    "JSONList",
+    "Store",
+    "default_store",
+    "open_store",
+    "resolve_store_path",
+]
 
 DEFAULT_PATH = Path("recordings") / "workbench.db"
 DB_ENV = "WORKBENCH_DB"
@@ -363,27 +371,25 @@ class Store:
                     groups.setdefault(sub_kind, []).append(row)
             else:
                 groups.setdefault(kind, []).append(payload)
-        if "span" in groups:
-            # Span attributes and events arrive as Python values: rendering them here keeps
-            # that work off the recording thread.
-            groups["span"] = [
-                (*row[:6], _text(row[6]), _text(row[7]), *row[8:]) for row in groups["span"]
-            ]
         if "blob" in groups:
             groups["blob"] = [
-                (digest, *compress(data), len(data)) for digest, data in groups["blob"]
+                (digest, codec, len(data), packed)
+                for digest, data in groups["blob"]
+                for codec, packed in (compress(data),)
             ]
-            groups["blob"] = [(d, codec, size, packed) for d, codec, packed, size in groups["blob"]]
-        conn.execute("BEGIN IMMEDIATE")
         try:
-            for kind in _ORDER:
-                rows = groups.get(kind)
-                if rows:
-                    conn.executemany(_SQL[kind], rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+            _commit(conn, groups)
+        except (sqlite3.InterfaceError, sqlite3.ProgrammingError):
+            # A value sqlite3 cannot bind (a plain dict in a row): render every such value
+            # to JSON and write the batch again, rather than lose the batch.
+            log.warning("workbench rendered unbindable values in a batch of recorded rows")
+            _commit(
+                conn,
+                {
+                    kind: [tuple(map(_bindable, row)) for row in rows]
+                    for kind, rows in groups.items()
+                },
+            )
 
     def mark_interrupted(self, *, this_process: bool = True) -> None:
         """Mark this process's still-running executions and steps ``interrupted``."""
@@ -614,10 +620,48 @@ class Store:
         return counts
 
 
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
+def _commit(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for kind in _ORDER:
+            rows = groups.get(kind)
+            if rows:
+                conn.executemany(_SQL[kind], rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _bindable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bytes, JSONDict, JSONList)):
         return value
     return encode(value).decode()
+
+
+class JSONDict(dict[str, Any]):
+    """A dict that the store's connections render to JSON when binding it to a column.
+
+    Span attributes travel in this type so that neither the recording thread nor a Python loop
+    on the writer thread renders them: sqlite3 calls the adapter while binding the row.
+    """
+
+    __slots__ = ()
+
+
+class JSONList(list[Any]):
+    """A list rendered to JSON when bound (span events); see :class:`JSONDict`."""
+
+    __slots__ = ()
+
+
+def _adapt_json(value: Any) -> str:
+    return encode(value).decode()
+
+
+# Adapters are looked up by exact type, so only these two private types are affected.
+sqlite3.register_adapter(JSONDict, _adapt_json)
+sqlite3.register_adapter(JSONList, _adapt_json)
 
 
 def _interrupt(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> None:

@@ -70,6 +70,15 @@ class Writer:
         if len(queue) >= _WAKE_AT and not self._wake.is_set():
             self._wake.set()
 
+    @property
+    def enqueue(self) -> Callable[[Op], None]:
+        """``put`` for hot paths: the queue's own (C-level) append, with no wake-up check.
+
+        The writer drains on its timer. The thread must already run (the execution's row, put
+        first, starts it); a fork clears this same deque, so a bound append stays valid.
+        """
+        return self._queue.append
+
     def flush(self, timeout: float | None = 30.0) -> None:
         """Block until every op queued before this call is committed."""
         if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():

@@ -1,0 +1,56 @@
+"""Run every workbench benchmark and print one table: ours against each peer, with targets.
+
+``python benchmarks/run.py`` (about three to four minutes on two cores) or
+``python benchmarks/run.py --quick`` (smaller N, fewer rounds: well under a minute). Each
+benchmark runs in this one process, one after the other, and returns its rows; see each
+``bench_*`` module's docstring for what it measures, how, and against which peer:
+
+* ``bench_capture`` - capture overhead per model call, against vcrpy;
+* ``bench_spans`` - cost per span, against the OpenTelemetry SDK; a durable step's cost;
+* ``bench_ingest`` - sustained spans/s until flushed, against raw ``sqlite3``;
+* ``bench_bytes`` - bytes per recorded model call, against a vcrpy YAML cassette.
+
+The exit status is 0 even when a target is missed: the table says which, in ``met?``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import bench_bytes
+import bench_capture
+import bench_ingest
+import bench_spans
+from _common import Row, print_rows
+
+__all__ = ["BENCHMARKS", "main"]
+
+BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
+    ("capture", bench_capture.main),
+    ("spans", bench_spans.main),
+    ("ingest", bench_ingest.main),
+    ("bytes", bench_bytes.main),
+)
+
+
+def main(quick: bool = False) -> list[Row]:
+    rows: list[Row] = []
+    started = time.perf_counter()
+    for name, run in BENCHMARKS:
+        print(f"== {name}{' (quick)' if quick else ''}", flush=True)
+        begun = time.perf_counter()
+        rows.extend(run(quick))
+        print(f"   {name} took {time.perf_counter() - begun:.0f}s", flush=True)
+    print(f"\nall benchmarks took {time.perf_counter() - started:.0f}s\n")
+    print_rows(rows)
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller N and fewer rounds (under a minute)"
+    )
+    main(parser.parse_args().quick)
