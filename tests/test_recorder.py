@@ -393,3 +393,24 @@ def test_pipeline_version_marks_an_outer_execution(store: Store) -> None:
     with workbench.record("outer", inputs={}, store=store) as run:
         answer()
     assert store.get_execution(run.id).pipeline_version == "7"
+
+
+def test_span_attributes_are_recorded_as_they_were(store: Store) -> None:
+    """A list passed as a span attribute and changed after the span ends keeps its old value."""
+    docs = ["a"]
+    with workbench.record("p", inputs={}, store=store) as run:
+        with workbench.span("retrieve", docs=docs):
+            pass
+        docs.append("b")
+    (span,) = [s for s in store.get_execution(run.id).spans if s.name == "retrieve"]
+    assert span.attributes == {"docs": ["a"]}
+
+
+def test_a_flood_of_spans_is_all_stored(store: Store) -> None:
+    """Tens of thousands of spans in a tight loop are all written by the execution's end."""
+    with workbench.record("p", inputs={}, store=store) as run:
+        for i in range(30_000):
+            with workbench.span("tick", i=i):
+                pass
+    spans = [s for s in store.get_execution(run.id).spans if s.name == "tick"]
+    assert sorted(s.attributes["i"] for s in spans) == list(range(30_000))

@@ -229,9 +229,7 @@ class PendingCall:
                     self.offsets[0] if streamed and self.offsets else None,
                     latency,
                     facts.finish_reason if facts else None,
-                    blob(encode(facts.text))
-                    if facts is not None and facts.text is not None
-                    else None,
+                    facts.text if facts is not None else None,  # inline: short, rarely repeated
                     self.key,
                     self.occurrence,
                     self.started_at,

@@ -26,7 +26,7 @@ from workbench.recorder import _ids
 from workbench.recorder._context import Frame, current
 from workbench.records import ErrorInfo, Execution
 from workbench.redaction import encode_redacted, sensitive_names
-from workbench.store import JSONDict, Store, install_sigterm_handler, open_store
+from workbench.store import Store, install_sigterm_handler, open_store
 from workbench.store._store import _PROC_START, HOST
 from workbench.types import JSON
 
@@ -130,6 +130,7 @@ class LiveExecution:
         self._inputs_hash = self.blob(inputs)
         #: Queue one row for the writer: the span hot path (see ``Writer.enqueue``).
         self.enqueue = store._writer.enqueue
+        self.queue = store._writer._queue
         #: Queue one row for the writer with no wake-up check: the span hot path.
         self.enqueue = store._writer.enqueue
 
@@ -253,7 +254,7 @@ class LiveExecution:
                 self.id,
                 self.pipeline_id,
                 "execution",
-                JSONDict({"workbench.pipeline_id": self.pipeline_id}),
+                encode({"workbench.pipeline_id": self.pipeline_id}),
                 None,
                 "error" if exc is not None else "ok",
                 self.started_at,

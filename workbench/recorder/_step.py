@@ -16,12 +16,13 @@ from contextvars import Context, copy_context
 from types import TracebackType
 from typing import Any, TypeVar
 
+import orjson
+
 from workbench._json import encode
 from workbench.exceptions import RecordingError
 from workbench.recorder import _ids
 from workbench.recorder._context import Frame, current
 from workbench.recorder._execution import LiveExecution, error_info
-from workbench.store import JSONDict, JSONList
 from workbench.types import JSON
 
 __all__ = ["ActiveSpan", "ActiveStep", "carry_context", "span", "state", "step"]
@@ -138,10 +139,10 @@ class ActiveStep:
                 run.id,
                 self.step_id,
                 "step",
-                JSONDict(
+                _render(
                     {"workbench.step_id": self.step_id, "workbench.occurrence": self.occurrence}
                 ),
-                JSONList(self.events) if self.events else None,
+                _render(self.events) if self.events else None,
                 "error" if exc else "ok",
                 self.started_at,
                 ended,
@@ -390,8 +391,8 @@ class ActiveSpan:
 
     def __init__(self, name: str, /, **attributes: Any) -> None:
         self.name = name
-        self.attributes = JSONDict(attributes)
-        self.events: JSONList | None = None
+        self.attributes = attributes
+        self.events: list[dict[str, Any]] | None = None
         self.status = "ok"
 
     def set_attribute(self, key: str, value: Any) -> None:
@@ -399,7 +400,7 @@ class ActiveSpan:
 
     def add_event(self, name: str, **attributes: Any) -> None:
         if self.events is None:
-            self.events = JSONList()
+            self.events = []
         self.events.append({"name": name, "time": time.time(), **attributes})
 
     # The recorder's hot path: no payload rendering on this thread (sqlite3 renders the
@@ -443,14 +444,16 @@ class ActiveSpan:
                     run.id,
                     self.name,
                     "internal",
-                    self.attributes,
-                    self.events,
+                    _render(self.attributes) if self.attributes else None,
+                    _render(self.events) if self.events else None,
                     self.status,
                     self._start,
                     end,
                 ),
             )
         )
+        if len(run.queue) >= _MAX_QUEUED:
+            run.store.flush(strict=False)  # bounded memory under a flood of spans
 
     async def __aenter__(self) -> ActiveSpan:
         return self.__enter__()
@@ -469,6 +472,19 @@ _set_frame = current.set
 _reset_frame = current.reset
 _new_tuple = tuple.__new__
 _time = time.time
+
+
+def _render(value: Any) -> bytes:
+    # Rendered now, on this thread: the row then holds only atomic values, which the garbage
+    # collector stops tracking, and later changes to an attribute's value are not recorded.
+    try:
+        return _dumps(value)
+    except TypeError:
+        return encode(value)
+
+
+_dumps = orjson.dumps
+_MAX_QUEUED = 200_000
 
 
 #: A span inside the current execution: ``with workbench.span("rerank", k=5): ...``.

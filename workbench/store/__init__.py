@@ -2,8 +2,6 @@
 
 from workbench.store._store import (
     DEFAULT_PATH,
-    JSONDict,
-    JSONList,
     Store,
     default_store,
     install_sigterm_handler,
@@ -13,8 +11,6 @@ from workbench.store._store import (
 
 __all__ = [
     "DEFAULT_PATH",
-    "JSONDict",
-    "JSONList",
     "Store",
     "default_store",
     "install_sigterm_handler",

@@ -65,7 +65,7 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...] | None]] = {
             "start": float,
             "end": float,
         },
-        "span_id",
+        ("execution_id", "span_id"),
     ),
     "steps": (
         {
@@ -112,14 +112,14 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...] | None]] = {
             "ttft_s": float,
             "latency_s": float,
             "finish_reason": str,
-            "text_hash": str,
+            "text": str,
             "request_key": str,
             "occurrence": int,
             "started_at": float,
             "error": str,
             "stream_error": str,
         },
-        "id",
+        ("execution_id", "id"),
     ),
     "states": (
         {
@@ -161,14 +161,16 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...] | None]] = {
     ),
 }
 
+# Tables clustered on their key: one B-tree per insert instead of a table and an index, and a
+# blob's hash stored once. Spans and model calls are read per execution, so they are keyed by it.
+_WITHOUT_ROWID = frozenset({"spans", "model_calls", "blobs"})
+
 _INDEXES: list[tuple[str, list[str]]] = [
     ("executions", ["pipeline_id", "started_at"]),
     ("executions", ["status"]),
     ("executions", ["user_id", "started_at"]),
     ("executions", ["started_at"]),
     ("executions", ["replay_of"]),
-    ("spans", ["execution_id"]),
-    ("model_calls", ["execution_id", "started_at"]),
     ("model_calls", ["request_key", "occurrence"]),
     ("states", ["execution_id", "seq"]),
     ("logs", ["execution_id", "created_at"]),
@@ -224,7 +226,10 @@ def _create(conn: sqlite3.Connection) -> None:
             conn.execute("ROLLBACK")
             return
         for name, (columns, pk) in _TABLES.items():
-            db[name].create(columns, pk=pk)  # type: ignore[union-attr]
+            sql = db.create_table_sql(name, columns, pk=pk)
+            if name in _WITHOUT_ROWID:
+                sql = sql.rstrip().rstrip(";") + " WITHOUT ROWID"
+            conn.execute(sql)
         for table, index_columns in _INDEXES:
             db[table].create_index(index_columns)  # type: ignore[union-attr]
         db["workbench_schema"].create(  # type: ignore[union-attr]

@@ -43,8 +43,6 @@ from workbench.store._writer import Op, Writer
 
 __all__ = [
     "DEFAULT_PATH",
-    "JSONDict",
-    "JSONList",
     "Store",
     "default_store",
     "open_store",
@@ -139,7 +137,7 @@ _CALL_COLUMNS = (
     "ttft_s",
     "latency_s",
     "finish_reason",
-    "text_hash",
+    "text",
     "request_key",
     "occurrence",
     "started_at",
@@ -163,14 +161,13 @@ _PROFILE_COLUMNS = ("id", "execution_id", "kind", "trigger", "path", "summary", 
 
 def _insert(table: str, columns: Sequence[str], verb: str = "INSERT OR REPLACE") -> str:
     names = ", ".join(f'"{c}"' for c in columns)
-    marks = ", ".join("?" for _ in columns)
-    return f"{verb} INTO {table} ({names}) VALUES ({marks})"
+    return f"{verb} INTO {table} ({names}) VALUES "
 
 
 # Kinds of queued op, in the order a batch writes them (blobs before the rows naming them,
 # execution rows before their end).
 _SQL: dict[str, str] = {
-    "blob": "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?, ?, ?, ?)",
+    "blob": _insert("blobs", ("hash", "codec", "size", "data"), "INSERT OR IGNORE"),
     "exec": _insert("executions", _EXEC_COLUMNS),
     "step": _insert("steps", _STEP_COLUMNS),
     "span": _insert("spans", _SPAN_COLUMNS),
@@ -192,6 +189,27 @@ _SQL: dict[str, str] = {
         WHERE id = ?""",
 }
 _ORDER = tuple(_SQL)
+
+# As many rows per INSERT statement as SQLite's 32,766 bound variables allow (up to 2,000).
+# One statement is one sqlite3_step, and sqlite3 releases and re-takes the GIL around each
+# step: with executemany, a writer competing with a busy recording thread got the GIL back
+# about once per switch interval (5 ms) *per row*, and fell ever further behind.
+_MAX_VARIABLES = 32_000
+_MAX_ROWS = 2_000
+_multi_sql: dict[tuple[str, int, int], str] = {}
+
+
+def _insert_rows(conn: sqlite3.Connection, kind: str, rows: list[tuple[Any, ...]]) -> None:
+    width = len(rows[0])
+    step = max(1, min(_MAX_ROWS, _MAX_VARIABLES // width))
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        key = (kind, len(chunk), width)
+        sql = _multi_sql.get(key)
+        if sql is None:
+            row = "(" + ", ".join("?" * width) + ")"
+            sql = _multi_sql[key] = _SQL[kind] + ", ".join([row] * len(chunk))
+        conn.execute(sql, [value for row in chunk for value in row])
 
 
 def _proc_start(pid: int) -> str | None:
@@ -532,10 +550,10 @@ class Store:
             "SELECT * FROM steps WHERE execution_id = ? ORDER BY started_at, rowid", by_exec
         )
         span_rows = self._query(
-            "SELECT * FROM spans WHERE execution_id = ? ORDER BY start, rowid", by_exec
+            "SELECT * FROM spans WHERE execution_id = ? ORDER BY start, span_id", by_exec
         )
         call_rows = self._query(
-            "SELECT * FROM model_calls WHERE execution_id = ? ORDER BY started_at, rowid", by_exec
+            "SELECT * FROM model_calls WHERE execution_id = ? ORDER BY started_at, id", by_exec
         )
         state_rows = self._query(
             "SELECT * FROM states WHERE execution_id = ? ORDER BY seq, rowid", by_exec
@@ -552,7 +570,7 @@ class Store:
             + [
                 h
                 for r in call_rows
-                for h in (r["request_hash"], r["response_hash"], r["body_hash"], r["text_hash"])
+                for h in (r["request_hash"], r["response_hash"], r["body_hash"])
             ]
             + [r["blob_hash"] for r in state_rows]
         )
@@ -625,8 +643,12 @@ def _commit(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]) 
     try:
         for kind in _ORDER:
             rows = groups.get(kind)
-            if rows:
+            if not rows:
+                continue
+            if kind == "exec_end":
                 conn.executemany(_SQL[kind], rows)
+            else:
+                _insert_rows(conn, kind, rows)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -634,34 +656,9 @@ def _commit(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]) 
 
 
 def _bindable(value: Any) -> Any:
-    if value is None or isinstance(value, (str, int, float, bytes, JSONDict, JSONList)):
+    if value is None or isinstance(value, (str, int, float, bytes)):
         return value
     return encode(value).decode()
-
-
-class JSONDict(dict[str, Any]):
-    """A dict that the store's connections render to JSON when binding it to a column.
-
-    Span attributes travel in this type so that neither the recording thread nor a Python loop
-    on the writer thread renders them: sqlite3 calls the adapter while binding the row.
-    """
-
-    __slots__ = ()
-
-
-class JSONList(list[Any]):
-    """A list rendered to JSON when bound (span events); see :class:`JSONDict`."""
-
-    __slots__ = ()
-
-
-def _adapt_json(value: Any) -> str:
-    return encode(value).decode()
-
-
-# Adapters are looked up by exact type, so only these two private types are affected.
-sqlite3.register_adapter(JSONDict, _adapt_json)
-sqlite3.register_adapter(JSONList, _adapt_json)
 
 
 def _interrupt(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> None:
@@ -775,7 +772,7 @@ def _model_call(r: sqlite3.Row, blobs: dict[str, Any]) -> ModelCall:
         ttft_s=r["ttft_s"],
         latency_s=r["latency_s"],
         finish_reason=r["finish_reason"],
-        text=_decoded(blobs, r["text_hash"]),
+        text=r["text"],
         request_key=r["request_key"],
         occurrence=r["occurrence"],
         started_at=r["started_at"],

@@ -28,8 +28,10 @@ __all__ = ["Writer"]
 log = logging.getLogger("workbench.store")
 
 #: Rows queued before the writer wakes without being asked; keeps memory bounded under floods.
-_WAKE_AT = 2_000
-_IDLE_WAIT_S = 0.05
+_WAKE_AT = 20_000
+_IDLE_WAIT_S = 0.25
+#: Rows queued past which ``put`` waits for the writer, so memory stays bounded.
+_MAX_QUEUED = 200_000
 _FLUSH = object()
 _start_lock = threading.Lock()
 _writers: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -67,15 +69,21 @@ class Writer:
         queue = self._queue
         queue.append(op)
         # Setting an Event takes a lock: only do it when the writer is not already woken.
-        if len(queue) >= _WAKE_AT and not self._wake.is_set():
-            self._wake.set()
+        queued = len(queue)
+        if queued >= _WAKE_AT:
+            if not self._wake.is_set():
+                self._wake.set()
+            if queued >= _MAX_QUEUED and threading.current_thread() is not self._thread:
+                self.flush()  # push back on a producer that outruns the disk
 
     @property
     def enqueue(self) -> Callable[[Op], None]:
         """``put`` for hot paths: the queue's own (C-level) append, with no wake-up check.
 
-        The writer drains on its timer. The thread must already run (the execution's row, put
-        first, starts it); a fork clears this same deque, so a bound append stays valid.
+        The writer drains on its timer (or at the next flush), so a hot loop of spans is not
+        interleaved with writing. The thread must already run (the execution's row, put first,
+        starts it); a fork clears this same deque, so a bound append stays valid. Callers bound
+        the queue themselves (see ``ActiveSpan.__exit__``).
         """
         return self._queue.append
 
