@@ -105,6 +105,7 @@ class WorkbenchConfig(BaseModel):
 
 
 _cache: dict[tuple[str, float], WorkbenchConfig] = {}
+_DEFAULT = WorkbenchConfig()
 _lock = threading.Lock()
 
 
@@ -125,7 +126,7 @@ def load_config(path: str | os.PathLike[str] | None = None) -> WorkbenchConfig:
     """Read ``workbench.yaml`` (cached per file and modification time); defaults if none."""
     file = Path(path) if path is not None else _config_path()
     if file is None:
-        return WorkbenchConfig()
+        return _DEFAULT
     try:
         key = (str(file.resolve()), file.stat().st_mtime)
     except OSError as exc:

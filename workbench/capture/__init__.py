@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from workbench.config import load_config
 
 if TYPE_CHECKING:
+    from workbench.config import WorkbenchConfig
     from workbench.pricing import PriceBook
 
 __all__ = ["install", "price_book"]
@@ -48,25 +49,19 @@ def install() -> None:
         _installed = True
 
 
-_books: dict[int, PriceBook] = {}
+_books: dict[int, tuple[WorkbenchConfig, PriceBook]] = {}
 
 
-def price_book() -> PriceBook:
-    """The price book for the current configuration (overrides from ``cost_tracking``)."""
-    from workbench.pricing import PriceBook, PriceOverride
+def price_book(config: WorkbenchConfig | None = None) -> PriceBook:
+    """The price book for a configuration (overrides from its ``cost_tracking`` section).
 
-    config = load_config()
-    book = _books.get(id(config))
-    if book is None:
-        overrides = {
-            (provider, model): PriceOverride(
-                input_cost_per_1k=price.input_cost_per_1k,
-                output_cost_per_1k=price.output_cost_per_1k,
-                cache_read_cost_per_1k=price.cache_read_cost_per_1k,
-                cache_write_cost_per_1k=price.cache_write_cost_per_1k,
-            )
-            for provider, prices in config.cost_tracking.providers.items()
-            for model, price in prices.models.items()
-        }
-        book = _books.setdefault(id(config), PriceBook(overrides))
-    return book
+    One book per configuration object; the configuration is kept with it, so its ``id`` cannot
+    be reused by another configuration while the book is cached.
+    """
+    from workbench.pricing import PriceBook
+
+    config = config if config is not None else load_config()
+    entry = _books.get(id(config))
+    if entry is None or entry[0] is not config:
+        entry = _books[id(config)] = (config, PriceBook.from_config(config.cost_tracking))
+    return entry[1]

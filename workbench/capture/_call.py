@@ -175,7 +175,7 @@ class PendingCall:
                     provider, operation, request_body, self.status_code, content_type, readable
                 )
             if facts is not None and self.status_code is not None and self.status_code < 400:
-                cost = price_book().cost_usd(
+                cost = price_book(run.config).cost_usd(
                     facts.provider,
                     facts.model,
                     input_tokens=facts.input_tokens,

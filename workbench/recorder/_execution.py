@@ -121,6 +121,7 @@ class LiveExecution:
         self.sensitive = sensitive_names(config.capture.sensitive_fields)
         self.volatile_fields = tuple(config.capture.volatile_fields)
         self.capture_enabled = config.capture.enabled
+        self.config = config
         self._t0 = time.perf_counter()
         self._step_counts: dict[str, Iterator[int]] = {}
         self._request_counts: dict[str, Iterator[int]] = {}
