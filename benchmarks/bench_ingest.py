@@ -61,7 +61,7 @@ def recorded_rows(path: Path) -> list[list[tuple[Any, ...]]]:
     try:
         rows = conn.execute(
             "SELECT span_id, trace_id, parent_span_id, execution_id, name, kind, attributes, "
-            'events, status, start, "end" FROM spans WHERE kind = ? ORDER BY rowid',
+            'events, status, start, "end" FROM spans WHERE kind = ? ORDER BY start, span_id',
             ("internal",),
         ).fetchall()
     finally:

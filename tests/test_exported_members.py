@@ -35,6 +35,7 @@ def test_every_public_name_of_the_package_is_exported() -> None:
     submodules = {
         "exceptions",
         "records",
+        "providers",
         "recorder",
         "store",
         "types",

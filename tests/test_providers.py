@@ -21,7 +21,7 @@ from openai.types import Completion, CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response
 
-from workbench.capture.providers import CallFacts, SSEEvent, SSEParser, analyse, identify
+from workbench.providers import CallFacts, SSEEvent, SSEParser, analyse, identify
 
 SSE = "text/event-stream; charset=utf-8"
 JSON = "application/json"

@@ -2,7 +2,7 @@
 
 This module owns turning ``(provider, model, tokens)`` into a price: prices come from the
 ``genai-prices`` package, or from ``cost_tracking.providers.<provider>.models.<model>`` in
-workbench.yaml, which wins. It does not count tokens (``workbench.capture.providers`` reads
+workbench.yaml, which wins. It does not count tokens (``workbench.providers`` reads
 them from responses), sum costs per execution, or enforce budgets (the metrics layer does).
 
 ``genai_prices.calc_price`` looks the model up and walks its unit registry on every call, which

@@ -17,7 +17,7 @@ from typing import Any
 from workbench._http import decode_content
 from workbench._json import encode
 from workbench.capture.canonical import canonical_request, request_key
-from workbench.capture.providers import CallFacts, analyse, identify
+from workbench.providers import CallFacts, analyse, identify
 from workbench.recorder._context import Frame
 from workbench.recorder._execution import error_info
 from workbench.recorder._ids import new_id
@@ -188,10 +188,6 @@ class PendingCall:
                 "workbench could not analyse the response of %s %s", self.method, self.url
             )
         streamed = bool(content_type and content_type.startswith("text/event-stream"))
-        # A plain JSON body is its own response; store a separate one only when it differs.
-        response_hash = None
-        if facts is not None and facts.response is not None and (streamed or readable is not body):
-            response_hash = blob(encode(facts.response))
         step = self.frame.step
         error = None if self.error is None else encode(error_info(self.error).to_json()).decode()
         ops.append(
@@ -208,18 +204,10 @@ class PendingCall:
                     facts.operation if facts else operation,
                     blob(encode(self.canonical)),
                     self.status_code,
-                    response_hash,
                     encode(self.headers).decode(),
                     int(streamed),
                     blob(body) if body else None,
-                    encode(
-                        [
-                            [round(o, 6), len(c)]
-                            for o, c in zip(self.offsets, self.chunks, strict=True)
-                        ]
-                    ).decode()
-                    if streamed
-                    else None,
+                    _chunk_index(self.offsets, self.chunks) if streamed else None,
                     facts.input_tokens if facts else None,
                     facts.output_tokens if facts else None,
                     facts.cache_read_tokens if facts else None,
@@ -239,6 +227,21 @@ class PendingCall:
             )
         )
         return ops
+
+
+def _chunk_index(offsets: list[float], chunks: list[bytes]) -> str:
+    """``[[µs since the previous chunk, length], ...]``: the stream's timing, compactly.
+
+    The body is stored once as a blob; this is all it takes to cut it back into the chunks the
+    caller received, at the times it received them.
+    """
+    index = []
+    previous = 0
+    for offset, chunk in zip(offsets, chunks, strict=True):
+        micros = round(offset * 1_000_000)
+        index.append([micros - previous, len(chunk)])
+        previous = micros
+    return encode(index).decode()
 
 
 def _request_model(body: Any) -> str | None:

@@ -23,9 +23,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from workbench._http import body_json
+from workbench._http import body_json, decode_content
 from workbench._json import decode, encode
 from workbench.exceptions import ExecutionNotFoundError, NotAStoreError, StoreError
+from workbench.providers import analyse
 from workbench.records import (
     ErrorInfo,
     Execution,
@@ -123,7 +124,6 @@ _CALL_COLUMNS = (
     "operation",
     "request_hash",
     "status_code",
-    "response_hash",
     "response_headers",
     "streamed",
     "body_hash",
@@ -567,11 +567,7 @@ class Store:
         blobs = self._blobs(
             [r["parameters_hash"] for r in step_rows]
             + [r["result_hash"] for r in step_rows]
-            + [
-                h
-                for r in call_rows
-                for h in (r["request_hash"], r["response_hash"], r["body_hash"])
-            ]
+            + [h for r in call_rows for h in (r["request_hash"], r["body_hash"])]
             + [r["blob_hash"] for r in state_rows]
         )
         return {
@@ -741,13 +737,29 @@ def _model_call(r: sqlite3.Row, blobs: dict[str, Any]) -> ModelCall:
     body = blobs.get(r["body_hash"] or "", b"")
     chunks: list[StreamChunk] = []
     position = 0
-    for offset_s, length in _json(r["chunks"]) or []:
-        chunks.append(StreamChunk(offset_s, body[position : position + length]))
+    micros = 0
+    for delta_us, length in _json(r["chunks"]) or []:
+        micros += delta_us
+        chunks.append(StreamChunk(micros / 1_000_000, body[position : position + length]))
         position += length
     headers = _json(r["response_headers"]) or {}
-    response = _decoded(blobs, r["response_hash"])
-    if response is None and body and not r["streamed"]:
-        response = body_json(body, headers)  # a plain JSON body was stored once, as received
+    request = _decoded(blobs, r["request_hash"])
+    # The response is stored once, as received; its parsed (for a stream: assembled) form is
+    # derived from it here rather than stored a second time.
+    response = None
+    if body and r["status_code"] is not None:
+        if r["streamed"]:
+            request_body = request.get("body") if isinstance(request, dict) else None
+            response = analyse(
+                r["provider"],
+                r["operation"],
+                request_body,
+                r["status_code"],
+                headers.get("content-type"),
+                decode_content(body, headers),
+            ).response
+        else:
+            response = body_json(body, headers)
     return ModelCall(
         id=r["id"],
         execution_id=r["execution_id"],
@@ -757,7 +769,7 @@ def _model_call(r: sqlite3.Row, blobs: dict[str, Any]) -> ModelCall:
         provider=r["provider"],
         model=r["model"],
         operation=r["operation"],
-        request=_decoded(blobs, r["request_hash"]),
+        request=request,
         status_code=r["status_code"],
         response=response,
         response_headers=headers,
