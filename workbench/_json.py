@@ -19,7 +19,7 @@ import orjson
 
 from workbench.types import JSON
 
-__all__ = ["decode", "encode", "to_jsonable"]
+__all__ = ["MAX_DEPTH", "decode", "encode", "to_jsonable", "too_deep"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
@@ -66,3 +66,29 @@ def decode(data: bytes) -> JSON:
 def to_jsonable(value: Any) -> JSON:
     """``value`` as it will read back from the store."""
     return decode(encode(value))
+
+
+#: orjson writes at most ~254 levels of nesting, and the walks over recorded JSON recurse once
+#: per level: deeper JSON is treated as unreadable rather than kept and failing later.
+MAX_DEPTH = 250
+
+
+def too_deep(raw: bytes | str, value: JSON) -> bool:
+    """Whether ``value`` (parsed from ``raw``) nests deeper than :data:`MAX_DEPTH`."""
+    # Counting brackets (strings included) over-estimates the depth at C speed; only a body
+    # with that many brackets pays for the exact walk.
+    if isinstance(raw, str):
+        brackets = raw.count("[") + raw.count("{")
+    else:
+        brackets = raw.count(b"[") + raw.count(b"{")
+    return brackets > MAX_DEPTH and _depth(value, 0) > MAX_DEPTH
+
+
+def _depth(value: JSON, level: int) -> int:
+    if level > MAX_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(item, level + 1) for item in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(item, level + 1) for item in value), default=level + 1)
+    return level

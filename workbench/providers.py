@@ -27,6 +27,8 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from workbench._json import too_deep
+
 __all__ = [
     "CallFacts",
     "SSEEvent",
@@ -322,11 +324,6 @@ def _analyse(
 _INVALID: Any = object()
 
 
-# orjson writes at most ~254 levels of nesting and the walks here recurse once per level, so
-# deeper JSON is treated as unreadable rather than kept and failing later in the store.
-_MAX_DEPTH = 250
-
-
 def _parse_json(raw: bytes | str) -> _JSON:
     if not raw:
         return _INVALID
@@ -334,24 +331,9 @@ def _parse_json(raw: bytes | str) -> _JSON:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _INVALID
-    # Counting brackets over-estimates depth at C speed; only then is the depth measured.
-    if isinstance(raw, str):
-        brackets = raw.count("[") + raw.count("{")
-    else:
-        brackets = raw.count(b"[") + raw.count(b"{")
-    if brackets > _MAX_DEPTH and _depth(value, 0) > _MAX_DEPTH:
+    if too_deep(raw, value):
         return _INVALID
     return value
-
-
-def _depth(value: Any, level: int) -> int:
-    if level > _MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(item, level + 1) for item in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(item, level + 1) for item in value), default=level + 1)
-    return level
 
 
 def _int(value: Any) -> int | None:

@@ -49,6 +49,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import orjson
 
+from workbench._json import too_deep
 from workbench.exceptions import ConfigError
 from workbench.redaction import (
     REDACTED,
@@ -201,7 +202,7 @@ def _canonical_body(
                 value = orjson.loads(body)
             except orjson.JSONDecodeError:
                 value = _UNREADABLE
-            if value is _UNREADABLE or _too_deep(body, value):
+            if value is _UNREADABLE or too_deep(body, value):
                 # JSON we cannot walk cannot be redacted, so it is not kept: only its digest.
                 return "digest", {"blake2b": hashlib.blake2b(body, digest_size=16).hexdigest()}
             return "json", _redact(value, sensitive)
@@ -212,26 +213,6 @@ def _canonical_body(
 
 
 _UNREADABLE: Any = object()
-# orjson writes at most this many levels of nesting; the walks here recurse once per level.
-_MAX_DEPTH = 250
-
-
-def _too_deep(raw: bytes, value: _JSON) -> bool:
-    # Counting brackets (strings included) over-estimates the depth at C speed; only a body
-    # with that many brackets pays for the exact test.
-    if raw.count(b"[") + raw.count(b"{") <= _MAX_DEPTH:
-        return False
-    return _depth(value, 0) > _MAX_DEPTH
-
-
-def _depth(value: _JSON, level: int) -> int:
-    if level > _MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(item, level + 1) for item in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(item, level + 1) for item in value), default=level + 1)
-    return level
 
 
 def _boundary_of(content_type: str) -> bytes | None:

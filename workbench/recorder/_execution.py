@@ -23,7 +23,7 @@ from typing import Any
 from workbench._json import encode
 from workbench.config import load_config
 from workbench.recorder import _ids
-from workbench.recorder._context import Frame, current
+from workbench.recorder._context import AsyncFromSync, Frame, current
 from workbench.records import ErrorInfo, Execution
 from workbench.redaction import encode_redacted, sensitive_names
 from workbench.store import Store, install_sigterm_handler, open_store
@@ -278,7 +278,7 @@ class LiveExecution:
         self.store.flush(strict=False)
 
 
-class record:
+class record(AsyncFromSync):
     """Record everything inside the block as one execution of ``pipeline_id``.
 
     >>> with workbench.record("research_assistant", inputs={"topic": "llamas"}) as run:
@@ -347,14 +347,3 @@ class record:
         except ValueError:  # exited in another context (an async generator's finaliser)
             current.set(None)
         run.finish(exc)
-
-    async def __aenter__(self) -> LiveExecution:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)

@@ -21,7 +21,7 @@ import orjson
 from workbench._json import encode
 from workbench.exceptions import RecordingError
 from workbench.recorder import _ids
-from workbench.recorder._context import Frame, current
+from workbench.recorder._context import AsyncFromSync, Frame, current
 from workbench.recorder._execution import LiveExecution, error_info
 from workbench.types import JSON
 
@@ -164,7 +164,7 @@ def _render_parameters(
     return dict(bound.arguments)
 
 
-class step:
+class step(AsyncFromSync):
     """Record a step: ``@workbench.step("name")``, ``@workbench.step``, or ``with step("name"):``.
 
     ``retries=N`` re-runs a failing decorated function up to N more times (waiting ``backoff_s``,
@@ -217,17 +217,6 @@ class step:
         active = self._active.pop()
         active.leave()
         active.finish(exc)
-
-    async def __aenter__(self) -> ActiveStep:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
     # -- as a decorator --------------------------------------------------------------------
 
@@ -384,7 +373,7 @@ def _retry_event(exc: BaseException, attempt: int) -> dict[str, Any]:
     }
 
 
-class ActiveSpan:
+class ActiveSpan(AsyncFromSync):
     """A running span: ``set_attribute``, ``add_event``. Costs a few µs, payloads stay out."""
 
     __slots__ = ("_parent", "_start", "_token", "attributes", "events", "name", "span_id", "status")
@@ -454,17 +443,6 @@ class ActiveSpan:
         )
         if len(run.queue) >= _MAX_QUEUED:
             run.store.flush(strict=False)  # bounded memory under a flood of spans
-
-    async def __aenter__(self) -> ActiveSpan:
-        return self.__enter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.__exit__(exc_type, exc, tb)
 
 
 _get_frame = current.get
