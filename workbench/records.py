@@ -8,6 +8,7 @@ Field names follow DESIGN.md and, for model calls, the OpenTelemetry GenAI conve
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,15 @@ class ErrorInfo:
 
     def to_json(self) -> dict[str, str]:
         return {"type": self.type, "message": self.message, "traceback": self.traceback}
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ErrorInfo:
+        """``exc`` as recorded: qualified type name, message and formatted traceback."""
+        kind = type(exc)
+        name = kind.__qualname__
+        if kind.__module__ != "builtins":
+            name = f"{kind.__module__}.{name}"
+        return cls(name, str(exc), "".join(traceback.format_exception(exc)))
 
     @classmethod
     def from_json(cls, value: JSON) -> ErrorInfo | None:

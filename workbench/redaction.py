@@ -9,10 +9,13 @@ configured ``capture.sensitive_fields``; matching is at any depth.
 
 from __future__ import annotations
 
+import os
+import re
+import threading
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, TypeAlias
 
-from workbench._json import encode
+from workbench._json import decode, encode
 
 __all__ = [
     "REDACTED",
@@ -20,6 +23,9 @@ __all__ = [
     "encode_redacted",
     "redact_headers",
     "redact_json",
+    "remember_secret",
+    "scrub_bytes",
+    "scrub_text",
     "sensitive_names",
 ]
 
@@ -92,6 +98,7 @@ def _redact_headers(headers: _Headers, sensitive: frozenset[str]) -> dict[str, s
     for raw_name, value in items:
         name = raw_name.lower()
         if _normalise_name(name) in sensitive:
+            remember_secret(value)
             result[name] = REDACTED
         elif name in result:
             result[name] = f"{result[name]}, {value}"
@@ -134,6 +141,8 @@ def _redact(value: _JSON, sensitive: frozenset[str]) -> _JSON:
         changed: dict[Any, Any] | None = None
         for name, item in value.items():
             if isinstance(name, str) and _normalise_name_cached(name) in sensitive:
+                if isinstance(item, str):
+                    remember_secret(item)
                 new_item: Any = REDACTED
             elif type(item) in _LEAVES:
                 continue
@@ -171,18 +180,81 @@ def sensitive_names(configured: Collection[str] = ()) -> frozenset[str]:
 
 
 def encode_redacted(value: Any, sensitive: frozenset[str]) -> bytes:
-    """JSON bytes of ``value`` with secrets redacted (``sensitive`` from :func:`sensitive_names`).
+    """JSON bytes of ``value``, secrets redacted (``sensitive`` from :func:`sensitive_names`).
 
-    The common case — no sensitive name anywhere in the bytes — costs one lower-casing scan of
-    the rendered bytes instead of a walk of the whole value.
+    Values under sensitive names are redacted, and any secret value seen before anywhere (see
+    :func:`remember_secret`) is scrubbed from the bytes. The common case — no sensitive name in
+    the bytes — costs one normalising scan of the rendered bytes instead of a walk of the value.
     """
     data = encode(value)
-    lowered = data.lower()
-    for name in sensitive:
-        if name.encode() in lowered or name.replace("_", "-").encode() in lowered:
-            break
-    else:
-        return data
-    from workbench._json import decode
+    if _may_name_a_secret(data, sensitive):
+        data = encode(_redact(decode(data), sensitive))
+    return scrub_bytes(data)
 
-    return encode(_redact(decode(data), sensitive))
+
+def _may_name_a_secret(data: bytes, sensitive: frozenset[str]) -> bool:
+    # Names are normalised (lower case, "_" for "-"); so are the bytes, which can only make the
+    # test say "maybe" more often. A non-ASCII name cannot be matched on bytes: always walk.
+    normalised = data.lower().replace(b"-", b"_")
+    return any(not name.isascii() or name.encode() in normalised for name in sensitive)
+
+
+# -- secret values seen, scrubbed wherever they turn up -----------------------------------------
+#
+# Redacting by name cannot catch a key that reappears in an error message, a traceback, a log
+# line or a URL. So every value redacted by name is remembered, and every text workbench writes
+# is scrubbed of the values remembered so far.
+
+_MIN_SECRET = 8  # shorter values would scrub ordinary words
+_known: frozenset[bytes] = frozenset()
+_known_lock = threading.Lock()
+_SECRET_ENV = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")
+_URL_SECRET = re.compile(
+    r"(?i)([?&](?:key|api_key|apikey|api-key|access_token|token|secret|password)=)[^&\s\"'#]+"
+)
+
+
+def remember_secret(value: str) -> None:
+    """Scrub ``value`` (and, for ``Bearer x``, ``x``) from everything recorded from now on."""
+    global _known
+    if not isinstance(value, str):
+        return
+    candidates = {value.strip()}
+    scheme, _, credential = value.strip().partition(" ")
+    if credential and scheme.lower() in ("bearer", "basic", "token"):
+        candidates.add(credential.strip())
+    new = {c.encode() for c in candidates if len(c) >= _MIN_SECRET} - _known
+    if new:
+        with _known_lock:
+            _known = _known | new
+
+
+def scrub_bytes(data: bytes) -> bytes:
+    """``data`` with every remembered secret value replaced by ``[REDACTED]``."""
+    for secret in _known:
+        if secret in data:
+            data = data.replace(secret, _REDACTED_BYTES)
+    return data
+
+
+def scrub_text(text: str) -> str:
+    """``text`` scrubbed of remembered secrets and of credentials in URL queries."""
+    if _known:
+        text = scrub_bytes(text.encode()).decode()
+    if "=" in text:
+        text = _URL_SECRET.sub(r"\1" + REDACTED, text)
+    return text
+
+
+_REDACTED_BYTES = REDACTED.encode()
+
+
+def _remember_environment() -> None:
+    # API keys handed to SDKs through the environment may show up in errors before any request
+    # carrying them has been redacted by name.
+    for name, value in os.environ.items():
+        if _SECRET_ENV.search(name.upper()):
+            remember_secret(value)
+
+
+_remember_environment()

@@ -10,8 +10,8 @@ from __future__ import annotations
 import types
 from typing import Any
 
+from workbench._context import current
 from workbench.capture._call import PendingCall
-from workbench.recorder._context import current
 
 __all__ = ["patch"]
 

@@ -14,14 +14,13 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from workbench._context import Frame
 from workbench._http import decode_content
+from workbench._ids import new_id
 from workbench._json import encode
 from workbench.capture.canonical import canonical_request, request_key
 from workbench.providers import CallFacts, analyse, identify
-from workbench.recorder._context import Frame
-from workbench.recorder._execution import error_info
-from workbench.recorder._ids import new_id
-from workbench.redaction import SENSITIVE_HEADERS
+from workbench.redaction import redact_headers, scrub_bytes, scrub_text
 
 __all__ = ["PendingCall"]
 
@@ -62,7 +61,6 @@ class PendingCall:
         "key",
         "method",
         "occurrence",
-        "offsets",
         "started_at",
         "status_code",
         "stream_error",
@@ -96,8 +94,7 @@ class PendingCall:
         self.occurrence = run.next_request_occurrence(self.key)
         self.status_code: int | None = None
         self.headers: dict[str, str] = {}
-        self.chunks: list[bytes] = []
-        self.offsets: list[float] = []
+        self.chunks: list[tuple[float, bytes]] = []
         self.decoded = False
         self.error: BaseException | None = None
         self.stream_error: str | None = None
@@ -112,18 +109,19 @@ class PendingCall:
         before we see the bytes (requests, aiohttp), so the stored headers must not claim it."""
         self.status_code = status_code
         self.decoded = decoded
-        kept: dict[str, str] = {}
-        for name, value in headers:
-            lower = name.lower()
-            if lower in _DROPPED_HEADERS or (decoded and lower == "content-encoding"):
-                continue
-            kept[lower] = "[REDACTED]" if lower in SENSITIVE_HEADERS else value
-        self.headers = kept
+        kept = [
+            (name, value)
+            for name, value in headers
+            if name.lower() not in _DROPPED_HEADERS
+            and not (decoded and name.lower() == "content-encoding")
+        ]
+        self.headers = redact_headers(kept, self.frame.run.sensitive)
 
     def chunk(self, data: bytes) -> None:
-        if data:
-            self.offsets.append(time.perf_counter() - self._t0)
-            self.chunks.append(bytes(data))
+        # One list of (offset, bytes) pairs: a single append cannot be seen half-done by the
+        # writer thread, which may read a call abandoned at the execution's end.
+        if data and not self._done:
+            self.chunks.append((time.perf_counter() - self._t0, bytes(data)))
 
     def finish(self, error: BaseException | None = None, stream_error: str | None = None) -> None:
         with self._lock:
@@ -137,7 +135,8 @@ class PendingCall:
             self.stream_error = stream_error
         run = self.frame.run
         run.close_call(self)
-        run.store.defer(lambda: self._rows(latency))
+        chunks = list(self.chunks)  # what arrived until now; later reads are the caller's only
+        run.store.defer(lambda: self._rows(latency, chunks))
 
     def abandon(self) -> None:
         """The execution ended with this response unread: keep what arrived, and say so."""
@@ -145,7 +144,9 @@ class PendingCall:
 
     # -- on the writer thread --------------------------------------------------------------
 
-    def _rows(self, latency: float) -> list[tuple[str, tuple[Any, ...]]]:
+    def _rows(
+        self, latency: float, chunks: list[tuple[float, bytes]]
+    ) -> list[tuple[str, tuple[Any, ...]]]:
         from workbench.capture import price_book
 
         run = self.frame.run
@@ -160,7 +161,7 @@ class PendingCall:
                 ops.append(op)
             return digest
 
-        body = b"".join(self.chunks)
+        body = b"".join(data for _, data in chunks)
         content_type = self.headers.get("content-type")
         readable = body if self.decoded else decode_content(body, self.headers)
         request_body = (
@@ -189,7 +190,7 @@ class PendingCall:
             )
         streamed = bool(content_type and content_type.startswith("text/event-stream"))
         step = self.frame.step
-        error = None if self.error is None else encode(error_info(self.error).to_json()).decode()
+        error = None if self.error is None else run.error_text(self.error)
         ops.append(
             (
                 "call",
@@ -202,19 +203,19 @@ class PendingCall:
                     facts.provider if facts else provider,
                     (facts.model if facts else None) or _request_model(request_body),
                     facts.operation if facts else operation,
-                    blob(encode(self.canonical)),
+                    blob(scrub_bytes(encode(self.canonical))),
                     self.status_code,
-                    encode(self.headers).decode(),
+                    scrub_text(encode(self.headers).decode()),
                     int(streamed),
-                    blob(body) if body else None,
-                    _chunk_index(self.offsets, self.chunks) if streamed else None,
+                    blob(scrub_bytes(body)) if body else None,
+                    _chunk_index(chunks) if streamed else None,
                     facts.input_tokens if facts else None,
                     facts.output_tokens if facts else None,
                     facts.cache_read_tokens if facts else None,
                     facts.cache_write_tokens if facts else None,
                     int(facts.tokens_estimated) if facts else 0,
                     cost,
-                    self.offsets[0] if streamed and self.offsets else None,
+                    chunks[0][0] if streamed and chunks else None,
                     latency,
                     facts.finish_reason if facts else None,
                     facts.text if facts is not None else None,  # inline: short, rarely repeated
@@ -229,7 +230,7 @@ class PendingCall:
         return ops
 
 
-def _chunk_index(offsets: list[float], chunks: list[bytes]) -> str:
+def _chunk_index(chunks: list[tuple[float, bytes]]) -> str:
     """``[[µs since the previous chunk, length], ...]``: the stream's timing, compactly.
 
     The body is stored once as a blob; this is all it takes to cut it back into the chunks the
@@ -237,7 +238,7 @@ def _chunk_index(offsets: list[float], chunks: list[bytes]) -> str:
     """
     index = []
     previous = 0
-    for offset, chunk in zip(offsets, chunks, strict=True):
+    for offset, chunk in chunks:
         micros = round(offset * 1_000_000)
         index.append([micros - previous, len(chunk)])
         previous = micros

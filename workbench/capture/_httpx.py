@@ -12,8 +12,8 @@ import types
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from workbench._context import current
 from workbench.capture._call import PendingCall
-from workbench.recorder._context import current
 
 __all__ = ["patch"]
 

@@ -59,6 +59,7 @@ from workbench.redaction import (
     _sensitive_set,
     redact_headers,
     redact_json,
+    remember_secret,
 )
 
 __all__ = [
@@ -175,9 +176,13 @@ def canonical_request(
 
 def _pairs(encoded: str, sensitive: frozenset[str]) -> list[list[str]]:
     pairs = parse_qsl(encoded, keep_blank_values=True)
-    return sorted(
-        [name, REDACTED if _normalise_name(name) in sensitive else value] for name, value in pairs
-    )
+    kept = []
+    for name, value in pairs:
+        if _normalise_name(name) in sensitive:
+            remember_secret(value)
+            value = REDACTED
+        kept.append([name, value])
+    return sorted(kept)
 
 
 def _canonical_body(

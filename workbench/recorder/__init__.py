@@ -1,6 +1,6 @@
 """The recorder: executions, steps, spans, states and logs, attributed through contextvars."""
 
-from workbench.recorder._context import Frame, current_frame
+from workbench._context import Frame, current_frame
 from workbench.recorder._execution import LiveExecution, record
 from workbench.recorder._pipeline import pipeline
 from workbench.recorder._step import ActiveSpan, ActiveStep, carry_context, span, state, step

@@ -13,19 +13,18 @@ import itertools
 import os
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from workbench import _ids
+from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.config import load_config
-from workbench.recorder import _ids
-from workbench.recorder._context import AsyncFromSync, Frame, current
 from workbench.records import ErrorInfo, Execution
-from workbench.redaction import encode_redacted, sensitive_names
+from workbench.redaction import encode_redacted, scrub_text, sensitive_names
 from workbench.store import Store, install_sigterm_handler, open_store
 from workbench.store._store import _PROC_START, HOST
 from workbench.types import JSON
@@ -57,16 +56,6 @@ def code_version() -> str | None:
             return None
         return None
     return None
-
-
-def error_info(exc: BaseException) -> ErrorInfo:
-    kind = type(exc)
-    name = (
-        kind.__qualname__
-        if kind.__module__ == "builtins"
-        else f"{kind.__module__}.{kind.__qualname__}"
-    )
-    return ErrorInfo(name, str(exc), "".join(traceback.format_exception(exc)))
 
 
 _INTERRUPTING = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
@@ -144,6 +133,14 @@ class LiveExecution:
         """Store ``value`` once, secrets redacted; returns its hash."""
         return self.store.blob_bytes(encode_redacted(value, self.sensitive))
 
+    def json_text(self, value: Any) -> str:
+        """``value`` as JSON text for a column, secrets redacted and scrubbed."""
+        return scrub_text(encode_redacted(value, self.sensitive).decode())
+
+    def error_text(self, exc: BaseException) -> str:
+        """An exception as JSON text for an ``error`` column, with no secret in its message."""
+        return self.json_text(ErrorInfo.from_exception(exc).to_json())
+
     def next_occurrence(self, step_id: str) -> int:
         """0 for a step's first run in this execution, 1 for its second, ..."""
         return self._next(self._step_counts, step_id)
@@ -197,9 +194,9 @@ class LiveExecution:
                 0,
                 0,
                 self.replay_of,
-                encode(self.modifications).decode(),
+                self.json_text(self.modifications),
                 code_version(),
-                encode(self.metadata).decode(),
+                self.json_text(self.metadata),
                 self.trace_id,
                 os.getpid(),
                 HOST,
@@ -244,7 +241,7 @@ class LiveExecution:
             success = self.status == "completed"
         ended = time.time()
         duration = time.perf_counter() - self._t0
-        error = None if exc is None else encode(error_info(exc).to_json()).decode()
+        error = None if exc is None else self.error_text(exc)
         outputs_hash = self.blob(self.outputs) if self.outputs is not None else None
         self.store.put(
             "span",
@@ -271,7 +268,7 @@ class LiveExecution:
                 outputs_hash,
                 ended,
                 duration,
-                encode(self.metadata).decode(),
+                self.json_text(self.metadata),
                 self.id,
             ),
         )

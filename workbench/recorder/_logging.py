@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 import threading
 
+from workbench._context import current
 from workbench._json import encode
-from workbench.recorder._context import current
 from workbench.redaction import redact_json
 
 __all__ = ["install"]

@@ -13,7 +13,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from workbench.recorder._context import current
+from workbench._context import current
 from workbench.recorder._execution import record
 from workbench.recorder._step import _render_parameters
 

@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 
 import orjson
 
+from workbench import _ids
+from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.exceptions import RecordingError
-from workbench.recorder import _ids
-from workbench.recorder._context import AsyncFromSync, Frame, current
-from workbench.recorder._execution import LiveExecution, error_info
+from workbench.recorder._execution import LiveExecution
 from workbench.types import JSON
 
 __all__ = ["ActiveSpan", "ActiveStep", "carry_context", "span", "state", "step"]
@@ -127,7 +127,7 @@ class ActiveStep:
         duration = time.perf_counter() - self._t0
         run = self.run
         result_hash = run.blob(self.result) if exc is None and self.result is not None else None
-        error = None if exc is None else encode(error_info(exc).to_json()).decode()
+        error = None if exc is None else run.error_text(exc)
         status = "completed" if exc is None else "failed"
         self._write(status, result_hash, error, ended, duration)
         run.store.put(
