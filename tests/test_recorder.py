@@ -414,3 +414,93 @@ def test_a_flood_of_spans_is_all_stored(store: Store) -> None:
                 pass
     spans = [s for s in store.get_execution(run.id).spans if s.name == "tick"]
     assert sorted(s.attributes["i"] for s in spans) == list(range(30_000))
+
+
+def test_one_step_object_shared_by_concurrent_tasks(store: Store) -> None:
+    """A module-level step object entered by gathered tasks finishes each task's own step."""
+    ask = workbench.step("ask")
+
+    async def task(n: int) -> None:
+        async with ask as active:
+            await asyncio.sleep(0.02 if n == 0 else 0.01)
+            if n == 1:
+                raise ValueError("task 1 failed")
+            active.set_result(n)
+
+    async def main() -> str:
+        async with workbench.record("p", inputs={}, store=store) as run:
+            await asyncio.gather(task(0), task(1), return_exceptions=True)
+            return run.id
+
+    steps = store.get_execution(asyncio.run(main())).steps
+    by_result = {(s.status, s.result, s.error.message if s.error else None) for s in steps}
+    assert by_result == {("completed", 0, None), ("failed", None, "task 1 failed")}
+
+
+def test_generator_step_forwards_thrown_exceptions(store: Store) -> None:
+    """throw() reaches the step's generator body, whose handler runs and whose step finishes."""
+    handled = []
+
+    @workbench.step("gen")
+    def gen() -> Iterator[int]:
+        try:
+            yield 1
+            yield 2
+        except KeyError:
+            handled.append(True)
+            yield 99
+
+    with workbench.record("p", inputs={}, store=store) as run:
+        g = gen()
+        assert next(g) == 1
+        assert g.throw(KeyError("x")) == 99
+        g.close()
+    (step,) = store.get_execution(run.id).steps
+    assert handled == [True]
+    assert (step.status, step.result) == ("completed", [1, 99])
+
+
+def test_pipeline_refuses_generator_functions() -> None:
+    """@pipeline on a generator function is refused with the fix, not recorded half-way."""
+    with pytest.raises(RecordingError, match="generator function"):
+
+        @workbench.pipeline
+        def stream() -> Iterator[int]:
+            yield 1
+
+
+def test_recording_leaves_the_applications_logging_alone(
+    store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After recording, an unconfigured warning still reaches stderr through logging.lastResort."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers.clear()  # an application that never configured logging
+    try:
+        with workbench.record("p", inputs={}, store=store) as run:
+            logging.getLogger("app.plain").warning("disk almost full")
+        assert root.handlers == []
+        assert "disk almost full" in capsys.readouterr().err
+    finally:
+        root.handlers[:] = saved
+    assert [r.message for r in store.get_execution(run.id).logs] == ["disk almost full"]
+
+
+def test_unrecordable_values_do_not_break_the_step(store: Store) -> None:
+    """A circular argument and a raising __repr__ are recorded as placeholders; the step runs."""
+
+    class Hostile:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr for you")
+
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+
+    @workbench.step("odd")
+    def odd(a: object, b: object) -> str:
+        return "ran"
+
+    with workbench.record("p", inputs={}, store=store) as run:
+        assert odd(loop, Hostile()) == "ran"
+    (step,) = store.get_execution(run.id).steps
+    assert step.result == "ran" and "unrecordable" in str(step.parameters)

@@ -48,12 +48,20 @@ def _default(value: Any) -> Any:
 
 
 def encode(value: JSON) -> bytes:
-    """JSON bytes for ``value``; never raises for an odd value, it is rendered instead."""
+    """JSON bytes for ``value``; never raises: an odd value is rendered, a hopeless one named.
+
+    Recording must not break the application it records, so a value that cannot be rendered
+    at all (a circular structure, a ``__repr__`` that raises) becomes a placeholder string.
+    """
     try:
         return orjson.dumps(value, default=_default, option=_OPTIONS)
     except (TypeError, orjson.JSONEncodeError):
-        # orjson refuses ints past 64 bits and some recursive structures; the stdlib copes.
+        pass
+    try:
+        # orjson refuses ints past 64 bits and deep nesting; the stdlib copes with those.
         return json.dumps(value, default=_default, ensure_ascii=False).encode()
+    except Exception as exc:
+        return orjson.dumps(f"<unrecordable {type(value).__name__}: {type(exc).__name__}: {exc}>")
 
 
 def decode(data: bytes) -> JSON:

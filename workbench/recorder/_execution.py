@@ -9,6 +9,7 @@ in ``workbench.capture``; the SQL in the store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import threading
@@ -59,6 +60,12 @@ def code_version() -> str | None:
 
 
 _INTERRUPTING = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.CancelledError)
+
+
+async def flush_off_loop(store: Store) -> None:
+    """Wait for a durable flush without blocking the event loop (other tasks keep running)."""
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, functools.partial(store.flush, strict=False))
 
 
 class LiveExecution:
@@ -225,7 +232,7 @@ class LiveExecution:
         """Everything recorded so far, read back from the store."""
         return self.store.get_execution(self.id)
 
-    def finish(self, exc: BaseException | None) -> None:
+    def finish(self, exc: BaseException | None, *, flush: bool = True) -> None:
         with self._lock:
             pending = list(self._open_calls)
         for call in pending:
@@ -272,7 +279,8 @@ class LiveExecution:
                 self.id,
             ),
         )
-        self.store.flush(strict=False)
+        if flush:
+            self.store.flush(strict=False)
 
 
 class record(AsyncFromSync):
@@ -337,10 +345,23 @@ class record(AsyncFromSync):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._leave().finish(exc)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        run = self._leave()
+        run.finish(exc, flush=False)
+        await flush_off_loop(run.store)
+
+    def _leave(self) -> LiveExecution:
         run = self._run
-        assert run is not None, "record.__exit__ without __enter__"
+        assert run is not None, "record exited without being entered"
         try:
             current.reset(self._token)
         except ValueError:  # exited in another context (an async generator's finaliser)
             current.set(None)
-        run.finish(exc)
+        return run

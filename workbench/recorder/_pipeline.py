@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from workbench._context import current
+from workbench.exceptions import RecordingError
 from workbench.recorder._execution import record
 from workbench.recorder._step import _render_parameters
 
@@ -56,6 +57,12 @@ def _decorate(
     fn: Callable[..., Any], name: str | None, version: str | None, record_kwargs: dict[str, Any]
 ) -> Callable[..., Any]:
 
+    if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
+        raise RecordingError(
+            f"@workbench.pipeline cannot decorate the generator function {fn.__qualname__}: its "
+            f"execution would end before the generator runs; decorate the function that "
+            f"consumes it, or iterate it inside `with workbench.record(...)`"
+        )
     pipeline_id = name or fn.__name__
     entrypoint = entrypoint_of(fn)
     try:

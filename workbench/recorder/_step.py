@@ -22,7 +22,8 @@ from workbench import _ids
 from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.exceptions import RecordingError
-from workbench.recorder._execution import LiveExecution
+from workbench.recorder._execution import LiveExecution, flush_off_loop
+from workbench.redaction import encode_redacted, scrub_bytes
 from workbench.types import JSON
 
 __all__ = ["ActiveSpan", "ActiveStep", "carry_context", "span", "state", "step"]
@@ -122,7 +123,12 @@ class ActiveStep:
         except ValueError:
             current.set(self._parent)
 
-    def finish(self, exc: BaseException | None) -> None:
+    async def afinish(self, exc: BaseException | None) -> None:
+        """``finish`` for async code: the durable flush waits off the event loop."""
+        self.finish(exc, flush=False)
+        await flush_off_loop(self.run.store)
+
+    def finish(self, exc: BaseException | None, *, flush: bool = True) -> None:
         ended = time.time()
         duration = time.perf_counter() - self._t0
         run = self.run
@@ -139,16 +145,17 @@ class ActiveStep:
                 run.id,
                 self.step_id,
                 "step",
-                _render(
+                encode(
                     {"workbench.step_id": self.step_id, "workbench.occurrence": self.occurrence}
                 ),
-                _render(self.events) if self.events else None,
+                run.json_text(self.events) if self.events else None,
                 "error" if exc else "ok",
                 self.started_at,
                 ended,
             ),
         )
-        run.store.flush(strict=False)  # a finished step survives a kill -9 of the process
+        if flush:
+            run.store.flush(strict=False)  # a finished step survives a kill -9 of the process
 
 
 def _render_parameters(
@@ -196,7 +203,6 @@ class step(AsyncFromSync):
         self.retries = retries
         self.retry_on = retry_on
         self.backoff_s = backoff_s
-        self._active: list[ActiveStep] = []
 
     # -- as a context manager --------------------------------------------------------------
 
@@ -205,8 +211,18 @@ class step(AsyncFromSync):
             raise RecordingError("`with workbench.step(...)` needs a step name, e.g. step('load')")
         active = ActiveStep(self.name, self.action, self.parameters)
         active.enter()
-        self._active.append(active)
         return active
+
+    def _active(self) -> ActiveStep:
+        # The step this context entered is the one in its frame: one ``step(...)`` object can
+        # be entered by many tasks at once, each in its own context.
+        frame = current.get()
+        if frame is None or frame.step is None or frame.step.step_id != self.name:
+            raise RecordingError(
+                f"step {self.name!r} exited in a context it was not entered in; enter and "
+                f"exit a step in the same task or thread"
+            )
+        return frame.step
 
     def __exit__(
         self,
@@ -214,9 +230,19 @@ class step(AsyncFromSync):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        active = self._active.pop()
+        active = self._active()
         active.leave()
         active.finish(exc)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        active = self._active()
+        active.leave()
+        await active.afinish(exc)
 
     # -- as a decorator --------------------------------------------------------------------
 
@@ -242,29 +268,36 @@ class step(AsyncFromSync):
                 items: list[Any] = []
                 agen = fn(*args, **kwargs)
                 sent: Any = None
+                thrown: BaseException | None = None
                 while True:
                     active.enter()
                     try:
-                        item = await agen.asend(sent)
+                        if thrown is not None:
+                            item = await agen.athrow(thrown)
+                        else:
+                            item = await agen.asend(sent)
                     except StopAsyncIteration:
                         active.leave()
                         active.result = items
-                        active.finish(None)
+                        await active.afinish(None)
                         return
                     except BaseException as exc:
                         active.leave()
-                        active.finish(exc)
+                        await active.afinish(exc)
                         raise
                     active.leave()
                     if len(items) < _MAX_ITEMS:
                         items.append(item)
+                    sent, thrown = None, None
                     try:
                         sent = yield item
                     except GeneratorExit:
                         await agen.aclose()
                         active.result = items
-                        active.finish(None)
+                        await active.afinish(None)
                         raise
+                    except BaseException as exc:  # athrow(): the generator body decides
+                        thrown = exc
 
             return agen_wrapper
 
@@ -276,12 +309,13 @@ class step(AsyncFromSync):
                 items: list[Any] = []
                 gen = fn(*args, **kwargs)
                 sent: Any = None
+                thrown: BaseException | None = None
                 while True:
                     # The step's context is set only while the generator body runs, so the
                     # consumer's work between items is not attributed to the step.
                     active.enter()
                     try:
-                        item = gen.send(sent)
+                        item = gen.throw(thrown) if thrown is not None else gen.send(sent)
                     except StopIteration as stop:
                         active.leave()
                         active.result = items
@@ -294,6 +328,7 @@ class step(AsyncFromSync):
                     active.leave()
                     if len(items) < _MAX_ITEMS:
                         items.append(item)
+                    sent, thrown = None, None
                     try:
                         sent = yield item
                     except GeneratorExit:
@@ -301,6 +336,8 @@ class step(AsyncFromSync):
                         active.result = items
                         active.finish(None)
                         raise
+                    except BaseException as exc:  # throw(): the generator body decides
+                        thrown = exc
 
             return gen_wrapper
 
@@ -327,10 +364,10 @@ class step(AsyncFromSync):
                             delay *= 2
                 except BaseException as exc:
                     active.leave()
-                    active.finish(exc)
+                    await active.afinish(exc)
                     raise
                 active.leave()
-                active.finish(None)
+                await active.afinish(None)
                 return active.result
 
             return async_wrapper
@@ -433,8 +470,8 @@ class ActiveSpan(AsyncFromSync):
                     run.id,
                     self.name,
                     "internal",
-                    _render(self.attributes) if self.attributes else None,
-                    _render(self.events) if self.events else None,
+                    _render(self.attributes, run.sensitive) if self.attributes else None,
+                    run.json_text(self.events) if self.events else None,
                     self.status,
                     self._start,
                     end,
@@ -452,13 +489,23 @@ _new_tuple = tuple.__new__
 _time = time.time
 
 
-def _render(value: Any) -> bytes:
+def _render(value: Any, sensitive: frozenset[str]) -> bytes:
     # Rendered now, on this thread: the row then holds only atomic values, which the garbage
     # collector stops tracking, and later changes to an attribute's value are not recorded.
+    # Attributes are keyword arguments, so a look at their names decides whether the (slower)
+    # walk for sensitive names is needed; nested values always take it.
+    walk = False
+    for key, item in value.items():
+        if key.lower() in sensitive or isinstance(item, (dict, list)):
+            walk = True
+            break
+    if walk:
+        return encode_redacted(value, sensitive)
     try:
-        return _dumps(value)
+        data = _dumps(value)
     except TypeError:
-        return encode(value)
+        data = encode(value)
+    return scrub_bytes(data)
 
 
 _dumps = orjson.dumps
