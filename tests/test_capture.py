@@ -281,9 +281,15 @@ def test_provider_errors_are_the_sdks_own_and_recorded(
             _anthropic(model_server, **{"x-workbench-fault": "500"}).messages.create(
                 model="claude-3-5-haiku-latest", max_tokens=5, messages=MESSAGES
             )
+        reply = _openai(model_server).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
     got = store.get_execution(run.id)
-    assert [c.status_code for c in got.model_calls] == [429, 500]
-    assert [c.cost_usd for c in got.model_calls] == [None, None]
+    assert [c.status_code for c in got.model_calls] == [429, 500, 200]
+    assert [c.cost_usd for c in got.model_calls][:2] == [None, None]
+    # Failed calls are not billed: they leave the execution's cost known.
+    assert got.cost_usd == pytest.approx(got.model_calls[2].cost_usd)
+    assert reply.usage is not None
     assert got.model_calls[0].response_headers.get("retry-after")
     assert [s.error.type.rsplit(".", 1)[-1] for s in got.steps if s.error] == [
         "RateLimitError",

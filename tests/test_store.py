@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import workbench
+import workbench._json
 from workbench._json import to_jsonable
 from workbench.exceptions import (
     ExecutionNotFoundError,
@@ -19,6 +21,7 @@ from workbench.exceptions import (
     StoreError,
 )
 from workbench.store import Store, open_store, resolve_store_path
+from workbench.store import _store as store_module
 
 json_values = st.recursive(
     st.none()
@@ -67,8 +70,11 @@ def test_foreign_sqlite_database_is_not_a_store(tmp_path: Path) -> None:
     conn.execute("CREATE TABLE users (id INTEGER)")
     conn.commit()
     conn.close()
+    before = (tmp_path / "app.db").read_bytes()
     with pytest.raises(NotAStoreError, match=r"another application.*users"):
         Store(tmp_path / "app.db")
+    assert (tmp_path / "app.db").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
 
 
 def test_unwritable_path_is_a_clear_error(tmp_path: Path) -> None:
@@ -195,3 +201,62 @@ def test_a_row_with_an_unbindable_value_does_not_cost_the_batch(store: Store) ->
     got = store.get_execution(run.id)
     assert {s.name: s.attributes for s in got.spans}["odd"] == {"k": 1}
     assert [s.value for s in got.states] == [1]
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_childs_running_execution_is_not_judged_interrupted(tmp_path: Path) -> None:
+    """An execution running in a forked child reads 'running', not 'interrupted', meanwhile."""
+    path = tmp_path / "fork.db"
+    store = Store(path)
+    with workbench.record("parent", inputs={}, store=store):
+        pass
+    read_end, write_end = os.pipe()
+    go_read, go_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: record an execution and wait to be told to finish
+        os.close(read_end)
+        os.close(go_write)
+        try:
+            with workbench.record("child", inputs={}, store=store) as run:
+                store.flush()
+                os.write(write_end, run.id.encode())
+                os.read(go_read, 1)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    os.close(go_read)
+    child_id = os.read(read_end, 64).decode()
+    try:
+        with Store(path) as reader:
+            assert reader.get_execution(child_id).status == "running"
+    finally:
+        os.write(go_write, b"x")
+        os.waitpid(pid, 0)
+        os.close(read_end)
+        os.close(go_write)
+    with Store(path) as reader:
+        assert reader.get_execution(child_id).status == "completed"
+    store.close()
+
+
+def test_a_lost_batch_does_not_leave_dangling_blobs(store: Store) -> None:
+    """After a batch fails to write, the same content recorded again is written, not assumed."""
+    value = {"content": "x" * 500}
+    real_commit = store_module._commit
+    calls = []
+
+    def failing_commit(conn: sqlite3.Connection, groups: dict[str, Any]) -> None:
+        if not calls and "blob" in groups:
+            calls.append(1)
+            raise sqlite3.OperationalError("disk I/O error")
+        real_commit(conn, groups)
+
+    store_module._commit = failing_commit  # the one boundary to SQLite: simulate a full disk
+    try:
+        digest = store.blob_bytes(workbench._json.encode(value))
+        store.flush(strict=False)
+        assert store.blob_bytes(workbench._json.encode(value)) == digest
+        store.flush()
+    finally:
+        store_module._commit = real_commit
+    assert store.blob_value(digest) == value

@@ -26,8 +26,7 @@ from workbench._json import encode
 from workbench.config import load_config
 from workbench.records import ErrorInfo, Execution
 from workbench.redaction import encode_redacted, scrub_text, sensitive_names
-from workbench.store import Store, install_sigterm_handler, open_store
-from workbench.store._store import _PROC_START, HOST
+from workbench.store import Store, install_sigterm_handler, open_store, owner_stamp
 from workbench.types import JSON
 
 __all__ = ["LiveExecution", "record"]
@@ -125,11 +124,9 @@ class LiveExecution:
         self._lock = threading.Lock()
         self._open_calls: set[Any] = set()
         self._inputs_hash = self.blob(inputs)
-        #: Queue one row for the writer: the span hot path (see ``Writer.enqueue``).
-        self.enqueue = store._writer.enqueue
-        self.queue = store._writer._queue
         #: Queue one row for the writer with no wake-up check: the span hot path.
-        self.enqueue = store._writer.enqueue
+        self.enqueue = store.enqueue
+        self.queue = store.backlog
 
     def __repr__(self) -> str:
         return f"<LiveExecution {self.id} {self.pipeline_id!r} {self.status}>"
@@ -205,9 +202,7 @@ class LiveExecution:
                 code_version(),
                 self.json_text(self.metadata),
                 self.trace_id,
-                os.getpid(),
-                HOST,
-                _PROC_START,
+                *owner_stamp(),
             ),
         )
 

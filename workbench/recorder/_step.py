@@ -24,6 +24,7 @@ from workbench._json import encode
 from workbench.exceptions import RecordingError
 from workbench.recorder._execution import LiveExecution, flush_off_loop
 from workbench.redaction import encode_redacted, scrub_bytes
+from workbench.store import MAX_QUEUED
 from workbench.types import JSON
 
 __all__ = ["ActiveSpan", "ActiveStep", "carry_context", "span", "state", "step"]
@@ -478,7 +479,7 @@ class ActiveSpan(AsyncFromSync):
                 ),
             )
         )
-        if len(run.queue) >= _MAX_QUEUED:
+        if len(run.queue) >= MAX_QUEUED:
             run.store.flush(strict=False)  # bounded memory under a flood of spans
 
 
@@ -509,7 +510,6 @@ def _render(value: Any, sensitive: frozenset[str]) -> bytes:
 
 
 _dumps = orjson.dumps
-_MAX_QUEUED = 200_000
 
 
 #: A span inside the current execution: ``with workbench.span("rerank", k=5): ...``.

@@ -6,14 +6,18 @@ from workbench.store._store import (
     default_store,
     install_sigterm_handler,
     open_store,
+    owner_stamp,
     resolve_store_path,
 )
+from workbench.store._writer import MAX_QUEUED
 
 __all__ = [
     "DEFAULT_PATH",
+    "MAX_QUEUED",
     "Store",
     "default_store",
     "install_sigterm_handler",
     "open_store",
+    "owner_stamp",
     "resolve_store_path",
 ]

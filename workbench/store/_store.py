@@ -8,6 +8,7 @@ pricing: the recorder hands it finished rows, or callables that build them off t
 from __future__ import annotations
 
 import atexit
+import collections.abc
 import contextlib
 import logging
 import os
@@ -182,7 +183,8 @@ _SQL: dict[str, str] = {
                          WHERE execution_id = executions.id),
             tokens_out = (SELECT COALESCE(SUM(output_tokens), 0) FROM model_calls
                           WHERE execution_id = executions.id),
-            cost_usd = (SELECT CASE WHEN SUM(cost_usd IS NULL) > 0 THEN NULL
+            cost_usd = (SELECT CASE WHEN SUM(cost_usd IS NULL AND status_code < 400) > 0
+                                    THEN NULL
                                     ELSE COALESCE(SUM(cost_usd), 0.0) END
                         FROM model_calls WHERE execution_id = executions.id
                           AND provider != 'http')
@@ -222,14 +224,26 @@ def _proc_start(pid: int) -> str | None:
     return stat.rsplit(b")", 1)[1].split()[19].decode()
 
 
-_PROC_START = _proc_start(os.getpid())
+_stamp: tuple[int, str | None] = (os.getpid(), _proc_start(os.getpid()))
+
+
+def owner_stamp() -> tuple[int, str, str | None]:
+    """(pid, host, process start time) of this process, written on the executions it runs.
+
+    Recomputed after a fork, so a child's executions are not judged by its parent's start.
+    """
+    global _stamp
+    pid = os.getpid()
+    if _stamp[0] != pid:
+        _stamp = (pid, _proc_start(pid))
+    return pid, HOST, _stamp[1]
 
 
 def _is_alive(pid: int | None, host: str | None, started: str | None) -> bool:
     if pid is None or host != HOST:
         return True  # another machine's process: we cannot tell, so do not judge it
     if pid == os.getpid():
-        return started == _PROC_START or started is None
+        return started is None or started == owner_stamp()[2]
     now = _proc_start(pid)
     if now is not None:
         return started is None or now == started
@@ -263,10 +277,20 @@ class Store:
         self._open_checked()
         self._read_lock = threading.Lock()
         self._reader = self._connect()
+        self._reader_pid = os.getpid()
         self._known_blobs: set[str] = set()
         self._writer = Writer(self._connect, self._write_batch)
         self._closed = False
         _open_stores.add(self)
+        install_sigterm_handler()
+
+    def _after_fork(self) -> None:
+        # SQLite connections must not cross a fork, a lock may have been held by a thread that
+        # does not exist here, and the blobs known to the parent's writer are the parent's.
+        self._read_lock = threading.Lock()
+        self._reader = self._connect()
+        self._reader_pid = os.getpid()
+        self._known_blobs = set()
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -291,13 +315,15 @@ class Store:
                 f"store {self.path} is not readable and writable by this user; fix its "
                 f"permissions or choose another path ({DB_ENV} or store.path in workbench.yaml)"
             )
-        conn = self._connect()
+        # Checked before anything switches the file to WAL: a file that is not ours is refused
+        # unchanged.
+        conn = self._connect(wal=False)
         try:
             ensure_schema(conn, str(self.path))
         finally:
             conn.close()
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, wal: bool = True) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
                 self.path, timeout=60, isolation_level=None, check_same_thread=False
@@ -308,8 +334,11 @@ class Store:
                 f"(argument, {DB_ENV}, or store.path in workbench.yaml)"
             ) from exc
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            if wal:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+            else:
+                conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
@@ -325,6 +354,16 @@ class Store:
     def put(self, kind: str, row: tuple[Any, ...]) -> None:
         """Queue one row of ``kind`` (see ``_SQL``) for the writer."""
         self._writer.put((kind, row))
+
+    @property
+    def enqueue(self) -> Callable[[tuple[Any, ...]], None]:
+        """Queue one ``(kind, row)`` op with no wake-up: the recorder's span hot path."""
+        return self._writer.enqueue
+
+    @property
+    def backlog(self) -> collections.abc.Sized:
+        """The ops queued but not yet written (its ``len``), for callers that bound it."""
+        return self._writer._queue
 
     def defer(self, build: Callable[[], Iterable[tuple[str, tuple[Any, ...]]]]) -> None:
         """Queue work that produces rows, to be done by the writer thread, not the caller."""
@@ -396,28 +435,33 @@ class Store:
                 for codec, packed in (compress(data),)
             ]
         try:
-            _commit(conn, groups)
-        except (sqlite3.InterfaceError, sqlite3.ProgrammingError):
-            # A value sqlite3 cannot bind (a plain dict in a row): render every such value
-            # to JSON and write the batch again, rather than lose the batch.
-            log.warning("workbench rendered unbindable values in a batch of recorded rows")
-            _commit(
-                conn,
-                {
-                    kind: [tuple(map(_bindable, row)) for row in rows]
-                    for kind, rows in groups.items()
-                },
-            )
+            _commit_retrying(conn, groups)
+        except sqlite3.Error:
+            # The batch is lost: its blobs must not count as stored, or every later row with
+            # the same content would point at a blob that was never written.
+            for digest, *_ in groups.get("blob", ()):
+                self._known_blobs.discard(digest)
+            raise
 
-    def mark_interrupted(self, *, this_process: bool = True) -> None:
-        """Mark this process's still-running executions and steps ``interrupted``."""
-        self.flush()
-        with self._read_lock:
-            _interrupt(self._reader, "pid = ? AND host = ?", (os.getpid(), HOST))
+    def mark_interrupted(self) -> None:
+        """Flush, then mark this process's still-running executions and steps ``interrupted``.
+
+        Uses a connection of its own, not the reader and its lock: it runs from a signal
+        handler, which may have interrupted this very thread inside a read.
+        """
+        self.flush(strict=False)
+        conn = self._connect()
+        try:
+            pid, host, _ = owner_stamp()
+            _interrupt(conn, "pid = ? AND host = ?", (pid, host))
+        finally:
+            conn.close()
 
     # -- reading ---------------------------------------------------------------------------
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed; open it again with Store(path)")
         with self._read_lock:
             self._reader.row_factory = sqlite3.Row
             try:
@@ -446,8 +490,14 @@ class Store:
         ]
         if dead:
             marks = ", ".join("?" for _ in dead)
-            with self._read_lock:
-                _interrupt(self._reader, f"id IN ({marks})", dead)
+            try:
+                with self._read_lock:
+                    _interrupt(self._reader, f"id IN ({marks})", dead)
+            except sqlite3.Error as exc:
+                raise StoreError(
+                    f"store {self.path}: could not mark {len(dead)} execution(s) of ended "
+                    f"processes interrupted ({exc}); try again when other writers are done"
+                ) from exc
         return dead
 
     def get_execution(self, execution_id: str) -> Execution:
@@ -632,6 +682,34 @@ class Store:
             p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists()
         )
         return counts
+
+
+def _commit_retrying(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Commit, retrying when other processes keep the store locked past the busy timeout."""
+    for attempt in range(3):
+        try:
+            _commit_binding_safely(conn, groups)
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == 2:
+                raise
+            log.warning("workbench store is locked by another process; retrying the write")
+            time.sleep(0.5 * (attempt + 1))
+
+
+def _commit_binding_safely(
+    conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]
+) -> None:
+    try:
+        _commit(conn, groups)
+    except (sqlite3.InterfaceError, sqlite3.ProgrammingError):
+        # A value sqlite3 cannot bind (a plain dict in a row): render every such value to
+        # JSON and write the batch again, rather than lose the batch.
+        log.warning("workbench rendered unbindable values in a batch of recorded rows")
+        _commit(
+            conn,
+            {kind: [tuple(map(_bindable, row)) for row in rows] for kind, rows in groups.items()},
+        )
 
 
 def _commit(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]) -> None:
@@ -823,6 +901,14 @@ def _interrupt_all() -> None:
 
 
 atexit.register(_interrupt_all)
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_open_stores):
+        store._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _previous_sigterm: Any = None
 _sigterm_installed = False

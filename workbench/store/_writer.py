@@ -23,7 +23,7 @@ from typing import Any
 
 from workbench.exceptions import StoreError
 
-__all__ = ["Writer"]
+__all__ = ["MAX_QUEUED", "Writer"]
 
 log = logging.getLogger("workbench.store")
 
@@ -31,7 +31,7 @@ log = logging.getLogger("workbench.store")
 _WAKE_AT = 20_000
 _IDLE_WAIT_S = 0.25
 #: Rows queued past which ``put`` waits for the writer, so memory stays bounded.
-_MAX_QUEUED = 200_000
+MAX_QUEUED = 200_000
 _FLUSH = object()
 _start_lock = threading.Lock()
 _writers: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -73,8 +73,11 @@ class Writer:
         if queued >= _WAKE_AT:
             if not self._wake.is_set():
                 self._wake.set()
-            if queued >= _MAX_QUEUED and threading.current_thread() is not self._thread:
-                self.flush()  # push back on a producer that outruns the disk
+            if queued >= MAX_QUEUED and threading.current_thread() is not self._thread:
+                try:
+                    self.flush()  # push back on a producer that outruns the disk
+                except StoreError:
+                    log.exception("workbench could not write recordings while catching up")
 
     @property
     def enqueue(self) -> Callable[[Op], None]:
