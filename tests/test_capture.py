@@ -417,3 +417,38 @@ def test_connection_errors_are_recorded(store: Store) -> None:
     (call,) = _calls(store, run.id)
     assert call.status_code is None and call.error is not None
     assert "ConnectError" in call.error.type
+
+
+def test_aiohttp_query_parameters_are_part_of_the_request(
+    store: Store, model_server: ModelServer
+) -> None:
+    """Two aiohttp calls differing only in params= are two different requests, not repeats."""
+    url = f"{model_server.openai_base_url}/chat/completions"
+    body = {"model": "gpt-4o-mini", "messages": MESSAGES}
+
+    async def calls() -> None:
+        async with aiohttp.ClientSession() as session:
+            for page in ("1", "2"):
+                async with session.post(url, json=body, params={"page": page}) as response:
+                    await response.read()
+
+    with workbench.record("p", inputs={}, store=store) as run:
+        asyncio.run(calls())
+    first, second = _calls(store, run.id)
+    assert first.request["query"] == [["page", "1"]]
+    assert first.request_key != second.request_key
+    assert (first.occurrence, second.occurrence) == (0, 0)
+
+
+def test_a_request_that_cannot_be_captured_is_still_sent(
+    store: Store, model_server: ModelServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """If capturing a request fails, the call goes out unrecorded and the failure is logged."""
+    with workbench.record("p", inputs={}, store=store) as run:
+        run.volatile_fields = ("metadata..id",)  # malformed: canonicalisation refuses it
+        reply = _openai(model_server).chat.completions.create(
+            model="gpt-4o-mini", messages=MESSAGES
+        )
+    assert reply.choices[0].message.content
+    assert _calls(store, run.id) == []
+    assert any("sent unrecorded" in r.getMessage() for r in caplog.records)

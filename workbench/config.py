@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from workbench.exceptions import ConfigError
 
@@ -52,6 +52,17 @@ class CaptureConfig(_Section):
     volatile_fields: list[str] = Field(default_factory=list)
     #: Field names whose values are replaced by ``[REDACTED]`` everywhere before writing.
     sensitive_fields: list[str] = Field(default_factory=list)
+
+    @field_validator("volatile_fields")
+    @classmethod
+    def _dotted_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not name or any(not part for part in name.split(".")):
+                raise ValueError(
+                    f"{name!r} is not a field name or dotted path; use e.g. 'user' (at any "
+                    f"depth) or 'metadata.request_id' (from the body's root)"
+                )
+        return names
 
 
 class ModelPriceConfig(_Section):

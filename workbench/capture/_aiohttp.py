@@ -7,15 +7,34 @@ readers being recorded; readers of unrecorded responses pay one dict miss per re
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import types
 from typing import Any
 
 from workbench._context import current
-from workbench.capture._call import PendingCall
+from workbench.capture._call import PendingCall, start_call
 
 __all__ = ["patch"]
 
-_recorded: dict[int, PendingCall] = {}
+_recorded: dict[int, tuple[Any, PendingCall]] = {}
+
+
+def _forget_reader(key: int) -> None:
+    _recorded.pop(key, None)
+
+
+def _full_url(session: Any, str_or_url: Any, params: Any) -> str:
+    """The URL aiohttp will request, query parameters included (they are part of the key)."""
+    import yarl
+
+    url = session._build_url(str_or_url) if hasattr(session, "_build_url") else str_or_url
+    url = yarl.URL(str(url))
+    if params:
+        # Params aiohttp will refuse are its to report, with its own error.
+        with contextlib.suppress(TypeError, ValueError):
+            url = url.extend_query(params)
+    return str(url)
 
 
 def patch(aiohttp: types.ModuleType) -> None:
@@ -44,8 +63,10 @@ def patch(aiohttp: types.ModuleType) -> None:
         headers.update(kwargs.get("headers") or {})
         if kwargs.get("json") is not None:
             headers.setdefault("Content-Type", "application/json")
-        url = str(self._build_url(str_or_url)) if hasattr(self, "_build_url") else str(str_or_url)
-        call = PendingCall(frame, method, url, list(headers.items()), body)
+        url = _full_url(self, str_or_url, kwargs.get("params"))
+        call = start_call(frame, method, url, list(headers.items()), body)
+        if call is None:
+            return await original_request(self, method, str_or_url, **kwargs)
         try:
             response = await original_request(self, method, str_or_url, **kwargs)
         except BaseException as exc:
@@ -60,27 +81,31 @@ def patch(aiohttp: types.ModuleType) -> None:
         if content.at_eof():
             call.finish()
         else:
-            _recorded[id(content)] = call
-            response.__dict__["_workbench_reader"] = id(content)
+            key = id(content)
+            # The entry holds the reader itself, so its id cannot be reused while recorded;
+            # it goes when the call is finished, whoever finishes it (end, release, abandon).
+            _recorded[key] = (content, call)
+            call.on_done = functools.partial(_forget_reader, key)
+            response.__dict__["_workbench_reader"] = content
         return response
 
     def _read_nowait_chunk(self: Any, n: int) -> bytes:
         data: bytes = original_chunk(self, n)
         if _recorded:
-            call = _recorded.get(id(self))
-            if call is not None:
+            entry = _recorded.get(id(self))
+            if entry is not None and entry[0] is self:
+                call = entry[1]
                 call.chunk(data)
                 if self.at_eof():
-                    del _recorded[id(self)]
                     call.finish()
         return data
 
     def _forget(response: Any) -> None:
-        key = response.__dict__.get("_workbench_reader")
-        if key is not None:
-            call = _recorded.pop(key, None)
-            if call is not None:
-                call.finish()  # released early; the analysis tells a truncated stream
+        reader = response.__dict__.get("_workbench_reader")
+        if reader is not None:
+            entry = _recorded.get(id(reader))
+            if entry is not None and entry[0] is reader:
+                entry[1].finish()  # released early; the analysis tells a truncated stream
 
     def release(self: Any) -> Any:
         _forget(self)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from workbench._context import Frame
@@ -22,7 +22,7 @@ from workbench.capture.canonical import canonical_request, request_key
 from workbench.providers import CallFacts, analyse, identify
 from workbench.redaction import redact_headers, scrub_bytes, scrub_text
 
-__all__ = ["PendingCall"]
+__all__ = ["PendingCall", "start_call"]
 
 log = logging.getLogger("workbench.capture")
 
@@ -61,6 +61,7 @@ class PendingCall:
         "key",
         "method",
         "occurrence",
+        "on_done",
         "started_at",
         "status_code",
         "stream_error",
@@ -100,6 +101,8 @@ class PendingCall:
         self.stream_error: str | None = None
         self._done = False
         self._lock = threading.Lock()
+        #: Called once the call is finished (the aiohttp tee forgets its reader then).
+        self.on_done: Callable[[], None] | None = None
         run.open_call(self)
 
     def response(
@@ -137,6 +140,8 @@ class PendingCall:
         run.close_call(self)
         chunks = list(self.chunks)  # what arrived until now; later reads are the caller's only
         run.store.defer(lambda: self._rows(latency, chunks))
+        if self.on_done is not None:
+            self.on_done()
 
     def abandon(self) -> None:
         """The execution ended with this response unread: keep what arrived, and say so."""
@@ -228,6 +233,18 @@ class PendingCall:
             )
         )
         return ops
+
+
+def start_call(
+    frame: Frame, method: str, url: str, headers: Iterable[tuple[str, str]], body: bytes | None
+) -> PendingCall | None:
+    """A :class:`PendingCall`, or ``None`` (the call then goes out unrecorded) if the request
+    cannot be captured: recording must never stop the application's call."""
+    try:
+        return PendingCall(frame, method, url, headers, body)
+    except Exception:
+        log.exception("workbench could not capture %s %s; it is sent unrecorded", method, url)
+        return None
 
 
 def _chunk_index(chunks: list[tuple[float, bytes]]) -> str:

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from workbench._context import current
-from workbench.capture._call import PendingCall
+from workbench.capture._call import PendingCall, start_call
 
 __all__ = ["patch"]
 
@@ -93,13 +93,15 @@ def patch(module: types.ModuleType) -> None:
         frame = current.get()
         if frame is None or not frame.run.capture_enabled:
             return sync_send(self, request)
-        call = PendingCall(
+        call = start_call(
             frame,
             request.method,
             str(request.url),
             request.headers.multi_items(),
             _request_body(request),
         )
+        if call is None:
+            return sync_send(self, request)
         try:
             response = sync_send(self, request)
         except BaseException as exc:
@@ -113,13 +115,15 @@ def patch(module: types.ModuleType) -> None:
         frame = current.get()
         if frame is None or not frame.run.capture_enabled:
             return await async_send(self, request)
-        call = PendingCall(
+        call = start_call(
             frame,
             request.method,
             str(request.url),
             request.headers.multi_items(),
             _request_body(request),
         )
+        if call is None:
+            return await async_send(self, request)
         try:
             response = await async_send(self, request)
         except BaseException as exc:

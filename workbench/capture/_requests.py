@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from workbench._context import current
-from workbench.capture._call import PendingCall
+from workbench.capture._call import start_call
 
 __all__ = ["patch"]
 
@@ -31,7 +31,9 @@ def patch(requests: types.ModuleType) -> None:
             body = body.encode()
         elif not isinstance(body, (bytes, bytearray)):
             body = None  # a generator or file body: sent as is, not kept
-        call = PendingCall(frame, request.method, request.url, list(request.headers.items()), body)
+        call = start_call(frame, request.method, request.url, list(request.headers.items()), body)
+        if call is None:
+            return original_send(self, request, *args, **kwargs)
         try:
             response = original_send(self, request, *args, **kwargs)
         except BaseException as exc:
