@@ -350,37 +350,56 @@ def test_price_overrides_from_workbench_yaml(tmp_path: Path, model_server: Model
 def test_no_secret_reaches_the_store_files(
     tmp_path: Path, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """After recording with a real-looking API key set, its bytes are nowhere in the files."""
+    """After recording with a real-looking API key set, its bytes are nowhere in the files.
+
+    The key travels in headers, a query, a body field, metadata, a pipeline argument, a span
+    attribute, an error message, a log message and fields, and a state.
+    """
     secret = "sk-proj-REALKEY-" + "Zq7" * 16
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     monkeypatch.setenv("ANTHROPIC_API_KEY", secret)
     (tmp_path / "workbench.yaml").write_text("capture:\n  sensitive_fields: [session_token]\n")
     path = tmp_path / "secret.db"
     store = Store(path)
-    with workbench.record("p", inputs={"session_token": secret}, store=store) as run:
-        openai.OpenAI(base_url=model_server.openai_base_url, max_retries=0).chat.completions.create(
+
+    @workbench.pipeline
+    def ask(question: str, api_key: str) -> str:
+        reply = openai.OpenAI(
+            base_url=model_server.openai_base_url, max_retries=0
+        ).chat.completions.create(
             model="gpt-4o-mini",
-            messages=MESSAGES,
+            messages=[{"role": "user", "content": question}],
             extra_query={"api_key": secret},
             extra_body={"metadata": {"session_token": secret}},
         )
+        return reply.choices[0].message.content or ""
+
+    with workbench.record(
+        "p", inputs={"session_token": secret}, metadata={"password": secret}, store=store
+    ) as run:
+        logging.getLogger("app").warning(  # before any request has shown the key
+            "calling with %s", secret, extra={"session_token": secret}
+        )
+        ask("What is a llama?", api_key=secret)
         anthropic.Anthropic(base_url=model_server.anthropic_base_url).messages.create(
             model="claude-3-5-haiku-latest", max_tokens=5, messages=MESSAGES
         )
-        logging.getLogger("app").warning("calling", extra={"session_token": secret})
         workbench.state("cfg", {"session_token": secret})
+        with workbench.span("auth", api_key=secret, note=f"using {secret}"):
+            pass
+        with pytest.raises(ValueError), workbench.step("fails"):
+            raise ValueError(f"the key {secret} was refused")
     got = store.get_execution(run.id)
-    assert len(got.model_calls) == 2
-    store.close()
-    files = [p for p in tmp_path.iterdir() if p.name.startswith("secret.db")]
-    assert any(p.name.endswith("-wal") for p in files) or files
-    for file in files:
-        assert secret.encode() not in file.read_bytes(), file.name
+    assert len(got.model_calls) == 2 and len(got.logs) >= 1
+    store.flush()
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("secret.db")}
+    assert "secret.db-wal" in files  # scanned while the store is open, the WAL included
+    for name, data in files.items():
+        assert secret.encode() not in data, name
     # Compressed blobs would hide the bytes from a file scan: read every blob back too.
-    reopened = Store(path)
-    for row in reopened._query("SELECT hash FROM blobs"):
-        assert secret not in str(reopened.blob_value(row["hash"]))
-    reopened.close()
+    for row in store._query("SELECT hash FROM blobs"):
+        assert secret not in str(store.blob_value(row["hash"]))
+    store.close()
 
 
 def test_recording_does_not_delay_the_first_chunk(store: Store) -> None:

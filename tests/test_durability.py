@@ -122,7 +122,12 @@ def test_processes_threads_and_tasks_lose_and_misattribute_nothing(
             tag = got.inputs["tag"]
             prompts = [c.request["body"]["messages"][0]["content"] for c in got.model_calls]
             assert sorted(prompts) == [f"{tag}/{i}" for i in range(3)], tag
-            assert all(c.step_id == "ask" and c.status_code == 200 for c in got.model_calls)
+            # Each call is on the step occurrence (and its span) that made it.
+            step_spans = {s.occurrence: s.span_id for s in got.steps}
+            for call in got.model_calls:
+                i = int(call.request["body"]["messages"][0]["content"].rsplit("/", 1)[1])
+                assert (call.step_id, call.step_occurrence) == ("ask", i)
+                assert call.span_id == step_spans[i] and call.status_code == 200
             assert got.status == "completed"
             total += len(got.model_calls)
         assert total == 4 * 4 * 4 * 3

@@ -8,7 +8,16 @@ from hypothesis import strategies as st
 from workbench._json import decode
 from workbench.redaction import SENSITIVE_HEADERS, encode_redacted, sensitive_names
 
-NAMES = ["api_key", "API-Key", "x-api-key", "Authorization", "password", "session_token"]
+NAMES = [
+    "api_key",
+    "API-Key",
+    "x-api-key",
+    "X_Api-KEY",
+    "Authorization",
+    "password",
+    "session_token",
+    "Session-TOKEN",
+]
 
 
 @given(

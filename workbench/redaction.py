@@ -23,6 +23,7 @@ __all__ = [
     "encode_redacted",
     "redact_headers",
     "redact_json",
+    "remember_environment",
     "remember_secret",
     "scrub_bytes",
     "scrub_text",
@@ -249,7 +250,7 @@ def scrub_text(text: str) -> str:
 _REDACTED_BYTES = REDACTED.encode()
 
 
-def _remember_environment() -> None:
+def remember_environment() -> None:
     # API keys handed to SDKs through the environment may show up in errors before any request
     # carrying them has been redacted by name.
     for name, value in os.environ.items():
@@ -257,4 +258,4 @@ def _remember_environment() -> None:
             remember_secret(value)
 
 
-_remember_environment()
+remember_environment()

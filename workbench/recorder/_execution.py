@@ -25,7 +25,12 @@ from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.config import load_config
 from workbench.records import ErrorInfo, Execution
-from workbench.redaction import encode_redacted, scrub_text, sensitive_names
+from workbench.redaction import (
+    encode_redacted,
+    remember_environment,
+    scrub_text,
+    sensitive_names,
+)
 from workbench.store import Store, install_sigterm_handler, open_store, owner_stamp
 from workbench.types import JSON
 
@@ -93,6 +98,7 @@ class LiveExecution:
                 f"pipeline_id must be a non-empty string naming the pipeline, got {pipeline_id!r}"
             )
         config = load_config()
+        remember_environment()  # keys set after import, e.g. by a test or a secrets manager
         self.store = store
         self.id = _ids.execution_id()
         self.trace_id = _ids.trace_id()
