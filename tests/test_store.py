@@ -22,9 +22,9 @@ from workbench.exceptions import (
 )
 from workbench.redaction import sensitive_names
 from workbench.store import Store, open_store, resolve_store_path
+from workbench.store import _store as store_module
 
 SENSITIVE = sensitive_names()
-from workbench.store import _store as store_module
 
 json_values = st.recursive(
     st.none()
