@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from workbench.redaction import forget_secrets
 from workbench.store import Store
 from workbench.testing import ModelServer, fresh_store
 
@@ -34,3 +35,4 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("WORKBENCH_CONFIG", "WORKBENCH_DB", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
+    forget_secrets()  # secret values remembered by one test must not scrub another's data

@@ -44,3 +44,24 @@ def test_values_without_secrets_are_unchanged() -> None:
 def test_credential_headers_are_listed_as_sent() -> None:
     """Header names are kept in their wire spelling for response-header redaction."""
     assert {"authorization", "x-api-key", "cookie"} <= SENSITIVE_HEADERS
+
+
+def test_scrubbing_keeps_json_valid_whatever_the_secret_looks_like() -> None:
+    """A remembered secret that looks like JSON syntax is scrubbed only inside strings."""
+    from workbench.redaction import forget_secrets, remember_secret
+
+    remember_secret('a1", "b": [1')  # a value that would break JSON if replaced in raw bytes
+    try:
+        value = {"note": 'x a1", "b": [1 y', "n": 1}
+        assert decode(encode_redacted(value, sensitive_names())) == {
+            "note": "x [REDACTED] y",
+            "n": 1,
+        }
+    finally:
+        forget_secrets()
+
+
+def test_url_query_credentials_are_scrubbed_from_strings() -> None:
+    """A key in a URL query inside a recorded string is scrubbed."""
+    data = encode_redacted({"url": "https://h/v1?key=AIzaSyExample&x=1"}, sensitive_names())
+    assert decode(data) == {"url": "https://h/v1?key=[REDACTED]&x=1"}

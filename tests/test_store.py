@@ -22,7 +22,7 @@ from workbench.exceptions import (
 )
 from workbench.redaction import sensitive_names
 from workbench.store import Store, open_store, resolve_store_path
-from workbench.store import _store as store_module
+from workbench.store import _sql as store_sql
 
 SENSITIVE = sensitive_names()
 
@@ -251,7 +251,7 @@ def test_a_forked_childs_running_execution_is_not_judged_interrupted(tmp_path: P
 def test_a_lost_batch_does_not_leave_dangling_blobs(store: Store) -> None:
     """After a batch fails to write, the same content recorded again is written, not assumed."""
     value = {"content": "x" * 500}
-    real_commit = store_module._commit
+    real_commit = store_sql._commit
     calls = []
 
     def failing_commit(conn: sqlite3.Connection, groups: dict[str, Any]) -> None:
@@ -260,12 +260,12 @@ def test_a_lost_batch_does_not_leave_dangling_blobs(store: Store) -> None:
             raise sqlite3.OperationalError("disk I/O error")
         real_commit(conn, groups)
 
-    store_module._commit = failing_commit  # the one boundary to SQLite: simulate a full disk
+    store_sql._commit = failing_commit  # the one boundary to SQLite: simulate a full disk
     try:
         digest = store.blob_bytes(workbench._json.encode(value))
         store.flush(strict=False)
         assert store.blob_bytes(workbench._json.encode(value)) == digest
         store.flush()
     finally:
-        store_module._commit = real_commit
+        store_sql._commit = real_commit
     assert store.blob_value(digest) == value

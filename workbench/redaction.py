@@ -21,11 +21,13 @@ __all__ = [
     "REDACTED",
     "SENSITIVE_HEADERS",
     "encode_redacted",
+    "forget_secrets",
     "redact_headers",
     "redact_json",
     "remember_environment",
     "remember_secret",
     "scrub_bytes",
+    "scrub_json",
     "scrub_text",
     "sensitive_names",
 ]
@@ -190,7 +192,7 @@ def encode_redacted(value: Any, sensitive: frozenset[str]) -> bytes:
     data = encode(value)
     if _may_name_a_secret(data, sensitive):
         data = encode(_redact(decode(data), sensitive))
-    return scrub_bytes(data)
+    return scrub_json(data)
 
 
 def _may_name_a_secret(data: bytes, sensitive: frozenset[str]) -> bool:
@@ -208,6 +210,7 @@ def _may_name_a_secret(data: bytes, sensitive: frozenset[str]) -> bool:
 
 _MIN_SECRET = 8  # shorter values would scrub ordinary words
 _known: frozenset[bytes] = frozenset()
+_known_in_json: frozenset[bytes] = frozenset()
 _known_lock = threading.Lock()
 _SECRET_ENV = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD)$")
 _URL_SECRET = re.compile(
@@ -217,21 +220,57 @@ _URL_SECRET = re.compile(
 
 def remember_secret(value: str) -> None:
     """Scrub ``value`` (and, for ``Bearer x``, ``x``) from everything recorded from now on."""
-    global _known
+    global _known, _known_in_json
     if not isinstance(value, str):
         return
     candidates = {value.strip()}
     scheme, _, credential = value.strip().partition(" ")
     if credential and scheme.lower() in ("bearer", "basic", "token"):
         candidates.add(credential.strip())
-    new = {c.encode() for c in candidates if len(c) >= _MIN_SECRET} - _known
+    # A credential has letters; a run of digits would scrub ordinary numbers.
+    new = {c.encode() for c in candidates if len(c) >= _MIN_SECRET and not c.isdigit()} - _known
     if new:
+        # As they appear inside JSON strings too (quotes, backslashes, control characters
+        # escaped), so that scrub_json finds them in rendered bytes.
+        in_json = {encode(secret.decode())[1:-1] for secret in new}
         with _known_lock:
             _known = _known | new
+            _known_in_json = _known_in_json | new | in_json
+
+
+def scrub_json(data: bytes) -> bytes:
+    """JSON bytes with remembered secrets (and URL-query credentials) scrubbed from its strings.
+
+    Only strings are touched, so the result stays valid JSON whatever a secret looks like.
+    """
+    if not any(secret in data for secret in _known_in_json) and not (
+        b"=" in data and _URL_SECRET.search(data.decode(errors="replace"))
+    ):
+        return data
+    return encode(_scrub_strings(decode(data)))
+
+
+def _scrub_strings(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrub_text(value)
+    if isinstance(value, dict):
+        return {
+            scrub_text(k) if isinstance(k, str) else k: _scrub_strings(v) for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_scrub_strings(item) for item in value]
+    return value
+
+
+def forget_secrets() -> None:
+    """Forget every remembered secret value (for tests that need a clean slate)."""
+    global _known, _known_in_json
+    with _known_lock:
+        _known = _known_in_json = frozenset()
 
 
 def scrub_bytes(data: bytes) -> bytes:
-    """``data`` with every remembered secret value replaced by ``[REDACTED]``."""
+    """Raw bytes (a response body as received) with every remembered secret replaced."""
     for secret in _known:
         if secret in data:
             data = data.replace(secret, _REDACTED_BYTES)

@@ -20,7 +20,7 @@ from workbench._ids import new_id
 from workbench._json import encode
 from workbench.capture.canonical import canonical_request, request_key
 from workbench.providers import CallFacts, analyse, identify
-from workbench.redaction import redact_headers, scrub_bytes, scrub_text
+from workbench.redaction import redact_headers, scrub_bytes, scrub_json
 
 __all__ = ["PendingCall", "start_call"]
 
@@ -208,9 +208,9 @@ class PendingCall:
                     facts.provider if facts else provider,
                     (facts.model if facts else None) or _request_model(request_body),
                     facts.operation if facts else operation,
-                    blob(scrub_bytes(encode(self.canonical))),
+                    blob(scrub_json(encode(self.canonical))),
                     self.status_code,
-                    scrub_text(encode(self.headers).decode()),
+                    scrub_json(encode(self.headers)).decode(),
                     int(streamed),
                     blob(scrub_bytes(body)) if body else None,
                     _chunk_index(chunks) if streamed else None,

@@ -28,7 +28,6 @@ from workbench.records import ErrorInfo, Execution
 from workbench.redaction import (
     encode_redacted,
     remember_environment,
-    scrub_text,
     sensitive_names,
 )
 from workbench.store import Store, install_sigterm_handler, open_store, owner_stamp
@@ -145,7 +144,7 @@ class LiveExecution:
 
     def json_text(self, value: Any) -> str:
         """``value`` as JSON text for a column, secrets redacted and scrubbed."""
-        return scrub_text(encode_redacted(value, self.sensitive).decode())
+        return encode_redacted(value, self.sensitive).decode()
 
     def error_text(self, exc: BaseException) -> str:
         """An exception as JSON text for an ``error`` column, with no secret in its message."""

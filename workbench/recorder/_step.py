@@ -23,7 +23,7 @@ from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.exceptions import RecordingError
 from workbench.recorder._execution import LiveExecution, flush_off_loop
-from workbench.redaction import encode_redacted, scrub_bytes
+from workbench.redaction import encode_redacted, scrub_json
 from workbench.store import MAX_QUEUED
 from workbench.types import JSON
 
@@ -506,7 +506,7 @@ def _render(value: Any, sensitive: frozenset[str]) -> bytes:
         data = _dumps(value)
     except TypeError:
         data = encode(value)
-    return scrub_bytes(data)
+    return scrub_json(data)
 
 
 _dumps = orjson.dumps

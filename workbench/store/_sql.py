@@ -1,0 +1,261 @@
+"""The SQL that writes recorded rows: columns, multi-row INSERTs, commits, interrupt marks.
+
+Owns how a batch of queued rows becomes statements and one transaction, and how executions of
+ended processes are marked interrupted. It does not decide what is queued (the recorder) or
+when a batch is written (``_writer``).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from workbench._json import encode
+
+__all__ = [
+    "CALL_COLUMNS",
+    "EXEC_COLUMNS",
+    "commit_retrying",
+    "interrupt",
+]
+
+log = logging.getLogger("workbench.store")
+
+EXEC_COLUMNS = (
+    "id",
+    "pipeline_id",
+    "pipeline_version",
+    "entrypoint",
+    "inputs_hash",
+    "outputs_hash",
+    "status",
+    "success",
+    "error",
+    "user_id",
+    "environment",
+    "sampled",
+    "debug",
+    "started_at",
+    "ended_at",
+    "duration_s",
+    "cost_usd",
+    "tokens_in",
+    "tokens_out",
+    "replay_of",
+    "modifications",
+    "code_version",
+    "metadata",
+    "trace_id",
+    "pid",
+    "host",
+    "proc_start",
+)
+_SPAN_COLUMNS = (
+    "span_id",
+    "trace_id",
+    "parent_span_id",
+    "execution_id",
+    "name",
+    "kind",
+    "attributes",
+    "events",
+    "status",
+    "start",
+    "end",
+)
+_STEP_COLUMNS = (
+    "execution_id",
+    "step_id",
+    "occurrence",
+    "span_id",
+    "parent_step_id",
+    "action",
+    "parameters_hash",
+    "result_hash",
+    "error",
+    "status",
+    "retries",
+    "started_at",
+    "ended_at",
+    "duration_s",
+)
+CALL_COLUMNS = (
+    "id",
+    "execution_id",
+    "span_id",
+    "step_id",
+    "step_occurrence",
+    "provider",
+    "model",
+    "operation",
+    "request_hash",
+    "status_code",
+    "response_headers",
+    "streamed",
+    "body_hash",
+    "chunks",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "tokens_estimated",
+    "cost_usd",
+    "ttft_s",
+    "latency_s",
+    "finish_reason",
+    "text",
+    "request_key",
+    "occurrence",
+    "started_at",
+    "error",
+    "stream_error",
+)
+_STATE_COLUMNS = ("execution_id", "step_id", "name", "seq", "blob_hash", "recorded_at")
+_LOG_COLUMNS = (
+    "execution_id",
+    "trace_id",
+    "span_id",
+    "step_id",
+    "level",
+    "logger",
+    "message",
+    "fields",
+    "created_at",
+)
+_PROFILE_COLUMNS = ("id", "execution_id", "kind", "trigger", "path", "summary", "created_at")
+
+
+def _insert(table: str, columns: Sequence[str], verb: str = "INSERT OR REPLACE") -> str:
+    names = ", ".join(f'"{c}"' for c in columns)
+    return f"{verb} INTO {table} ({names}) VALUES "
+
+
+# Kinds of queued op, in the order a batch writes them (blobs before the rows naming them,
+# execution rows before their end).
+_SQL: dict[str, str] = {
+    "blob": _insert("blobs", ("hash", "codec", "size", "data"), "INSERT OR IGNORE"),
+    "exec": _insert("executions", EXEC_COLUMNS),
+    "step": _insert("steps", _STEP_COLUMNS),
+    "span": _insert("spans", _SPAN_COLUMNS),
+    "call": _insert("model_calls", CALL_COLUMNS),
+    "state": _insert("states", _STATE_COLUMNS, "INSERT"),
+    "log": _insert("logs", _LOG_COLUMNS, "INSERT"),
+    "profile": _insert("profiles", _PROFILE_COLUMNS),
+    "exec_end": """
+        UPDATE executions SET status = ?, success = ?, error = ?, outputs_hash = ?,
+            ended_at = ?, duration_s = ?, metadata = ?,
+            tokens_in = (SELECT COALESCE(SUM(input_tokens), 0) FROM model_calls
+                         WHERE execution_id = executions.id),
+            tokens_out = (SELECT COALESCE(SUM(output_tokens), 0) FROM model_calls
+                          WHERE execution_id = executions.id),
+            cost_usd = (SELECT CASE WHEN SUM(cost_usd IS NULL AND status_code < 400) > 0
+                                    THEN NULL
+                                    ELSE COALESCE(SUM(cost_usd), 0.0) END
+                        FROM model_calls WHERE execution_id = executions.id
+                          AND provider != 'http')
+        WHERE id = ?""",
+}
+_ORDER = tuple(_SQL)
+
+# As many rows per INSERT statement as SQLite's 32,766 bound variables allow (up to 2,000).
+# One statement is one sqlite3_step, and sqlite3 releases and re-takes the GIL around each
+# step: with executemany, a writer competing with a busy recording thread got the GIL back
+# about once per switch interval (5 ms) *per row*, and fell ever further behind.
+_MAX_VARIABLES = 32_000
+_MAX_ROWS = 2_000
+_multi_sql: dict[tuple[str, int, int], str] = {}
+
+
+def _insert_rows(conn: sqlite3.Connection, kind: str, rows: list[tuple[Any, ...]]) -> None:
+    width = len(rows[0])
+    step = max(1, min(_MAX_ROWS, _MAX_VARIABLES // width))
+    for start in range(0, len(rows), step):
+        chunk = rows[start : start + step]
+        key = (kind, len(chunk), width)
+        sql = _multi_sql.get(key)
+        if sql is None:
+            row = "(" + ", ".join("?" * width) + ")"
+            sql = _multi_sql[key] = _SQL[kind] + ", ".join([row] * len(chunk))
+        conn.execute(sql, [value for row in chunk for value in row])
+
+
+def commit_retrying(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]) -> None:
+    """Commit, retrying when other processes keep the store locked past the busy timeout."""
+    for attempt in range(3):
+        try:
+            _commit_binding_safely(conn, groups)
+            return
+        except sqlite3.OperationalError as exc:
+            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == 2:
+                raise
+            log.warning("workbench store is locked by another process; retrying the write")
+            time.sleep(0.5 * (attempt + 1))
+
+
+def _commit_binding_safely(
+    conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]
+) -> None:
+    try:
+        _commit(conn, groups)
+    except (sqlite3.InterfaceError, sqlite3.ProgrammingError):
+        # A value sqlite3 cannot bind (a plain dict in a row): render every such value to
+        # JSON and write the batch again, rather than lose the batch.
+        log.warning("workbench rendered unbindable values in a batch of recorded rows")
+        _commit(
+            conn,
+            {kind: [tuple(map(_bindable, row)) for row in rows] for kind, rows in groups.items()},
+        )
+
+
+def _commit(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for kind in _ORDER:
+            rows = groups.get(kind)
+            if not rows:
+                continue
+            if kind == "exec_end":
+                conn.executemany(_SQL[kind], rows)
+            else:
+                _insert_rows(conn, kind, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _bindable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bytes)):
+        return value
+    return encode(value).decode()
+
+
+def interrupt(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        ids = [
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM executions WHERE status = 'running' AND {where}", params
+            )
+        ]
+        if ids:
+            marks = ", ".join("?" for _ in ids)
+            now = time.time()
+            conn.execute(
+                f"UPDATE executions SET status = 'interrupted', success = NULL, "
+                f"ended_at = COALESCE(ended_at, ?) WHERE id IN ({marks})",
+                (now, *ids),
+            )
+            conn.execute(
+                f"UPDATE steps SET status = 'interrupted' WHERE status = 'running' "
+                f"AND execution_id IN ({marks})",
+                ids,
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
