@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import random
-import threading
 from collections.abc import Collection
 from typing import Any
 
@@ -16,7 +15,6 @@ from hypothesis import strategies as st
 
 from workbench.capture.canonical import (
     REDACTED,
-    OccurrenceCounter,
     canonical_request,
     redact_headers,
     redact_json,
@@ -400,33 +398,3 @@ def test_redact_json_handles_tuples_and_custom_names() -> None:
 
 
 # -- occurrences ------------------------------------------------------------------------------
-
-
-def test_occurrence_counter_counts_per_key() -> None:
-    """Each key counts 0, 1, 2, ... independently."""
-    counter = OccurrenceCounter()
-    assert [counter.next("a"), counter.next("a"), counter.next("b"), counter.next("a")] == [
-        0,
-        1,
-        0,
-        2,
-    ]
-
-
-def test_occurrence_counter_is_thread_safe() -> None:
-    """Concurrent callers never receive the same occurrence for one key."""
-    counter = OccurrenceCounter()
-    seen: list[int] = []
-    lock = threading.Lock()
-
-    def work() -> None:
-        mine = [counter.next("k") for _ in range(2000)]
-        with lock:
-            seen.extend(mine)
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(seen) == list(range(16000))

@@ -504,3 +504,20 @@ def test_unrecordable_values_do_not_break_the_step(store: Store) -> None:
         assert odd(loop, Hostile()) == "ran"
     (step,) = store.get_execution(run.id).steps
     assert step.result == "ran" and "unrecordable" in str(step.parameters)
+
+
+def test_request_occurrences_are_exact_under_threads(store: Store) -> None:
+    """Identical requests numbered from many threads get each occurrence exactly once."""
+    with workbench.record("p", inputs={}, store=store) as run:
+        with ThreadPoolExecutor(8) as pool:
+            numbers = list(pool.map(lambda _: run.next_request_occurrence("k"), range(2_000)))
+    assert sorted(numbers) == list(range(2_000))
+
+
+def test_retries_on_a_generator_step_are_refused() -> None:
+    """retries= on a generator step is refused at decoration, with what to do instead."""
+    with pytest.raises(RecordingError, match="cannot re-run the generator function"):
+
+        @workbench.step("items", retries=2)
+        def items() -> Iterator[int]:
+            yield 1

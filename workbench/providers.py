@@ -7,9 +7,10 @@ path; :func:`analyse` reads the response — JSON or a server-sent-event stream 
 non-streaming shape); :class:`SSEParser` is the incremental event-stream parser it uses. It does
 not capture anything, price anything (``workbench.pricing``) or store anything.
 
-Everything here is a pure function of bytes already received, runs on the application's thread,
-and never raises on a malformed body: what could not be read is described in
-``CallFacts.stream_error`` instead. Bodies must already be content-decoded (no gzip).
+Everything here is a pure function of bytes already received (run on the store's writer thread
+when a call is recorded, and when a stored stream is read back), and never raises on a malformed
+body: what could not be read is described in ``CallFacts.stream_error`` instead. Bodies must
+already be content-decoded (no gzip).
 
 Wire formats covered: OpenAI chat completions, legacy completions, embeddings and the Responses
 API (JSON and streams, including the ``stream_options.include_usage`` usage chunk and

@@ -3,9 +3,8 @@
 This module owns two pure functions of a request as sent — :func:`canonical_request` (what is
 stored as ``ModelCall.request``, with every secret redacted by ``workbench.redaction``, whose
 ``redact_headers`` and ``redact_json`` it re-exports) and :func:`request_key` (what replay looks
-the recorded response up by) — plus :class:`OccurrenceCounter`, which numbers identical requests
-within one execution. It does not know about providers, responses, tokens or the store: those
-belong to ``providers``, the capture layer and ``workbench.store``.
+the recorded response up by). It does not know about providers, responses, tokens or the store:
+those belong to ``providers``, the capture layer and ``workbench.store``.
 
 Everything here runs on the application's thread after every captured call, so it avoids
 per-call regexes and pydantic and parses JSON with ``orjson`` once.
@@ -42,7 +41,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
@@ -64,7 +62,6 @@ from workbench.redaction import (
 
 __all__ = [
     "REDACTED",
-    "OccurrenceCounter",
     "canonical_request",
     "redact_headers",
     "redact_json",
@@ -326,24 +323,3 @@ def _drop_path(value: _JSON, path: list[str]) -> _JSON:
 # --------------------------------------------------------------------------------------------
 # Occurrences
 # --------------------------------------------------------------------------------------------
-
-
-class OccurrenceCounter:
-    """Numbers identical requests: the n-th call of :meth:`next` with one key returns n - 1.
-
-    One counter lives for one execution, so that the third identical request of a run is
-    answered, on replay, by the third recorded response. Safe to share between threads.
-    """
-
-    __slots__ = ("_counts", "_lock")
-
-    def __init__(self) -> None:
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def next(self, key: str) -> int:
-        """The occurrence number of this request key: 0 the first time, then 1, 2, ..."""
-        with self._lock:
-            occurrence = self._counts.get(key, 0)
-            self._counts[key] = occurrence + 1
-        return occurrence

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, overload
 from workbench._context import current
 from workbench.exceptions import RecordingError
 from workbench.recorder._execution import record
-from workbench.recorder._step import _render_parameters
+from workbench.recorder._step import render_parameters
 
 __all__ = ["entrypoint_of", "pipeline"]
 
@@ -74,7 +74,7 @@ def _decorate(
 
         @functools.wraps(fn)
         async def async_entry(*args: Any, **kwargs: Any) -> Any:
-            arguments = _render_parameters(signature, args, kwargs)
+            arguments = render_parameters(signature, args, kwargs)
             frame = current.get()
             if frame is not None:
                 frame.run.mark_entrypoint(entrypoint, arguments, version)
@@ -97,7 +97,7 @@ def _decorate(
 
     @functools.wraps(fn)
     def entry(*args: Any, **kwargs: Any) -> Any:
-        arguments = _render_parameters(signature, args, kwargs)
+        arguments = render_parameters(signature, args, kwargs)
         frame = current.get()
         if frame is not None:
             frame.run.mark_entrypoint(entrypoint, arguments, version)

@@ -159,7 +159,7 @@ class ActiveStep:
             run.store.flush(strict=False)  # a finished step survives a kill -9 of the process
 
 
-def _render_parameters(
+def render_parameters(
     signature: inspect.Signature | None, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> dict[str, Any]:
     if signature is None:
@@ -258,8 +258,15 @@ class step(AsyncFromSync):
             signature = None
         spec = self
 
+        if self.retries and (inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)):
+            raise RecordingError(
+                f"step {step_id!r}: retries= cannot re-run the generator function "
+                f"{fn.__qualname__} (its items may already be consumed); retry inside it, or "
+                f"around the code that iterates it"
+            )
+
         def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveStep:
-            return ActiveStep(step_id, spec.action, _render_parameters(signature, args, kwargs))
+            return ActiveStep(step_id, spec.action, render_parameters(signature, args, kwargs))
 
         if inspect.isasyncgenfunction(fn):
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from workbench._json import decode, encode
+from workbench._json import decode
 from workbench.exceptions import ExecutionNotFoundError, NotAStoreError, StoreError
 from workbench.records import ErrorInfo, Execution, LogRecord, Profile, State
 from workbench.store import _process
@@ -153,10 +153,6 @@ class Store:
     def defer(self, build: Callable[[], Iterable[tuple[str, tuple[Any, ...]]]]) -> None:
         """Queue work that produces rows, to be done by the writer thread, not the caller."""
         self._writer.put(("deferred", build))
-
-    def blob(self, value: Any) -> str:
-        """Store ``value`` (rendered to JSON) once; returns its content hash."""
-        return self.blob_bytes(encode(value))
 
     def blob_op(self, data: bytes) -> tuple[str, tuple[str, tuple[str, bytes]] | None]:
         """For deferred builders on the writer thread: the hash, and the op to queue if new."""
