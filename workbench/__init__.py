@@ -6,7 +6,6 @@
 """
 
 from workbench.exceptions import (
-    CaptureError,
     ConfigError,
     ExecutionNotFoundError,
     NotAStoreError,
@@ -40,7 +39,6 @@ from workbench.store import Store, open_store
 __version__ = "0.1.0"
 
 __all__ = [
-    "CaptureError",
     "ConfigError",
     "ErrorInfo",
     "Execution",

@@ -4,6 +4,10 @@ Every error workbench raises on purpose derives from :class:`WorkbenchError`, an
 names the bad input, what was allowed, and how to fix it. Third-party errors (``sqlite3``,
 ``yaml``, ``pydantic``) are translated at one boundary with ``raise ... from exc``.
 
+Provider errors (a 429, a 500, a malformed stream) are not translated: the application sees the
+SDK's own error, exactly as without recording, and the recorder keeps it on the model call and
+the step.
+
 ::
 
     WorkbenchError
@@ -13,14 +17,12 @@ names the bad input, what was allowed, and how to fix it. Third-party errors (``
     │   └── NotAStoreError         the file is not a workbench store (or is corrupt)
     ├── ExecutionNotFoundError the execution id is not in the store (also a KeyError)
     ├── RecordingError         the recorder was used wrongly (a step outside an execution, ...)
-    ├── CaptureError           a model call could not be captured (malformed stream, ...)
     └── TestServerError        the built-in test model server could not start or was misused
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "CaptureError",
     "ConfigError",
     "ExecutionNotFoundError",
     "NotAStoreError",
@@ -61,10 +63,6 @@ class ExecutionNotFoundError(WorkbenchError, KeyError):
 
 class RecordingError(WorkbenchError):
     """The recorder API was used in a way it cannot record."""
-
-
-class CaptureError(WorkbenchError):
-    """A model call could not be captured as sent or received."""
 
 
 class TestServerError(WorkbenchError):
