@@ -243,7 +243,8 @@ def scrub_json(data: bytes) -> bytes:
 
     Only strings are touched, so the result stays valid JSON whatever a secret looks like.
     """
-    if not any(secret in data for secret in _known_in_json) and not (
+    known = _known_in_json
+    if not (known and any(secret in data for secret in known)) and not (
         b"=" in data and _URL_SECRET.search(data.decode(errors="replace"))
     ):
         return data
@@ -260,6 +261,10 @@ def _scrub_strings(value: Any) -> Any:
     if isinstance(value, list):
         return [_scrub_strings(item) for item in value]
     return value
+
+
+def has_known_secrets() -> bool:
+    return bool(_known_in_json)
 
 
 def forget_secrets() -> None:

@@ -119,6 +119,8 @@ class LiveExecution:
         self.success: bool | None = None
         self.status = "running"
         self.sensitive = sensitive_names(config.capture.sensitive_fields)
+        #: Span attribute names seen in this run, and whether each names a secret.
+        self.attribute_names: dict[str, bool] = {}
         self.volatile_fields = tuple(config.capture.volatile_fields)
         self.capture_enabled = config.capture.enabled
         self.config = config

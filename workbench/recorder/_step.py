@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from workbench import _ids
+from workbench import _ids, redaction
 from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.exceptions import RecordingError
@@ -478,7 +478,7 @@ class ActiveSpan(AsyncFromSync):
                     run.id,
                     self.name,
                     "internal",
-                    _render(self.attributes, run.sensitive) if self.attributes else None,
+                    _render(self.attributes, run) if self.attributes else None,
                     run.json_text(self.events) if self.events else None,
                     self.status,
                     self._start,
@@ -497,23 +497,28 @@ _new_tuple = tuple.__new__
 _time = time.time
 
 
-def _render(value: Any, sensitive: frozenset[str]) -> bytes:
+def _render(value: dict[str, Any], run: LiveExecution) -> bytes:
     # Rendered now, on this thread: the row then holds only atomic values, which the garbage
     # collector stops tracking, and later changes to an attribute's value are not recorded.
-    # Attributes are keyword arguments, so a look at their names decides whether the (slower)
-    # walk for sensitive names is needed; nested values always take it.
-    walk = False
+    # Attributes are keyword arguments, so a look at their names (remembered per run) decides
+    # whether the slower walk for sensitive names is needed; nested values always take it.
+    known = run.attribute_names
     for key, item in value.items():
-        if key.lower() in sensitive or isinstance(item, (dict, list)):
-            walk = True
-            break
-    if walk:
-        return encode_redacted(value, sensitive)
+        sensitive = known.get(key)
+        if sensitive is None:
+            sensitive = known[key] = key.lower().replace("-", "_") in run.sensitive
+        if sensitive or type(item) in _CONTAINERS:
+            return encode_redacted(value, run.sensitive)
     try:
         data = _dumps(value)
     except TypeError:
         data = encode(value)
-    return scrub_json(data)
+    if redaction.has_known_secrets() or b"=" in data:
+        return scrub_json(data)
+    return data
+
+
+_CONTAINERS = frozenset({dict, list, tuple, set})
 
 
 _dumps = orjson.dumps
