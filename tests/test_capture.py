@@ -95,6 +95,9 @@ def test_openai_stream_keeps_every_chunk_and_the_assembled_message(
     assert call.latency_s is not None and call.latency_s >= offsets[-1]
     assert call.stream_error is None
     assert b"data: [DONE]" in call.body
+    events = call.sse_events()
+    assert events[-1][2] == "[DONE]" and len(events) >= len(call.chunks)
+    assert [offset for offset, _, _ in events] == sorted(offset for offset, _, _ in events)
     assert call.output_tokens is not None and not call.tokens_estimated
     assert call.response["choices"][0]["message"]["content"] == text
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from pathlib import Path
@@ -269,3 +270,53 @@ def test_a_lost_batch_does_not_leave_dangling_blobs(store: Store) -> None:
     finally:
         store_sql._commit = real_commit
     assert store.blob_value(digest) == value
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    user=st.one_of(st.none(), st.text(max_size=20)),
+    environment=st.one_of(st.none(), st.text(max_size=20)),
+    metadata=st.dictionaries(
+        st.text(max_size=8).filter(lambda k: k.lower().replace("-", "_") not in SENSITIVE),
+        json_values,
+        max_size=3,
+    ),
+    attribute=json_values,
+    message=st.text(max_size=40),
+    field=json_values,
+)
+def test_execution_fields_spans_logs_and_errors_round_trip(
+    store: Store,
+    user: str | None,
+    environment: str | None,
+    metadata: dict[str, Any],
+    attribute: Any,
+    message: str,
+    field: Any,
+) -> None:
+    """Scalars, metadata, span attributes, log records and errors read back as recorded."""
+    logger = logging.getLogger("roundtrip")
+    logger.setLevel(logging.INFO)
+    with (
+        pytest.raises(RuntimeError),
+        workbench.record(
+            "rt", inputs={}, user_id=user, environment=environment, metadata=metadata, store=store
+        ) as run,
+    ):
+        with workbench.span("s", value=attribute):
+            logger.info("%s", message, extra={"field": field})
+        raise RuntimeError(message)
+    got = store.get_execution(run.id)
+    assert (got.user_id, got.environment) == (user, environment)
+    assert got.metadata == to_jsonable(metadata)
+    (span,) = [s for s in got.spans if s.name == "s"]
+    assert span.attributes == {"value": to_jsonable(attribute)}
+    (log,) = [r for r in got.logs if r.logger == "roundtrip"]
+    assert (log.message, log.fields) == (message, {"field": to_jsonable(field)})
+    assert got.error is not None and (got.error.type, got.error.message) == (
+        "RuntimeError",
+        message,
+    )
+    assert (got.status, got.success) == ("failed", False)

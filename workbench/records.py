@@ -138,6 +138,24 @@ class ModelCall:
         """The response body as received (the chunks joined, for a stream)."""
         return b"".join(chunk.data for chunk in self.chunks)
 
+    def sse_events(self) -> list[tuple[float, str | None, str]]:
+        """A stream's server-sent events as ``(offset_s, event, data)``, in order.
+
+        ``chunks`` are the reads the caller received (what replay reproduces); an event's
+        offset is that of the read that completed it.
+        """
+        from workbench.providers import SSEParser
+
+        parser = SSEParser()
+        events = [
+            (chunk.offset_s, event.event, event.data)
+            for chunk in self.chunks
+            for event in parser.feed(chunk.data)
+        ]
+        last = self.chunks[-1].offset_s if self.chunks else 0.0
+        events += [(last, event.event, event.data) for event in parser.close()]
+        return events
+
 
 @dataclass(frozen=True, slots=True)
 class State:
