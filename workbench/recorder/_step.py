@@ -468,6 +468,23 @@ class ActiveSpan(AsyncFromSync):
             self.add_event(
                 "exception", **{"exception.type": type(exc).__name__, "exception.message": str(exc)}
             )
+        attributes = self.attributes
+        rendered = None
+        if attributes:
+            # The common case inline (no secret-looking name, no nested value, no known secret,
+            # no '=' for a URL credential): one C call to render. Anything else takes _render.
+            names = run.attribute_names
+            for key, item in attributes.items():
+                if names.get(key) is not False or type(item) in _CONTAINERS:
+                    rendered = _render(attributes, run)
+                    break
+            else:
+                try:
+                    rendered = _dumps(attributes)
+                except TypeError:
+                    rendered = encode(attributes)
+                if redaction._known_in_json or b"=" in rendered:
+                    rendered = scrub_json(rendered)
         run.enqueue(
             (
                 "span",
@@ -478,7 +495,7 @@ class ActiveSpan(AsyncFromSync):
                     run.id,
                     self.name,
                     "internal",
-                    _render(self.attributes, run) if self.attributes else None,
+                    rendered,
                     run.json_text(self.events) if self.events else None,
                     self.status,
                     self._start,

@@ -29,7 +29,10 @@ log = logging.getLogger("workbench.store")
 
 #: Rows queued before the writer wakes without being asked; keeps memory bounded under floods.
 _WAKE_AT = 20_000
-_IDLE_WAIT_S = 0.25
+#: The writer's timer. Durability comes from explicit flushes (step end, execution end, exit,
+#: SIGTERM); the timer only bounds how long queued spans and logs wait between them, and a long
+#: one keeps the writer from interleaving with a hot loop of spans.
+_IDLE_WAIT_S = 1.0
 #: Rows queued past which ``put`` waits for the writer, so memory stays bounded.
 MAX_QUEUED = 200_000
 _FLUSH = object()
