@@ -521,3 +521,11 @@ def test_retries_on_a_generator_step_are_refused() -> None:
         @workbench.step("items", retries=2)
         def items() -> Iterator[int]:
             yield 1
+
+
+def test_retries_on_a_with_block_are_refused(store: Store) -> None:
+    """retries= on a `with` step is refused: a block cannot be re-run."""
+    with workbench.record("p", inputs={}, store=store):
+        with pytest.raises(RecordingError, match="not on a `with` block"):
+            with workbench.step("block", retries=1):
+                pass

@@ -210,6 +210,11 @@ class step(AsyncFromSync):
     def __enter__(self) -> ActiveStep:
         if self.name is None:
             raise RecordingError("`with workbench.step(...)` needs a step name, e.g. step('load')")
+        if self.retries:
+            raise RecordingError(
+                f"step {self.name!r}: retries= works on a decorated function, not on a `with` "
+                f"block (a block cannot be run again); decorate the function instead"
+            )
         active = ActiveStep(self.name, self.action, self.parameters)
         active.enter()
         return active
