@@ -338,6 +338,49 @@ def test_demo_outside_a_checkout_is_one_clear_line(
     assert_one_error_line(result, "examples/research_assistant.py", "repository root")
 
 
+# -- replay ----------------------------------------------------------------------------------------
+
+
+def _recorded_offline(store: Store) -> str:
+    with (
+        ModelServer() as server,
+        workbench.record("research_assistant", inputs={}, store=store) as run,
+    ):
+        research(
+            "prompt caching",
+            openai_base_url=server.openai_base_url,
+            anthropic_base_url=server.anthropic_base_url,
+        )
+    return run.id
+
+
+def test_replay_prints_json_of_the_new_execution(runner: CliRunner, store: Store) -> None:
+    """`workbench replay ID --json` replays offline and names the new execution and its origin."""
+    original_id = _recorded_offline(store)
+    result = invoke(runner, store, "replay", original_id, "--modify", "realtime=false", "--json")
+    assert result.exit_code == 0, result.output
+    value = json.loads(result.stdout)
+    assert value["replay_of"] == original_id and value["status"] == "completed"
+    assert value["mismatches"] == [] and value["unused"] == [] and len(value["model_calls"]) == 3
+    assert store.get_execution(value["execution_id"]).replay_of == original_id
+
+
+def test_replay_mismatch_is_one_clear_line(runner: CliRunner, store: Store) -> None:
+    """A replay whose request misses is one error line naming the nearest recorded request."""
+    original_id = _recorded_offline(store)
+    result = invoke(
+        runner, store, "replay", original_id, "--modify", 'inputs={"topic": "latency budgets"}'
+    )
+    assert_one_error_line(result, "in step 'outline'", "nearest recorded request")
+
+
+def test_replay_bad_modification_is_one_clear_line(runner: CliRunner, store: Store) -> None:
+    """An unknown modification key lists the allowed ones."""
+    original_id = _recorded_offline(store)
+    result = invoke(runner, store, "replay", original_id, "--modify", "temperature=0")
+    assert_one_error_line(result, "temperature", "log_level")
+
+
 # -- help -----------------------------------------------------------------------------------------
 
 
@@ -371,4 +414,11 @@ def test_every_command_and_option_has_help(runner: CliRunner, path: tuple[str, .
 
 def test_help_walk_sees_every_command() -> None:
     """The help test above covers the whole tree, so a new command cannot dodge it."""
-    assert set(_commands(cli)) == {(), ("runs",), ("runs", "list"), ("runs", "show"), ("demo",)}
+    assert set(_commands(cli)) == {
+        (),
+        ("runs",),
+        ("runs", "list"),
+        ("runs", "show"),
+        ("replay",),
+        ("demo",),
+    }

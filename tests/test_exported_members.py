@@ -16,6 +16,8 @@ PUBLIC_MODULES = [
     "workbench.store",
     "workbench.testing",
     "workbench.config",
+    "workbench.replay",
+    "workbench.debugging",
 ]
 
 
@@ -45,6 +47,9 @@ def test_every_public_name_of_the_package_is_exported() -> None:
         "testing",
         "pricing",
         "cli",
+        "diff",
+        "replay",
+        "debugging",
     }
     assert public - submodules - set(workbench.__all__) == set()
 

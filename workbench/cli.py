@@ -9,6 +9,7 @@ Commands::
 
     workbench runs list [--pipeline P] [--status S] [--user U] [--since WHEN] [--json]
     workbench runs show ID [--json]
+    workbench replay ID [--modify KEY=VALUE ...] [--on-miss error|live|test-model] [--json]
     workbench demo
 
 ``workbench demo`` runs ``examples/research_assistant.py``, the example a reader of the repository
@@ -38,6 +39,7 @@ from rich.console import Console
 
 import workbench
 from workbench import _render
+from workbench._json import to_jsonable
 from workbench.exceptions import WorkbenchError
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 from workbench.types import JSON
@@ -245,6 +247,90 @@ def show_run(execution_id: str, as_json: bool, db: Path | None) -> None:
         _echo_json(_render.execution_json(execution))
         return
     _console().print(_render.execution_view(execution))
+
+
+def _modification(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    """``KEY=VALUE`` pairs; a value is JSON when it parses as JSON (``true``, ``{"topic": "x"}``),
+    else the text itself (``DEBUG``)."""
+    modifications: dict[str, Any] = {}
+    for item in values:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(
+                f"{item!r} is not KEY=VALUE; write e.g. --modify realtime=true", ctx, param
+            )
+        try:
+            modifications[key] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            modifications[key] = text
+    return modifications
+
+
+@cli.command()
+@click.argument("execution_id", metavar="ID")
+@click.option(
+    "--modify",
+    "modifications",
+    metavar="KEY=VALUE",
+    multiple=True,
+    callback=_modification,
+    help="Change the replay: realtime=true, log_level=DEBUG, use_test_models=true, "
+    'inputs=\'{"topic": "x"}\', step_outputs=\'{"critique": "ok"}\'. Repeatable; a VALUE '
+    "that parses as JSON is JSON, else text.",
+)
+@click.option(
+    "--on-miss",
+    type=click.Choice(["error", "live", "test-model"]),
+    default="error",
+    show_default=True,
+    help="What a request without a recorded answer gets: fail the replay, send it for real, "
+    "or answer it from the built-in test model.",
+)
+@_json_option
+@_db_option
+def replay(
+    execution_id: str,
+    modifications: dict[str, Any],
+    on_miss: str,
+    as_json: bool,
+    db: Path | None,
+) -> None:
+    """Re-run a recorded execution with its model calls answered from the recording.
+
+    Imports the recorded @workbench.pipeline entrypoint, calls it with the recorded arguments,
+    and records the replay as a new execution (its replay_of is ID). No network is used unless
+    --on-miss live. Prints the replayed execution; with --json, its id, status, output,
+    mismatches and unused recorded calls.
+    """
+    from workbench.debugging import RequestReplay
+
+    with _open_existing(db) as store:
+        result = RequestReplay(store).replay_execution(
+            execution_id, modifications=modifications, on_miss=on_miss
+        )
+        replayed = store.get_execution(result.execution_id)
+    if as_json:
+        _echo_json(
+            to_jsonable(
+                {
+                    "execution_id": result.execution_id,
+                    "replay_of": result.replay_of,
+                    "status": result.status,
+                    "output": result.output,
+                    "error": result.error,
+                    "model_calls": [call.id for call in result.model_calls],
+                    "mismatches": result.mismatches,
+                    "unused": [call.id for call in result.unused],
+                }
+            )
+        )
+        return
+    console = _console()
+    console.print(_render.execution_view(replayed))
+    for mismatch in result.mismatches:
+        console.print(mismatch.describe(), markup=False)
+    unused = ", ".join(f"{c.step_id}: {c.model}" for c in result.unused) or "none"
+    console.print(f"Replay of {result.replay_of}; unused recorded calls: {unused}", markup=False)
 
 
 @cli.command()

@@ -17,16 +17,22 @@ the step.
     │   └── NotAStoreError         the file is not a workbench store (or is corrupt)
     ├── ExecutionNotFoundError the execution id is not in the store (also a KeyError)
     ├── RecordingError         the recorder was used wrongly (a step outside an execution, ...)
+    ├── ReplayError            an execution cannot be replayed (still running, no entrypoint, ...)
+    │   └── ReplayMismatchError    the replay sent a request the recording has no answer for
     └── TestServerError        the built-in test model server could not start or was misused
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 __all__ = [
     "ConfigError",
     "ExecutionNotFoundError",
     "NotAStoreError",
     "RecordingError",
+    "ReplayError",
+    "ReplayMismatchError",
     "SchemaVersionError",
     "StoreError",
     "TestServerError",
@@ -63,6 +69,23 @@ class ExecutionNotFoundError(WorkbenchError, KeyError):
 
 class RecordingError(WorkbenchError):
     """The recorder API was used in a way it cannot record."""
+
+
+class ReplayError(WorkbenchError):
+    """An execution cannot be replayed, or its replay failed where the original did not."""
+
+
+class ReplayMismatchError(ReplayError):
+    """A replayed request has no recorded answer (``on_miss="error"``).
+
+    ``mismatches`` holds one :class:`workbench.replay.Mismatch` per request that missed, and
+    ``execution_id`` the replay's own (failed) execution.
+    """
+
+    def __init__(self, message: str, *, mismatches: list[Any], execution_id: str) -> None:
+        super().__init__(message)
+        self.mismatches = mismatches
+        self.execution_id = execution_id
 
 
 class TestServerError(WorkbenchError):

@@ -93,7 +93,10 @@ class Step:
 
 @dataclass(frozen=True, slots=True)
 class StreamChunk:
-    """Bytes of a streamed response as the caller received them, ``offset_s`` after sending."""
+    """Bytes of a response as the caller received them, ``offset_s`` after sending.
+
+    A streamed response has one chunk per read; any other body is one chunk, at its latency.
+    """
 
     offset_s: float
     data: bytes

@@ -4,15 +4,21 @@ On the caller's thread it does only what must happen there: canonicalise the req
 and occurrence follow send order) and copy each chunk as the caller receives it. Understanding
 the response — provider, tokens, price — is deferred to the store's writer thread, so the
 application sees the response exactly when it would without recording.
+
+It also defines the seam replay uses without capture importing replay: a run may carry an
+:class:`Interceptor`, asked for a :class:`RecordedAnswer` before each request is sent; the
+client wrappers then build their library's own response from the answer instead of sending.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from workbench._context import Frame
 from workbench._http import decode_content
@@ -22,7 +28,15 @@ from workbench.capture.canonical import canonical_request, request_key
 from workbench.providers import CallFacts, analyse, identify
 from workbench.redaction import redact_headers, scrub_bytes, scrub_json
 
-__all__ = ["PendingCall", "start_call"]
+__all__ = [
+    "Interceptor",
+    "PendingCall",
+    "RecordedAnswer",
+    "answer_chunks",
+    "answer_chunks_async",
+    "answer_for",
+    "start_call",
+]
 
 log = logging.getLogger("workbench.capture")
 
@@ -42,6 +56,54 @@ _DROPPED_HEADERS = frozenset(
         "strict-transport-security",
     }
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedAnswer:
+    """A response to serve instead of sending the request: what a replay answers with.
+
+    ``chunks`` are ``(offset_s, bytes)`` as the original caller received them, bytes still
+    content-encoded if the headers say so; ``realtime`` replays them at their offsets.
+    """
+
+    status_code: int
+    headers: list[tuple[str, str]]
+    chunks: list[tuple[float, bytes]]
+    realtime: bool = False
+
+
+class Interceptor(Protocol):
+    """What a run's ``interceptor`` must be: asked once per request, before it is sent."""
+
+    def answer(self, call: PendingCall) -> RecordedAnswer | None:
+        """The answer to serve, or ``None`` to send the request for real."""
+        ...
+
+
+def answer_for(call: PendingCall) -> RecordedAnswer | None:
+    """The interceptor's answer for ``call``, or ``None`` when its run has no interceptor."""
+    interceptor: Interceptor | None = call.frame.run.interceptor
+    return None if interceptor is None else interceptor.answer(call)
+
+
+def answer_chunks(answer: RecordedAnswer, started: float) -> Iterator[bytes]:
+    """The answer's chunks, each not before its offset from ``started`` when realtime."""
+    for offset, data in answer.chunks:
+        if answer.realtime:
+            delay = offset - (time.perf_counter() - started)
+            if delay > 0:
+                time.sleep(delay)
+        yield data
+
+
+async def answer_chunks_async(answer: RecordedAnswer, started: float) -> AsyncIterator[bytes]:
+    """:func:`answer_chunks` for async clients: waiting does not block the event loop."""
+    for offset, data in answer.chunks:
+        if answer.realtime:
+            delay = offset - (time.perf_counter() - started)
+            if delay > 0:
+                await asyncio.sleep(delay)
+        yield data
 
 
 class PendingCall:

@@ -4,16 +4,28 @@ Patches ``Client._send_single_request`` and ``AsyncClient._send_single_request``
 every request passes whatever transport the client uses — and tees the response stream: the
 caller gets each chunk the moment it arrives, and the recorder keeps a copy with its time offset.
 Outside an execution the patched method costs one contextvar read.
+
+When the run has an interceptor (a replay) and it answers, no request is sent: the response is
+the module's own ``Response`` over a stream of the recorded chunks, teed like a real one.
 """
 
 from __future__ import annotations
 
+import datetime
+import time
 import types
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from workbench._context import current
-from workbench.capture._call import PendingCall, start_call
+from workbench.capture._call import (
+    PendingCall,
+    RecordedAnswer,
+    answer_chunks,
+    answer_chunks_async,
+    answer_for,
+    start_call,
+)
 
 __all__ = ["patch"]
 
@@ -86,6 +98,46 @@ def patch(module: types.ModuleType) -> None:
                 # was cut short is told apart by the provider analysis of what arrived.
                 self._call.finish()
 
+    class ReplayStream(sync_base):  # type: ignore[misc, valid-type]
+        def __init__(self, answer: RecordedAnswer) -> None:
+            self._answer = answer
+            self._started = time.perf_counter()
+            self.response: Any = None
+
+        def __iter__(self) -> Iterator[bytes]:
+            yield from answer_chunks(self._answer, self._started)
+
+        def close(self) -> None:
+            # What httpx's own bound stream does: SDKs may read ``response.elapsed``.
+            if self.response is not None:
+                elapsed = time.perf_counter() - self._started
+                self.response.elapsed = datetime.timedelta(seconds=elapsed)
+
+    class AsyncReplayStream(async_base):  # type: ignore[misc, valid-type]
+        def __init__(self, answer: RecordedAnswer) -> None:
+            self._answer = answer
+            self._started = time.perf_counter()
+            self.response: Any = None
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for chunk in answer_chunks_async(self._answer, self._started):
+                yield chunk
+
+        async def aclose(self) -> None:
+            if self.response is not None:
+                elapsed = time.perf_counter() - self._started
+                self.response.elapsed = datetime.timedelta(seconds=elapsed)
+
+    def replayed(client: Any, request: Any, answer: RecordedAnswer, stream: Any) -> Any:
+        """The response the client would have returned, built from ``answer`` (no network)."""
+        response = module.Response(
+            answer.status_code, headers=answer.headers, stream=stream, request=request
+        )
+        stream.response = response
+        client.cookies.extract_cookies(response)
+        response.default_encoding = client._default_encoding
+        return response
+
     sync_send = module.Client._send_single_request
     async_send = module.AsyncClient._send_single_request
 
@@ -103,7 +155,11 @@ def patch(module: types.ModuleType) -> None:
         if call is None:
             return sync_send(self, request)
         try:
-            response = sync_send(self, request)
+            answer = answer_for(call)
+            if answer is None:
+                response = sync_send(self, request)
+            else:
+                response = replayed(self, request, answer, ReplayStream(answer))
         except BaseException as exc:
             call.finish(error=exc)
             raise
@@ -125,7 +181,11 @@ def patch(module: types.ModuleType) -> None:
         if call is None:
             return await async_send(self, request)
         try:
-            response = await async_send(self, request)
+            answer = answer_for(call)
+            if answer is None:
+                response = await async_send(self, request)
+            else:
+                response = replayed(self, request, answer, AsyncReplayStream(answer))
         except BaseException as exc:
             call.finish(error=exc)
             raise

@@ -2,18 +2,55 @@
 
 requests reads every body (streamed or not) through ``raw.stream(..., decode_content=True)``,
 so the copy is of the decoded bytes and the stored headers drop ``content-encoding``.
+
+When the run's interceptor answers (a replay), the adapter builds its ``Response`` around a
+small urllib3-like ``raw`` whose ``stream`` yields the recorded chunks: nothing is sent.
 """
 
 from __future__ import annotations
 
+import time
 import types
 from collections.abc import Iterator
+from http import HTTPStatus
 from typing import Any
 
 from workbench._context import current
-from workbench.capture._call import start_call
+from workbench._http import decode_content
+from workbench.capture._call import RecordedAnswer, answer_chunks, answer_for, start_call
 
 __all__ = ["patch"]
+
+
+class _ReplayRaw:
+    """Just enough of ``urllib3.HTTPResponse`` for ``requests`` to read a recorded answer."""
+
+    def __init__(self, answer: RecordedAnswer) -> None:
+        headers = dict(answer.headers)
+        encoding = next((k for k in headers if k.lower() == "content-encoding"), None)
+        if encoding is not None:
+            # Recorded through httpx, still encoded; requests' readers expect decoded bytes.
+            body = decode_content(b"".join(data for _, data in answer.chunks), headers)
+            del headers[encoding]
+            last = answer.chunks[-1][0] if answer.chunks else 0.0
+            answer = RecordedAnswer(answer.status_code, list(headers.items()), [(last, body)])
+        self._answer = answer
+        self._started = time.perf_counter()
+        self.status = answer.status_code
+        self.headers = headers
+        try:
+            self.reason = HTTPStatus(answer.status_code).phrase
+        except ValueError:
+            self.reason = ""
+
+    def stream(self, amt: int = 2**16, decode_content: bool | None = None) -> Iterator[bytes]:
+        yield from answer_chunks(self._answer, self._started)
+
+    def release_conn(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def patch(requests: types.ModuleType) -> None:
@@ -35,7 +72,11 @@ def patch(requests: types.ModuleType) -> None:
         if call is None:
             return original_send(self, request, *args, **kwargs)
         try:
-            response = original_send(self, request, *args, **kwargs)
+            answer = answer_for(call)
+            if answer is None:
+                response = original_send(self, request, *args, **kwargs)
+            else:
+                response = self.build_response(request, _ReplayRaw(answer))
         except BaseException as exc:
             call.finish(error=exc)
             raise

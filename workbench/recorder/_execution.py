@@ -131,6 +131,11 @@ class LiveExecution:
         self._lock = threading.Lock()
         self._open_calls: set[Any] = set()
         self._inputs_hash = self.blob(inputs)
+        #: Set by replay: asked for an answer before each model call is sent (see
+        #: ``workbench.capture._call.Interceptor``); ``None`` sends every call for real.
+        self.interceptor: Any = None
+        #: Set by replay: ``{step_id: value}`` for steps that return ``value`` without running.
+        self.step_outputs: dict[str, Any] = {}
         #: Queue one row for the writer with no wake-up check: the span hot path.
         self.enqueue = store.enqueue
         self.queue = store.backlog

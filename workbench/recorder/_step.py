@@ -366,7 +366,11 @@ class step(AsyncFromSync):
                 try:
                     while True:
                         try:
-                            active.result = await fn(*args, **kwargs)
+                            overrides = active.run.step_outputs
+                            if step_id in overrides:  # a replay supplies this step's output
+                                active.result = overrides[step_id]
+                            else:
+                                active.result = await fn(*args, **kwargs)
                             break
                         except spec.retry_on as exc:
                             if active.retries >= spec.retries:
@@ -393,7 +397,11 @@ class step(AsyncFromSync):
             try:
                 while True:
                     try:
-                        active.result = fn(*args, **kwargs)
+                        overrides = active.run.step_outputs
+                        if step_id in overrides:  # a replay supplies this step's output
+                            active.result = overrides[step_id]
+                        else:
+                            active.result = fn(*args, **kwargs)
                         break
                     except spec.retry_on as exc:
                         if active.retries >= spec.retries:

@@ -74,6 +74,9 @@ def model_call(r: sqlite3.Row, blobs: dict[str, Any]) -> ModelCall:
         micros += delta_us
         chunks.append(StreamChunk(micros / 1_000_000, body[position : position + length]))
         position += length
+    if body and not r["streamed"]:
+        # A whole body is kept as one read, at the moment it was complete: what replay serves.
+        chunks.append(StreamChunk(r["latency_s"] or 0.0, body))
     headers = json_column(r["response_headers"]) or {}
     request = decoded(blobs, r["request_hash"])
     # The response is stored once, as received; its parsed (for a stream: assembled) form is

@@ -1,0 +1,310 @@
+"""Replay: recorded executions re-run with model calls answered from the store (real SDKs)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from typing import Any
+
+import openai
+import pytest
+import requests
+
+import workbench
+from examples.research_assistant import research
+from workbench.debugging import RequestReplay
+from workbench.exceptions import (
+    ConfigError,
+    ExecutionNotFoundError,
+    ReplayError,
+    ReplayMismatchError,
+)
+from workbench.replay import ReplayResult
+from workbench.store import Store
+from workbench.testing import ModelServer
+
+KEY = "sk-test-replay-0123456789abcdef"
+log = logging.getLogger("test_replay")
+
+
+def _record_research(store: Store, server: ModelServer, topic: str = "prompt caching") -> str:
+    with workbench.record("research_assistant", inputs={}, store=store) as run:
+        research(
+            topic,
+            openai_base_url=server.openai_base_url,
+            anthropic_base_url=server.anthropic_base_url,
+        )
+    return run.id
+
+
+def _recorded_offline(store: Store, **server_options: Any) -> str:
+    """Record the example against a private server, then stop it: nothing answers any more."""
+    with ModelServer(**server_options) as server:
+        execution_id = _record_research(store, server)
+    return execution_id
+
+
+@workbench.pipeline
+def ask(question: str, *, base_url: str) -> str:
+    """A one-call pipeline for the tests below (module level, so replay can import it)."""
+    log.debug("asking %s", question)
+    with openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+        )
+    return reply.choices[0].message.content or ""
+
+
+@workbench.pipeline
+async def ask_async(question: str, *, base_url: str) -> str:
+    """``ask`` with the async SDK client, streamed."""
+    parts = []
+    async with openai.AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": question}]
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                parts.append(chunk.choices[0].delta.content)
+    return "".join(parts)
+
+
+@workbench.pipeline
+def ask_requests(question: str, *, base_url: str) -> str:
+    """``ask`` over ``requests``, streamed, reading the SSE lines itself."""
+    with requests.Session() as session:
+        response = session.post(
+            f"{base_url}/chat/completions",
+            json={
+                "model": "gpt-4o-mini",
+                "stream": True,
+                "messages": [{"role": "user", "content": question}],
+            },
+            headers={"authorization": f"Bearer {KEY}"},
+            stream=True,
+        )
+        with response:
+            return "\n".join(line.decode() for line in response.iter_lines() if line)
+
+
+def test_replay_gives_the_same_output_and_calls_and_leaves_the_original_alone(
+    store: Store, model_server: ModelServer
+) -> None:
+    """Replaying the example gives its output and call texts, with replay_of set."""
+    original_id = _record_research(store, model_server)
+    before = store.get_execution(original_id)
+    result = RequestReplay(store).replay_execution(original_id)
+
+    assert isinstance(result, ReplayResult)
+    assert result.status == "completed" and result.replay_of == original_id
+    assert result.output == before.outputs
+    assert [c.text for c in result.model_calls] == [c.text for c in before.model_calls]
+    assert result.mismatches == [] and result.unused == []
+    replayed = store.get_execution(result.execution_id)
+    assert replayed.replay_of == original_id and replayed.entrypoint == before.entrypoint
+    assert [e.id for e in store.list_executions(replay_of=original_id)] == [result.execution_id]
+    assert store.get_execution(original_id) == before
+
+
+def test_default_replay_touches_no_network(store: Store) -> None:
+    """With the model server stopped, a replay still completes: every answer is recorded."""
+    original_id = _recorded_offline(store)
+    result = RequestReplay(store).replay_execution(original_id)
+    assert result.status == "completed"
+    assert result.output == store.get_execution(original_id).outputs
+    assert all(c.status_code == 200 for c in result.model_calls)
+
+
+def test_streamed_call_replays_with_the_original_chunking(store: Store) -> None:
+    """The streamed call's replay has the same number of chunks, each with the same bytes."""
+    original_id = _recorded_offline(store)
+    result = RequestReplay(store).replay_execution(original_id)
+    recorded = next(c for c in store.get_execution(original_id).model_calls if c.streamed)
+    replayed = next(c for c in result.model_calls if c.streamed)
+    assert len(recorded.chunks) > 2
+    assert [c.data for c in replayed.chunks] == [c.data for c in recorded.chunks]
+
+
+def test_realtime_replay_reproduces_the_stream_timing(store: Store) -> None:
+    """With realtime, a replay takes at least as long as the recorded stream did."""
+    original_id = _recorded_offline(store, chunk_delay_s=0.02)
+    streamed = next(c for c in store.get_execution(original_id).model_calls if c.streamed)
+    duration = streamed.chunks[-1].offset_s
+    assert duration > 0.1
+    started = time.perf_counter()
+    result = RequestReplay(store).replay_execution(original_id, modifications={"realtime": True})
+    assert time.perf_counter() - started >= duration
+    assert result.status == "completed"
+
+
+def test_changed_prompt_raises_a_mismatch_with_the_nearest_request_and_a_diff(
+    store: Store,
+) -> None:
+    """A request with no recorded answer fails the replay, naming step, nearest and diff."""
+    original_id = _recorded_offline(store)
+    before = store.get_execution(original_id)
+    with pytest.raises(ReplayMismatchError) as caught:
+        RequestReplay(store).replay_execution(
+            original_id, modifications={"inputs": {"topic": "latency budgets"}}
+        )
+    message = str(caught.value)
+    assert "in step 'outline'" in message and "POST /v1/chat/completions" in message
+    assert "nearest recorded request: POST /v1/chat/completions model=gpt-4o-mini" in message
+    lines = [line.strip() for line in message.splitlines()]
+    assert any(re.match(r'-\s+"content": "Outline a report on prompt caching', x) for x in lines)
+    assert any(re.match(r'\+\s+"content": "Outline a report on latency budgets', x) for x in lines)
+    replay = store.get_execution(caught.value.execution_id)
+    assert replay.status == "failed" and replay.replay_of == original_id
+    assert replay.error is not None and replay.error.type.endswith("ReplayMismatchError")
+    assert caught.value.mismatches[0].step_id == "outline"
+    assert store.get_execution(original_id) == before
+
+
+def test_on_miss_live_sends_and_records_the_new_call_and_reports_unused_ones(
+    store: Store, model_server: ModelServer
+) -> None:
+    """on_miss='live' sends what missed, records it, and lists the recorded calls not asked for."""
+    original_id = _record_research(store, model_server)
+    sent_before = model_server.request_count
+    result = RequestReplay(store).replay_execution(
+        original_id, modifications={"inputs": {"topic": "latency budgets"}}, on_miss="live"
+    )
+    assert result.status == "completed" and result.output["topic"] == "latency budgets"
+    assert model_server.request_count - sent_before == 3
+    assert [m.answered_by for m in result.mismatches] == ["live"] * 3
+    assert [c.step_id for c in result.model_calls] == ["outline", "draft", "critique"]
+    assert all(c.status_code == 200 for c in result.model_calls)
+    assert [c.step_id for c in result.unused] == ["outline", "draft", "critique"]
+
+
+def test_on_miss_test_model_answers_with_the_server_stopped(store: Store) -> None:
+    """on_miss='test-model' answers misses from the built-in test model, not the network."""
+    original_id = _recorded_offline(store)
+    result = RequestReplay(store).replay_execution(
+        original_id, modifications={"inputs": {"topic": "latency budgets"}}, on_miss="test-model"
+    )
+    assert result.status == "completed" and result.output["draft"]
+    assert [m.answered_by for m in result.mismatches] == ["test-model"] * 3
+    assert all(c.status_code == 200 for c in result.model_calls)
+
+
+def test_use_test_models_sends_every_call_to_the_test_model(store: Store) -> None:
+    """use_test_models answers every call from the test model; the recording is not used."""
+    original_id = _recorded_offline(store)
+    result = RequestReplay(store).replay_execution(
+        original_id, modifications={"use_test_models": True}
+    )
+    assert result.status == "completed" and result.mismatches == [] and result.unused == []
+    assert len(result.model_calls) == 3 and all(c.status_code == 200 for c in result.model_calls)
+
+
+def test_step_outputs_skip_the_step_and_use_the_value(store: Store) -> None:
+    """A step named in step_outputs does not run; its value is used, its call goes unused."""
+    original_id = _recorded_offline(store)
+    result = RequestReplay(store).replay_execution(
+        original_id, modifications={"step_outputs": {"critique": "Looks fine."}}
+    )
+    assert result.output["critique"] == "Looks fine."
+    assert [c.step_id for c in result.model_calls] == ["outline", "draft"]
+    assert [c.step_id for c in result.unused] == ["critique"]
+    critique = next(
+        s for s in store.get_execution(result.execution_id).steps if s.step_id == "critique"
+    )
+    assert critique.result == "Looks fine."
+
+
+def test_log_level_applies_inside_the_replay_only(store: Store, model_server: ModelServer) -> None:
+    """log_level DEBUG records the entrypoint's debug logs, and the level is restored after."""
+    with workbench.record("ask", inputs={}, store=store) as run:
+        ask("Tell me about llamas", base_url=model_server.openai_base_url)
+    root = logging.getLogger()
+    level = root.level
+    result = RequestReplay(store).replay_execution(run.id, modifications={"log_level": "DEBUG"})
+    assert root.level == level
+    logs = store.get_execution(result.execution_id).logs
+    assert any(r.message == "asking Tell me about llamas" for r in logs)
+    assert not any(r.message.startswith("asking") for r in store.get_execution(run.id).logs)
+
+
+def test_async_entrypoint_replays_with_areplay_execution(store: Store) -> None:
+    """An async pipeline with a streamed async SDK call replays offline with the same answer."""
+    with ModelServer() as server:
+        with workbench.record("ask", inputs={}, store=store) as run:
+            answer = asyncio.run(ask_async("Hi", base_url=server.openai_base_url))
+    result = asyncio.run(RequestReplay(store).areplay_execution(run.id))
+    assert result.status == "completed" and result.output == answer
+
+
+def test_requests_calls_replay_offline(store: Store) -> None:
+    """A pipeline using requests (streamed) replays with the server stopped, same lines."""
+    with ModelServer() as server:
+        with workbench.record("ask", inputs={}, store=store) as run:
+            answer = ask_requests("Hi", base_url=server.openai_base_url)
+    result = RequestReplay(store).replay_execution(run.id)
+    assert result.status == "completed" and result.output == answer and "[DONE]" in answer
+
+
+def test_unknown_execution_is_not_found(store: Store) -> None:
+    """An unknown id raises ExecutionNotFoundError."""
+    with pytest.raises(ExecutionNotFoundError):
+        RequestReplay(store).replay_execution("exec_nope")
+
+
+def test_running_execution_cannot_be_replayed(store: Store) -> None:
+    """An execution still running raises ReplayError."""
+    with workbench.record("p", inputs={}, store=store, entrypoint="test_replay:ask") as run:
+        store.flush()
+        with pytest.raises(ReplayError, match="still running"):
+            RequestReplay(store).replay_execution(run.id)
+
+
+def test_execution_without_entrypoint_says_how_to_make_it_replayable(store: Store) -> None:
+    """No recorded entrypoint: ReplayError naming @workbench.pipeline."""
+    with workbench.record("p", inputs={}, store=store) as run:
+        pass
+    with pytest.raises(ReplayError, match=r"@workbench\.pipeline"):
+        RequestReplay(store).replay_execution(run.id)
+
+
+@pytest.mark.parametrize("entrypoint", ["no_such_module_xyz:main", "test_replay:gone"])
+def test_entrypoint_that_no_longer_imports_is_named(store: Store, entrypoint: str) -> None:
+    """An entrypoint that cannot be imported: ReplayError naming its import path."""
+    with workbench.record("p", inputs={}, store=store, entrypoint=entrypoint) as run:
+        pass
+    with pytest.raises(ReplayError, match=entrypoint):
+        RequestReplay(store).replay_execution(run.id)
+
+
+def test_bad_on_miss_and_modifications_list_the_allowed_values(store: Store) -> None:
+    """Unknown on_miss, unknown modification keys and wrong types raise ConfigError."""
+    replay = RequestReplay(store)
+    with pytest.raises(ConfigError, match="'error', 'live', 'test-model'"):
+        replay.replay_execution("exec_x", on_miss="ignore")
+    with pytest.raises(ConfigError, match="inputs, log_level, realtime, step_outputs"):
+        replay.replay_execution("exec_x", modifications={"temperature": 0})
+    with pytest.raises(ConfigError, match="must be a bool"):
+        replay.replay_execution("exec_x", modifications={"realtime": "yes"})
+    with pytest.raises(ConfigError, match="not a logging level"):
+        replay.replay_execution("exec_x", modifications={"log_level": "LOUD"})
+
+
+def test_inputs_override_of_an_unknown_parameter_is_a_config_error(
+    store: Store, model_server: ModelServer
+) -> None:
+    """Overriding an input the entrypoint does not take names its parameters."""
+    original_id = _record_research(store, model_server)
+    with pytest.raises(ConfigError, match="openai_base_url"):
+        RequestReplay(store).replay_execution(
+            original_id, modifications={"inputs": {"subject": "x"}}
+        )
+
+
+def test_entrypoint_that_now_raises_is_a_replay_error(
+    store: Store, model_server: ModelServer
+) -> None:
+    """A replay that fails where the original completed raises ReplayError with the replay id."""
+    original_id = _record_research(store, model_server)
+    with pytest.raises(ReplayError, match="where the original completed"):
+        RequestReplay(store).replay_execution(original_id, modifications={"inputs": {"topic": 42}})

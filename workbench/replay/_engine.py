@@ -1,0 +1,396 @@
+"""Re-running a recorded execution: :class:`RequestReplay`.
+
+Owns checking that an execution can be replayed, importing its recorded entrypoint, calling it
+with the recorded (or overridden) arguments inside a new recorded execution that has
+``replay_of`` set, and turning what happened into a :class:`ReplayResult`. The answers to model
+calls are ``_interceptor``'s; the lookup is ``_index``'s. The original execution is only read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workbench.exceptions import ConfigError, ReplayError, ReplayMismatchError
+from workbench.recorder import LiveExecution, record
+from workbench.records import Execution
+from workbench.replay._index import RecordedCalls
+from workbench.replay._interceptor import OnMiss, ReplayInterceptor
+from workbench.replay._result import ReplayResult
+from workbench.store import Store, open_store
+
+__all__ = ["MODIFICATIONS", "ON_MISS", "RequestReplay"]
+
+ON_MISS: tuple[OnMiss, ...] = ("error", "live", "test-model")
+#: Modification keys a replay understands, and the type each value must have.
+MODIFICATIONS: dict[str, tuple[type, ...]] = {
+    "inputs": (dict,),
+    "log_level": (str, int),
+    "realtime": (bool,),
+    "step_outputs": (dict,),
+    "use_test_models": (bool,),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything checked before a replay starts: nothing is recorded for a bad request."""
+
+    original: Execution
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    inputs: Any
+    modifications: dict[str, Any]
+    on_miss: OnMiss
+
+
+class RequestReplay:
+    """Replays recorded executions from one store.
+
+    >>> replay = RequestReplay()                      # the default store
+    >>> result = replay.replay_execution("exec_12345", modifications={"realtime": True})
+    >>> result.execution_id, result.output, result.mismatches
+    """
+
+    def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
+        self.store = store if isinstance(store, Store) else open_store(store)
+
+    def replay_execution(
+        self,
+        execution_id: str,
+        *,
+        modifications: Mapping[str, Any] | None = None,
+        on_miss: str = "error",
+    ) -> ReplayResult:
+        """Run the recorded entrypoint again with every model call answered from the recording.
+
+        ``on_miss`` says what a request without a recorded answer gets: ``"error"`` raises
+        :class:`ReplayMismatchError` (the replay is recorded as failed), ``"live"`` sends it
+        for real, ``"test-model"`` answers it from the built-in test model. Raises
+        :class:`ReplayError` when the replay fails where the original did not.
+        """
+        plan = self._plan(execution_id, modifications, on_miss)
+        interceptor = self._interceptor(plan)
+        failure: BaseException | None = None
+        run: LiveExecution | None = None
+        try:
+            with self._record(plan) as run, _log_level(plan.modifications.get("log_level")):
+                self._arm(run, plan, interceptor)
+                try:
+                    output = plan.function(*plan.args, **plan.kwargs)
+                    if inspect.isawaitable(output):
+                        output = _run_coroutine(output)
+                except Exception as exc:
+                    _raise_on_mismatch(plan, run, interceptor, exc)
+                    raise
+                _raise_on_mismatch(plan, run, interceptor, None)
+                run.set_output(output)
+        except ReplayMismatchError:
+            raise
+        except Exception as exc:
+            failure = exc
+        finally:
+            interceptor.close()
+        assert run is not None
+        return self._result(plan, run.id, interceptor, failure)
+
+    async def areplay_execution(
+        self,
+        execution_id: str,
+        *,
+        modifications: Mapping[str, Any] | None = None,
+        on_miss: str = "error",
+    ) -> ReplayResult:
+        """:meth:`replay_execution` for async code: an async entrypoint is awaited on the
+        running loop, a sync one runs in a worker thread (with the replay's context)."""
+        plan = self._plan(execution_id, modifications, on_miss)
+        interceptor = self._interceptor(plan)
+        failure: BaseException | None = None
+        run: LiveExecution | None = None
+        try:
+            async with self._record(plan) as run:
+                with _log_level(plan.modifications.get("log_level")):
+                    self._arm(run, plan, interceptor)
+                    try:
+                        if inspect.iscoroutinefunction(plan.function):
+                            output = await plan.function(*plan.args, **plan.kwargs)
+                        else:
+                            output = await asyncio.to_thread(
+                                plan.function, *plan.args, **plan.kwargs
+                            )
+                    except Exception as exc:
+                        _raise_on_mismatch(plan, run, interceptor, exc)
+                        raise
+                    _raise_on_mismatch(plan, run, interceptor, None)
+                    run.set_output(output)
+        except ReplayMismatchError:
+            raise
+        except Exception as exc:
+            failure = exc
+        finally:
+            await asyncio.to_thread(interceptor.close)
+        assert run is not None
+        return self._result(plan, run.id, interceptor, failure)
+
+    # -- before ----------------------------------------------------------------------------
+
+    def _plan(
+        self, execution_id: str, modifications: Mapping[str, Any] | None, on_miss: str
+    ) -> _Plan:
+        if on_miss not in ON_MISS:
+            raise ConfigError(
+                f"on_miss={on_miss!r} is not a mismatch policy; use one of "
+                f"{', '.join(repr(p) for p in ON_MISS)}"
+            )
+        mods = _checked_modifications(modifications)
+        original = self.store.get_execution(execution_id)  # ExecutionNotFoundError if unknown
+        if original.status == "running":
+            raise ReplayError(
+                f"execution {execution_id} is still running; replay it once it has ended"
+            )
+        if not original.entrypoint:
+            raise ReplayError(
+                f"execution {execution_id} has no recorded entrypoint, so there is no code to "
+                f"run again; decorate the pipeline's entrypoint with @workbench.pipeline and "
+                f"record a new execution"
+            )
+        function = _load_entrypoint(original.entrypoint, execution_id)
+        arguments = original.metadata.get("entrypoint_arguments", original.inputs)
+        if not isinstance(arguments, dict):
+            raise ReplayError(
+                f"execution {execution_id} recorded its entrypoint's arguments as "
+                f"{type(arguments).__name__}, not as a mapping of parameter names; record it "
+                f"again through @workbench.pipeline"
+            )
+        overrides: dict[str, Any] = mods.get("inputs", {})
+        signature = _signature(function)
+        unknown = sorted(set(overrides) - set(signature.parameters)) if signature else []
+        if unknown:
+            raise ConfigError(
+                f"modifications['inputs'] names {', '.join(map(repr, unknown))}, which "
+                f"{original.entrypoint} does not take; its parameters are "
+                f"{', '.join(signature.parameters) if signature else '(unknown)'}"
+            )
+        arguments = {**arguments, **overrides}
+        args, kwargs = _call_arguments(signature, arguments)
+        inputs = arguments if "entrypoint_arguments" not in original.metadata else original.inputs
+        on_miss_policy: OnMiss = on_miss  # narrowed by the check above
+        return _Plan(original, function, args, kwargs, inputs, mods, on_miss_policy)
+
+    def _interceptor(self, plan: _Plan) -> ReplayInterceptor:
+        return ReplayInterceptor(
+            RecordedCalls(plan.original.model_calls),
+            on_miss=plan.on_miss,
+            realtime=bool(plan.modifications.get("realtime", False)),
+            use_test_models=bool(plan.modifications.get("use_test_models", False)),
+        )
+
+    def _record(self, plan: _Plan) -> record:
+        original = plan.original
+        return record(
+            original.pipeline_id,
+            inputs=plan.inputs,
+            store=self.store,
+            replay_of=original.id,
+            modifications=plan.modifications,
+            pipeline_version=original.pipeline_version,
+            entrypoint=original.entrypoint,
+            user_id=original.user_id,
+            environment=original.environment,
+        )
+
+    @staticmethod
+    def _arm(run: LiveExecution, plan: _Plan, interceptor: ReplayInterceptor) -> None:
+        run.interceptor = interceptor
+        run.step_outputs = dict(plan.modifications.get("step_outputs", {}))
+
+    # -- after -----------------------------------------------------------------------------
+
+    def _result(
+        self,
+        plan: _Plan,
+        replay_id: str,
+        interceptor: ReplayInterceptor,
+        failure: BaseException | None,
+    ) -> ReplayResult:
+        replayed = self.store.get_execution(replay_id)
+        if failure is not None and plan.original.status == "completed":
+            raise ReplayError(
+                f"the replay of {plan.original.id} raised {type(failure).__name__}: {failure} "
+                f"where the original completed; the replay is recorded as {replay_id} (see "
+                f"`workbench runs show {replay_id}`)"
+            ) from failure
+        return ReplayResult(
+            execution_id=replay_id,
+            replay_of=plan.original.id,
+            status=replayed.status,
+            output=replayed.outputs,
+            error=replayed.error,
+            model_calls=replayed.model_calls,
+            mismatches=list(interceptor.mismatches),
+            unused=interceptor.unused(),
+            modifications=plan.modifications,
+        )
+
+
+def _raise_on_mismatch(
+    plan: _Plan, run: LiveExecution, interceptor: ReplayInterceptor, cause: BaseException | None
+) -> None:
+    """Under ``on_miss="error"``, any miss fails the replay — even if the code caught the
+    SDK error the refused request raised — inside the record block, so it is recorded."""
+    if plan.on_miss != "error" or not interceptor.mismatches:
+        return
+    misses = interceptor.mismatches
+    message = "\n".join(
+        [
+            f"the replay of {plan.original.id} sent {len(misses)} request(s) the recording has "
+            f"no answer for:",
+            *(m.describe() for m in misses),
+            f"The replay is recorded as failed: {run.id}. Pass on_miss='live' to send such "
+            f"requests for real, or on_miss='test-model' to answer them from the test model.",
+        ]
+    )
+    raise ReplayMismatchError(message, mismatches=list(misses), execution_id=run.id) from cause
+
+
+def _checked_modifications(modifications: Mapping[str, Any] | None) -> dict[str, Any]:
+    mods = dict(modifications or {})
+    allowed = ", ".join(sorted(MODIFICATIONS))
+    for key, value in mods.items():
+        types = MODIFICATIONS.get(key)
+        if types is None:
+            raise ConfigError(
+                f"unknown replay modification {key!r}; the allowed ones are {allowed}"
+            )
+        if not isinstance(value, types) or (types != (bool,) and isinstance(value, bool)):
+            expected = " or ".join(t.__name__ for t in types)
+            raise ConfigError(f"replay modification {key!r} must be a {expected}, got {value!r}")
+    level = mods.get("log_level")
+    if isinstance(level, str) and not isinstance(logging.getLevelName(level.upper()), int):
+        raise ConfigError(
+            f"replay modification 'log_level'={level!r} is not a logging level; use DEBUG, "
+            f"INFO, WARNING, ERROR or CRITICAL"
+        )
+    for name in ("inputs", "step_outputs"):
+        if any(not isinstance(k, str) for k in mods.get(name, {})):
+            raise ConfigError(f"replay modification {name!r} must map names (str) to values")
+    return mods
+
+
+@contextlib.contextmanager
+def _log_level(level: str | int | None) -> Iterator[None]:
+    """The root logger at ``level`` for the replay, restored afterwards."""
+    if level is None:
+        yield
+        return
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    try:
+        yield
+    finally:
+        root.setLevel(before)
+
+
+def _load_entrypoint(path: str, execution_id: str) -> Callable[..., Any]:
+    """The function at ``module:qualname``; the working directory is searched too, as
+    ``python -m`` would, because recorded paths are relative to where the run started."""
+    module_name, _, qualname = path.partition(":")
+    fix = (
+        "run the replay from the directory the execution was recorded in, or make the module "
+        "importable (pip install -e . or PYTHONPATH)"
+    )
+    try:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            cwd = str(Path.cwd())
+            if exc.name is None or not module_name.startswith(exc.name) or cwd in sys.path:
+                raise
+            sys.path.insert(0, cwd)
+            importlib.invalidate_caches()
+            module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise ReplayError(
+            f"the entrypoint {path} of execution {execution_id} cannot be imported "
+            f"({type(exc).__name__}: {exc}); {fix}"
+        ) from exc
+    target: Any = module
+    for part in qualname.split("."):
+        if part == "<locals>":
+            raise ReplayError(
+                f"the entrypoint {path} of execution {execution_id} is a function defined "
+                f"inside another function, which cannot be imported; decorate a module-level "
+                f"function with @workbench.pipeline"
+            )
+        try:
+            target = getattr(target, part)
+        except AttributeError as exc:
+            raise ReplayError(
+                f"the entrypoint {path} of execution {execution_id} cannot be imported: "
+                f"{module_name} has no {qualname} any more; {fix}"
+            ) from exc
+    if not callable(target):
+        raise ReplayError(f"the entrypoint {path} of execution {execution_id} is not callable")
+    return target  # type: ignore[no-any-return]
+
+
+def _signature(function: Callable[..., Any]) -> inspect.Signature | None:
+    try:
+        return inspect.signature(function)
+    except (TypeError, ValueError):
+        return None
+
+
+def _call_arguments(
+    signature: inspect.Signature | None, arguments: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Positional and keyword arguments from the bound arguments ``@pipeline`` recorded."""
+    if signature is None:
+        return tuple(arguments.get("args", ())), dict(arguments.get("kwargs", {}))
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    # Before a ``*args``, a parameter must be passed by position for ``*args`` to follow it.
+    positional = any(p.kind is p.VAR_POSITIONAL for p in signature.parameters.values())
+    for name, parameter in signature.parameters.items():
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            positional = False
+        if name not in arguments:
+            continue
+        value = arguments[name]
+        if parameter.kind is parameter.POSITIONAL_ONLY or (
+            positional and parameter.kind is parameter.POSITIONAL_OR_KEYWORD
+        ):
+            args.append(value)
+        elif parameter.kind is parameter.VAR_POSITIONAL:
+            args.extend(value)
+        elif parameter.kind is parameter.VAR_KEYWORD:
+            kwargs.update(value)
+        else:
+            kwargs[name] = value
+    return tuple(args), kwargs
+
+
+def _run_coroutine(awaitable: Any) -> Any:
+    async def wait() -> Any:
+        return await awaitable
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(wait())
+    awaitable.close()
+    raise ReplayError(
+        "the entrypoint is async and an event loop is already running; use "
+        "`await RequestReplay(...).areplay_execution(...)`"
+    )

@@ -1,0 +1,134 @@
+"""The recorded model calls of one execution, indexed for replay.
+
+Owns looking a request up — by ``(request_key, occurrence)`` in a dict, so a replay's cost is
+flat in the number of recorded calls (vcrpy scans every interaction per request) — and, when the
+lookup misses, finding the *nearest* recorded request and a readable diff of the two, which is
+what a user needs to see why a replay diverged. It does not serve answers or touch the network.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from workbench.records import ModelCall
+
+__all__ = ["RecordedCalls", "request_diff", "request_summary"]
+
+# Bounds on the work of a miss: candidates compared, and characters of each body compared.
+# A miss is already an error path, but a recording of 10,000 calls to one endpoint must not
+# turn it into minutes of difflib.
+_MAX_CANDIDATES = 200
+_MAX_COMPARED_CHARS = 4_000
+_SUMMARY_CHARS = 80
+
+
+class RecordedCalls:
+    """The answerable calls of one recording: an O(1) lookup and a bounded nearest-match."""
+
+    __slots__ = ("_by_key", "_by_route")
+
+    def __init__(self, calls: Iterable[ModelCall]) -> None:
+        self._by_key: dict[tuple[str, int], ModelCall] = {}
+        self._by_route: dict[tuple[str, str], list[ModelCall]] = {}
+        for call in calls:
+            self._by_key[(call.request_key, call.occurrence)] = call
+            self._by_route.setdefault(_route(call.request), []).append(call)
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def get(self, request_key: str, occurrence: int) -> ModelCall | None:
+        """The recorded call answering the ``occurrence``-th request with this key."""
+        return self._by_key.get((request_key, occurrence))
+
+    def calls(self) -> list[ModelCall]:
+        return list(self._by_key.values())
+
+    def nearest(self, request: Mapping[str, Any]) -> ModelCall | None:
+        """The recorded call with the same method and path whose body is most like ``request``'s.
+
+        Ties go to the earliest recorded. ``None`` if no recorded call has the same route.
+        """
+        candidates = self._by_route.get(_route(request), [])[:_MAX_CANDIDATES]
+        if not candidates:
+            return None
+        wanted = _body_text(request)[:_MAX_COMPARED_CHARS]
+        best, best_ratio = candidates[0], -1.0
+        for candidate in candidates:
+            matcher = difflib.SequenceMatcher(
+                None, _body_text(candidate.request)[:_MAX_COMPARED_CHARS], wanted, autojunk=False
+            )
+            # The cheap upper bounds first: most candidates are discarded without a full ratio.
+            if matcher.real_quick_ratio() <= best_ratio or matcher.quick_ratio() <= best_ratio:
+                continue
+            ratio = matcher.ratio()
+            if ratio > best_ratio:
+                best, best_ratio = candidate, ratio
+        return best
+
+
+def _route(request: Any) -> tuple[str, str]:
+    if not isinstance(request, Mapping):
+        return ("", "")
+    return (str(request.get("method") or ""), str(request.get("path") or ""))
+
+
+def _body_text(request: Any) -> str:
+    """The canonical body as sorted-key, indented JSON: stable, and diffable line by line."""
+    body = request.get("body") if isinstance(request, Mapping) else None
+    return orjson.dumps(
+        body, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+    ).decode()
+
+
+def request_diff(recorded: Mapping[str, Any], sent: Mapping[str, Any]) -> str:
+    """A unified diff from the recorded request's body to the sent one's (``-`` recorded)."""
+    lines = difflib.unified_diff(
+        _body_text(recorded).splitlines(),
+        _body_text(sent).splitlines(),
+        fromfile="recorded",
+        tofile="replayed",
+        lineterm="",
+        n=1,
+    )
+    return "\n".join(lines)
+
+
+def request_summary(request: Any) -> str:
+    """One line naming a request: method, path, model and the start of its first message."""
+    if not isinstance(request, Mapping):
+        return repr(request)
+    parts = [f"{request.get('method')} {request.get('path')}"]
+    body = request.get("body")
+    if isinstance(body, Mapping):
+        if isinstance(body.get("model"), str):
+            parts.append(f"model={body['model']}")
+        first = _first_message(body)
+        if first:
+            short = first if len(first) <= _SUMMARY_CHARS else first[: _SUMMARY_CHARS - 1] + "…"
+            parts.append(repr(short))
+    return " ".join(parts)
+
+
+def _first_message(body: Mapping[str, Any]) -> str | None:
+    """The text of the first message: OpenAI and Anthropic ``messages``, or a ``prompt``."""
+    messages = body.get("messages")
+    if isinstance(messages, list) and messages and isinstance(messages[0], Mapping):
+        content = messages[0].get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            texts = [
+                part["text"]
+                for part in content
+                if isinstance(part, Mapping) and isinstance(part.get("text"), str)
+            ]
+            return " ".join(texts) or None
+    for name in ("prompt", "input"):
+        if isinstance(body.get(name), str):
+            return str(body[name])
+    return None

@@ -1,0 +1,87 @@
+"""What a replay returns: :class:`ReplayResult` and the :class:`Mismatch` records inside it.
+
+Plain frozen dataclasses (and their notebook HTML); how a replay runs is ``_engine``'s business.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+from workbench.records import ErrorInfo, ModelCall
+from workbench.types import JSON, ExecutionStatus
+
+__all__ = ["Mismatch", "ReplayResult"]
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """A replayed request the recording had no answer for, and how it was answered.
+
+    ``answered_by`` is ``"error"`` (refused), ``"live"`` (sent for real) or ``"test-model"``.
+    ``diff`` is a unified diff of the canonical JSON bodies, ``-`` recorded, ``+`` replayed.
+    """
+
+    step_id: str | None
+    step_occurrence: int | None
+    request: str
+    request_key: str
+    occurrence: int
+    nearest: str | None
+    nearest_call_id: str | None
+    diff: str
+    answered_by: str
+
+    def describe(self) -> str:
+        """Several lines: the step, the request, the nearest recorded request and the diff."""
+        where = "outside any step" if self.step_id is None else f"in step {self.step_id!r}"
+        lines = [
+            f"{where}: {self.request} (occurrence {self.occurrence})",
+            f"  nearest recorded request: {self.nearest or '(none with this method and path)'}",
+        ]
+        if self.diff:
+            lines.append("  diff (- recorded, + replayed):")
+            lines += [f"    {line}" for line in self.diff.splitlines()]
+        elif self.nearest is not None:
+            lines.append(
+                "  (same body: the recording has fewer identical requests than the replay sent)"
+            )
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """One replay: its own recorded execution, what it returned, and how its calls matched.
+
+    ``unused`` are recorded calls the replay never asked for: the code took another path.
+    """
+
+    execution_id: str
+    replay_of: str
+    status: ExecutionStatus
+    output: JSON
+    error: ErrorInfo | None
+    model_calls: list[ModelCall]
+    mismatches: list[Mismatch] = field(default_factory=list)
+    unused: list[ModelCall] = field(default_factory=list)
+    modifications: dict[str, Any] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        rows = "".join(
+            f"<tr><td>{esc(str(call.step_id))}</td><td>{esc(str(call.model))}</td>"
+            f"<td>{call.status_code}</td><td>{esc((call.text or '')[:120])}</td></tr>"
+            for call in self.model_calls
+        )
+        misses = "".join(f"<pre>{esc(m.describe())}</pre>" for m in self.mismatches)
+        unused = ", ".join(esc(f"{c.step_id}: {c.model}") for c in self.unused) or "none"
+        error = "" if self.error is None else f"<p>error: {esc(self.error.message)}</p>"
+        return (
+            f"<div><h4>Replay {esc(self.execution_id)} of {esc(self.replay_of)}: "
+            f"{esc(self.status)}</h4>{error}"
+            f"<p>modifications: {esc(repr(self.modifications or {}))}</p>"
+            f"<table><tr><th>step</th><th>model</th><th>status</th><th>text</th></tr>{rows}"
+            f"</table><p>{len(self.mismatches)} mismatch(es)</p>{misses}"
+            f"<p>unused recorded calls: {unused}</p></div>"
+        )
