@@ -8,7 +8,8 @@ benchmark runs in this one process, one after the other, and returns its rows; s
 * ``bench_capture`` - capture overhead per model call, against vcrpy;
 * ``bench_spans`` - cost per span, against the OpenTelemetry SDK; a durable step's cost;
 * ``bench_ingest`` - sustained spans/s until flushed, against raw ``sqlite3``;
-* ``bench_bytes`` - bytes per recorded model call, against a vcrpy YAML cassette.
+* ``bench_bytes`` - bytes per recorded model call, against a vcrpy YAML cassette;
+* ``bench_diff`` - comparing two 10,000-step executions, against a plain DeepDiff.
 
 The exit status is 0 even when a target is missed: the table says which, in ``met?``.
 """
@@ -21,6 +22,7 @@ from collections.abc import Callable
 
 import bench_bytes
 import bench_capture
+import bench_diff
 import bench_ingest
 import bench_spans
 from _common import Row, print_rows
@@ -32,6 +34,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("spans", bench_spans.main),
     ("ingest", bench_ingest.main),
     ("bytes", bench_bytes.main),
+    ("diff", bench_diff.main),
 )
 
 

@@ -16,6 +16,7 @@ PUBLIC_MODULES = [
     "workbench.store",
     "workbench.testing",
     "workbench.config",
+    "workbench.diff",
     "workbench.replay",
     "workbench.debugging",
 ]

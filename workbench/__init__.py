@@ -5,6 +5,7 @@
 ...     run.outputs = research("llamas")
 """
 
+from workbench.diff import Difference, ExecutionDiff, compare_executions
 from workbench.exceptions import (
     ConfigError,
     ExecutionNotFoundError,
@@ -42,8 +43,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "Difference",
     "ErrorInfo",
     "Execution",
+    "ExecutionDiff",
     "ExecutionNotFoundError",
     "LiveExecution",
     "LogRecord",
@@ -63,6 +66,7 @@ __all__ = [
     "WorkbenchError",
     "__version__",
     "carry_context",
+    "compare_executions",
     "open_store",
     "pipeline",
     "record",

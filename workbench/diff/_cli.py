@@ -1,0 +1,94 @@
+"""``workbench diff A B``: the command, as a click command that ``workbench.cli`` registers.
+
+Owns the command's arguments, its output (rich, or ``--json``) and its exit code: 0 when the
+runs are equal in what was compared, 1 when they differ — so that scripts and CI can use it.
+Errors (an unknown id, an execution compared with itself) are WorkbenchErrors, turned into one
+``error: ...`` line by the CLI's group, as for every other command.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+import orjson
+from rich.console import Console
+
+from workbench.diff._engine import compare_executions
+from workbench.diff._model import CATEGORIES, Category
+from workbench.store import DEFAULT_PATH, Store, resolve_store_path
+
+__all__ = ["diff_command"]
+
+# As in workbench.cli: rich renders for 80 columns when stdout is not a terminal.
+_PIPE_WIDTH = 160
+
+
+def _console() -> Console:
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=_PIPE_WIDTH)
+    return console
+
+
+@click.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B")
+@click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON (schema 1).")
+@click.option(
+    "--only",
+    type=click.Choice(CATEGORIES),
+    default=None,
+    help="Only outputs (and step results), prompts (model requests), states, cost (cost and "
+    "token deltas) or latency (time deltas).",
+)
+@click.option(
+    "--ignore",
+    "ignore",
+    multiple=True,
+    metavar="PATH",
+    help="Leave out differences under PATH, e.g. 'steps.*.result.timestamp' (* is one path "
+    "segment, ** any number). Repeatable.",
+)
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Store file. Default: $WORKBENCH_DB, else store.path in workbench.yaml, "
+    f"else {DEFAULT_PATH}.",
+)
+def diff_command(
+    a: str,
+    b: str,
+    as_json: bool,
+    only: Category | None,
+    ignore: tuple[str, ...],
+    db: Path | None,
+) -> None:
+    """Compare execution B with execution A, step by step.
+
+    Exit code 0 when they are equal in content (or, with --only cost/latency, in those
+    numbers), 1 when they differ.
+    """
+    path = resolve_store_path(db)
+    if not path.exists():
+        raise click.ClickException(
+            f"no store at {path}; point --db or WORKBENCH_DB at the store holding {a} and {b}"
+        )
+    with Store(path) as store:
+        diff = compare_executions(a, b, store=store, ignore=ignore)
+    if only is not None:
+        diff = diff.only(only)
+    if as_json:
+        click.echo(
+            orjson.dumps(
+                diff.to_json(),
+                default=repr,
+                option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+            ).decode()
+        )
+    else:
+        _console().print(diff)
+    different = bool(diff) or (only in ("cost", "latency") and bool(diff.deltas))
+    raise click.exceptions.Exit(1 if different else 0)
