@@ -420,5 +420,22 @@ def test_help_walk_sees_every_command() -> None:
         ("runs", "list"),
         ("runs", "show"),
         ("replay",),
+        ("diff",),
         ("demo",),
     }
+
+
+def test_diff_command_exit_codes_through_the_cli(runner: CliRunner, store: Store) -> None:
+    """`workbench diff` exits 0 for equal runs, 1 for different ones, and --json is parseable."""
+    ids = []
+    for answer in ("a", "a", "b"):
+        with workbench.record("p", inputs={"q": 1}, store=store) as run:
+            run.outputs = {"answer": answer}
+        ids.append(run.id)
+    store.flush()
+    same = runner.invoke(cli, ["diff", ids[0], ids[1], "--db", str(store.path)])
+    assert same.exit_code == 0, same.output
+    different = runner.invoke(cli, ["diff", ids[0], ids[2], "--json", "--db", str(store.path)])
+    assert different.exit_code == 1, different.output
+    paths = [d["path"] for d in json.loads(different.stdout)["differences"]]
+    assert paths == ["outputs.answer"]

@@ -56,8 +56,12 @@ def test_every_public_name_of_the_package_is_exported() -> None:
 
 
 def test_every_error_derives_from_workbench_error() -> None:
-    """One root: every error class in workbench.exceptions is a WorkbenchError."""
+    """One root each: every error is a WorkbenchError, every warning a WorkbenchWarning."""
     from workbench import exceptions
 
     for name in exceptions.__all__:
-        assert issubclass(getattr(exceptions, name), workbench.WorkbenchError), name
+        kind = getattr(exceptions, name)
+        root = (
+            exceptions.WorkbenchWarning if issubclass(kind, Warning) else exceptions.WorkbenchError
+        )
+        assert issubclass(kind, root), name

@@ -40,6 +40,7 @@ from rich.console import Console
 import workbench
 from workbench import _render
 from workbench._json import to_jsonable
+from workbench.diff._cli import diff_command
 from workbench.exceptions import WorkbenchError
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 from workbench.types import JSON
@@ -411,6 +412,9 @@ def _load_example() -> ModuleType:
         f"`workbench demo` runs {_EXAMPLE_FILE} from a workbench checkout, and found none in "
         f"{' or '.join(str(root) for root in searched)}; run it from the repository root"
     )
+
+
+cli.add_command(diff_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -15,11 +15,16 @@ the step.
     ├── StoreError             the SQLite store cannot be opened, read or written
     │   ├── SchemaVersionError     the file was written by a newer workbench
     │   └── NotAStoreError         the file is not a workbench store (or is corrupt)
+    ├── DiffError              two executions cannot be compared (an execution with itself, ...)
     ├── ExecutionNotFoundError the execution id is not in the store (also a KeyError)
     ├── RecordingError         the recorder was used wrongly (a step outside an execution, ...)
     ├── ReplayError            an execution cannot be replayed (still running, no entrypoint, ...)
     │   └── ReplayMismatchError    the replay sent a request the recording has no answer for
     └── TestServerError        the built-in test model server could not start or was misused
+
+    UserWarning
+    └── WorkbenchWarning       something was probably not what the caller meant
+        └── UnmatchedIgnoreWarning  a diff ``ignore`` pattern matched no field of either run
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "DiffError",
     "ExecutionNotFoundError",
     "NotAStoreError",
     "RecordingError",
@@ -36,7 +42,9 @@ __all__ = [
     "SchemaVersionError",
     "StoreError",
     "TestServerError",
+    "UnmatchedIgnoreWarning",
     "WorkbenchError",
+    "WorkbenchWarning",
 ]
 
 
@@ -58,6 +66,10 @@ class SchemaVersionError(StoreError):
 
 class NotAStoreError(StoreError):
     """The file is not a workbench store, or it is corrupt."""
+
+
+class DiffError(WorkbenchError):
+    """Two executions cannot be compared as asked."""
 
 
 class ExecutionNotFoundError(WorkbenchError, KeyError):
@@ -92,3 +104,11 @@ class TestServerError(WorkbenchError):
     """The built-in test model server could not start, or was asked for something it cannot do."""
 
     __test__ = False  # not a pytest test class despite the name
+
+
+class WorkbenchWarning(UserWarning):
+    """Root of the warnings workbench emits: something was probably not what the caller meant."""
+
+
+class UnmatchedIgnoreWarning(WorkbenchWarning):
+    """A diff ``ignore`` pattern matched no field of either execution (a typo ignores nothing)."""

@@ -9,7 +9,6 @@ What is compared, measured or ignored is decided in one place, :mod:`workbench.d
 """
 
 from workbench.diff._engine import compare_executions
-from workbench.diff._errors import DiffError, UnmatchedIgnoreWarning, WorkbenchWarning
 from workbench.diff._model import (
     CATEGORIES,
     Category,
@@ -19,6 +18,7 @@ from workbench.diff._model import (
     ExecutionDiff,
     Kind,
 )
+from workbench.exceptions import DiffError, UnmatchedIgnoreWarning, WorkbenchWarning
 
 __all__ = [
     "CATEGORIES",

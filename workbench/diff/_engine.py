@@ -25,8 +25,8 @@ import orjson
 from deepdiff import DeepDiff
 
 from workbench.diff._document import Document, PathPart, build_document
-from workbench.diff._errors import DiffError, UnmatchedIgnoreWarning
 from workbench.diff._model import Delta, Difference, ExecutionDiff, Kind
+from workbench.exceptions import DiffError, UnmatchedIgnoreWarning
 from workbench.records import Execution
 from workbench.store import Store, open_store
 
