@@ -62,8 +62,16 @@ def test_openai_chat_call_is_captured_with_tokens_and_cost(
     assert call.text == reply.choices[0].message.content
     assert call.finish_reason == "stop" and call.status_code == 200
     assert (call.step_id, call.step_occurrence) == ("ask", 0)
+    # The session's server remembers prompts: a test that sent this one before makes part of it
+    # a cache read, which is priced at the cache rate.
+    cached = usage.prompt_tokens_details.cached_tokens if usage.prompt_tokens_details else 0
+    assert call.cache_read_tokens == (cached or 0)
     expected = genai_prices.calc_price(
-        genai_prices.Usage(input_tokens=usage.prompt_tokens, output_tokens=usage.completion_tokens),
+        genai_prices.Usage(
+            input_tokens=usage.prompt_tokens,
+            output_tokens=usage.completion_tokens,
+            cache_read_tokens=cached or 0,
+        ),
         "gpt-4o-mini",
         provider_id="openai",
     ).total_price

@@ -8,6 +8,7 @@ import re
 import time
 from typing import Any
 
+import aiohttp
 import openai
 import pytest
 import requests
@@ -87,6 +88,75 @@ def ask_requests(question: str, *, base_url: str) -> str:
         )
         with response:
             return "\n".join(line.decode() for line in response.iter_lines() if line)
+
+
+@workbench.pipeline
+async def ask_aiohttp(question: str, *, base_url: str) -> dict[str, Any]:
+    """``ask`` over aiohttp: one JSON call and one streamed call read line by line."""
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": question}]}
+    headers = {"authorization": f"Bearer {KEY}"}
+    async with aiohttp.ClientSession(raise_for_status=True) as session:
+        async with session.post(f"{base_url}/chat/completions", json=body, headers=headers) as r:
+            reply = await r.json()
+        lines = []
+        async with session.post(
+            f"{base_url}/chat/completions", json={**body, "stream": True}, headers=headers
+        ) as r:
+            async for line in r.content:
+                if line.strip():
+                    lines.append(line.decode().strip())
+    return {"reply": reply["choices"][0]["message"]["content"], "lines": lines}
+
+
+@workbench.step("ask")
+def _ask_step(client: openai.OpenAI, question: str) -> str:
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+    )
+    return reply.choices[0].message.content or ""
+
+
+@workbench.step("first")
+def _first(client: openai.OpenAI) -> str:
+    return _ask_step(client, "Same question")
+
+
+@workbench.step("words")
+def _words(text: str) -> Any:
+    yield from text.split()
+
+
+@workbench.step("second")
+def _second(client: openai.OpenAI, words: list[str]) -> str:
+    return _ask_step(client, "Same question") + f" ({len(words)} words)"
+
+
+@workbench.pipeline
+def ask_twice(*, base_url: str) -> dict[str, Any]:
+    """Two steps each asking the same question in a nested 'ask' step, a generator between."""
+    with openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
+        first = _first(client)
+        words = list(_words(first))
+        with workbench.step("tally"):
+            count = len(words)
+        return {"first": first, "words": words, "count": count, "second": _second(client, words)}
+
+
+@workbench.step("roll")
+def _roll(times: int) -> list[float]:
+    return [workbench.recorder.random() for _ in range(times)]
+
+
+@workbench.pipeline
+def stamped(*, rolls: int = 1) -> dict[str, Any]:
+    """Uses every determinism helper, in a step and outside one."""
+    from workbench.recorder import now, uuid4
+
+    return {
+        "at": now().isoformat(),
+        "id": str(uuid4()),
+        "rolls": [_roll(rolls), _roll(rolls)],
+    }
 
 
 def test_replay_gives_the_same_output_and_calls_and_leaves_the_original_alone(
@@ -246,6 +316,49 @@ def test_requests_calls_replay_offline(store: Store) -> None:
     assert result.status == "completed" and result.output == answer and "[DONE]" in answer
 
 
+def test_aiohttp_calls_replay_offline(store: Store) -> None:
+    """An aiohttp pipeline (JSON and streamed) replays with the server stopped, same output."""
+    with ModelServer() as server:
+        with workbench.record("ask", inputs={}, store=store) as run:
+            answer = asyncio.run(ask_aiohttp("Hi", base_url=server.openai_base_url))
+    result = asyncio.run(RequestReplay(store).areplay_execution(run.id))
+    assert result.status == "completed" and result.output == answer
+    assert answer["lines"][-1] == "data: [DONE]" and result.mismatches == []
+    recorded = store.get_execution(run.id).model_calls
+    assert [c.text for c in result.model_calls] == [c.text for c in recorded]
+
+
+def test_aiohttp_realtime_replay_reproduces_the_stream_timing(store: Store) -> None:
+    """With realtime, an aiohttp replay takes at least as long as the recorded stream did."""
+    with ModelServer(chunk_delay_s=0.02) as server:
+        with workbench.record("ask", inputs={}, store=store) as run:
+            answer = asyncio.run(ask_aiohttp("Hi", base_url=server.openai_base_url))
+    streamed = next(c for c in store.get_execution(run.id).model_calls if c.streamed)
+    started = time.perf_counter()
+    result = asyncio.run(
+        RequestReplay(store).areplay_execution(run.id, modifications={"realtime": True})
+    )
+    assert time.perf_counter() - started >= streamed.chunks[-1].offset_s > 0.1
+    assert result.output == answer
+
+
+def test_aiohttp_miss_under_on_miss_error_raises_without_touching_the_network(
+    store: Store,
+) -> None:
+    """A changed aiohttp request is refused (no network) and fails with ReplayMismatchError."""
+    with ModelServer() as server:
+        with workbench.record("ask", inputs={}, store=store) as run:
+            asyncio.run(ask_aiohttp("Hi", base_url=server.openai_base_url))
+        sent = server.request_count
+        with pytest.raises(ReplayMismatchError, match="Hi there"):
+            asyncio.run(
+                RequestReplay(store).areplay_execution(
+                    run.id, modifications={"inputs": {"question": "Hi there"}}
+                )
+            )
+        assert server.request_count == sent
+
+
 def test_unknown_execution_is_not_found(store: Store) -> None:
     """An unknown id raises ExecutionNotFoundError."""
     with pytest.raises(ExecutionNotFoundError):
@@ -282,7 +395,7 @@ def test_bad_on_miss_and_modifications_list_the_allowed_values(store: Store) -> 
     replay = RequestReplay(store)
     with pytest.raises(ConfigError, match="'error', 'live', 'test-model'"):
         replay.replay_execution("exec_x", on_miss="ignore")
-    with pytest.raises(ConfigError, match="inputs, log_level, realtime, step_outputs"):
+    with pytest.raises(ConfigError, match="inputs, log_level, model, prompt_overrides, realtime"):
         replay.replay_execution("exec_x", modifications={"temperature": 0})
     with pytest.raises(ConfigError, match="must be a bool"):
         replay.replay_execution("exec_x", modifications={"realtime": "yes"})
@@ -308,3 +421,202 @@ def test_entrypoint_that_now_raises_is_a_replay_error(
     original_id = _record_research(store, model_server)
     with pytest.raises(ReplayError, match="where the original completed"):
         RequestReplay(store).replay_execution(original_id, modifications={"inputs": {"topic": 42}})
+
+
+def test_prompt_override_with_test_model_changes_what_follows(store: Store) -> None:
+    """A message override in 'outline' is sent as rewritten, answered by the test model, and
+    changes the outline and everything downstream of it."""
+    original_id = _recorded_offline(store)
+    before = store.get_execution(original_id)
+    new_prompt = "Outline a report on llamas and alpacas."
+    result = RequestReplay(store).replay_execution(
+        original_id,
+        modifications={"prompt_overrides": {"outline": {"messages": {1: new_prompt}}}},
+        on_miss="test-model",
+    )
+    assert result.status == "completed"
+    assert result.output["outline"] != before.outputs["outline"]
+    assert result.output["draft"] != before.outputs["draft"]
+    sent = result.model_calls[0].request["body"]["messages"]
+    assert sent[1]["content"] == new_prompt and sent[0] == {
+        "role": "system",
+        "content": 'Answer with JSON: {"sections": ["<title>", ...]}, 3 titles.',
+    }
+    assert [m.step_id for m in result.mismatches] == ["outline", "draft", "critique"]
+    assert store.get_execution(original_id) == before
+
+
+def test_prompt_override_under_on_miss_error_raises_naming_the_step(store: Store) -> None:
+    """Under on_miss='error', an overridden prompt misses the recording: ReplayMismatchError
+    naming the step, with the rewritten content in the diff."""
+    original_id = _recorded_offline(store)
+    with pytest.raises(ReplayMismatchError, match="in step 'outline'") as caught:
+        RequestReplay(store).replay_execution(
+            original_id,
+            modifications={"prompt_overrides": {"outline": {"system": "Answer in French."}}},
+        )
+    assert re.search(r'\+\s+"content": "Answer in French\."', str(caught.value))
+    assert [m.step_id for m in caught.value.mismatches] == ["outline"]
+
+
+def test_anthropic_system_override_rewrites_only_that_step(store: Store) -> None:
+    """A system override for 'critique' sets Anthropic's top-level system; the other steps
+    are still answered from the recording."""
+    original_id = _recorded_offline(store)
+    result = RequestReplay(store).replay_execution(
+        original_id,
+        modifications={"prompt_overrides": {"critique": {"system": "Be kind."}}},
+        on_miss="test-model",
+    )
+    assert [m.step_id for m in result.mismatches] == ["critique"]
+    critique = next(c for c in result.model_calls if c.step_id == "critique")
+    assert critique.request["body"]["system"] == "Be kind."
+    before = store.get_execution(original_id).outputs
+    assert result.output["draft"] == before["draft"]
+    assert result.output["critique"] != before["critique"]
+
+
+def test_model_mapping_swaps_only_the_named_model(store: Store) -> None:
+    """model={'gpt-4o-mini': 'gpt-4o'} rewrites the OpenAI calls, not the Anthropic one."""
+    original_id = _recorded_offline(store)
+    result = RequestReplay(store).replay_execution(
+        original_id, modifications={"model": {"gpt-4o-mini": "gpt-4o"}}, on_miss="test-model"
+    )
+    models = [(c.step_id, c.request["body"]["model"]) for c in result.model_calls]
+    assert models == [
+        ("outline", "gpt-4o"),
+        ("draft", "gpt-4o"),
+        ("critique", "claude-3-5-haiku-latest"),
+    ]
+    assert [m.step_id for m in result.mismatches] == ["outline", "draft", "critique"]
+
+
+def test_model_swap_rewrites_requests_and_aiohttp_bodies(store: Store) -> None:
+    """model='gpt-4o' rewrites the body that requests and aiohttp send (to the test model)."""
+    with ModelServer() as server:
+        with workbench.record("ask", inputs={}, store=store) as plain:
+            ask_requests("Hi", base_url=server.openai_base_url)
+        with workbench.record("ask", inputs={}, store=store) as aio:
+            asyncio.run(ask_aiohttp("Hi", base_url=server.openai_base_url))
+    replay = RequestReplay(store)
+    for result in (
+        replay.replay_execution(plain.id, modifications={"model": "gpt-4o"}, on_miss="test-model"),
+        asyncio.run(
+            replay.areplay_execution(
+                aio.id, modifications={"model": "gpt-4o"}, on_miss="test-model"
+            )
+        ),
+    ):
+        assert result.status == "completed" and result.model_calls
+        assert {c.request["body"]["model"] for c in result.model_calls} == {"gpt-4o"}
+        assert all(c.status_code == 200 for c in result.model_calls)
+
+
+@pytest.mark.parametrize(
+    ("modifications", "message"),
+    [
+        ({"model": {"gpt-4o-mini": 4}}, "mapping"),
+        ({"prompt_overrides": {"outline": "terse"}}, "'system', 'messages'|'messages', 'system'"),
+        ({"prompt_overrides": {"outline": {"user": "x"}}}, "allowed keys are 'messages', 'system'"),
+        ({"prompt_overrides": {"outline": {"messages": {"first": "x"}}}}, "indexes"),
+        ({"prompt_overrides": {"outlne": {"system": "x"}}}, "'critique', 'draft', 'outline'"),
+        ({"step_outputs": {"drfat": "x"}}, "never ran"),
+        ({"from_step": "drfat"}, "never ran; its steps are 'critique', 'draft'"),
+    ],
+)
+def test_bad_rewrite_modifications_are_config_errors(
+    store: Store, modifications: dict[str, Any], message: str
+) -> None:
+    """A badly shaped model/prompt_overrides, or a step the original never ran: ConfigError."""
+    original_id = _recorded_offline(store)
+    with pytest.raises(ConfigError, match=message):
+        RequestReplay(store).replay_execution(original_id, modifications=modifications)
+
+
+def test_save_all_states_keeps_every_steps_inputs_and_outputs(store: Store) -> None:
+    """save_all_states records '<step>.inputs' and '<step>.outputs' states for every step."""
+    original_id = _recorded_offline(store)
+    result = RequestReplay(store).replay_execution(
+        original_id, modifications={"save_all_states": True}
+    )
+    replayed = store.get_execution(result.execution_id)
+    states = {(s.step_id, s.name): s.value for s in replayed.states}
+    for step in replayed.steps:
+        assert states[(step.step_id, f"{step.step_id}.inputs")] == step.parameters
+        assert states[(step.step_id, f"{step.step_id}.outputs")] == step.result
+    assert not any(s.name.endswith(".inputs") for s in store.get_execution(original_id).states)
+
+
+def test_from_step_returns_recorded_results_before_it_and_runs_the_rest(store: Store) -> None:
+    """from_step='draft': retrieve and outline return their recorded results without a call;
+    draft and critique run, answered from the recording; nothing is reported unused."""
+    original_id = _recorded_offline(store)
+    before = store.get_execution(original_id)
+    result = RequestReplay(store).replay_execution(
+        original_id, modifications={"from_step": "draft"}
+    )
+    assert result.status == "completed" and result.output == before.outputs
+    assert [c.step_id for c in result.model_calls] == ["draft", "critique"]
+    assert result.mismatches == [] and result.unused == []
+    steps = {s.step_id: s.result for s in store.get_execution(result.execution_id).steps}
+    assert steps["outline"] == before.outputs["outline"]
+
+
+def test_from_step_keeps_occurrences_of_nested_steps_and_repeated_requests(
+    store: Store,
+) -> None:
+    """Skipping 'first' counts its nested 'ask' and its request as done, so 'second' asks as
+    occurrence 1 and gets the second recorded answer; the generator step yields its items."""
+    with ModelServer() as server:
+        with workbench.record("twice", inputs={}, store=store) as run:
+            answer = ask_twice(base_url=server.openai_base_url)
+    result = RequestReplay(store).replay_execution(run.id, modifications={"from_step": "second"})
+    assert result.status == "completed" and result.output == answer
+    (call,) = result.model_calls
+    assert (call.step_id, call.step_occurrence, call.occurrence) == ("ask", 1, 1)
+    assert result.unused == [] and result.mismatches == []
+
+
+def test_step_outputs_for_a_generator_step_yields_the_given_items(store: Store) -> None:
+    """step_outputs for a generator step yields the listed items; a non-list is ConfigError."""
+    with ModelServer() as server:
+        with workbench.record("twice", inputs={}, store=store) as run:
+            ask_twice(base_url=server.openai_base_url)
+    replay = RequestReplay(store)
+    result = replay.replay_execution(run.id, modifications={"step_outputs": {"words": ["a", "b"]}})
+    assert result.output["words"] == ["a", "b"] and result.output["count"] == 2
+    with pytest.raises(ConfigError, match="list of items"):
+        replay.replay_execution(run.id, modifications={"step_outputs": {"words": "a b"}})
+
+
+def test_step_outputs_naming_a_with_block_is_a_config_error(store: Store) -> None:
+    """A with-block step cannot be skipped: naming it in step_outputs raises ConfigError."""
+    with ModelServer() as server:
+        with workbench.record("twice", inputs={}, store=store) as run:
+            ask_twice(base_url=server.openai_base_url)
+    with pytest.raises(ConfigError, match="'tally', a `with"):
+        RequestReplay(store).replay_execution(run.id, modifications={"step_outputs": {"tally": 3}})
+
+
+def test_determinism_helpers_replay_their_recorded_values(store: Store) -> None:
+    """now(), uuid4() and random() return the recorded values in a replay: same output."""
+    with workbench.record("stamped", inputs={}, store=store) as run:
+        original = stamped(rolls=2)
+    time.sleep(0.01)
+    result = RequestReplay(store).replay_execution(run.id)
+    assert result.status == "completed" and result.output == original
+    assert result.fresh_values == []
+    assert workbench.recorder.uuid4() != workbench.recorder.uuid4()  # outside a run: real
+
+
+def test_helper_calls_the_recording_lacks_get_real_values_and_are_reported(
+    store: Store,
+) -> None:
+    """A helper call with no recorded value gets a real one, named in fresh_values."""
+    with workbench.record("stamped", inputs={}, store=store) as run:
+        original = stamped(rolls=1)
+    result = RequestReplay(store).replay_execution(run.id, modifications={"inputs": {"rolls": 2}})
+    assert result.output["at"] == original["at"] and result.output["id"] == original["id"]
+    assert [r[0] for r in result.output["rolls"]] == [r[0] for r in original["rolls"]]
+    assert result.fresh_values == ["roll: workbench.random@0#1", "roll: workbench.random@1#1"]
+    assert "workbench.random@0#1" in result._repr_html_()

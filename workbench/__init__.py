@@ -20,11 +20,14 @@ from workbench.exceptions import (
 from workbench.recorder import (
     LiveExecution,
     carry_context,
+    now,
     pipeline,
+    random,
     record,
     span,
     state,
     step,
+    uuid4,
 )
 from workbench.records import (
     ErrorInfo,
@@ -67,10 +70,13 @@ __all__ = [
     "__version__",
     "carry_context",
     "compare_executions",
+    "now",
     "open_store",
     "pipeline",
+    "random",
     "record",
     "span",
     "state",
     "step",
+    "uuid4",
 ]

@@ -35,6 +35,7 @@ __all__ = [
     "answer_chunks",
     "answer_chunks_async",
     "answer_for",
+    "rewritten_body",
     "start_call",
 ]
 
@@ -73,7 +74,15 @@ class RecordedAnswer:
 
 
 class Interceptor(Protocol):
-    """What a run's ``interceptor`` must be: asked once per request, before it is sent."""
+    """What a run's ``interceptor`` must be: asked once per request, before it is sent.
+
+    ``rewrite`` comes first, before the request is captured, so the recorded request (and the
+    one sent, if any) is the rewritten one; ``answer`` then decides who answers it.
+    """
+
+    def rewrite(self, frame: Frame, url: str, body: bytes) -> bytes | None:
+        """The body to send instead of ``body``, or ``None`` to send it unchanged."""
+        ...
 
     def answer(self, call: PendingCall) -> RecordedAnswer | None:
         """The answer to serve, or ``None`` to send the request for real."""
@@ -84,6 +93,14 @@ def answer_for(call: PendingCall) -> RecordedAnswer | None:
     """The interceptor's answer for ``call``, or ``None`` when its run has no interceptor."""
     interceptor: Interceptor | None = call.frame.run.interceptor
     return None if interceptor is None else interceptor.answer(call)
+
+
+def rewritten_body(frame: Frame, url: str, body: bytes | None) -> bytes | None:
+    """The body the run's interceptor sends instead of ``body``; ``None``: send it as it is."""
+    interceptor: Interceptor | None = frame.run.interceptor
+    if interceptor is None or not body:
+        return None
+    return interceptor.rewrite(frame, url, body)
 
 
 def answer_chunks(answer: RecordedAnswer, started: float) -> Iterator[bytes]:

@@ -24,6 +24,7 @@ from workbench.capture._call import (
     answer_chunks,
     answer_chunks_async,
     answer_for,
+    rewritten_body,
     start_call,
 )
 
@@ -36,6 +37,19 @@ def _request_body(request: Any) -> bytes | None:
     except Exception:  # a streaming request body that was never read: nothing to keep
         return None
     return bytes(content) if content else None
+
+
+def _rewrite(module: types.ModuleType, frame: Any, request: Any) -> bytes | None:
+    """The request's body, after the run's interceptor has had its say (the request is
+    changed in place: the client and the response keep referring to the same object)."""
+    body = _request_body(request)
+    new = rewritten_body(frame, str(request.url), body)
+    if new is None:
+        return body
+    request.headers["Content-Length"] = str(len(new))
+    request.stream = module.ByteStream(new)
+    request._content = new
+    return new
 
 
 def patch(module: types.ModuleType) -> None:
@@ -150,7 +164,7 @@ def patch(module: types.ModuleType) -> None:
             request.method,
             str(request.url),
             request.headers.multi_items(),
-            _request_body(request),
+            _rewrite(module, frame, request),
         )
         if call is None:
             return sync_send(self, request)
@@ -176,7 +190,7 @@ def patch(module: types.ModuleType) -> None:
             request.method,
             str(request.url),
             request.headers.multi_items(),
-            _request_body(request),
+            _rewrite(module, frame, request),
         )
         if call is None:
             return await async_send(self, request)

@@ -17,7 +17,13 @@ from typing import Any
 
 from workbench._context import current
 from workbench._http import decode_content
-from workbench.capture._call import RecordedAnswer, answer_chunks, answer_for, start_call
+from workbench.capture._call import (
+    RecordedAnswer,
+    answer_chunks,
+    answer_for,
+    rewritten_body,
+    start_call,
+)
 
 __all__ = ["patch"]
 
@@ -68,6 +74,10 @@ def patch(requests: types.ModuleType) -> None:
             body = body.encode()
         elif not isinstance(body, (bytes, bytearray)):
             body = None  # a generator or file body: sent as is, not kept
+        new = rewritten_body(frame, request.url, body)
+        if new is not None:  # in place: the response's ``request`` is this object
+            request.body = body = new
+            request.headers["Content-Length"] = str(len(new))
         call = start_call(frame, request.method, request.url, list(request.headers.items()), body)
         if call is None:
             return original_send(self, request, *args, **kwargs)

@@ -1,7 +1,8 @@
 """The recorder: executions, steps, spans, states and logs, attributed through contextvars."""
 
 from workbench._context import Frame, current_frame
-from workbench.recorder._execution import LiveExecution, record
+from workbench.recorder._determinism import now, random, uuid4
+from workbench.recorder._execution import LiveExecution, RecordedStep, record
 from workbench.recorder._pipeline import pipeline
 from workbench.recorder._step import ActiveSpan, ActiveStep, carry_context, span, state, step
 
@@ -10,11 +11,15 @@ __all__ = [
     "ActiveStep",
     "Frame",
     "LiveExecution",
+    "RecordedStep",
     "carry_context",
     "current_frame",
+    "now",
     "pipeline",
+    "random",
     "record",
     "span",
     "state",
     "step",
+    "uuid4",
 ]

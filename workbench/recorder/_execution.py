@@ -15,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import TracebackType
@@ -33,7 +34,21 @@ from workbench.redaction import (
 from workbench.store import Store, install_sigterm_handler, open_store, owner_stamp
 from workbench.types import JSON
 
-__all__ = ["LiveExecution", "record"]
+__all__ = ["LiveExecution", "RecordedStep", "record"]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedStep:
+    """A step a replay answers from the recording instead of running it (``from_step``).
+
+    ``inner_steps`` and ``inner_requests`` are the step ids and request keys recorded inside
+    it: skipping the step skips them too, so their occurrence counters are advanced as if they
+    had run, and later steps and requests keep the numbers they had in the recording.
+    """
+
+    result: Any
+    inner_steps: tuple[str, ...] = ()
+    inner_requests: tuple[str, ...] = ()
 
 
 @cache
@@ -136,6 +151,17 @@ class LiveExecution:
         self.interceptor: Any = None
         #: Set by replay: ``{step_id: value}`` for steps that return ``value`` without running.
         self.step_outputs: dict[str, Any] = {}
+        #: Set by replay (``from_step``): steps, by ``(step_id, occurrence)``, that return their
+        #: recorded result without running.
+        self.recorded_steps: dict[tuple[str, int], RecordedStep] = {}
+        #: Set by replay (``save_all_states``): each step's parameters and result are also
+        #: kept as the states ``<step>.inputs`` and ``<step>.outputs``.
+        self.save_all_states = False
+        #: Set by replay: values of ``workbench.now()`` & co., by ``(step_id, state name)``.
+        self.recorded_values: dict[tuple[str | None, str], Any] = {}
+        #: Helper calls of a replay that the recording had no value for (a real one was used).
+        self.fresh_values: list[str] = []
+        self._value_counts: dict[str, Iterator[int]] = {}
         #: Queue one row for the writer with no wake-up check: the span hot path.
         self.enqueue = store.enqueue
         self.queue = store.backlog
@@ -171,6 +197,17 @@ class LiveExecution:
             with self._lock:
                 counter = counts.setdefault(key, itertools.count())
         return next(counter)  # itertools.count is atomic under the GIL
+
+    def next_value_index(self, key: str) -> int:
+        """The n-th call of one determinism helper in one step occurrence gets n."""
+        return self._next(self._value_counts, key)
+
+    def skip_recorded(self, recorded: RecordedStep) -> None:
+        """Count what ran inside a step answered from the recording, as if it ran again."""
+        for step_id in recorded.inner_steps:
+            self.next_occurrence(step_id)
+        for key in recorded.inner_requests:
+            self.next_request_occurrence(key)
 
     def next_state_seq(self) -> int:
         return next(self._state_seq)

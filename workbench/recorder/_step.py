@@ -21,7 +21,7 @@ import orjson
 from workbench import _ids, redaction
 from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
-from workbench.exceptions import RecordingError
+from workbench.exceptions import ConfigError, RecordingError
 from workbench.recorder._execution import LiveExecution, flush_off_loop
 from workbench.redaction import encode_redacted, scrub_json
 from workbench.store import MAX_QUEUED
@@ -82,6 +82,24 @@ class ActiveStep:
         self._parent = parent
         self._params_hash = self.run.blob(parameters) if parameters is not None else None
         self._write("running", None, None, None, None)
+        if self.run.save_all_states:
+            self._keep_state("inputs", self._params_hash)
+
+    def _keep_state(self, what: str, digest: str | None) -> None:
+        """``<step>.inputs`` / ``<step>.outputs`` as a state: the hash already computed for
+        the step row, so ``save_all_states`` stores no value twice."""
+        run = self.run
+        run.store.put(
+            "state",
+            (
+                run.id,
+                self.step_id,
+                f"{self.step_id}.{what}",
+                run.next_state_seq(),
+                digest if digest is not None else run.blob(None),
+                time.time(),
+            ),
+        )
 
     def set_result(self, value: JSON) -> None:
         self.result = value
@@ -137,6 +155,8 @@ class ActiveStep:
         error = None if exc is None else run.error_text(exc)
         status = "completed" if exc is None else "failed"
         self._write(status, result_hash, error, ended, duration)
+        if exc is None and run.save_all_states:
+            self._keep_state("outputs", result_hash)
         run.store.put(
             "span",
             (
@@ -216,6 +236,14 @@ class step(AsyncFromSync):
                 f"block (a block cannot be run again); decorate the function instead"
             )
         active = ActiveStep(self.name, self.action, self.parameters)
+        if self.name in active.run.step_outputs:
+            error = ConfigError(
+                f"replay modification step_outputs names {self.name!r}, a `with "
+                f"workbench.step(...)` block, whose body cannot be skipped; name a decorated "
+                f"step function instead"
+            )
+            active.finish(error)
+            raise error
         active.enter()
         return active
 
@@ -278,6 +306,18 @@ class step(AsyncFromSync):
             @functools.wraps(fn)
             async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
                 active = start(args, kwargs)
+                replaced = _generator_replacement(active)
+                if replaced is not _RUN:  # a replay supplies the items this step yields
+                    try:
+                        for item in replaced:
+                            yield item
+                    except BaseException as exc:
+                        active.result = replaced
+                        await active.afinish(None if isinstance(exc, GeneratorExit) else exc)
+                        raise
+                    active.result = replaced
+                    await active.afinish(None)
+                    return
                 items: list[Any] = []
                 agen = fn(*args, **kwargs)
                 sent: Any = None
@@ -319,6 +359,17 @@ class step(AsyncFromSync):
             @functools.wraps(fn)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
                 active = start(args, kwargs)
+                replaced = _generator_replacement(active)
+                if replaced is not _RUN:  # a replay supplies the items this step yields
+                    try:
+                        yield from replaced
+                    except BaseException as exc:
+                        active.result = replaced
+                        active.finish(None if isinstance(exc, GeneratorExit) else exc)
+                        raise
+                    active.result = replaced
+                    active.finish(None)
+                    return None
                 items: list[Any] = []
                 gen = fn(*args, **kwargs)
                 sent: Any = None
@@ -366,9 +417,9 @@ class step(AsyncFromSync):
                 try:
                     while True:
                         try:
-                            overrides = active.run.step_outputs
-                            if step_id in overrides:  # a replay supplies this step's output
-                                active.result = overrides[step_id]
+                            replaced = _replacement(active, generator=False)
+                            if replaced is not _RUN:  # a replay supplies this step's output
+                                active.result = replaced
                             else:
                                 active.result = await fn(*args, **kwargs)
                             break
@@ -397,9 +448,9 @@ class step(AsyncFromSync):
             try:
                 while True:
                     try:
-                        overrides = active.run.step_outputs
-                        if step_id in overrides:  # a replay supplies this step's output
-                            active.result = overrides[step_id]
+                        replaced = _replacement(active, generator=False)
+                        if replaced is not _RUN:  # a replay supplies this step's output
+                            active.result = replaced
                         else:
                             active.result = fn(*args, **kwargs)
                         break
@@ -419,6 +470,46 @@ class step(AsyncFromSync):
             return active.result
 
         return wrapper
+
+
+#: What :func:`_replacement` returns when the step must run: ``None`` is a valid output.
+_RUN: Any = object()
+
+
+def _replacement(active: ActiveStep, *, generator: bool) -> Any:
+    """The output a replay gives this step instead of running it, or :data:`_RUN`.
+
+    ``step_outputs`` (by step id, every occurrence) first, then the recorded result of this
+    occurrence when the replay starts at a later step (``from_step``).
+    """
+    run = active.run
+    if not run.step_outputs and not run.recorded_steps:
+        return _RUN
+    if active.step_id in run.step_outputs:
+        value = run.step_outputs[active.step_id]
+        if generator and not isinstance(value, list):
+            raise ConfigError(
+                f"replay modification step_outputs[{active.step_id!r}] replaces a generator "
+                f"step: give the list of items it should yield, got {value!r}"
+            )
+        return value
+    recorded = run.recorded_steps.get((active.step_id, active.occurrence))
+    if recorded is None:
+        return _RUN
+    # A generator step keeps at most _MAX_ITEMS items: a full list may have been cut short,
+    # and running it again is then the only way to get all of them.
+    if generator and (not isinstance(recorded.result, list) or len(recorded.result) >= _MAX_ITEMS):
+        return _RUN
+    run.skip_recorded(recorded)
+    return recorded.result
+
+
+def _generator_replacement(active: ActiveStep) -> Any:
+    try:
+        return _replacement(active, generator=True)
+    except ConfigError as exc:
+        active.finish(exc)
+        raise
 
 
 def _retry_event(exc: BaseException, attempt: int) -> dict[str, Any]:

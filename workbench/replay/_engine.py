@@ -23,9 +23,11 @@ from typing import Any
 from workbench.exceptions import ConfigError, ReplayError, ReplayMismatchError
 from workbench.recorder import LiveExecution, record
 from workbench.records import Execution
+from workbench.replay._from_step import SkippedSteps, steps_before
 from workbench.replay._index import RecordedCalls
 from workbench.replay._interceptor import OnMiss, ReplayInterceptor
 from workbench.replay._result import ReplayResult
+from workbench.replay._rewrite import RequestRewriter
 from workbench.store import Store, open_store
 
 __all__ = ["MODIFICATIONS", "ON_MISS", "RequestReplay"]
@@ -33,9 +35,13 @@ __all__ = ["MODIFICATIONS", "ON_MISS", "RequestReplay"]
 ON_MISS: tuple[OnMiss, ...] = ("error", "live", "test-model")
 #: Modification keys a replay understands, and the type each value must have.
 MODIFICATIONS: dict[str, tuple[type, ...]] = {
+    "from_step": (str,),
     "inputs": (dict,),
     "log_level": (str, int),
+    "model": (str, dict),
+    "prompt_overrides": (dict,),
     "realtime": (bool,),
+    "save_all_states": (bool,),
     "step_outputs": (dict,),
     "use_test_models": (bool,),
 }
@@ -52,6 +58,8 @@ class _Plan:
     inputs: Any
     modifications: dict[str, Any]
     on_miss: OnMiss
+    rewriter: RequestRewriter
+    skipped: SkippedSteps
 
 
 class RequestReplay:
@@ -78,6 +86,16 @@ class RequestReplay:
         :class:`ReplayMismatchError` (the replay is recorded as failed), ``"live"`` sends it
         for real, ``"test-model"`` answers it from the built-in test model. Raises
         :class:`ReplayError` when the replay fails where the original did not.
+
+        ``modifications`` (see :data:`MODIFICATIONS`): ``inputs`` overrides recorded arguments;
+        ``step_outputs`` ``{step_id: value}`` skips steps; ``model`` (a name, or a
+        ``{"from": "to"}`` mapping) and ``prompt_overrides`` (``{step_id: {"system": str,
+        "messages": {index: str}}}``) rewrite outgoing requests before lookup (see
+        ``workbench.replay._rewrite``); ``from_step`` makes the steps that completed before
+        that step first started return their recorded results without running (their calls
+        are not reported unused); ``save_all_states`` keeps every step's parameters and
+        result as the states ``<step>.inputs`` / ``<step>.outputs``; ``log_level``,
+        ``realtime``, ``use_test_models``. Replaced step outputs are the recorded JSON form.
         """
         plan = self._plan(execution_id, modifications, on_miss)
         interceptor = self._interceptor(plan)
@@ -95,14 +113,14 @@ class RequestReplay:
                     raise
                 _raise_on_mismatch(plan, run, interceptor, None)
                 run.set_output(output)
-        except ReplayMismatchError:
+        except (ReplayMismatchError, ConfigError):
             raise
         except Exception as exc:
             failure = exc
         finally:
             interceptor.close()
         assert run is not None
-        return self._result(plan, run.id, interceptor, failure)
+        return self._result(plan, run, interceptor, failure)
 
     async def areplay_execution(
         self,
@@ -133,14 +151,14 @@ class RequestReplay:
                         raise
                     _raise_on_mismatch(plan, run, interceptor, None)
                     run.set_output(output)
-        except ReplayMismatchError:
+        except (ReplayMismatchError, ConfigError):
             raise
         except Exception as exc:
             failure = exc
         finally:
             await asyncio.to_thread(interceptor.close)
         assert run is not None
-        return self._result(plan, run.id, interceptor, failure)
+        return self._result(plan, run, interceptor, failure)
 
     # -- before ----------------------------------------------------------------------------
 
@@ -153,6 +171,7 @@ class RequestReplay:
                 f"{', '.join(repr(p) for p in ON_MISS)}"
             )
         mods = _checked_modifications(modifications)
+        rewriter = RequestRewriter(mods.get("model"), mods.get("prompt_overrides"))
         original = self.store.get_execution(execution_id)  # ExecutionNotFoundError if unknown
         if original.status == "running":
             raise ReplayError(
@@ -164,6 +183,10 @@ class RequestReplay:
                 f"run again; decorate the pipeline's entrypoint with @workbench.pipeline and "
                 f"record a new execution"
             )
+        _check_step_names(original, mods, rewriter)
+        skipped: SkippedSteps = ({}, set())
+        if "from_step" in mods:
+            skipped = steps_before(original, mods["from_step"])
         function = _load_entrypoint(original.entrypoint, execution_id)
         arguments = original.metadata.get("entrypoint_arguments", original.inputs)
         if not isinstance(arguments, dict):
@@ -185,7 +208,9 @@ class RequestReplay:
         args, kwargs = _call_arguments(signature, arguments)
         inputs = arguments if "entrypoint_arguments" not in original.metadata else original.inputs
         on_miss_policy: OnMiss = on_miss  # narrowed by the check above
-        return _Plan(original, function, args, kwargs, inputs, mods, on_miss_policy)
+        return _Plan(
+            original, function, args, kwargs, inputs, mods, on_miss_policy, rewriter, skipped
+        )
 
     def _interceptor(self, plan: _Plan) -> ReplayInterceptor:
         return ReplayInterceptor(
@@ -193,6 +218,8 @@ class RequestReplay:
             on_miss=plan.on_miss,
             realtime=bool(plan.modifications.get("realtime", False)),
             use_test_models=bool(plan.modifications.get("use_test_models", False)),
+            rewriter=plan.rewriter,
+            skipped_calls=plan.skipped[1],
         )
 
     def _record(self, plan: _Plan) -> record:
@@ -213,16 +240,24 @@ class RequestReplay:
     def _arm(run: LiveExecution, plan: _Plan, interceptor: ReplayInterceptor) -> None:
         run.interceptor = interceptor
         run.step_outputs = dict(plan.modifications.get("step_outputs", {}))
+        run.recorded_steps = plan.skipped[0]
+        run.save_all_states = bool(plan.modifications.get("save_all_states", False))
+        run.recorded_values = {
+            (s.step_id, s.name): s.value
+            for s in plan.original.states
+            if s.name.startswith("workbench.")
+        }
 
     # -- after -----------------------------------------------------------------------------
 
     def _result(
         self,
         plan: _Plan,
-        replay_id: str,
+        run: LiveExecution,
         interceptor: ReplayInterceptor,
         failure: BaseException | None,
     ) -> ReplayResult:
+        replay_id = run.id
         replayed = self.store.get_execution(replay_id)
         if failure is not None and plan.original.status == "completed":
             raise ReplayError(
@@ -240,6 +275,7 @@ class RequestReplay:
             mismatches=list(interceptor.mismatches),
             unused=interceptor.unused(),
             modifications=plan.modifications,
+            fresh_values=list(run.fresh_values),
         )
 
 
@@ -261,6 +297,22 @@ def _raise_on_mismatch(
         ]
     )
     raise ReplayMismatchError(message, mismatches=list(misses), execution_id=run.id) from cause
+
+
+def _check_step_names(original: Execution, mods: dict[str, Any], rewriter: RequestRewriter) -> None:
+    """A modification naming a step the original never ran is a typo, not a no-op."""
+    recorded = {s.step_id for s in original.steps}
+    for name, steps in (
+        ("prompt_overrides", rewriter.steps),
+        ("step_outputs", sorted(mods.get("step_outputs", {}))),
+    ):
+        unknown = [s for s in steps if s not in recorded]
+        if unknown:
+            raise ConfigError(
+                f"replay modification {name!r} names step(s) {', '.join(map(repr, unknown))} "
+                f"that execution {original.id} never ran; its steps are "
+                f"{', '.join(map(repr, sorted(recorded))) or '(none)'}"
+            )
 
 
 def _checked_modifications(modifications: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 
-from workbench._context import current
+from workbench._context import Frame, current
 from workbench.capture._call import PendingCall, RecordedAnswer
 from workbench.records import ModelCall
 from workbench.replay._index import RecordedCalls, request_diff, request_summary
 from workbench.replay._result import Mismatch
+from workbench.replay._rewrite import RequestRewriter
 
 __all__ = ["OnMiss", "ReplayInterceptor"]
 
@@ -41,15 +42,26 @@ class ReplayInterceptor:
         on_miss: OnMiss,
         realtime: bool = False,
         use_test_models: bool = False,
+        rewriter: RequestRewriter | None = None,
+        skipped_calls: set[tuple[str, int]] | None = None,
     ) -> None:
         self._recorded = recorded
+        self._rewriter = rewriter if rewriter else None
         self._on_miss = on_miss
         self._realtime = realtime
         self._use_test_models = use_test_models
         self._lock = threading.Lock()
-        self._used: set[tuple[str, int]] = set()
+        # Calls inside steps answered from their recorded results count as used.
+        self._used: set[tuple[str, int]] = set(skipped_calls or ())
         self._test_model = _TestModel()
         self.mismatches: list[Mismatch] = []
+
+    def rewrite(self, frame: Frame, url: str, body: bytes) -> bytes | None:
+        """``model`` and ``prompt_overrides`` applied to a request of ``frame``'s step."""
+        if self._rewriter is None:
+            return None
+        step = frame.step
+        return self._rewriter.rewrite(step.step_id if step is not None else None, url, body)
 
     def answer(self, call: PendingCall) -> RecordedAnswer | None:
         if self._use_test_models:

@@ -55,6 +55,8 @@ class ReplayResult:
     """One replay: its own recorded execution, what it returned, and how its calls matched.
 
     ``unused`` are recorded calls the replay never asked for: the code took another path.
+    ``fresh_values`` name the ``workbench.now()`` / ``uuid4()`` / ``random()`` calls the
+    recording had no value for, which got a real (so different) value.
     """
 
     execution_id: str
@@ -66,6 +68,7 @@ class ReplayResult:
     mismatches: list[Mismatch] = field(default_factory=list)
     unused: list[ModelCall] = field(default_factory=list)
     modifications: dict[str, Any] = field(default_factory=dict)
+    fresh_values: list[str] = field(default_factory=list)
 
     def _repr_html_(self) -> str:
         esc = html.escape
@@ -76,6 +79,7 @@ class ReplayResult:
         )
         misses = "".join(f"<pre>{esc(m.describe())}</pre>" for m in self.mismatches)
         unused = ", ".join(esc(f"{c.step_id}: {c.model}") for c in self.unused) or "none"
+        fresh = ", ".join(map(esc, self.fresh_values)) or "none"
         error = "" if self.error is None else f"<p>error: {esc(self.error.message)}</p>"
         return (
             f"<div><h4>Replay {esc(self.execution_id)} of {esc(self.replay_of)}: "
@@ -83,5 +87,6 @@ class ReplayResult:
             f"<p>modifications: {esc(repr(self.modifications or {}))}</p>"
             f"<table><tr><th>step</th><th>model</th><th>status</th><th>text</th></tr>{rows}"
             f"</table><p>{len(self.mismatches)} mismatch(es)</p>{misses}"
-            f"<p>unused recorded calls: {unused}</p></div>"
+            f"<p>unused recorded calls: {unused}</p>"
+            f"<p>values not in the recording (real ones used): {fresh}</p></div>"
         )
