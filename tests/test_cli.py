@@ -381,6 +381,32 @@ def test_replay_bad_modification_is_one_clear_line(runner: CliRunner, store: Sto
     assert_one_error_line(result, "temperature", "log_level")
 
 
+def test_replay_from_step_answers_earlier_steps_from_the_recording(
+    runner: CliRunner, store: Store
+) -> None:
+    """`--from-step critique` sends only the critique call; earlier steps give recorded results."""
+    original_id = _recorded_offline(store)
+    result = invoke(runner, store, "replay", original_id, "--from-step", "critique", "--json")
+    assert result.exit_code == 0, result.output
+    value = json.loads(result.stdout)
+    assert value["status"] == "completed" and value["unused"] == []
+    replayed = store.get_execution(value["execution_id"])
+    assert replayed.modifications == {"from_step": "critique"}
+    assert [call.step_id for call in replayed.model_calls] == ["critique"]
+    assert replayed.outputs == store.get_execution(original_id).outputs
+
+
+def test_replay_from_step_errors_are_one_clear_line(runner: CliRunner, store: Store) -> None:
+    """An unknown --from-step step lists the recorded steps; a contradicting --modify is a
+    usage error."""
+    original_id = _recorded_offline(store)
+    unknown = invoke(runner, store, "replay", original_id, "--from-step", "critic")
+    assert_one_error_line(unknown, "'critic'", "'critique', 'draft', 'outline', 'retrieve'")
+    args = ["replay", original_id, "--from-step", "draft", "--modify", "from_step=critique"]
+    both = invoke(runner, store, *args)
+    assert both.exit_code == 2 and "contradicts" in both.stderr
+
+
 # -- help -----------------------------------------------------------------------------------------
 
 

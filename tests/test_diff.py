@@ -17,6 +17,7 @@ from rich.console import Console
 import workbench
 from examples import research_assistant as ra
 from workbench import Execution, compare_executions
+from workbench.debugging import RequestReplay
 from workbench.diff import (
     Difference,
     DiffError,
@@ -38,6 +39,9 @@ _PROPERTY = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
+
+
+KINDER_EDITOR = "You are a kind and thorough editor. Praise the strongest claim first."
 
 
 def _research(store: Store, server: ModelServer, topic: str = "prompt caching", **kw: Any) -> str:
@@ -278,32 +282,22 @@ def test_every_record_field_has_one_role() -> None:
 # -- recorded scenarios -----------------------------------------------------------------------
 
 
-def test_prompt_change_yields_exactly_the_expected_differences(
-    store: Store, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+def test_replay_with_a_prompt_override_yields_exactly_the_expected_differences(
+    store: Store, model_server: ModelServer
 ) -> None:
-    """A changed critique prompt changes that prompt, its response, the output, and the cost."""
-    # Stands in for a replay with a prompt override (the replay engine is built separately):
-    # the same pipeline recorded again with the critique step's system prompt changed.
+    """A replay overriding the critique prompt differs from its original in that prompt, its
+    response, the step's result and the output — and in cost, as a delta."""
     before = _research(store, model_server)
+    replay = RequestReplay(store)
+    result = replay.replay_execution(
+        before,
+        modifications={"prompt_overrides": {"critique": {"system": KINDER_EDITOR}}},
+        on_miss="test-model",
+    )
+    assert [m.step_id for m in result.mismatches] == ["critique"]
 
-    @workbench.step("critique")
-    def kinder_critique(text: str, *, base_url: str | None) -> str:
-        import anthropic
-        from anthropic.types import TextBlock
-
-        with anthropic.Anthropic(base_url=base_url, api_key="sk-test", max_retries=0) as client:
-            message = client.messages.create(
-                model=ra.CRITIQUE_MODEL,
-                max_tokens=300,
-                system="You are a kind and thorough editor. Praise the strongest claim first.",
-                messages=[{"role": "user", "content": f"Review this draft:\n{text}"}],
-            )
-        return "".join(b.text for b in message.content if isinstance(b, TextBlock))
-
-    monkeypatch.setattr(ra, "critique", kinder_critique)
-    after = _research(store, model_server)
-
-    diff = compare_executions(before, after, store=store)
+    diff = replay.compare_executions(before, result)
+    assert diff.a.id == before and diff.b.id == result.execution_id
     assert [(d.path, d.kind) for d in diff.differences] == [
         ("outputs.critique", "changed"),
         ("steps.critique#0.model_calls.0.request.body.system", "changed"),
@@ -321,7 +315,8 @@ def test_prompt_change_yields_exactly_the_expected_differences(
     assert deltas["steps.critique#0.model_calls.0.tokens_in"].absolute == -2
     prompt = diff.differences[1].text_diff()
     assert prompt is not None and "[-strict-]" in prompt and "{+kind and thorough+}" in prompt
-    assert summary.notes == []
+    assert summary.notes == [f"{result.execution_id} is a replay of {before}"]
+    assert compare_executions(before, result.execution_id, store=store).to_json() == diff.to_json()
 
 
 def test_loop_occurrences_align_and_extra_ones_are_added(store: Store) -> None:

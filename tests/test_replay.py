@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import sqlite3
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from examples.research_assistant import research
 from workbench.debugging import RequestReplay
 from workbench.exceptions import (
     ConfigError,
+    DamagedRecordingError,
     ExecutionNotFoundError,
     ReplayError,
     ReplayMismatchError,
@@ -421,6 +423,66 @@ def test_entrypoint_that_now_raises_is_a_replay_error(
     original_id = _record_research(store, model_server)
     with pytest.raises(ReplayError, match="where the original completed"):
         RequestReplay(store).replay_execution(original_id, modifications={"inputs": {"topic": 42}})
+
+
+def _edit_store(store: Store, sql: str, *params: Any) -> None:
+    """Change the store file behind the store's back, as a partial restore or a bad edit would."""
+    store.flush()
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute(sql, params).rowcount == 1
+    conn.close()
+
+
+def _call_id(store: Store, execution_id: str, step_id: str) -> str:
+    return next(c.id for c in store.get_execution(execution_id).model_calls if c.step_id == step_id)
+
+
+def test_missing_response_body_is_a_damaged_recording_error(store: Store) -> None:
+    """A recorded response whose body blob is gone: DamagedRecordingError naming the execution,
+    the call and the fix, before anything runs; nothing is recorded, the original is intact."""
+    original_id = _recorded_offline(store)
+    call_id = _call_id(store, original_id, "critique")
+    _edit_store(
+        store,
+        "DELETE FROM blobs WHERE hash = (SELECT body_hash FROM model_calls WHERE id = ?)",
+        call_id,
+    )
+    before = store.get_execution(original_id)
+    with pytest.raises(DamagedRecordingError) as caught:
+        RequestReplay(store).replay_execution(original_id)
+    message = str(caught.value)
+    assert f"execution {original_id} cannot be replayed" in message
+    assert (
+        f"model call {call_id} in step 'critique'" in message and "is not in the store" in message
+    )
+    assert "Record the execution again" in message and "use_test_models" in message
+    assert caught.value.damaged.keys() == {call_id}
+    assert store.list_executions(replay_of=original_id) == []
+    assert store.get_execution(original_id) == before
+    # Replays that do not need the damaged response still work.
+    replay = RequestReplay(store)
+    assert replay.replay_execution(original_id, modifications={"use_test_models": True}).status == (
+        "completed"
+    )
+
+
+def test_corrupt_recorded_stream_is_a_damaged_recording_error(store: Store) -> None:
+    """A streamed call whose chunk index does not add up to its body: DamagedRecordingError
+    naming the call and both sizes; nothing is recorded, the original is intact."""
+    original_id = _recorded_offline(store)
+    streamed = next(c for c in store.get_execution(original_id).model_calls if c.streamed)
+    size = sum(len(chunk.data) for chunk in streamed.chunks)
+    _edit_store(
+        store, "UPDATE model_calls SET chunks = ? WHERE id = ?", f"[[0, {size + 7}]]", streamed.id
+    )
+    before = store.get_execution(original_id)
+    with pytest.raises(
+        DamagedRecordingError, match=f"model call {streamed.id} in step 'draft'"
+    ) as e:
+        RequestReplay(store).replay_execution(original_id)
+    assert f"a chunk index covering {size + 7} bytes for a body of {size} bytes" in str(e.value)
+    assert store.list_executions(replay_of=original_id) == []
+    assert store.get_execution(original_id) == before
 
 
 def test_prompt_override_with_test_model_changes_what_follows(store: Store) -> None:

@@ -8,6 +8,7 @@
 from workbench.diff import Difference, ExecutionDiff, compare_executions
 from workbench.exceptions import (
     ConfigError,
+    DamagedRecordingError,
     ExecutionNotFoundError,
     NotAStoreError,
     RecordingError,
@@ -46,6 +47,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "DamagedRecordingError",
     "Difference",
     "ErrorInfo",
     "Execution",

@@ -9,7 +9,8 @@ Commands::
 
     workbench runs list [--pipeline P] [--status S] [--user U] [--since WHEN] [--json]
     workbench runs show ID [--json]
-    workbench replay ID [--modify KEY=VALUE ...] [--on-miss error|live|test-model] [--json]
+    workbench replay ID [--modify KEY=VALUE ...] [--from-step S]
+                        [--on-miss error|live|test-model] [--json]
     workbench demo
 
 ``workbench demo`` runs ``examples/research_assistant.py``, the example a reader of the repository
@@ -280,6 +281,13 @@ def _modification(ctx: click.Context, param: click.Parameter, values: tuple[str,
     "that parses as JSON is JSON, else text.",
 )
 @click.option(
+    "--from-step",
+    metavar="S",
+    default=None,
+    help="Steps that completed before step S first started return their recorded results "
+    "without running; execution continues live from S (the from_step modification).",
+)
+@click.option(
     "--on-miss",
     type=click.Choice(["error", "live", "test-model"]),
     default="error",
@@ -292,6 +300,7 @@ def _modification(ctx: click.Context, param: click.Parameter, values: tuple[str,
 def replay(
     execution_id: str,
     modifications: dict[str, Any],
+    from_step: str | None,
     on_miss: str,
     as_json: bool,
     db: Path | None,
@@ -304,6 +313,15 @@ def replay(
     mismatches and unused recorded calls.
     """
     from workbench.debugging import RequestReplay
+
+    if from_step is not None:
+        if modifications.get("from_step", from_step) != from_step:
+            raise click.BadParameter(
+                f"--from-step {from_step} contradicts --modify "
+                f"from_step={modifications['from_step']}; give the step once",
+                param_hint="'--from-step'",
+            )
+        modifications = {**modifications, "from_step": from_step}
 
     with _open_existing(db) as store:
         result = RequestReplay(store).replay_execution(

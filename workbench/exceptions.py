@@ -19,7 +19,8 @@ the step.
     ├── ExecutionNotFoundError the execution id is not in the store (also a KeyError)
     ├── RecordingError         the recorder was used wrongly (a step outside an execution, ...)
     ├── ReplayError            an execution cannot be replayed (still running, no entrypoint, ...)
-    │   └── ReplayMismatchError    the replay sent a request the recording has no answer for
+    │   ├── ReplayMismatchError    the replay sent a request the recording has no answer for
+    │   └── DamagedRecordingError  a recorded response is missing from the store or corrupt
     └── TestServerError        the built-in test model server could not start or was misused
 
     UserWarning
@@ -33,6 +34,7 @@ from typing import Any
 
 __all__ = [
     "ConfigError",
+    "DamagedRecordingError",
     "DiffError",
     "ExecutionNotFoundError",
     "NotAStoreError",
@@ -98,6 +100,19 @@ class ReplayMismatchError(ReplayError):
         super().__init__(message)
         self.mismatches = mismatches
         self.execution_id = execution_id
+
+
+class DamagedRecordingError(ReplayError):
+    """A recorded response the replay would serve is missing from the store or corrupt.
+
+    Raised before the replay starts, so nothing is run or recorded. ``execution_id`` is the
+    original execution, and ``damaged`` maps each affected model call's id to what is wrong.
+    """
+
+    def __init__(self, message: str, *, execution_id: str, damaged: dict[str, str]) -> None:
+        super().__init__(message)
+        self.execution_id = execution_id
+        self.damaged = damaged
 
 
 class TestServerError(WorkbenchError):

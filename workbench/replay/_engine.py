@@ -15,16 +15,23 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.exceptions import ConfigError, ReplayError, ReplayMismatchError
+from workbench.diff import ExecutionDiff
+from workbench.diff import compare_executions as _compare_executions
+from workbench.exceptions import (
+    ConfigError,
+    DamagedRecordingError,
+    ReplayError,
+    ReplayMismatchError,
+)
 from workbench.recorder import LiveExecution, record
 from workbench.records import Execution
 from workbench.replay._from_step import SkippedSteps, steps_before
-from workbench.replay._index import RecordedCalls
+from workbench.replay._index import RecordedCalls, request_summary
 from workbench.replay._interceptor import OnMiss, ReplayInterceptor
 from workbench.replay._result import ReplayResult
 from workbench.replay._rewrite import RequestRewriter
@@ -68,6 +75,7 @@ class RequestReplay:
     >>> replay = RequestReplay()                      # the default store
     >>> result = replay.replay_execution("exec_12345", modifications={"realtime": True})
     >>> result.execution_id, result.output, result.mismatches
+    >>> diff = replay.compare_executions("exec_12345", result)   # what the replay changed
     """
 
     def __init__(self, store: Store | str | os.PathLike[str] | None = None) -> None:
@@ -160,6 +168,21 @@ class RequestReplay:
         assert run is not None
         return self._result(plan, run, interceptor, failure)
 
+    def compare_executions(
+        self,
+        a: str | Execution | ReplayResult,
+        b: str | Execution | ReplayResult,
+        *,
+        ignore: str | Iterable[str] = (),
+    ) -> ExecutionDiff:
+        """How execution ``b`` differs from ``a``, both read from this replay's store.
+
+        :func:`workbench.compare_executions` with ``store`` set; a :class:`ReplayResult` stands
+        for its own execution, so ``replay.compare_executions(original_id, result)`` shows what
+        the replay changed.
+        """
+        return _compare_executions(_execution(a), _execution(b), store=self.store, ignore=ignore)
+
     # -- before ----------------------------------------------------------------------------
 
     def _plan(
@@ -187,6 +210,8 @@ class RequestReplay:
         skipped: SkippedSteps = ({}, set())
         if "from_step" in mods:
             skipped = steps_before(original, mods["from_step"])
+        if not mods.get("use_test_models", False):
+            self._check_responses(original, skipped[1])
         function = _load_entrypoint(original.entrypoint, execution_id)
         arguments = original.metadata.get("entrypoint_arguments", original.inputs)
         if not isinstance(arguments, dict):
@@ -210,6 +235,38 @@ class RequestReplay:
         on_miss_policy: OnMiss = on_miss  # narrowed by the check above
         return _Plan(
             original, function, args, kwargs, inputs, mods, on_miss_policy, rewriter, skipped
+        )
+
+    def _check_responses(self, original: Execution, skipped_calls: set[tuple[str, int]]) -> None:
+        """Every recorded response the replay may serve is in the store and whole; a damaged
+        one would reach the user's code as a baffling SDK error halfway through the run."""
+        damaged = self.store.damaged_responses(original.id)
+        calls = [
+            call
+            for call in original.model_calls
+            if call.id in damaged and (call.request_key, call.occurrence) not in skipped_calls
+        ]
+        if not calls:
+            return
+        where = [
+            f"  model call {call.id} in step {call.step_id!r} "
+            f"({request_summary(call.request)}): {damaged[call.id]}"
+            for call in calls
+        ]
+        raise DamagedRecordingError(
+            "\n".join(
+                [
+                    f"execution {original.id} cannot be replayed: {len(calls)} recorded "
+                    f"response(s) in store {self.store.path} are damaged:",
+                    *where,
+                    "Nothing was run or recorded. Record the execution again, restore the store "
+                    "file from a complete copy, or replay with modifications={'use_test_models': "
+                    "True} (or from_step past those steps) so the damaged responses are not "
+                    "needed.",
+                ]
+            ),
+            execution_id=original.id,
+            damaged={call.id: damaged[call.id] for call in calls},
         )
 
     def _interceptor(self, plan: _Plan) -> ReplayInterceptor:
@@ -277,6 +334,10 @@ class RequestReplay:
             modifications=plan.modifications,
             fresh_values=list(run.fresh_values),
         )
+
+
+def _execution(run: str | Execution | ReplayResult) -> str | Execution:
+    return run.execution_id if isinstance(run, ReplayResult) else run
 
 
 def _raise_on_mismatch(

@@ -445,6 +445,45 @@ class Store:
             ],
         }
 
+    def damaged_responses(self, execution_id: str) -> dict[str, str]:
+        """The model calls of an execution whose recorded response cannot be served as it was
+        received, each with what is wrong: call id -> reason.
+
+        A response body whose blob is missing (a partly restored or hand-edited file), or a
+        stream whose chunk index does not add up to its body. Reads only the index and the
+        blobs' sizes, not their data. Reading the execution itself still works.
+        """
+        self.flush()
+        calls = self._query(
+            "SELECT id, streamed, body_hash, chunks FROM model_calls "
+            "WHERE execution_id = ? AND status_code IS NOT NULL AND body_hash IS NOT NULL",
+            (execution_id,),
+        )
+        sizes: dict[str, int] = {}
+        hashes = sorted({r["body_hash"] for r in calls})
+        for i in range(0, len(hashes), 500):
+            chunk = hashes[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self._query(f"SELECT hash, size FROM blobs WHERE hash IN ({marks})", chunk):
+                sizes[row["hash"]] = row["size"]
+        damaged: dict[str, str] = {}
+        for r in calls:
+            size = sizes.get(r["body_hash"])
+            if size is None:
+                damaged[r["id"]] = f"its response body (blob {r['body_hash']}) is not in the store"
+            elif r["streamed"]:
+                indexed = _indexed_bytes(r["chunks"])
+                if indexed != size:
+                    covers = (
+                        "an unreadable chunk index"
+                        if indexed is None
+                        else (f"a chunk index covering {indexed} bytes")
+                    )
+                    damaged[r["id"]] = (
+                        f"its recorded stream is corrupt: {covers} for a body of {size} bytes"
+                    )
+        return damaged
+
     def blob_value(self, digest: str) -> Any:
         """The stored value behind a content hash (states, payloads)."""
         found = self._blobs([digest])
@@ -463,6 +502,20 @@ class Store:
             p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists()
         )
         return counts
+
+
+def _indexed_bytes(index: str | None) -> int | None:
+    """How many body bytes a stream's chunk index (``[[delta_us, length], ...]``) covers;
+    ``None`` when it is not such a list."""
+    try:
+        entries = rows.json_column(index) or []
+    except ValueError:
+        return None
+    if not isinstance(entries, list) or not all(
+        isinstance(e, list) and len(e) == 2 and isinstance(e[1], int) and e[1] >= 0 for e in entries
+    ):
+        return None
+    return sum(int(e[1]) for e in entries)
 
 
 # -- the process's shared stores ---------------------------------------------------------------
