@@ -320,3 +320,15 @@ def test_execution_fields_spans_logs_and_errors_round_trip(
         message,
     )
     assert (got.status, got.success) == ("failed", False)
+
+
+def test_a_damaged_record_is_a_store_error(store: Store) -> None:
+    """An undecodable blob in an execution is reported as a StoreError naming the execution."""
+    with workbench.record("p", inputs={"big": "x" * 500}, store=store) as run:
+        pass
+    conn = sqlite3.connect(store.path)
+    conn.execute("UPDATE blobs SET data = X'00112233' WHERE codec = 1")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match=rf"execution '{run.id}'.*damaged record"):
+        store.get_execution(run.id)

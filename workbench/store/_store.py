@@ -291,7 +291,14 @@ class Store:
                 f"with `workbench runs list`"
             )
         dead = self._refresh_liveness(rows)
-        return self._execution(rows[0], full=True, interrupted=bool(dead))
+        try:
+            return self._execution(rows[0], full=True, interrupted=bool(dead))
+        except (ValueError, zstandard.ZstdError) as exc:  # undecodable JSON or blob
+            raise StoreError(
+                f"execution {execution_id!r} in store {self.path} has a damaged record "
+                f"({type(exc).__name__}: {exc}); restore the store file from a backup, or "
+                f"record the run again"
+            ) from exc
 
     def list_executions(
         self,
