@@ -17,6 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import zstandard
+
 from workbench._json import decode
 from workbench.exceptions import ExecutionNotFoundError, NotAStoreError, StoreError
 from workbench.records import ErrorInfo, Execution, LogRecord, Profile, State
