@@ -9,7 +9,8 @@ benchmark runs in this one process, one after the other, and returns its rows; s
 * ``bench_spans`` - cost per span, against the OpenTelemetry SDK; a durable step's cost;
 * ``bench_ingest`` - sustained spans/s until flushed, against raw ``sqlite3``;
 * ``bench_bytes`` - bytes per recorded model call, against a vcrpy YAML cassette;
-* ``bench_diff`` - comparing two 10,000-step executions, against a plain DeepDiff.
+* ``bench_diff`` - comparing two 10,000-step executions, against a plain DeepDiff;
+* ``bench_replay`` - replay cost per model call, against vcrpy playback and a dict-backed transport.
 
 The exit status is 0 even when a target is missed: the table says which, in ``met?``.
 """
@@ -24,6 +25,7 @@ import bench_bytes
 import bench_capture
 import bench_diff
 import bench_ingest
+import bench_replay
 import bench_spans
 from _common import Row, print_rows
 
@@ -35,6 +37,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("ingest", bench_ingest.main),
     ("bytes", bench_bytes.main),
     ("diff", bench_diff.main),
+    ("replay", bench_replay.main),
 )
 
 
