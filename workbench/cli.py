@@ -337,7 +337,7 @@ def replay(
                     "status": result.status,
                     "output": result.output,
                     "error": result.error,
-                    "model_calls": [call.id for call in result.model_calls],
+                    "model_calls": [call.id for call in replayed.model_calls],
                     "mismatches": result.mismatches,
                     "unused": [call.id for call in result.unused],
                 }

@@ -100,7 +100,7 @@ def _redact_headers(headers: _Headers, sensitive: frozenset[str]) -> dict[str, s
     items = headers.items() if isinstance(headers, Mapping) else headers
     for raw_name, value in items:
         name = raw_name.lower()
-        if _normalise_name(name) in sensitive:
+        if _normalise_name_cached(name) in sensitive:
             remember_secret(value)
             result[name] = REDACTED
         elif name in result:

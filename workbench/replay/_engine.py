@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from workbench._json import decode
 from workbench.diff import ExecutionDiff
 from workbench.diff import compare_executions as _compare_executions
 from workbench.exceptions import (
@@ -29,7 +30,7 @@ from workbench.exceptions import (
     ReplayMismatchError,
 )
 from workbench.recorder import LiveExecution, record
-from workbench.records import Execution
+from workbench.records import ErrorInfo, Execution
 from workbench.replay._from_step import SkippedSteps, steps_before
 from workbench.replay._index import RecordedCalls, request_summary
 from workbench.replay._interceptor import OnMiss, ReplayInterceptor
@@ -315,7 +316,6 @@ class RequestReplay:
         failure: BaseException | None,
     ) -> ReplayResult:
         replay_id = run.id
-        replayed = self.store.get_execution(replay_id)
         if failure is not None and plan.original.status == "completed":
             raise ReplayError(
                 f"the replay of {plan.original.id} raised {type(failure).__name__}: {failure} "
@@ -325,14 +325,17 @@ class RequestReplay:
         return ReplayResult(
             execution_id=replay_id,
             replay_of=plan.original.id,
-            status=replayed.status,
-            output=replayed.outputs,
-            error=replayed.error,
-            model_calls=replayed.model_calls,
+            # As recorded (rendered and redacted), without reading the replay back.
+            status=run.status,  # type: ignore[arg-type]
+            output=None if run.outputs is None else decode(run.json_text(run.outputs).encode()),
+            error=None
+            if failure is None
+            else ErrorInfo.from_json(decode(run.error_text(failure).encode())),
             mismatches=list(interceptor.mismatches),
             unused=interceptor.unused(),
             modifications=plan.modifications,
             fresh_values=list(run.fresh_values),
+            _load_calls=lambda: self.store.get_execution(replay_id).model_calls,
         )
 
 

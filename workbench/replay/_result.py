@@ -6,6 +6,7 @@ Plain frozen dataclasses (and their notebook HTML); how a replay runs is ``_engi
 from __future__ import annotations
 
 import html
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,11 +65,25 @@ class ReplayResult:
     status: ExecutionStatus
     output: JSON
     error: ErrorInfo | None
-    model_calls: list[ModelCall]
     mismatches: list[Mismatch] = field(default_factory=list)
     unused: list[ModelCall] = field(default_factory=list)
     modifications: dict[str, Any] = field(default_factory=dict)
     fresh_values: list[str] = field(default_factory=list)
+    # The replay's own calls are read from the store on first use: most callers want the
+    # output and the mismatches, and reading N calls back costs as much as replaying them.
+    _load_calls: Callable[[], list[ModelCall]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    _calls: list[ModelCall] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def model_calls(self) -> list[ModelCall]:
+        """The replay's own model calls (answered from the recording, or as on_miss said)."""
+        if self._calls is None:
+            calls = self._load_calls() if self._load_calls is not None else []
+            object.__setattr__(self, "_calls", calls)  # a cache on a frozen record
+            return calls
+        return self._calls
 
     def _repr_html_(self) -> str:
         esc = html.escape

@@ -8,6 +8,7 @@ pricing: the recorder hands it finished rows, or callables that build them off t
 from __future__ import annotations
 
 import collections.abc
+import gc
 import logging
 import os
 import sqlite3
@@ -293,6 +294,10 @@ class Store:
                 f"with `workbench runs list`"
             )
         dead = self._refresh_liveness(rows)
+        # Decoding thousands of calls allocates a large, long-lived graph of dicts; the cyclic
+        # collector would walk it again and again (0.08 vs 0.04 ms per call at 10,000 calls).
+        collecting = gc.isenabled()
+        gc.disable()
         try:
             return self._execution(rows[0], full=True, interrupted=bool(dead))
         except (ValueError, zstandard.ZstdError) as exc:  # undecodable JSON or blob
@@ -301,6 +306,9 @@ class Store:
                 f"({type(exc).__name__}: {exc}); restore the store file from a backup, or "
                 f"record the run again"
             ) from exc
+        finally:
+            if collecting:
+                gc.enable()
 
     def list_executions(
         self,
