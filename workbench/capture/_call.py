@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from workbench import _hooks
 from workbench._context import Frame
 from workbench._http import decode_content
 from workbench._ids import new_id
@@ -91,8 +92,15 @@ class Interceptor(Protocol):
 
 def answer_for(call: PendingCall) -> RecordedAnswer | None:
     """The interceptor's answer for ``call``, or ``None`` when its run has no interceptor."""
-    interceptor: Interceptor | None = call.frame.run.interceptor
-    return None if interceptor is None else interceptor.answer(call)
+    run = call.frame.run
+    interceptor: Interceptor | None = run.interceptor
+    answer = None if interceptor is None else interceptor.answer(call)
+    if answer is None:
+        # Going out for real: budgets may delay or stop it (the caller records the error).
+        _hooks.model_call_starting(run, call.method, call.url, call.canonical)
+    else:
+        call.replayed = True
+    return answer
 
 
 def rewritten_body(frame: Frame, url: str, body: bytes | None) -> bytes | None:
@@ -141,6 +149,7 @@ class PendingCall:
         "method",
         "occurrence",
         "on_done",
+        "replayed",
         "started_at",
         "status_code",
         "stream_error",
@@ -178,6 +187,7 @@ class PendingCall:
         self.decoded = False
         self.error: BaseException | None = None
         self.stream_error: str | None = None
+        self.replayed = False
         self._done = False
         self._lock = threading.Lock()
         #: Called once the call is finished (the aiohttp tee forgets its reader then).
@@ -311,6 +321,28 @@ class PendingCall:
                 ),
             )
         )
+        if _hooks.observers():
+            row = ops[-1][1]
+            _hooks.model_call_finished(
+                _hooks.ModelCallEvent(
+                    run=run,
+                    call_id=self.id,
+                    step_id=row[3],
+                    provider=row[5],
+                    model=row[6],
+                    operation=row[7],
+                    status_code=self.status_code,
+                    input_tokens=row[14],
+                    output_tokens=row[15],
+                    cache_read_tokens=row[16],
+                    cache_write_tokens=row[17],
+                    cost_usd=cost,
+                    latency_s=latency,
+                    ttft_s=row[20],
+                    error=error or row[28],
+                    replayed=self.replayed,
+                )
+            )
         return ops
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from workbench import _ids
+from workbench import _hooks, _ids
 from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.config import load_config
@@ -133,6 +133,8 @@ class LiveExecution:
         #: Set to judge the run yourself; otherwise success is "completed without an error".
         self.success: bool | None = None
         self.status = "running"
+        #: Wall-clock seconds from start to finish; set when the execution finishes.
+        self.duration_s: float | None = None
         self.sensitive = sensitive_names(config.capture.sensitive_fields)
         #: Span attribute names seen in this run, and whether each names a secret.
         self.attribute_names: dict[str, bool] = {}
@@ -291,7 +293,7 @@ class LiveExecution:
         if success is None and self.status != "interrupted":
             success = self.status == "completed"
         ended = time.time()
-        duration = time.perf_counter() - self._t0
+        duration = self.duration_s = time.perf_counter() - self._t0
         error = None if exc is None else self.error_text(exc)
         outputs_hash = self.blob(self.outputs) if self.outputs is not None else None
         self.store.put(
@@ -323,6 +325,7 @@ class LiveExecution:
                 self.id,
             ),
         )
+        _hooks.execution_finished(self)
         if flush:
             self.store.flush(strict=False)
 
@@ -378,7 +381,9 @@ class record(AsyncFromSync):
         install_capture()
         install_logging()
         install_sigterm_handler()
+        _hooks.load_builtin_observers(run.config)
         run.write_row()
+        _hooks.execution_started(run)
         self._run = run
         self._token = current.set(Frame(run, run.root_span_id, None))
         return run

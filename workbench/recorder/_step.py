@@ -11,14 +11,14 @@ from __future__ import annotations
 import functools
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextvars import Context, copy_context
 from types import TracebackType
 from typing import Any, TypeVar
 
 import orjson
 
-from workbench import _ids, redaction
+from workbench import _hooks, _ids, redaction
 from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.exceptions import ConfigError, RecordingError
@@ -54,6 +54,7 @@ class ActiveStep:
         "action",
         "events",
         "frame",
+        "metrics",
         "occurrence",
         "parameters",
         "result",
@@ -64,7 +65,9 @@ class ActiveStep:
         "step_id",
     )
 
-    def __init__(self, step_id: str, action: str | None, parameters: JSON) -> None:
+    def __init__(
+        self, step_id: str, action: str | None, parameters: JSON, metrics: tuple[Any, ...] = ()
+    ) -> None:
         parent = _frame_or_raise("step", step_id)
         self.run: LiveExecution = parent.run
         self.step_id = step_id
@@ -73,6 +76,7 @@ class ActiveStep:
         self.result: JSON = None
         self.retries = 0
         self.events: list[dict[str, Any]] = []
+        self.metrics = metrics
         self.occurrence = self.run.next_occurrence(step_id)
         self.span_id = _ids.span_id()
         self.started_at = time.time()
@@ -175,6 +179,21 @@ class ActiveStep:
                 ended,
             ),
         )
+        if _hooks.observers():
+            _hooks.step_finished(
+                _hooks.StepEvent(
+                    run=run,
+                    step_id=self.step_id,
+                    occurrence=self.occurrence,
+                    action=self.action,
+                    status=status,
+                    duration_s=duration,
+                    retries=self.retries,
+                    result=self.result,
+                    error=exc,
+                    metrics=self.metrics,
+                )
+            )
         if flush:
             run.store.flush(strict=False)  # a finished step survives a kill -9 of the process
 
@@ -197,6 +216,7 @@ class step(AsyncFromSync):
 
     ``retries=N`` re-runs a failing decorated function up to N more times (waiting ``backoff_s``,
     doubled each time) for exceptions in ``retry_on``; the step records how many retries it took.
+    ``metrics=[...]`` declares custom metrics the metrics layer evaluates from the step's result.
     """
 
     def __new__(cls, name: Any = None, **kwargs: Any) -> Any:
@@ -213,6 +233,7 @@ class step(AsyncFromSync):
         retries: int = 0,
         retry_on: tuple[type[BaseException], ...] = (Exception,),
         backoff_s: float = 0.0,
+        metrics: Sequence[Any] = (),
     ) -> None:
         if retries < 0 or backoff_s < 0:
             raise RecordingError(
@@ -224,6 +245,8 @@ class step(AsyncFromSync):
         self.retries = retries
         self.retry_on = retry_on
         self.backoff_s = backoff_s
+        #: Custom metric declarations evaluated from the step's result by the metrics layer.
+        self.metrics = tuple(metrics)
 
     # -- as a context manager --------------------------------------------------------------
 
@@ -235,7 +258,7 @@ class step(AsyncFromSync):
                 f"step {self.name!r}: retries= works on a decorated function, not on a `with` "
                 f"block (a block cannot be run again); decorate the function instead"
             )
-        active = ActiveStep(self.name, self.action, self.parameters)
+        active = ActiveStep(self.name, self.action, self.parameters, self.metrics)
         if self.name in active.run.step_outputs:
             error = ConfigError(
                 f"replay modification step_outputs names {self.name!r}, a `with "
@@ -299,7 +322,9 @@ class step(AsyncFromSync):
             )
 
         def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveStep:
-            return ActiveStep(step_id, spec.action, render_parameters(signature, args, kwargs))
+            return ActiveStep(
+                step_id, spec.action, render_parameters(signature, args, kwargs), spec.metrics
+            )
 
         if inspect.isasyncgenfunction(fn):
 

@@ -1,0 +1,121 @@
+"""Observers hear about executions, steps and model calls at the points the recorder promises."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+import workbench
+from workbench import _hooks
+from workbench.exceptions import WorkbenchError
+from workbench.store import Store
+from workbench.testing import ModelServer
+
+
+class Seen(_hooks.Observer):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+        self.stop: BaseException | None = None
+
+    def execution_started(self, run: Any) -> None:
+        self.events.append(("started", run.id))
+
+    def execution_finished(self, run: Any) -> None:
+        self.events.append(("finished", (run.id, run.status, run.duration_s)))
+
+    def step_finished(self, event: _hooks.StepEvent) -> None:
+        self.events.append(("step", event))
+
+    def model_call_starting(self, run: Any, method: str, url: str, canonical: Any) -> None:
+        self.events.append(("starting", url))
+        if self.stop is not None:
+            raise self.stop
+
+    def model_call_finished(self, event: _hooks.ModelCallEvent) -> None:
+        self.events.append(("call", event))
+
+
+@pytest.fixture
+def seen() -> Iterator[Seen]:
+    observer = Seen()
+    _hooks.add_observer(observer)
+    yield observer
+    _hooks.remove_observer(observer)
+
+
+def _client(server: ModelServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
+
+
+def test_observer_sees_execution_step_and_priced_call(
+    seen: Seen, store: Store, model_server: ModelServer
+) -> None:
+    """One run reports its start, the step with its result and metrics, the call's tokens and
+    price, and its end with status and duration — in that order."""
+    client = _client(model_server)
+
+    @workbench.step("ask", metrics=[{"name": "answer_chars"}])
+    def ask() -> str:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+        return reply.choices[0].message.content or ""
+
+    with workbench.record("hooked", inputs={}, store=store) as run:
+        answer = ask()
+    store.flush()
+    kinds = [kind for kind, _ in seen.events]
+    assert kinds[0] == "started" and kinds[-1] == "finished"
+    assert kinds.index("starting") < kinds.index("step")
+    step = next(e for k, e in seen.events if k == "step")
+    assert (step.step_id, step.status, step.result) == ("ask", "completed", answer)
+    assert step.metrics == ({"name": "answer_chars"},)
+    call = next(e for k, e in seen.events if k == "call")
+    recorded = run.execution().model_calls[0]
+    assert call.run is run and call.step_id == "ask" and not call.replayed
+    assert (call.input_tokens, call.output_tokens) == (
+        recorded.input_tokens,
+        recorded.output_tokens,
+    )
+    assert call.cost_usd == recorded.cost_usd and call.cost_usd is not None
+    assert seen.events[-1][1][:2] == (run.id, "completed")
+
+
+def test_raising_before_a_call_stops_it_and_records_why(
+    seen: Seen, store: Store, model_server: ModelServer
+) -> None:
+    """An observer raising in model_call_starting stops the request; the call keeps the error."""
+    seen.stop = WorkbenchError("budget spent")
+    client = _client(model_server)
+    before = model_server.request_count
+    with pytest.raises(WorkbenchError, match="budget spent"):
+        with workbench.record("stopped", inputs={}, store=store) as run:
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+    (call,) = run.execution().model_calls
+    assert call.status_code is None and call.error is not None
+    assert "budget spent" in call.error.message
+    assert model_server.request_count == before
+
+
+def test_failing_observer_does_not_fail_the_pipeline(seen: Seen, store: Store) -> None:
+    """An exception in a notification other than model_call_starting is logged, not raised."""
+
+    class Broken(_hooks.Observer):
+        def step_finished(self, event: _hooks.StepEvent) -> None:
+            raise RuntimeError("observer bug")
+
+    broken = Broken()
+    _hooks.add_observer(broken)
+    try:
+        with workbench.record("robust", inputs={}, store=store) as run:
+            with workbench.step("s"):
+                pass
+    finally:
+        _hooks.remove_observer(broken)
+    assert run.execution().status == "completed"
+    assert any(kind == "step" for kind, _ in seen.events)

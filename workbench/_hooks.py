@@ -1,0 +1,174 @@
+"""Observers of recorded executions: how metrics, budgets and profilers hear about a run.
+
+The recorder and capture call these functions at fixed points (an execution starts or ends, a
+step ends, a model call is about to be sent or has been analysed); the subsystems above the
+recorder — monitoring, profiling — register an :class:`Observer` and act. The recorder never
+imports them: the built-in observers are named here by import path and loaded once, at the
+first ``workbench.record``, like entry points.
+
+An observer that raises from ``model_call_starting`` stops that call (a budget's ``stop``
+action); an exception from any other method is logged and swallowed, because a metric or a
+profiler must never fail the user's pipeline.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from workbench.config import WorkbenchConfig
+
+__all__ = [
+    "ModelCallEvent",
+    "Observer",
+    "StepEvent",
+    "add_observer",
+    "execution_finished",
+    "execution_started",
+    "load_builtin_observers",
+    "model_call_finished",
+    "model_call_starting",
+    "observers",
+    "remove_observer",
+    "step_finished",
+]
+
+log = logging.getLogger("workbench")
+
+#: ``module:function`` of each built-in observer factory, called once with the configuration
+#: at the first execution; it returns an :class:`Observer` or ``None`` (switched off).
+BUILTIN: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepEvent:
+    """A step occurrence that ended (``status`` is ``completed`` or ``failed``)."""
+
+    run: Any  # LiveExecution: typed loosely so this module stays below the recorder
+    step_id: str
+    occurrence: int
+    action: str | None
+    status: str
+    duration_s: float
+    retries: int
+    result: Any  # the step's return value (not redacted: for custom metrics only)
+    error: BaseException | None
+    metrics: tuple[Any, ...]  # the step's ``metrics=[...]`` declarations
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCallEvent:
+    """A model call, analysed on the store's writer thread (tokens and price known)."""
+
+    run: Any  # LiveExecution
+    call_id: str
+    step_id: str | None
+    provider: str | None
+    model: str | None
+    operation: str | None
+    status_code: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    cost_usd: float | None
+    latency_s: float
+    ttft_s: float | None
+    error: str | None  # the transport error or the stream error, if any
+    replayed: bool  # answered from a recording: nothing was sent or paid for
+
+
+class Observer:
+    """Override what you need; every method is called with the recorder's state at that point."""
+
+    def execution_started(self, run: Any) -> None:
+        """``run`` (a ``LiveExecution``) has just written its first row."""
+
+    def execution_finished(self, run: Any) -> None:
+        """``run.status`` and ``run.duration_s`` are set; its rows are queued."""
+
+    def step_finished(self, event: StepEvent) -> None:
+        """A step ended, on the thread that ran it."""
+
+    def model_call_starting(self, run: Any, method: str, url: str, canonical: Any) -> None:
+        """On the caller's thread before the request leaves; raise to stop it (budgets)."""
+
+    def model_call_finished(self, event: ModelCallEvent) -> None:
+        """On the writer thread: keep it short."""
+
+
+_observers: tuple[Observer, ...] = ()
+_lock = threading.Lock()
+_builtin_loaded = False
+
+
+def observers() -> tuple[Observer, ...]:
+    return _observers
+
+
+def add_observer(observer: Observer) -> None:
+    global _observers
+    with _lock:
+        if observer not in _observers:
+            _observers = (*_observers, observer)
+
+
+def remove_observer(observer: Observer) -> None:
+    global _observers
+    with _lock:
+        _observers = tuple(o for o in _observers if o is not observer)
+
+
+def load_builtin_observers(config: WorkbenchConfig) -> None:
+    """Create the built-in observers once per process (the first execution's configuration)."""
+    global _builtin_loaded
+    if _builtin_loaded:
+        return
+    with _lock:
+        if _builtin_loaded:
+            return
+        _builtin_loaded = True
+    for target in BUILTIN:
+        module, _, name = target.partition(":")
+        factory: Callable[[WorkbenchConfig], Observer | None] = getattr(
+            importlib.import_module(module), name
+        )
+        observer = factory(config)
+        if observer is not None:
+            add_observer(observer)
+
+
+def _each(method: str, *args: Any) -> None:
+    for observer in _observers:
+        try:
+            getattr(observer, method)(*args)
+        except Exception:
+            log.exception("workbench observer %r failed in %s", observer, method)
+
+
+def execution_started(run: Any) -> None:
+    if _observers:
+        _each("execution_started", run)
+
+
+def execution_finished(run: Any) -> None:
+    if _observers:
+        _each("execution_finished", run)
+
+
+def step_finished(event: StepEvent) -> None:
+    _each("step_finished", event)
+
+
+def model_call_starting(run: Any, method: str, url: str, canonical: Any) -> None:
+    for observer in _observers:
+        observer.model_call_starting(run, method, url, canonical)
+
+
+def model_call_finished(event: ModelCallEvent) -> None:
+    _each("model_call_finished", event)
