@@ -11,29 +11,36 @@ recorded three times: by workbench, as the ``@workbench.pipeline`` entrypoint
 ``_replay_pipeline:ask_model`` run inside ``workbench.record`` into a store of its own; by
 vcrpy (``record_mode="all"`` into a fresh YAML cassette); and into a dict of raw request body ->
 response for the floor. The server is then stopped (its request log emptied first), and each
-round runs three variants, in rotating order, each making the same N calls:
+round runs four variants, in rotating order, each making the same N calls:
 
 * ``ours`` - ``RequestReplay(store=store).replay_execution(recorded_id)``, timed whole: loading
   the recording, re-importing and running the entrypoint (client construction included), and
-  recording the replay itself as a new execution. Each replay is checked: completed, no
+  recording the replay itself as a new execution (until it is in the store). Each replay is
+  checked after its timing (reading it back is not part of replaying): completed, no
   mismatch, N calls answered, the recorded output.
+* ``ours_vcrpy_stubs`` - the same replay with ``modifications={"stubs": "vcrpy"}``: vcrpy's
+  own stubs patched in, answering from a ``WorkbenchCassette`` (workbench's indexed lookup
+  under vcrpy's patching).
 * ``vcrpy`` (the peer) - ``with vcr.VCR(record_mode="none", match_on=(..., "body"))
   .use_cassette(path)`` around the same loop with a new client; the cassette load is inside the
   timing, as ours is. Matching on the body is what makes vcrpy answer each request with *its*
   response, as ours does by request key (vcrpy's default matchers ignore the body). vcrpy scans
   every interaction per request, so its total grows with N²: a run whose extrapolation (total
   at the previous N x (N / previous N)²) exceeds ``VCR_CAP_S`` is reported as skipped.
-* ``floor`` - the same loop over ``openai.OpenAI(http_client=httpx2.Client(transport=
-  httpx2.MockTransport(...)))`` answering from the dict by the raw request body: no workbench
-  (capture is installed in the process, so its patched send costs one contextvar read), no
-  vcrpy, no network.
+* ``floor`` - the same loop over a client built as the recorded code builds it
+  (``openai.OpenAI(base_url=..., api_key=..., max_retries=0)``, so the same SSL context and
+  connection pool are set up as in ours and vcrpy's), whose ``httpx2.HTTPTransport`` answers
+  from the dict by the raw request body instead of sending: no workbench (capture is
+  installed in the process, so its patched send costs one contextvar read), no vcrpy, no
+  network.
 
 No network during replays: the server is stopped, so a request that escaped would fail the
 replay, and its request log is asserted still empty afterwards.
 
-Open a recording, at the largest N: ours is ``store.get_execution(id)`` plus
-``workbench.replay._index.RecordedCalls`` over its model calls (what ``replay_execution`` does
-before running anything); the peer is ``vcr.cassette.Cassette.load(path=...)``. The script also
+Open a recording, at the largest N: ours is ``store.get_execution(id, model_calls=False)``,
+``store.recorded_responses(id)`` and ``workbench.replay._index.RecordedCalls`` over them (what
+``replay_execution`` does before running anything; the full call records are read only on a
+miss); the peer is ``vcr.cassette.Cassette.load(path=...)``. The script also
 cProfiles one replay at N = 1,000 and prints the functions inside ``workbench/`` with the most
 self time (the profiler sees the calling thread only, not the store's writer thread).
 
@@ -61,7 +68,7 @@ from _replay_pipeline import ask_all, ask_model
 from vcr.cassette import Cassette
 
 import workbench
-from workbench.replay import RequestReplay
+from workbench.replay import ReplayResult, RequestReplay
 from workbench.replay._index import RecordedCalls
 from workbench.testing import ModelServer
 
@@ -72,7 +79,7 @@ FLAT_RATIO = 1.5
 FLAT_NOISE_MS = 0.05  # below this, two per-call costs are the same within this machine's noise
 VCR_CAP_S = 60.0
 VCR_MATCH_ON = ("method", "scheme", "host", "port", "path", "query", "body")
-VARIANTS = ("ours", "vcrpy", "floor")
+VARIANTS = ("ours", "ours_vcrpy_stubs", "vcrpy", "floor")
 PROFILE_N = 1_000
 PROFILE_TOP = 8
 OPEN_VCR_BUDGET_S = 5.0
@@ -80,6 +87,7 @@ OPEN_VCR_BUDGET_S = 5.0
 # Connection-level headers: MockTransport's response recomputes them.
 _HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
 _seeds = itertools.count()
+_replays: list[ReplayResult] = []  # ours, timed but not yet checked
 
 Answers = dict[bytes, tuple[int, list[tuple[str, str]], bytes]]
 
@@ -159,15 +167,25 @@ def record_all(folder: Path, server: ModelServer, n: int) -> Recording:
     return Recording(n, seed, base_url, store, run.id, output, cassette, answers)
 
 
-def replay_ours(recording: Recording) -> None:
-    result = RequestReplay(store=recording.store).replay_execution(recording.execution_id)
-    problems = []
-    if result.status != "completed" or result.mismatches:
-        problems.append(f"status {result.status}, {len(result.mismatches)} mismatches")
-    if len(result.model_calls) != recording.n or result.output != recording.output:
-        problems.append(f"{len(result.model_calls)} calls, output {result.output!r}")
-    if problems:
-        raise RuntimeError(f"replay of {recording.execution_id} went wrong: {problems}")
+def replay_ours(recording: Recording, stubs: str = "workbench") -> None:
+    result = RequestReplay(store=recording.store).replay_execution(
+        recording.execution_id, modifications={"stubs": stubs}
+    )
+    _replays.append(result)
+
+
+def check_replays(recording: Recording) -> None:
+    """Each replay timed so far went right (checked after its timing: reading a replay back
+    from the store is not part of replaying it)."""
+    for result in _replays:
+        problems = []
+        if result.status != "completed" or result.mismatches:
+            problems.append(f"status {result.status}, {len(result.mismatches)} mismatches")
+        if len(result.model_calls) != recording.n or result.output != recording.output:
+            problems.append(f"{len(result.model_calls)} calls, output {result.output!r}")
+        if problems:
+            raise RuntimeError(f"replay of {recording.execution_id} went wrong: {problems}")
+    _replays.clear()
 
 
 def replay_vcrpy(recording: Recording) -> None:
@@ -182,21 +200,24 @@ def replay_vcrpy(recording: Recording) -> None:
 def replay_floor(recording: Recording) -> None:
     answers = recording.answers
 
-    def answer(request: httpx2.Request) -> httpx2.Response:
+    def answer(transport: httpx2.HTTPTransport, request: httpx2.Request) -> httpx2.Response:
         status, headers, content = answers[request.content]
         return httpx2.Response(status, headers=headers, content=content)
 
-    with openai.OpenAI(
-        base_url=recording.base_url,
-        api_key="sk-test",
-        max_retries=0,
-        http_client=httpx2.Client(transport=httpx2.MockTransport(answer)),
-    ) as client:
-        ask_all(client, recording.seed, recording.n)
+    # The client is built exactly as the recorded code builds it (as ours and vcrpy's are):
+    # only its transport's answer is swapped for the dict lookup.
+    sending = httpx2.HTTPTransport.handle_request
+    httpx2.HTTPTransport.handle_request = answer  # type: ignore[method-assign]
+    try:
+        with openai.OpenAI(base_url=recording.base_url, api_key="sk-test", max_retries=0) as client:
+            ask_all(client, recording.seed, recording.n)
+    finally:
+        httpx2.HTTPTransport.handle_request = sending  # type: ignore[method-assign]
 
 
 REPLAYS: dict[str, Callable[[Recording], None]] = {
     "ours": replay_ours,
+    "ours_vcrpy_stubs": functools.partial(replay_ours, stubs="vcrpy"),
     "vcrpy": replay_vcrpy,
     "floor": replay_floor,
 }
@@ -219,6 +240,7 @@ def measure_size(recording: Recording, rounds: int, vcrpy_estimate_s: float | No
             if variant == "vcrpy" and skip_vcrpy:
                 continue
             timings[variant].append(timed(functools.partial(REPLAYS[variant], recording)))
+            check_replays(recording)
 
     def per_call(variant: str) -> float | None:
         runs = timings[variant]
@@ -231,7 +253,8 @@ def measure_size(recording: Recording, rounds: int, vcrpy_estimate_s: float | No
     if skip_vcrpy and vcrpy_estimate_s is not None and vcrpy_estimate_s != float("inf"):
         estimate = f", ~{vcrpy_estimate_s:,.0f} s extrapolated"
     print(
-        f"  N={n:>6,}: ms/call ours {fmt(ms['ours'])}, floor {fmt(ms['floor'])}, vcrpy "
+        f"  N={n:>6,}: ms/call ours {fmt(ms['ours'])}, ours through vcrpy's stubs "
+        f"{fmt(ms['ours_vcrpy_stubs'])}, floor {fmt(ms['floor'])}, vcrpy "
         f"{fmt(ms['vcrpy']) if not skip_vcrpy else note}{estimate}; {rounds} rounds",
         flush=True,
     )
@@ -256,9 +279,11 @@ def measure_open(recording: Recording, rounds: int) -> OpenResult:
         for variant in rotated(("ours", "vcrpy"), index):
             if variant == "ours":
                 started = time.perf_counter()
-                execution = recording.store.get_execution(recording.execution_id)
+                store, execution_id = recording.store, recording.execution_id
+                store.get_execution(execution_id, model_calls=False)
+                responses = store.recorded_responses(execution_id)
                 loaded = time.perf_counter()
-                index_ = RecordedCalls(execution.model_calls)
+                index_ = RecordedCalls(responses, list)  # full calls: read only on a miss
                 ours.append(time.perf_counter() - started)
                 loads.append(loaded - started)
                 assert len(index_) == recording.n
@@ -280,6 +305,7 @@ def profile_replay(recording: Recording) -> None:
     """Print the functions inside ``workbench/`` with the most self time in one replay."""
     profiler = cProfile.Profile()
     profiler.runcall(replay_ours, recording)
+    check_replays(recording)
     stats = pstats.Stats(profiler)
     total = sum(row[2] for row in stats.stats.values())  # type: ignore[attr-defined]
     ours = [
@@ -312,12 +338,25 @@ def _rows(results: list[SizeResult], opened: OpenResult) -> list[Row]:
         rows.append(
             Row(
                 "replay",
-                f"replay/call, N={result.n:,} (openai SDK; peer the floor: MockTransport + dict)",
+                f"replay/call, N={result.n:,} (openai SDK; peer the floor: transport + dict)",
                 fmt(ours, 3, " ms"),
                 fmt(floor, 3, " ms"),
                 _ratio(ours, floor),
                 f"<= {TARGET_FLOOR_RATIO}x",
                 ours / floor <= TARGET_FLOOR_RATIO,
+            )
+        )
+        stubbed = result.ms["ours_vcrpy_stubs"]
+        assert stubbed is not None
+        rows.append(
+            Row(
+                "replay",
+                f"replay/call through vcrpy's stubs, N={result.n:,} (peer the floor)",
+                fmt(stubbed, 3, " ms"),
+                fmt(floor, 3, " ms"),
+                _ratio(stubbed, floor),
+                "-",
+                None,
             )
         )
         rows.append(
@@ -351,7 +390,7 @@ def _rows(results: list[SizeResult], opened: OpenResult) -> list[Row]:
     rows.append(
         Row(
             "replay",
-            f"open a recording of N={opened.n:,} (get_execution + index; peer Cassette.load)",
+            f"open a recording of N={opened.n:,} (responses + index; peer Cassette.load)",
             fmt(opened.ours_s, 3, " s"),
             fmt(opened.vcrpy_s, 3, " s"),
             _ratio(opened.ours_s, opened.vcrpy_s),
@@ -376,6 +415,7 @@ def main(quick: bool = False) -> list[Row]:
         try:
             for variant in VARIANTS:  # warm-up: imports, the SDK's lazy paths
                 REPLAYS[variant](warm)
+            check_replays(warm)
             previous: SizeResult | None = None
             for recording, (n, rounds) in zip(recordings, sizes, strict=True):
                 estimate = None

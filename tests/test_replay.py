@@ -309,6 +309,18 @@ def test_async_entrypoint_replays_with_areplay_execution(store: Store) -> None:
     assert result.status == "completed" and result.output == answer
 
 
+def test_replayed_stream_is_recorded_once_though_the_sdk_drains_it_again(store: Store) -> None:
+    """The async SDK drains a stream again after [DONE]; the replay records its chunks once."""
+    with ModelServer() as server:
+        with workbench.record("ask", inputs={}, store=store) as run:
+            asyncio.run(ask_async("Hi", base_url=server.openai_base_url))
+    (recorded,) = run.execution().model_calls
+    result = asyncio.run(RequestReplay(store).areplay_execution(run.id))
+    (replayed,) = result.model_calls
+    assert [c.data for c in replayed.chunks] == [c.data for c in recorded.chunks]
+    assert replayed.text == recorded.text
+
+
 def test_requests_calls_replay_offline(store: Store) -> None:
     """A pipeline using requests (streamed) replays with the server stopped, same lines."""
     with ModelServer() as server:

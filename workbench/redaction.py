@@ -98,9 +98,10 @@ def redact_headers(headers: _Headers, sensitive_fields: Collection[str] = ()) ->
 def _redact_headers(headers: _Headers, sensitive: frozenset[str]) -> dict[str, str]:
     result: dict[str, str] = {}
     items = headers.items() if isinstance(headers, Mapping) else headers
+    known = _normalised_names.get  # inlined cache hit: a dozen headers on every request
     for raw_name, value in items:
         name = raw_name.lower()
-        if _normalise_name_cached(name) in sensitive:
+        if (known(name) or _normalise_name_cached(name)) in sensitive:
             remember_secret(value)
             result[name] = REDACTED
         elif name in result:

@@ -28,6 +28,7 @@ from workbench._json import encode
 from workbench.capture.canonical import canonical_request, request_key
 from workbench.providers import CallFacts, analyse, identify
 from workbench.redaction import redact_headers, scrub_bytes, scrub_json
+from workbench.store import RecordedResponse
 
 __all__ = [
     "Interceptor",
@@ -72,6 +73,12 @@ class RecordedAnswer:
     headers: list[tuple[str, str]]
     chunks: list[tuple[float, bytes]]
     realtime: bool = False
+    #: The recorded call these bytes come from: its analysis is reused when the replay is
+    #: recorded, and its headers are already redacted.
+    recorded: RecordedResponse | None = None
+    #: Not served here: the request goes on to the transport, where stubs installed by the
+    #: replay (vcrpy's) answer it with the ``recorded`` response.
+    via_stubs: bool = False
 
 
 class Interceptor(Protocol):
@@ -100,6 +107,13 @@ def answer_for(call: PendingCall) -> RecordedAnswer | None:
         _hooks.model_call_starting(run, call.method, call.url, call.canonical)
     else:
         call.replayed = True
+        recorded = answer.recorded
+        if recorded is not None and recorded.status_code == answer.status_code:
+            call.recorded = recorded
+            call.status_code = recorded.status_code
+            call.headers = recorded.headers  # as stored: already redacted, never re-read
+        if answer.via_stubs:
+            return None  # "send it": the stubs under the client answer from the recording
     return answer
 
 
@@ -149,6 +163,7 @@ class PendingCall:
         "method",
         "occurrence",
         "on_done",
+        "recorded",
         "replayed",
         "started_at",
         "status_code",
@@ -188,6 +203,8 @@ class PendingCall:
         self.error: BaseException | None = None
         self.stream_error: str | None = None
         self.replayed = False
+        #: Set when the answer is a recorded call's, served as it was (see ``_rows``).
+        self.recorded: RecordedResponse | None = None
         self._done = False
         self._lock = threading.Lock()
         #: Called once the call is finished (the aiohttp tee forgets its reader then).
@@ -199,6 +216,10 @@ class PendingCall:
     ) -> None:
         """The status line and headers arrived. ``decoded``: the client undoes content-encoding
         before we see the bytes (requests, aiohttp), so the stored headers must not claim it."""
+        if self.recorded is not None:
+            if not decoded:
+                return  # a recorded answer's status and stored headers, set by ``answer_for``
+            self.recorded = None  # the client rewrote the bytes: analyse what it passed on
         self.status_code = status_code
         self.decoded = decoded
         kept = [
@@ -241,8 +262,6 @@ class PendingCall:
     def _rows(
         self, latency: float, chunks: list[tuple[float, bytes]]
     ) -> list[tuple[str, tuple[Any, ...]]]:
-        from workbench.capture import price_book
-
         run = self.frame.run
         store = run.store
         ops: list[tuple[str, tuple[Any, ...]]] = []
@@ -257,72 +276,71 @@ class PendingCall:
 
         body = b"".join(data for _, data in chunks)
         content_type = self.headers.get("content-type")
-        readable = body if self.decoded else decode_content(body, self.headers)
         request_body = (
             self.canonical.get("body") if self.canonical.get("body_format") == "json" else None
         )
-        provider, operation = identify(self.method, self.url, request_body)
         facts: CallFacts | None = None
         cost = None
-        try:
+        recorded = self.recorded
+        body_hash: str | None = None
+        if recorded is not None and body == recorded.body and recorded.provider is not None:
+            # A replay served these very bytes: what the recording worked out still holds.
+            facts, cost = _recorded_facts(recorded), recorded.cost_usd
+            provider, operation = facts.provider, facts.operation
+            body_hash = recorded.body_hash
+        else:
+            provider, operation = identify(self.method, self.url, request_body)
             if self.status_code is not None:
-                facts = analyse(
-                    provider, operation, request_body, self.status_code, content_type, readable
-                )
-            if facts is not None and self.status_code is not None and self.status_code < 400:
-                cost = price_book(run.config).cost_usd(
-                    facts.provider,
-                    facts.model,
-                    input_tokens=facts.input_tokens,
-                    output_tokens=facts.output_tokens,
-                    cache_read_tokens=facts.cache_read_tokens,
-                    cache_write_tokens=facts.cache_write_tokens,
-                )
-        except Exception:  # the call is still kept, with what we could not work out left empty
-            log.exception(
-                "workbench could not analyse the response of %s %s", self.method, self.url
-            )
+                facts, cost = self._analyse(provider, operation, request_body, content_type, body)
         streamed = bool(content_type and content_type.startswith("text/event-stream"))
         step = self.frame.step
         error = None if self.error is None else run.error_text(self.error)
-        ops.append(
-            (
-                "call",
-                (
-                    self.id,
-                    run.id,
-                    self.frame.span_id,
-                    step.step_id if step is not None else None,
-                    step.occurrence if step is not None else None,
-                    facts.provider if facts else provider,
-                    (facts.model if facts else None) or _request_model(request_body),
-                    facts.operation if facts else operation,
-                    blob(scrub_json(encode(self.canonical))),
-                    self.status_code,
-                    scrub_json(encode(self.headers)).decode(),
-                    int(streamed),
-                    blob(scrub_bytes(body)) if body else None,
-                    _chunk_index(chunks) if streamed else None,
-                    facts.input_tokens if facts else None,
-                    facts.output_tokens if facts else None,
-                    facts.cache_read_tokens if facts else None,
-                    facts.cache_write_tokens if facts else None,
-                    int(facts.tokens_estimated) if facts else 0,
-                    cost,
-                    chunks[0][0] if streamed and chunks else None,
-                    latency,
-                    facts.finish_reason if facts else None,
-                    facts.text if facts is not None else None,  # inline: short, rarely repeated
-                    self.key,
-                    self.occurrence,
-                    self.started_at,
-                    error,
-                    self.stream_error or (facts.stream_error if facts else None),
-                ),
-            )
+        # Debug mode: an unsampled run keeps no row (its observers still hear of the call);
+        # a sampled one without log_model_prompts keeps the call but not what was said.
+        keep, prompts = run.recording, run.keep_prompts
+        row = (
+            self.id,
+            run.id,
+            self.frame.span_id,
+            step.step_id if step is not None else None,
+            step.occurrence if step is not None else None,
+            facts.provider if facts else provider,
+            (facts.model if facts else None) or _request_model(request_body),
+            facts.operation if facts else operation,
+            blob(scrub_json(encode(self.canonical if prompts else _unsaid(self.canonical))))
+            if keep
+            else None,
+            self.status_code,
+            scrub_json(encode(self.headers)).decode() if keep else "{}",
+            int(streamed),
+            (body_hash or blob(scrub_bytes(body))) if body and prompts else None,
+            _chunk_index(chunks) if streamed and prompts else None,
+            facts.input_tokens if facts else None,
+            facts.output_tokens if facts else None,
+            facts.cache_read_tokens if facts else None,
+            facts.cache_write_tokens if facts else None,
+            int(facts.tokens_estimated) if facts else 0,
+            cost,
+            chunks[0][0] if streamed and chunks else None,
+            latency,
+            facts.finish_reason if facts else None,
+            facts.text if facts is not None and prompts else None,  # inline: short
+            self.key,
+            self.occurrence,
+            self.started_at,
+            error,
+            self.stream_error or (facts.stream_error if facts else None),
         )
+        if keep:
+            ops.append(("call", row))
+        elif self.status_code is not None and self.status_code < 400 and row[5] != "http":
+            # Unsampled: no call row, but its spend still counts (as the ledger's trigger
+            # counts a recorded call), so budgets and cost reports do not shrink with the rate.
+            provider_model = row[5:7]
+            spent = (cost, row[14], row[15])  # cost, input and output tokens
+            ledger = (self.id, run.id, self.started_at, run.user_id, run.pipeline_id)
+            ops.append(("ledger", (*ledger, *provider_model, *spent)))
         if _hooks.observers():
-            row = ops[-1][1]
             _hooks.model_call_finished(
                 _hooks.ModelCallEvent(
                     run=run,
@@ -344,6 +362,56 @@ class PendingCall:
                 )
             )
         return ops
+
+    def _analyse(
+        self,
+        provider: str,
+        operation: str,
+        request_body: Any,
+        content_type: str | None,
+        body: bytes,
+    ) -> tuple[CallFacts | None, float | None]:
+        """Provider, model, tokens and price, read from the response (``None`` where unknown)."""
+        from workbench.capture import price_book
+
+        status = self.status_code
+        assert status is not None
+        readable = body if self.decoded else decode_content(body, self.headers)
+        try:
+            facts = analyse(provider, operation, request_body, status, content_type, readable)
+            if facts is None or status >= 400:
+                return facts, None
+            cost = price_book(self.frame.run.config).cost_usd(
+                facts.provider,
+                facts.model,
+                input_tokens=facts.input_tokens,
+                output_tokens=facts.output_tokens,
+                cache_read_tokens=facts.cache_read_tokens,
+                cache_write_tokens=facts.cache_write_tokens,
+            )
+            return facts, cost
+        except Exception:  # the call is still kept, with what we could not work out left empty
+            log.exception(
+                "workbench could not analyse the response of %s %s", self.method, self.url
+            )
+            return None, None
+
+
+def _recorded_facts(recorded: RecordedResponse) -> CallFacts:
+    return CallFacts(
+        provider=recorded.provider or "http",
+        operation=recorded.operation or "",
+        model=recorded.model,
+        input_tokens=recorded.input_tokens,
+        output_tokens=recorded.output_tokens,
+        cache_read_tokens=recorded.cache_read_tokens,
+        cache_write_tokens=recorded.cache_write_tokens,
+        tokens_estimated=recorded.tokens_estimated,
+        finish_reason=recorded.finish_reason,
+        text=recorded.text,
+        response=None,
+        stream_error=recorded.stream_error,
+    )
 
 
 def start_call(
@@ -371,6 +439,11 @@ def _chunk_index(chunks: list[tuple[float, bytes]]) -> str:
         index.append([micros - previous, len(chunk)])
         previous = micros
     return encode(index).decode()
+
+
+def _unsaid(canonical: dict[str, Any]) -> dict[str, Any]:
+    """The request without its body: debug mode keeps no prompt without ``log_model_prompts``."""
+    return {**canonical, "body": None, "body_omitted": "debug.features has no log_model_prompts"}
 
 
 def _request_model(body: Any) -> str | None:

@@ -39,11 +39,11 @@ def _request_body(request: Any) -> bytes | None:
     return bytes(content) if content else None
 
 
-def _rewrite(module: types.ModuleType, frame: Any, request: Any) -> bytes | None:
+def _rewrite(module: types.ModuleType, frame: Any, request: Any, url: str) -> bytes | None:
     """The request's body, after the run's interceptor has had its say (the request is
     changed in place: the client and the response keep referring to the same object)."""
     body = _request_body(request)
-    new = rewritten_body(frame, str(request.url), body)
+    new = rewritten_body(frame, url, body)
     if new is None:
         return body
     request.headers["Content-Length"] = str(len(new))
@@ -113,34 +113,66 @@ def patch(module: types.ModuleType) -> None:
                 self._call.finish()
 
     class ReplayStream(sync_base):  # type: ignore[misc, valid-type]
-        def __init__(self, answer: RecordedAnswer) -> None:
-            self._answer = answer
+        """A recorded answer served as the response stream, recorded into ``call`` as it is
+        read (what the tee does for a live response, one generator fewer)."""
+
+        def __init__(self, answer: RecordedAnswer, call: PendingCall) -> None:
+            self._call = call
             self._started = time.perf_counter()
+            # One pass over the body, however often the stream is iterated: SDKs drain a
+            # response again after its end, and a network stream has nothing left by then.
+            self._chunks = answer_chunks(answer, self._started)
             self.response: Any = None
 
         def __iter__(self) -> Iterator[bytes]:
-            yield from answer_chunks(self._answer, self._started)
+            call = self._call
+            try:
+                for chunk in self._chunks:
+                    call.chunk(chunk)
+                    yield chunk
+            except GeneratorExit:  # the caller stopped early (an SDK does after [DONE])
+                call.finish()
+                raise
+            except BaseException as exc:
+                call.finish(error=exc)
+                raise
+            call.finish()
 
         def close(self) -> None:
             # What httpx's own bound stream does: SDKs may read ``response.elapsed``.
             if self.response is not None:
                 elapsed = time.perf_counter() - self._started
                 self.response.elapsed = datetime.timedelta(seconds=elapsed)
+            self._call.finish()
 
     class AsyncReplayStream(async_base):  # type: ignore[misc, valid-type]
-        def __init__(self, answer: RecordedAnswer) -> None:
-            self._answer = answer
+        """:class:`ReplayStream` for async clients."""
+
+        def __init__(self, answer: RecordedAnswer, call: PendingCall) -> None:
+            self._call = call
             self._started = time.perf_counter()
+            self._chunks = answer_chunks_async(answer, self._started)  # one pass, as above
             self.response: Any = None
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            async for chunk in answer_chunks_async(self._answer, self._started):
-                yield chunk
+            call = self._call
+            try:
+                async for chunk in self._chunks:
+                    call.chunk(chunk)
+                    yield chunk
+            except GeneratorExit:
+                call.finish()
+                raise
+            except BaseException as exc:
+                call.finish(error=exc)
+                raise
+            call.finish()
 
         async def aclose(self) -> None:
             if self.response is not None:
                 elapsed = time.perf_counter() - self._started
                 self.response.elapsed = datetime.timedelta(seconds=elapsed)
+            self._call.finish()
 
     def replayed(client: Any, request: Any, answer: RecordedAnswer, stream: Any) -> Any:
         """The response the client would have returned, built from ``answer`` (no network)."""
@@ -159,12 +191,13 @@ def patch(module: types.ModuleType) -> None:
         frame = current.get()
         if frame is None or not frame.run.capture_enabled:
             return sync_send(self, request)
+        url = str(request.url)  # httpx builds the string anew on each str()
         call = start_call(
             frame,
             request.method,
-            str(request.url),
+            url,
             request.headers.multi_items(),
-            _rewrite(module, frame, request),
+            _rewrite(module, frame, request, url),
         )
         if call is None:
             return sync_send(self, request)
@@ -173,7 +206,9 @@ def patch(module: types.ModuleType) -> None:
             if answer is None:
                 response = sync_send(self, request)
             else:
-                response = replayed(self, request, answer, ReplayStream(answer))
+                response = replayed(self, request, answer, ReplayStream(answer, call))
+                call.response(answer.status_code, answer.headers)
+                return response
         except BaseException as exc:
             call.finish(error=exc)
             raise
@@ -185,12 +220,13 @@ def patch(module: types.ModuleType) -> None:
         frame = current.get()
         if frame is None or not frame.run.capture_enabled:
             return await async_send(self, request)
+        url = str(request.url)  # httpx builds the string anew on each str()
         call = start_call(
             frame,
             request.method,
-            str(request.url),
+            url,
             request.headers.multi_items(),
-            _rewrite(module, frame, request),
+            _rewrite(module, frame, request, url),
         )
         if call is None:
             return await async_send(self, request)
@@ -199,7 +235,9 @@ def patch(module: types.ModuleType) -> None:
             if answer is None:
                 response = await async_send(self, request)
             else:
-                response = replayed(self, request, answer, AsyncReplayStream(answer))
+                response = replayed(self, request, answer, AsyncReplayStream(answer, call))
+                call.response(answer.status_code, answer.headers)
+                return response
         except BaseException as exc:
             call.finish(error=exc)
             raise

@@ -152,7 +152,8 @@ def canonical_request(
     kept = {
         name: value
         for name, value in all_headers.items()
-        if name in _KEPT_HEADERS or _normalise_name(name) in sensitive
+        # ``is REDACTED``: exactly the credential headers ``_redact_headers`` just replaced.
+        if name in _KEPT_HEADERS or value is REDACTED
     }
     content_type = all_headers.get("content-type", "")
     body_format, parsed = _canonical_body(body, content_type, sensitive, query_sensitive)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import inspect
 import logging
@@ -30,15 +31,16 @@ from workbench.exceptions import (
     ReplayMismatchError,
 )
 from workbench.recorder import LiveExecution, record
-from workbench.records import ErrorInfo, Execution
+from workbench.records import ErrorInfo, Execution, ModelCall
 from workbench.replay._from_step import SkippedSteps, steps_before
 from workbench.replay._index import RecordedCalls, request_summary
 from workbench.replay._interceptor import OnMiss, ReplayInterceptor
 from workbench.replay._result import ReplayResult
 from workbench.replay._rewrite import RequestRewriter
-from workbench.store import Store, open_store
+from workbench.replay._vcr import WorkbenchCassette, require_vcrpy, stubs_installed
+from workbench.store import RecordedResponse, Store, open_store
 
-__all__ = ["MODIFICATIONS", "ON_MISS", "RequestReplay"]
+__all__ = ["MODIFICATIONS", "ON_MISS", "STUBS", "RequestReplay"]
 
 ON_MISS: tuple[OnMiss, ...] = ("error", "live", "test-model")
 #: Modification keys a replay understands, and the type each value must have.
@@ -51,8 +53,12 @@ MODIFICATIONS: dict[str, tuple[type, ...]] = {
     "realtime": (bool,),
     "save_all_states": (bool,),
     "step_outputs": (dict,),
+    "stubs": (str,),
     "use_test_models": (bool,),
 }
+#: What answers recorded calls: workbench's own stubs at its capture patch points (the
+#: original chunking and timing), or vcrpy's stubs over a ``WorkbenchCassette``.
+STUBS = ("workbench", "vcrpy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +74,7 @@ class _Plan:
     on_miss: OnMiss
     rewriter: RequestRewriter
     skipped: SkippedSteps
+    responses: list[RecordedResponse]  # what answers requests; empty with use_test_models
 
 
 class RequestReplay:
@@ -104,14 +111,20 @@ class RequestReplay:
         that step first started return their recorded results without running (their calls
         are not reported unused); ``save_all_states`` keeps every step's parameters and
         result as the states ``<step>.inputs`` / ``<step>.outputs``; ``log_level``,
-        ``realtime``, ``use_test_models``. Replaced step outputs are the recorded JSON form.
+        ``realtime``, ``use_test_models``; ``stubs`` (see :data:`STUBS`): ``"vcrpy"`` serves the
+        recorded calls through vcrpy's stubs over a ``WorkbenchCassette`` (one chunk per body,
+        so not with ``realtime``). Replaced step outputs are the recorded JSON form.
         """
         plan = self._plan(execution_id, modifications, on_miss)
         interceptor = self._interceptor(plan)
         failure: BaseException | None = None
         run: LiveExecution | None = None
         try:
-            with self._record(plan) as run, _log_level(plan.modifications.get("log_level")):
+            with (
+                self._record(plan) as run,
+                _log_level(plan.modifications.get("log_level")),
+                _stubs(plan, interceptor),
+            ):
                 self._arm(run, plan, interceptor)
                 try:
                     output = plan.function(*plan.args, **plan.kwargs)
@@ -146,7 +159,7 @@ class RequestReplay:
         run: LiveExecution | None = None
         try:
             async with self._record(plan) as run:
-                with _log_level(plan.modifications.get("log_level")):
+                with _log_level(plan.modifications.get("log_level")), _stubs(plan, interceptor):
                     self._arm(run, plan, interceptor)
                     try:
                         if inspect.iscoroutinefunction(plan.function):
@@ -196,7 +209,9 @@ class RequestReplay:
             )
         mods = _checked_modifications(modifications)
         rewriter = RequestRewriter(mods.get("model"), mods.get("prompt_overrides"))
-        original = self.store.get_execution(execution_id)  # ExecutionNotFoundError if unknown
+        # Without its model calls, most of a large recording: the interceptor reads them
+        # lighter (``RecordedCalls``); from_step and a damaged recording read them whole.
+        original = self.store.get_execution(execution_id, model_calls=False)
         if original.status == "running":
             raise ReplayError(
                 f"execution {execution_id} is still running; replay it once it has ended"
@@ -210,9 +225,11 @@ class RequestReplay:
         _check_step_names(original, mods, rewriter)
         skipped: SkippedSteps = ({}, set())
         if "from_step" in mods:
-            skipped = steps_before(original, mods["from_step"])
+            skipped = steps_before(self.store.get_execution(execution_id), mods["from_step"])
+        responses: list[RecordedResponse] = []
         if not mods.get("use_test_models", False):
-            self._check_responses(original, skipped[1])
+            responses = self.store.recorded_responses(execution_id)
+            self._check_responses(original, responses, skipped[1])
         function = _load_entrypoint(original.entrypoint, execution_id)
         arguments = original.metadata.get("entrypoint_arguments", original.inputs)
         if not isinstance(arguments, dict):
@@ -235,16 +252,32 @@ class RequestReplay:
         inputs = arguments if "entrypoint_arguments" not in original.metadata else original.inputs
         on_miss_policy: OnMiss = on_miss  # narrowed by the check above
         return _Plan(
-            original, function, args, kwargs, inputs, mods, on_miss_policy, rewriter, skipped
+            original,
+            function,
+            args,
+            kwargs,
+            inputs,
+            mods,
+            on_miss_policy,
+            rewriter,
+            skipped,
+            responses,
         )
 
-    def _check_responses(self, original: Execution, skipped_calls: set[tuple[str, int]]) -> None:
+    def _check_responses(
+        self,
+        original: Execution,
+        responses: list[RecordedResponse],
+        skipped_calls: set[tuple[str, int]],
+    ) -> None:
         """Every recorded response the replay may serve is in the store and whole; a damaged
         one would reach the user's code as a baffling SDK error halfway through the run."""
-        damaged = self.store.damaged_responses(original.id)
+        damaged = {r.call_id: r.damage for r in responses if r.damage is not None}
+        if not damaged:
+            return
         calls = [
             call
-            for call in original.model_calls
+            for call in self.store.get_execution(original.id).model_calls
             if call.id in damaged and (call.request_key, call.occurrence) not in skipped_calls
         ]
         if not calls:
@@ -270,14 +303,20 @@ class RequestReplay:
             damaged={call.id: damaged[call.id] for call in calls},
         )
 
+    def _recorded_calls(self, execution_id: str) -> list[ModelCall]:
+        return self.store.get_execution(execution_id).model_calls
+
     def _interceptor(self, plan: _Plan) -> ReplayInterceptor:
         return ReplayInterceptor(
-            RecordedCalls(plan.original.model_calls),
+            RecordedCalls(
+                plan.responses, functools.partial(self._recorded_calls, plan.original.id)
+            ),
             on_miss=plan.on_miss,
             realtime=bool(plan.modifications.get("realtime", False)),
             use_test_models=bool(plan.modifications.get("use_test_models", False)),
             rewriter=plan.rewriter,
             skipped_calls=plan.skipped[1],
+            via_stubs=plan.modifications.get("stubs") == "vcrpy",
         )
 
     def _record(self, plan: _Plan) -> record:
@@ -379,6 +418,19 @@ def _check_step_names(original: Execution, mods: dict[str, Any], rewriter: Reque
             )
 
 
+@contextlib.contextmanager
+def _stubs(plan: _Plan, interceptor: ReplayInterceptor) -> Iterator[None]:
+    """vcrpy's stubs over the recording, when the replay asked for them; else nothing."""
+    if plan.modifications.get("stubs") != "vcrpy":
+        yield
+        return
+    cassette = WorkbenchCassette(
+        interceptor.recorded, name=f"replay of {plan.original.id}", live=plan.on_miss == "live"
+    )
+    with stubs_installed(cassette):
+        yield
+
+
 def _checked_modifications(modifications: Mapping[str, Any] | None) -> dict[str, Any]:
     mods = dict(modifications or {})
     allowed = ", ".join(sorted(MODIFICATIONS))
@@ -391,6 +443,20 @@ def _checked_modifications(modifications: Mapping[str, Any] | None) -> dict[str,
         if not isinstance(value, types) or (types != (bool,) and isinstance(value, bool)):
             expected = " or ".join(t.__name__ for t in types)
             raise ConfigError(f"replay modification {key!r} must be a {expected}, got {value!r}")
+    stubs = mods.get("stubs", "workbench")
+    if stubs not in STUBS:
+        raise ConfigError(
+            f"replay modification 'stubs' must be one of {', '.join(map(repr, STUBS))}, "
+            f"got {stubs!r}"
+        )
+    if stubs == "vcrpy":
+        require_vcrpy()
+        if mods.get("realtime"):
+            raise ConfigError(
+                "replay modifications 'realtime' and stubs='vcrpy' do not go together: vcrpy's "
+                "stubs hand each body over in one piece, so there is no chunk timing to keep; "
+                "drop 'stubs' (workbench's stubs keep the original chunks and timing)"
+            )
     level = mods.get("log_level")
     if isinstance(level, str) and not isinstance(logging.getLevelName(level.upper()), int):
         raise ConfigError(

@@ -9,12 +9,14 @@ what a user needs to see why a replay diverged. It does not serve answers or tou
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
 
 from workbench.records import ModelCall
+from workbench.store import RecordedResponse
 
 __all__ = ["RecordedCalls", "request_diff", "request_summary"]
 
@@ -27,33 +29,56 @@ _SUMMARY_CHARS = 80
 
 
 class RecordedCalls:
-    """The answerable calls of one recording: an O(1) lookup and a bounded nearest-match."""
+    """The answerable calls of one recording: an O(1) lookup and a bounded nearest-match.
 
-    __slots__ = ("_by_key", "_by_route")
+    Lookups use the light :class:`~workbench.store.RecordedResponse` of each call; the full
+    :class:`ModelCall` records (requests included) are loaded only when a miss needs the
+    nearest request or when some recorded calls went unused — a replay that matches
+    everything never reads them.
+    """
 
-    def __init__(self, calls: Iterable[ModelCall]) -> None:
-        self._by_key: dict[tuple[str, int], ModelCall] = {}
-        self._by_route: dict[tuple[str, str], list[ModelCall]] = {}
-        for call in calls:
-            self._by_key[(call.request_key, call.occurrence)] = call
-            self._by_route.setdefault(_route(call.request), []).append(call)
+    __slots__ = ("_by_key", "_calls", "_load", "_lock")
+
+    def __init__(
+        self,
+        responses: Iterable[RecordedResponse],
+        load_calls: Callable[[], Iterable[ModelCall]],
+    ) -> None:
+        self._by_key = {(r.request_key, r.occurrence): r for r in responses}
+        self._load = load_calls
+        self._calls: list[ModelCall] | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def of(cls, calls: Iterable[ModelCall]) -> RecordedCalls:
+        """An index over full records already in hand (tests, and calls read another way)."""
+        kept = list(calls)
+        return cls((_response_of(call) for call in kept), lambda: kept)
 
     def __len__(self) -> int:
         return len(self._by_key)
 
-    def get(self, request_key: str, occurrence: int) -> ModelCall | None:
-        """The recorded call answering the ``occurrence``-th request with this key."""
+    def get(self, request_key: str, occurrence: int) -> RecordedResponse | None:
+        """The recorded answer to the ``occurrence``-th request with this key."""
         return self._by_key.get((request_key, occurrence))
 
+    def keys(self) -> set[tuple[str, int]]:
+        return set(self._by_key)
+
     def calls(self) -> list[ModelCall]:
-        return list(self._by_key.values())
+        """The full recorded calls, in recorded order (loaded once, on first use)."""
+        with self._lock:
+            if self._calls is None:
+                self._calls = list(self._load())
+            return self._calls
 
     def nearest(self, request: Mapping[str, Any]) -> ModelCall | None:
         """The recorded call with the same method and path whose body is most like ``request``'s.
 
         Ties go to the earliest recorded. ``None`` if no recorded call has the same route.
         """
-        candidates = self._by_route.get(_route(request), [])[:_MAX_CANDIDATES]
+        route = _route(request)
+        candidates = [c for c in self.calls() if _route(c.request) == route][:_MAX_CANDIDATES]
         if not candidates:
             return None
         wanted = _body_text(request)[:_MAX_COMPARED_CHARS]
@@ -69,6 +94,33 @@ class RecordedCalls:
             if ratio > best_ratio:
                 best, best_ratio = candidate, ratio
         return best
+
+
+def _response_of(call: ModelCall) -> RecordedResponse:
+    return RecordedResponse(
+        call_id=call.id,
+        step_id=call.step_id,
+        request_key=call.request_key,
+        occurrence=call.occurrence,
+        status_code=call.status_code,
+        headers=call.response_headers,
+        streamed=call.streamed,
+        chunks=[(chunk.offset_s, chunk.data) for chunk in call.chunks],
+        body=call.body,
+        body_hash=None,
+        provider=call.provider,
+        model=call.model,
+        operation=call.operation,
+        input_tokens=call.input_tokens,
+        output_tokens=call.output_tokens,
+        cache_read_tokens=call.cache_read_tokens,
+        cache_write_tokens=call.cache_write_tokens,
+        tokens_estimated=call.tokens_estimated,
+        cost_usd=call.cost_usd,
+        finish_reason=call.finish_reason,
+        text=call.text,
+        stream_error=call.stream_error,
+    )
 
 
 def _route(request: Any) -> tuple[str, str]:

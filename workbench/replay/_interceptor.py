@@ -44,8 +44,10 @@ class ReplayInterceptor:
         use_test_models: bool = False,
         rewriter: RequestRewriter | None = None,
         skipped_calls: set[tuple[str, int]] | None = None,
+        via_stubs: bool = False,
     ) -> None:
         self._recorded = recorded
+        self._via_stubs = via_stubs
         self._rewriter = rewriter if rewriter else None
         self._on_miss = on_miss
         self._realtime = realtime
@@ -72,9 +74,11 @@ class ReplayInterceptor:
                 self._used.add((call.key, call.occurrence))
             return RecordedAnswer(
                 found.status_code,
-                list(found.response_headers.items()),
-                [(chunk.offset_s, chunk.data) for chunk in found.chunks],
+                list(found.headers.items()),
+                found.chunks,
                 realtime=self._realtime,
+                recorded=found,
+                via_stubs=self._via_stubs,
             )
         mismatch = self._mismatch(call)
         with self._lock:
@@ -85,12 +89,18 @@ class ReplayInterceptor:
             return self._test_model.answer(call)
         return _refusal(mismatch)
 
+    @property
+    def recorded(self) -> RecordedCalls:
+        return self._recorded
+
     def unused(self) -> list[ModelCall]:
         """Recorded calls no replayed request asked for, in recorded order."""
         if self._use_test_models:
             return []  # the recording was not consulted at all: nothing is "unused" by choice
         with self._lock:
             used = set(self._used)
+        if not self._recorded.keys() - used:
+            return []  # the common case: no need to read the full recorded calls
         return [c for c in self._recorded.calls() if (c.request_key, c.occurrence) not in used]
 
     def close(self) -> None:

@@ -7,6 +7,7 @@ assembled message — is derived here with ``workbench.providers``, a pure parse
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from typing import Any
 
 from workbench._http import body_json, decode_content
@@ -14,7 +15,52 @@ from workbench._json import decode
 from workbench.providers import analyse
 from workbench.records import ErrorInfo, ModelCall, Span, Step, StreamChunk
 
-__all__ = ["decoded", "json_column", "model_call", "span", "step"]
+__all__ = [
+    "RecordedResponse",
+    "decoded",
+    "json_column",
+    "model_call",
+    "recorded_response",
+    "span",
+    "step",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedResponse:
+    """What a replay needs of one recorded model call: its lookup key and its answer.
+
+    Lighter than a :class:`~workbench.records.ModelCall` (no request, no parsed response), so
+    that opening a large recording for replay reads and decodes only what answers requests.
+    The recorded analysis (tokens, price, finish reason) travels with it: a replayed call
+    serves these very bytes, so the replay records them without parsing the body again.
+    """
+
+    call_id: str
+    step_id: str | None
+    request_key: str
+    occurrence: int
+    status_code: int | None
+    headers: dict[str, str]
+    streamed: bool
+    chunks: list[tuple[float, bytes]]  # (offset_s, bytes) as the caller received them
+    body: bytes
+    body_hash: str | None
+    provider: str | None
+    model: str | None
+    operation: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read_tokens: int | None
+    cache_write_tokens: int | None
+    tokens_estimated: bool
+    cost_usd: float | None
+    finish_reason: str | None
+    text: str | None
+    stream_error: str | None
+    #: Why this response cannot be served as it was received (a missing body, a stream whose
+    #: chunk index does not add up to its body), or ``None``.
+    damage: str | None = None
 
 
 def json_column(text: str | None) -> Any:
@@ -65,18 +111,86 @@ def span(r: sqlite3.Row) -> Span:
     )
 
 
-def model_call(r: sqlite3.Row, blobs: dict[str, Any]) -> ModelCall:
-    body = blobs.get(r["body_hash"] or "", b"")
-    chunks: list[StreamChunk] = []
+def _chunks(r: sqlite3.Row, body: bytes) -> list[tuple[float, bytes]]:
+    """The body cut back into the reads the caller got, each with its time offset."""
+    chunks: list[tuple[float, bytes]] = []
     position = 0
     micros = 0
     for delta_us, length in json_column(r["chunks"]) or []:
         micros += delta_us
-        chunks.append(StreamChunk(micros / 1_000_000, body[position : position + length]))
+        chunks.append((micros / 1_000_000, body[position : position + length]))
         position += length
     if body and not r["streamed"]:
         # A whole body is kept as one read, at the moment it was complete: what replay serves.
-        chunks.append(StreamChunk(r["latency_s"] or 0.0, body))
+        chunks.append((r["latency_s"] or 0.0, body))
+    return chunks
+
+
+def indexed_bytes(index: str | None) -> int | None:
+    """How many body bytes a stream's chunk index (``[[delta_us, length], ...]``) covers;
+    ``None`` when it is not such a list."""
+    try:
+        entries = json_column(index) or []
+    except ValueError:
+        return None
+    if not isinstance(entries, list) or not all(
+        isinstance(e, list) and len(e) == 2 and isinstance(e[1], int) and e[1] >= 0 for e in entries
+    ):
+        return None
+    return sum(int(e[1]) for e in entries)
+
+
+def _damage(r: sqlite3.Row, body: bytes | None) -> str | None:
+    if r["status_code"] is None or r["body_hash"] is None:
+        return None
+    if body is None:
+        return f"its response body (blob {r['body_hash']}) is not in the store"
+    if r["streamed"]:
+        indexed = indexed_bytes(r["chunks"])
+        if indexed != len(body):
+            covers = (
+                "an unreadable chunk index"
+                if indexed is None
+                else f"a chunk index covering {indexed} bytes"
+            )
+            return f"its recorded stream is corrupt: {covers} for a body of {len(body)} bytes"
+    return None
+
+
+def recorded_response(r: sqlite3.Row, stored_body: bytes | None) -> RecordedResponse:
+    """``stored_body`` is ``None`` when the row names a body blob the store does not hold."""
+    damage = _damage(r, stored_body)
+    body = stored_body or b""
+    return RecordedResponse(
+        call_id=r["id"],
+        step_id=r["step_id"],
+        request_key=r["request_key"],
+        occurrence=r["occurrence"],
+        status_code=r["status_code"],
+        headers=json_column(r["response_headers"]) or {},
+        streamed=bool(r["streamed"]),
+        chunks=[] if damage else _chunks(r, body),
+        body=body,
+        body_hash=r["body_hash"],
+        provider=r["provider"],
+        model=r["model"],
+        operation=r["operation"],
+        input_tokens=r["input_tokens"],
+        output_tokens=r["output_tokens"],
+        cache_read_tokens=r["cache_read_tokens"],
+        cache_write_tokens=r["cache_write_tokens"],
+        tokens_estimated=bool(r["tokens_estimated"]),
+        cost_usd=r["cost_usd"],
+        finish_reason=r["finish_reason"],
+        text=r["text"],
+        stream_error=r["stream_error"],
+        damage=damage,
+    )
+
+
+def model_call(r: sqlite3.Row, blobs: dict[str, Any]) -> ModelCall:
+    body = blobs.get(r["body_hash"] or "", b"")
+    chunks = [StreamChunk(offset, data) for offset, data in _chunks(r, body)]
     headers = json_column(r["response_headers"]) or {}
     request = decoded(blobs, r["request_hash"])
     # The response is stored once, as received; its parsed (for a stream: assembled) form is

@@ -126,6 +126,20 @@ _LOG_COLUMNS = (
     "created_at",
 )
 _PROFILE_COLUMNS = ("id", "execution_id", "kind", "trigger", "path", "summary", "created_at")
+#: A spend the store keeps without its call: an unsampled execution's call (debug mode) still
+#: counts for budgets and cost reports, as the trigger on ``model_calls`` counts recorded ones.
+LEDGER_COLUMNS = (
+    "call_id",
+    "execution_id",
+    "started_at",
+    "user_id",
+    "pipeline_id",
+    "provider",
+    "model",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+)
 
 
 def _insert(table: str, columns: Sequence[str], verb: str = "INSERT OR REPLACE") -> str:
@@ -144,6 +158,7 @@ _SQL: dict[str, str] = {
     "state": _insert("states", _STATE_COLUMNS, "INSERT"),
     "log": _insert("logs", _LOG_COLUMNS, "INSERT"),
     "profile": _insert("profiles", _PROFILE_COLUMNS),
+    "ledger": _insert("cost_ledger", LEDGER_COLUMNS, "INSERT"),
     "exec_end": """
         UPDATE executions SET status = ?, success = ?, error = ?, outputs_hash = ?,
             ended_at = ?, duration_s = ?, metadata = ?,

@@ -21,8 +21,13 @@ from typing import Any
 import zstandard
 
 from workbench._json import decode
-from workbench.exceptions import ExecutionNotFoundError, NotAStoreError, StoreError
-from workbench.records import ErrorInfo, Execution, LogRecord, Profile, State
+from workbench.exceptions import (
+    ExecutionNotFoundError,
+    NotAStoreError,
+    ProfileNotFoundError,
+    StoreError,
+)
+from workbench.records import ErrorInfo, Execution, LogRecord, Profile, ProfileSummary, State
 from workbench.store import _process
 from workbench.store import _rows as rows
 from workbench.store._codec import blob_hash, compress, decompress
@@ -284,8 +289,12 @@ class Store:
                 ) from exc
         return dead
 
-    def get_execution(self, execution_id: str) -> Execution:
-        """The execution with its steps, spans, model calls, states, logs and profiles."""
+    def get_execution(self, execution_id: str, *, model_calls: bool = True) -> Execution:
+        """The execution with its steps, spans, model calls, states, logs and profiles.
+
+        ``model_calls=False`` leaves ``model_calls`` empty, for a reader that gets them another
+        way (replay reads :meth:`recorded_responses`): the calls are most of a large recording.
+        """
         self.flush()
         rows = self._query("SELECT * FROM executions WHERE id = ?", (execution_id,))
         if not rows:
@@ -299,7 +308,9 @@ class Store:
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return self._execution(rows[0], full=True, interrupted=bool(dead))
+            return self._execution(
+                rows[0], full=True, interrupted=bool(dead), model_calls=model_calls
+            )
         except (ValueError, zstandard.ZstdError) as exc:  # undecodable JSON or blob
             raise StoreError(
                 f"execution {execution_id!r} in store {self.path} has a damaged record "
@@ -358,12 +369,14 @@ class Store:
             self._execution(row, full=False, interrupted=False) for row in self._query(sql, params)
         ]
 
-    def _execution(self, row: sqlite3.Row, *, full: bool, interrupted: bool) -> Execution:
+    def _execution(
+        self, row: sqlite3.Row, *, full: bool, interrupted: bool, model_calls: bool = True
+    ) -> Execution:
         blobs = self._blobs([row["inputs_hash"], row["outputs_hash"]])
         execution_id = row["id"]
         children: dict[str, Any] = {}
         if full:
-            children = self._children(execution_id, interrupted)
+            children = self._children(execution_id, interrupted, model_calls)
         return Execution(
             id=execution_id,
             pipeline_id=row["pipeline_id"],
@@ -392,7 +405,7 @@ class Store:
             **children,
         )
 
-    def _children(self, execution_id: str, interrupted: bool) -> dict[str, Any]:
+    def _children(self, execution_id: str, interrupted: bool, calls: bool) -> dict[str, Any]:
         by_exec = (execution_id,)
         step_rows = self._query(
             "SELECT * FROM steps WHERE execution_id = ? ORDER BY started_at, rowid", by_exec
@@ -400,8 +413,12 @@ class Store:
         span_rows = self._query(
             "SELECT * FROM spans WHERE execution_id = ? ORDER BY start, span_id", by_exec
         )
-        call_rows = self._query(
-            "SELECT * FROM model_calls WHERE execution_id = ? ORDER BY started_at, id", by_exec
+        call_rows = (
+            self._query(
+                "SELECT * FROM model_calls WHERE execution_id = ? ORDER BY started_at, id", by_exec
+            )
+            if calls
+            else []
         )
         state_rows = self._query(
             "SELECT * FROM states WHERE execution_id = ? ORDER BY seq, rowid", by_exec
@@ -455,51 +472,55 @@ class Store:
                     r["kind"],
                     r["trigger"],
                     r["path"],
-                    rows.json_column(r["summary"]) or {},
+                    ProfileSummary.from_json(rows.json_column(r["summary"])),
                     r["created_at"],
                 )
                 for r in profile_rows
             ],
         }
 
-    def damaged_responses(self, execution_id: str) -> dict[str, str]:
-        """The model calls of an execution whose recorded response cannot be served as it was
-        received, each with what is wrong: call id -> reason.
-
-        A response body whose blob is missing (a partly restored or hand-edited file), or a
-        stream whose chunk index does not add up to its body. Reads only the index and the
-        blobs' sizes, not their data. Reading the execution itself still works.
-        """
+    def recorded_responses(self, execution_id: str) -> list[rows.RecordedResponse]:
+        """An execution's model calls as a replay answers from them, in recorded order: one
+        query, each response body read once (see :class:`~workbench.store.RecordedResponse`)."""
         self.flush()
-        calls = self._query(
-            "SELECT id, streamed, body_hash, chunks FROM model_calls "
-            "WHERE execution_id = ? AND status_code IS NOT NULL AND body_hash IS NOT NULL",
-            (execution_id,),
+        collecting = gc.isenabled()
+        gc.disable()  # as in get_execution: a large, long-lived graph of new objects
+        try:
+            return [
+                rows.recorded_response(
+                    r, None if r["data"] is None else decompress(r["codec"], r["data"])
+                )
+                for r in self._query(
+                    "SELECT c.*, b.codec AS codec, b.data AS data FROM model_calls AS c "
+                    "LEFT JOIN blobs AS b ON b.hash = c.body_hash "
+                    "WHERE c.execution_id = ? ORDER BY c.started_at, c.id",
+                    (execution_id,),
+                )
+            ]
+        except (ValueError, zstandard.ZstdError) as exc:
+            raise StoreError(
+                f"execution {execution_id!r} in store {self.path} has a damaged model call "
+                f"({type(exc).__name__}: {exc}); restore the store file from a backup, or "
+                f"record the run again"
+            ) from exc
+        finally:
+            if collecting:
+                gc.enable()
+
+    def get_profile(self, profile_id: str) -> Profile:
+        """One profile by id (``workbench profile show``); its execution's are on the execution."""
+        self.flush()
+        found = self._query("SELECT * FROM profiles WHERE id = ?", (profile_id,))
+        if not found:
+            raise ProfileNotFoundError(
+                f"no profile {profile_id!r} in store {self.path}; the ids are listed by "
+                f"`workbench runs show EXECUTION_ID --json` under profiles"
+            )
+        r = found[0]
+        summary = ProfileSummary.from_json(rows.json_column(r["summary"]))
+        return Profile(
+            r["id"], r["execution_id"], r["kind"], r["trigger"], r["path"], summary, r["created_at"]
         )
-        sizes: dict[str, int] = {}
-        hashes = sorted({r["body_hash"] for r in calls})
-        for i in range(0, len(hashes), 500):
-            chunk = hashes[i : i + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for row in self._query(f"SELECT hash, size FROM blobs WHERE hash IN ({marks})", chunk):
-                sizes[row["hash"]] = row["size"]
-        damaged: dict[str, str] = {}
-        for r in calls:
-            size = sizes.get(r["body_hash"])
-            if size is None:
-                damaged[r["id"]] = f"its response body (blob {r['body_hash']}) is not in the store"
-            elif r["streamed"]:
-                indexed = _indexed_bytes(r["chunks"])
-                if indexed != size:
-                    covers = (
-                        "an unreadable chunk index"
-                        if indexed is None
-                        else (f"a chunk index covering {indexed} bytes")
-                    )
-                    damaged[r["id"]] = (
-                        f"its recorded stream is corrupt: {covers} for a body of {size} bytes"
-                    )
-        return damaged
 
     def blob_value(self, digest: str) -> Any:
         """The stored value behind a content hash (states, payloads)."""
@@ -519,20 +540,6 @@ class Store:
             p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists()
         )
         return counts
-
-
-def _indexed_bytes(index: str | None) -> int | None:
-    """How many body bytes a stream's chunk index (``[[delta_us, length], ...]``) covers;
-    ``None`` when it is not such a list."""
-    try:
-        entries = rows.json_column(index) or []
-    except ValueError:
-        return None
-    if not isinstance(entries, list) or not all(
-        isinstance(e, list) and len(e) == 2 and isinstance(e[1], int) and e[1] >= 0 for e in entries
-    ):
-        return None
-    return sum(int(e[1]) for e in entries)
 
 
 # -- the process's shared stores ---------------------------------------------------------------
