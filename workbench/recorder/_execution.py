@@ -25,6 +25,9 @@ from workbench import _hooks, _ids
 from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.config import load_config
+from workbench.debug import RecordingPlan, traceback_with_locals
+from workbench.debug import decide as decide_sampling
+from workbench.exceptions import RecordingError
 from workbench.records import ErrorInfo, Execution
 from workbench.redaction import (
     encode_redacted,
@@ -102,19 +105,37 @@ class LiveExecution:
         entrypoint: str | None = None,
         replay_of: str | None = None,
         modifications: dict[str, Any] | None = None,
-        sampled: bool = False,
+        sampled: bool | None = None,
         debug: bool = False,
     ) -> None:
         if not isinstance(pipeline_id, str) or not pipeline_id:
-            from workbench.exceptions import RecordingError
-
             raise RecordingError(
                 f"pipeline_id must be a non-empty string naming the pipeline, got {pipeline_id!r}"
             )
         config = load_config()
-        remember_environment()  # keys set after import, e.g. by a test or a secrets manager
         self.store = store
         self.id = _ids.execution_id()
+        parent = current.get()
+        # Sampled debug mode (see ``workbench.debug``) decides once, here, what this execution
+        # records: everything beneath it follows that decision.
+        plan = decide_sampling(
+            config,
+            self.id,
+            user_id=user_id,
+            pipeline_id=pipeline_id,
+            requested=True if replay_of is not None else sampled,
+            parent=parent.run.plan if parent is not None else None,
+        )
+        #: What this execution records (a :class:`workbench.debug.RecordingPlan`).
+        self.plan: RecordingPlan = plan
+        #: False for an execution debug mode did not sample: no row of any kind is written for
+        #: it, but observers still hear of its start, end and model calls (metrics, cost).
+        self.recording = plan.recording
+        self.keep_trace = plan.keep_trace
+        self.keep_states = plan.keep_states
+        self.keep_prompts = plan.keep_prompts
+        if plan.recording:
+            remember_environment()  # keys set after import, e.g. by a test or a secrets manager
         self.trace_id = _ids.trace_id()
         self.root_span_id = _ids.span_id()
         self.pipeline_id = pipeline_id
@@ -126,8 +147,8 @@ class LiveExecution:
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.replay_of = replay_of
         self.modifications = dict(modifications or {})
-        self.sampled = sampled
-        self.debug = debug
+        self.sampled = plan.sampled
+        self.debug = debug or plan.debug
         self.started_at = time.time()
         self.outputs: JSON = None
         #: Set to judge the run yourself; otherwise success is "completed without an error".
@@ -147,7 +168,7 @@ class LiveExecution:
         self._state_seq = itertools.count()
         self._lock = threading.Lock()
         self._open_calls: set[Any] = set()
-        self._inputs_hash = self.blob(inputs)
+        self._inputs_hash = self.blob(inputs) if plan.recording else None
         #: Set by replay: asked for an answer before each model call is sent (see
         #: ``workbench.capture._call.Interceptor``); ``None`` sends every call for real.
         self.interceptor: Any = None
@@ -183,7 +204,10 @@ class LiveExecution:
 
     def error_text(self, exc: BaseException) -> str:
         """An exception as JSON text for an ``error`` column, with no secret in its message."""
-        return self.json_text(ErrorInfo.from_exception(exc).to_json())
+        info = ErrorInfo.from_exception(exc)
+        if self.plan.error_locals:  # debug mode's extended_error_details
+            info = ErrorInfo(info.type, info.message, traceback_with_locals(exc, self.sensitive))
+        return self.json_text(info.to_json())
 
     def next_occurrence(self, step_id: str) -> int:
         """0 for a step's first run in this execution, 1 for its second, ..."""
@@ -226,6 +250,8 @@ class LiveExecution:
 
     def write_row(self) -> None:
         """(Re)write the execution row; the store replaces it, so later marks overwrite."""
+        if not self.recording:
+            return
         self.store.put(
             "exec",
             (
@@ -266,7 +292,8 @@ class LiveExecution:
             self.pipeline_version = version
         if self.inputs in (None, {}):
             self.inputs = arguments
-            self._inputs_hash = self.blob(arguments)
+            if self.recording:
+                self._inputs_hash = self.blob(arguments)
         else:
             self.metadata["entrypoint_arguments"] = arguments
         self.write_row()
@@ -276,6 +303,12 @@ class LiveExecution:
 
     def execution(self) -> Execution:
         """Everything recorded so far, read back from the store."""
+        if not self.recording:
+            raise RecordingError(
+                f"execution {self.id} was not recorded: debug mode did not sample it "
+                f"({self.plan.reason}; see debug.sampling in workbench.yaml). Force one with "
+                f"workbench.debug.force(True) or record(..., sampled=True)"
+            )
         return self.store.get_execution(self.id)
 
     def finish(self, exc: BaseException | None, *, flush: bool = True) -> None:
@@ -294,6 +327,9 @@ class LiveExecution:
             success = self.status == "completed"
         ended = time.time()
         duration = self.duration_s = time.perf_counter() - self._t0
+        if not self.recording:  # counted by the observers, never written
+            _hooks.execution_finished(self)
+            return
         error = None if exc is None else self.error_text(exc)
         outputs_hash = self.blob(self.outputs) if self.outputs is not None else None
         self.store.put(
@@ -337,6 +373,9 @@ class record(AsyncFromSync):
     ...     run.outputs = research("llamas")
 
     Also ``async with``. The block's exception, if any, is recorded and re-raised.
+
+    ``sampled``: ``True`` records this execution, ``False`` skips it (observers still hear of
+    it), ``None`` leaves it to debug mode's sampling (see :mod:`workbench.debug`).
     """
 
     def __init__(
@@ -351,7 +390,7 @@ class record(AsyncFromSync):
         pipeline_version: str | None = None,
         replay_of: str | None = None,
         modifications: dict[str, Any] | None = None,
-        sampled: bool = False,
+        sampled: bool | None = None,
         debug: bool = False,
         entrypoint: str | None = None,
     ) -> None:
@@ -404,7 +443,8 @@ class record(AsyncFromSync):
     ) -> None:
         run = self._leave()
         run.finish(exc, flush=False)
-        await flush_off_loop(run.store)
+        if run.recording:
+            await flush_off_loop(run.store)
 
     def _leave(self) -> LiveExecution:
         run = self._run

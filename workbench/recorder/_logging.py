@@ -28,6 +28,8 @@ def _capture(record: logging.LogRecord) -> None:
     if frame is None or record.name.startswith("workbench."):
         return
     run = frame.run
+    if not run.keep_trace:  # not sampled, or debug mode keeps no fine-grained trace
+        return
     fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
     if record.exc_info and record.exc_info[1] is not None:
         fields["exception"] = logging.Formatter().formatException(record.exc_info)

@@ -27,7 +27,7 @@ from workbench.redaction import encode_redacted, scrub_json
 from workbench.store import MAX_QUEUED
 from workbench.types import JSON
 
-__all__ = ["ActiveSpan", "ActiveStep", "carry_context", "span", "state", "step"]
+__all__ = ["ActiveSpan", "ActiveStep", "UnrecordedStep", "carry_context", "span", "state", "step"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _MAX_ITEMS = 1_000  # yielded items kept as a generator step's result
@@ -84,7 +84,9 @@ class ActiveStep:
         self.frame = Frame(self.run, self.span_id, self)
         self._token: Any = None
         self._parent = parent
-        self._params_hash = self.run.blob(parameters) if parameters is not None else None
+        self._params_hash = (
+            self.run.blob(parameters) if parameters is not None and self.run.keep_states else None
+        )
         self._write("running", None, None, None, None)
         if self.run.save_all_states:
             self._keep_state("inputs", self._params_hash)
@@ -155,7 +157,8 @@ class ActiveStep:
         ended = time.time()
         duration = time.perf_counter() - self._t0
         run = self.run
-        result_hash = run.blob(self.result) if exc is None and self.result is not None else None
+        keep = exc is None and self.result is not None and run.keep_states
+        result_hash = run.blob(self.result) if keep else None
         error = None if exc is None else run.error_text(exc)
         status = "completed" if exc is None else "failed"
         self._write(status, result_hash, error, ended, duration)
@@ -196,6 +199,65 @@ class ActiveStep:
             )
         if flush:
             run.store.flush(strict=False)  # a finished step survives a kill -9 of the process
+
+
+class UnrecordedStep(ActiveStep):
+    """A step of an execution that records nothing (debug mode did not sample it).
+
+    It sets the step's frame, so that model calls inside it are attributed to it, and tells
+    the observers it ended (metrics count unsampled work too); it writes no row.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self, parent: Frame, step_id: str, action: str | None, metrics: tuple[Any, ...] = ()
+    ) -> None:
+        run = self.run = parent.run
+        self.step_id = step_id
+        self.action = action
+        self.parameters = None
+        self.result = None
+        self.retries = 0
+        self.events = []
+        self.metrics = metrics
+        self.occurrence = run.next_occurrence(step_id)
+        self.span_id = parent.span_id
+        self.frame = Frame(run, parent.span_id, self)
+        self._token = None
+        self._parent = parent
+        self._t0 = time.perf_counter()
+
+    async def afinish(self, exc: BaseException | None) -> None:
+        self.finish(exc)
+
+    def finish(self, exc: BaseException | None, *, flush: bool = True) -> None:
+        if _hooks.observers():
+            _hooks.step_finished(
+                _hooks.StepEvent(
+                    run=self.run,
+                    step_id=self.step_id,
+                    occurrence=self.occurrence,
+                    action=self.action,
+                    status="completed" if exc is None else "failed",
+                    duration_s=time.perf_counter() - self._t0,
+                    retries=self.retries,
+                    result=self.result,
+                    error=exc,
+                    metrics=self.metrics,
+                )
+            )
+
+
+def _begin(
+    step_id: str, action: str | None, parameters: Callable[[], JSON], metrics: tuple[Any, ...]
+) -> ActiveStep:
+    """The running step: recorded, or only timed when its execution records nothing."""
+    parent = _frame_or_raise("step", step_id)
+    run = parent.run
+    if not run.recording:
+        return UnrecordedStep(parent, step_id, action, metrics)
+    return ActiveStep(step_id, action, parameters() if run.keep_states else None, metrics)
 
 
 def render_parameters(
@@ -258,7 +320,8 @@ class step(AsyncFromSync):
                 f"step {self.name!r}: retries= works on a decorated function, not on a `with` "
                 f"block (a block cannot be run again); decorate the function instead"
             )
-        active = ActiveStep(self.name, self.action, self.parameters, self.metrics)
+        given = self.parameters
+        active = _begin(self.name, self.action, lambda: given, self.metrics)
         if self.name in active.run.step_outputs:
             error = ConfigError(
                 f"replay modification step_outputs names {self.name!r}, a `with "
@@ -322,8 +385,11 @@ class step(AsyncFromSync):
             )
 
         def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> ActiveStep:
-            return ActiveStep(
-                step_id, spec.action, render_parameters(signature, args, kwargs), spec.metrics
+            return _begin(
+                step_id,
+                spec.action,
+                lambda: render_parameters(signature, args, kwargs),
+                spec.metrics,
             )
 
         if inspect.isasyncgenfunction(fn):
@@ -436,6 +502,9 @@ class step(AsyncFromSync):
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 import asyncio
 
+                frame = _get_frame()
+                if frame is not None and _unobserved(frame, spec):
+                    return await fn(*args, **kwargs)
                 active = start(args, kwargs)
                 active.enter()
                 delay = spec.backoff_s
@@ -467,6 +536,9 @@ class step(AsyncFromSync):
 
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            frame = _get_frame()
+            if frame is not None and not frame[0].recording and not spec.retries:
+                return _unrecorded_call(frame, step_id, spec, fn, args, kwargs)
             active = start(args, kwargs)
             active.enter()
             delay = spec.backoff_s
@@ -495,6 +567,37 @@ class step(AsyncFromSync):
             return active.result
 
         return wrapper
+
+
+def _unobserved(frame: Frame, spec: step) -> bool:
+    """The step can run as a plain call: its execution records nothing, no observer listens,
+    and it has no retries to count."""
+    return not frame[0].recording and not _hooks.observers() and not spec.retries
+
+
+def _unrecorded_call(
+    frame: Frame,
+    step_id: str,
+    spec: step,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """A sync step of an execution that records nothing: a plain call when nobody listens,
+    else timed in its own frame (calls inside it are attributed to it) for the observers."""
+    if not _hooks.observers():
+        return fn(*args, **kwargs)  # nothing to record and nobody to tell
+    active = UnrecordedStep(frame, step_id, spec.action, spec.metrics)
+    active.enter()
+    try:
+        active.result = fn(*args, **kwargs)
+    except BaseException as exc:
+        active.leave()
+        active.finish(exc)
+        raise
+    active.leave()
+    active.finish(None)
+    return active.result
 
 
 #: What :func:`_replacement` returns when the step must run: ``None`` is a valid output.
@@ -574,6 +677,9 @@ class ActiveSpan(AsyncFromSync):
         if parent is None:
             parent = _frame_or_raise("span", self.name)  # raises
         self._parent = parent
+        if not parent[0].keep_trace:  # not sampled, or debug mode keeps no fine-grained trace
+            self._token = None
+            return self
         span_id = self.span_id = _ids.span_id()
         self._token = _set_frame(_new_tuple(Frame, (parent[0], span_id, parent[2])))
         self._start = _time()
@@ -586,6 +692,8 @@ class ActiveSpan(AsyncFromSync):
         tb: TracebackType | None,
     ) -> None:
         end = _time()
+        if self._token is None:
+            return
         try:
             _reset_frame(self._token)
         except ValueError:
@@ -677,10 +785,13 @@ span = ActiveSpan
 def state(name: str, value: JSON) -> str:
     """Record a named intermediate value (as it is now); returns its content hash.
 
-    Identical values, in any step or execution, are stored once.
+    Identical values, in any step or execution, are stored once. Returns ``""`` when the
+    execution keeps no intermediate results (debug mode: not sampled, or the feature is off).
     """
     frame = _frame_or_raise("state", name)
     run = frame.run
+    if not run.keep_states:
+        return ""  # not sampled, or debug mode keeps no intermediate results
     digest = run.blob(value)
     run.store.put(
         "state",

@@ -1,0 +1,674 @@
+"""The pytest plugin, driven through pytester: each marker, record mode and option, passing and
+failing, against the real test model server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import openai
+import pytest
+from _pytest.pytester import SysModulesSnapshot
+from hypothesis import given
+from hypothesis import strategies as st
+
+import workbench
+from workbench.exceptions import ConfigError
+from workbench.store import Store
+from workbench.testing import Budget, ModelServer, TestRun
+from workbench.testing._summary import percentile
+
+pytest_plugins = ["pytester"]
+
+# The inner test suites' conftest: a fixture that asks the outer session's model server.
+CONFTEST = """
+import openai, pytest
+
+URL = {url!r}
+
+
+@pytest.fixture
+def ask():
+    client = openai.OpenAI(base_url=URL, api_key="sk-test", max_retries=0)
+
+    def ask(text="hi", model="gpt-4o-mini", latency=None):
+        headers = {{"x-workbench-latency": str(latency)}} if latency else None
+        reply = client.chat.completions.create(
+            model=model, messages=[{{"role": "user", "content": text}}], extra_headers=headers
+        )
+        return reply.choices[0].message.content
+
+    return ask
+"""
+
+
+@pytest.fixture
+def project(
+    pytester: pytest.Pytester, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    """A pytester project whose tests can ask the model server (``ask`` fixture), off CI."""
+    monkeypatch.delenv("CI", raising=False)
+    # An in-process run forgets the modules first imported during it. workbench and the HTTP
+    # libraries patch or cache process-wide state when imported (logging, the httpx classes,
+    # exception maps), so importing them a second time later would stack a second copy: keep
+    # every module but the inner suite's own, as a real pytest process would.
+    monkeypatch.setattr(
+        pytester,
+        "_Pytester__take_sys_modules_snapshot",
+        lambda: SysModulesSnapshot(preserve=_not_the_inner_suites),
+    )
+    pytester._sys_modules_snapshot = SysModulesSnapshot(preserve=_not_the_inner_suites)  # type: ignore[attr-defined]
+    pytester.makeconftest(CONFTEST.format(url=model_server.openai_base_url))
+    return pytester
+
+
+def _not_the_inner_suites(name: str) -> bool:
+    return name != "conftest" and not name.startswith("test_")
+
+
+def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
+    # Hypothesis' plugin costs a second per inner session; the inner suites do not use it.
+    return project.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:hypothesispytest",
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
+        *args,
+    )
+
+
+def record_execution(path: Path, server: ModelServer, text: str, latency: float = 0.0) -> str:
+    """Record one execution with one model call into the store at ``path``; its id."""
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
+    store = Store(path)
+    headers = {"x-workbench-latency": str(latency)} if latency else None
+    with workbench.record("recorded", inputs={}, store=store) as run:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": text}], extra_headers=headers
+        )
+    store.close()
+    return run.id
+
+
+def test_workbench_run_exposes_cost_tokens_calls_steps_and_latency(
+    project: pytest.Pytester,
+) -> None:
+    """The fixture's values add up the test body's calls and steps as recorded so far."""
+    project.makepyfile(
+        """
+        import workbench
+
+        def test_values(ask, workbench_run):
+            assert workbench_run.cost_usd == 0 and workbench_run.model_calls == []
+
+            @workbench.step("summarise")
+            def summarise():
+                return ask("summarise this")
+
+            summarise()
+            ask("and this")
+            assert len(workbench_run.model_calls) == 2
+            assert [s.step_id for s in workbench_run.steps] == ["summarise"]
+            assert 0 < workbench_run.cost_usd < 0.01
+            tokens = workbench_run.tokens
+            assert tokens.input > 0 and tokens.output > 0
+            assert tokens.total == tokens.input + tokens.output
+            assert 0 < workbench_run.latency.p50 <= workbench_run.latency.p95
+            assert workbench_run.latency.p95 <= workbench_run.latency.p99 < 5
+            assert workbench_run.latency.steps.count == 1
+            assert workbench_run.duration_s >= workbench_run.latency.p50
+        """
+    )
+    run(project).assert_outcomes(passed=1)
+
+
+def test_cost_and_token_markers_pass_and_fail_with_the_costliest_calls(
+    project: pytest.Pytester,
+) -> None:
+    """max_cost and max_tokens pass under their limits and fail over them, naming the measure,
+    the limit and the costliest calls."""
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.max_cost(1.0)
+        @pytest.mark.max_tokens(100_000)
+        def test_cheap(ask):
+            ask("hello")
+
+        @pytest.mark.max_cost(0.0000001)
+        def test_too_expensive(ask):
+            ask("a long question " * 30)
+            ask("short")
+
+        @pytest.mark.max_tokens(3)
+        def test_too_many_tokens(ask):
+            ask("a long question " * 10)
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "max_cost: this test's model calls cost $*, over the limit of $1e-07 (2 calls).",
+            "most expensive calls:",
+            "*openai gpt-4o-mini  no step  *",
+            "max_tokens: this test's model calls used * tokens *, over the limit of 3.",
+            "calls with the most tokens:",
+        ]
+    )
+
+
+def test_unknown_price_fails_a_cost_budget(project: pytest.Pytester) -> None:
+    """A call whose price is unknown makes the cost unknown, which no budget accepts."""
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.max_cost(100)
+        def test_unpriced(ask, workbench_run):
+            ask("hi", model="house-model-7")
+            assert workbench_run.cost_usd is None
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["max_cost: the cost of this test is unknown*house-model-7*"])
+
+
+def test_latency_marker_passes_and_fails_on_percentiles_and_total(project: pytest.Pytester) -> None:
+    """max_latency holds p95 and total to their limits, listing the slowest calls."""
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.max_latency(p95=30, p99=30, total=60)
+        def test_fast_enough(ask):
+            ask("quick")
+
+        @pytest.mark.max_latency(p95=0.05)
+        def test_slow_call(ask):
+            ask("quick")
+            ask("slow", latency=0.12)
+
+        @pytest.mark.max_latency(total=0.05)
+        def test_slow_body(ask):
+            ask("slow", latency=0.1)
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(passed=1, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "max_latency: p95 model-call latency 0.1*s is over the limit of 0.050s (over 2 calls).",
+            "slowest calls:",
+            "    0.1*s  openai gpt-4o-mini*",
+            "max_latency: total time 0.1*s is over the limit of 0.050s (the wall time of the "
+            "test body).",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ("max_cost('cheap')", "*max_cost('cheap'): usd must be a number >= 0*"),
+        ("max_tokens(1.5)", "*max_tokens takes a whole number*"),
+        ("max_latency(2)", "*max_latency takes seconds by keyword: p50=, p95=, p99=, total=*"),
+        ("max_latency(p90=1)", "*max_latency takes seconds by keyword*"),
+        ("workbench(record_mode='sometimes')", "*record_mode* 'sometimes'*record modes: none,*"),
+        ("workbench(store='x.db')", "*workbench takes record_mode, block_network, allowed_hosts*"),
+        ("replay(42)", "*replay takes one execution id and an optional store*"),
+    ],
+)
+def test_a_bad_marker_is_an_error_naming_what_is_allowed(
+    project: pytest.Pytester, marker: str, message: str
+) -> None:
+    """A marker given the wrong arguments errors at setup with what it takes."""
+    project.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.{marker}
+        def test_marked():
+            pass
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([message])
+
+
+RECORDED_TEST = """
+import os, workbench
+
+def test_recorded(ask, workbench_run):
+    with workbench.record("inner", inputs={}):
+        ask("inside an execution the test starts")
+    ask(os.environ.get("QUESTION", "what is recorded?"))
+"""
+
+
+def test_record_modes_once_none_new_all(
+    project: pytest.Pytester, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """once records then replays, none only replays (an unrecorded call fails the test with the
+    nearest recorded request), new adds calls, all records everything again."""
+    project.makepyfile(RECORDED_TEST)
+    store = ["--workbench-store", "recordings.db"]
+    sent = model_server.request_count
+
+    def requests_since() -> int:
+        nonlocal sent
+        now = model_server.request_count
+        count, sent = now - sent, now
+        return count
+
+    run(project, *store).assert_outcomes(passed=1)  # default mode off CI: once
+    assert requests_since() == 2
+    run(project, *store, "--workbench-record-mode=once").assert_outcomes(passed=1)
+    assert requests_since() == 0
+    run(project, *store, "--workbench-record-mode=none").assert_outcomes(passed=1)
+    assert requests_since() == 0
+
+    monkeypatch.setenv("QUESTION", "a question never recorded")
+    result = run(project, *store, "--workbench-record-mode=none")
+    result.assert_outcomes(failed=1)
+    assert requests_since() == 0
+    result.stdout.fnmatch_lines(
+        [
+            "1 model call(s) had no recorded answer (record mode 'none' answers only from the "
+            "test's recording exec_*",
+            "  POST /v1/chat/completions model=gpt-4o-mini  (no step)",
+            "    nearest recorded request: POST /v1/chat/completions model=gpt-4o-mini",
+            '      -      "content": "what is recorded?",',
+            '      +      "content": "a question never recorded",',
+        ]
+    )
+    assert "Error code: 400" not in result.stdout.str()  # replaced by the explanation
+    run(project, *store, "--workbench-record-mode=once").assert_outcomes(failed=1)
+
+    run(project, *store, "--workbench-record-mode=new").assert_outcomes(passed=1)
+    assert requests_since() == 1  # only the new question went out
+    run(project, *store, "--workbench-record-mode=none").assert_outcomes(passed=1)
+    assert requests_since() == 0
+    run(project, *store, "--workbench-record-mode=all").assert_outcomes(passed=1)
+    assert requests_since() == 2
+
+
+def test_on_ci_the_default_mode_is_none(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With CI set and no recording, a model call fails the test and says how to record."""
+    project.makepyfile(RECORDED_TEST)
+    monkeypatch.setenv("CI", "true")
+    result = run(project)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*record mode 'none', and the test has no recording in *; record it with "
+            "--workbench-record-mode=once*--workbench-store PATH*"
+        ]
+    )
+
+
+def test_latency_under_replay_is_the_recorded_latency(
+    project: pytest.Pytester, model_server: ModelServer
+) -> None:
+    """A test replaying a slow recording fails a latency budget the replay itself would meet,
+    and the message says the recorded latencies count."""
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.max_latency(p95=0.1)
+        def test_slow_model(ask, workbench_run):
+            ask("slow", latency=0.2)
+        """
+    )
+    store = ["--workbench-store", "recordings.db"]
+    run(project, *store).assert_outcomes(failed=1)  # recorded: the model really was slow
+    sent = model_server.request_count
+    result = run(project, *store, "--workbench-record-mode=none")
+    result.assert_outcomes(failed=1)
+    assert model_server.request_count == sent
+    result.stdout.fnmatch_lines(
+        [
+            "max_latency: p95 model-call latency 0.2*s is over the limit of 0.100s (over 1 "
+            "call). Under replay: 1 of 1 calls were answered from recording exec_*: their "
+            "recorded latencies count, not the replay's speed.",
+            "*(recorded)",
+        ]
+    )
+
+
+def test_replay_marker_answers_from_a_recorded_execution(
+    project: pytest.Pytester, model_server: ModelServer
+) -> None:
+    """@pytest.mark.replay serves an execution's calls: the same call passes without reaching
+    the server, a different one fails, an unknown id is an error."""
+    recorded = record_execution(project.path / "prod.db", model_server, "recorded question")
+    project.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.replay({recorded!r}, store="prod.db")
+        def test_same(ask, workbench_run):
+            assert ask("recorded question")
+            assert workbench_run.summary().recording_id == {recorded!r}
+
+        @pytest.mark.replay({recorded!r}, store="prod.db")
+        def test_different(ask):
+            ask("another question")
+
+        @pytest.mark.replay("exec_nope", store="prod.db")
+        def test_unknown():
+            pass
+        """
+    )
+    sent = model_server.request_count
+    result = run(project)
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    assert model_server.request_count == sent
+    result.stdout.fnmatch_lines(
+        [
+            "*@pytest.mark.replay('exec_nope'): no such execution in *",
+            f"*had no recorded answer (@pytest.mark.replay({recorded!r}) answers calls from "
+            f"that execution only)*",
+        ]
+    )
+    assert "During handling" not in result.stdout.str()
+
+
+def test_block_network_refuses_connections_off_the_machine(project: pytest.Pytester) -> None:
+    """--workbench-block-network fails a connection to another host (before any packet leaves)
+    and a model call to a remote API, while loopback calls go through."""
+    project.makepyfile(
+        """
+        import socket
+        import openai
+        import pytest
+        from workbench.exceptions import NetworkBlockedError
+
+        def test_loopback_is_allowed(ask, workbench_run):
+            ask("local")
+
+        def test_plain_socket_is_blocked():
+            with pytest.raises(NetworkBlockedError, match="blocked a connection to 203.0.113.9"):
+                socket.create_connection(("203.0.113.9", 443), timeout=1)
+
+        @pytest.mark.workbench(record_mode="all")
+        def test_remote_model_call_fails_the_test(workbench_run):
+            client = openai.OpenAI(
+                base_url="https://api.openai.invalid/v1", api_key="sk-test", max_retries=0
+            )
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", messages=[])
+            except openai.APIStatusError:
+                pass  # swallowed: the test still fails
+        """
+    )
+    result = run(project, "--workbench-block-network")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        ["POST https://api.openai.invalid/v1/chat/completions would leave the machine*"]
+    )
+
+
+def test_workbench_store_isolation(project: pytest.Pytester) -> None:
+    """Two tests get two temporary stores, each removed when its test ends; a shared store is
+    one file for the whole session, kept."""
+    project.makepyfile(
+        """
+        import os
+        import workbench
+        SEEN = []
+
+        def test_one(workbench_store):
+            SEEN.append(workbench_store.path)
+            with workbench.record("one", inputs={}):
+                pass  # the default store is the test's store
+            assert [e.pipeline_id for e in workbench_store.list_executions()] == ["one"]
+
+        def test_two(workbench_store):
+            shared = bool(os.environ.get("SHARED"))
+            SEEN.append(workbench_store.path)
+            assert (SEEN[0] == SEEN[1]) == shared
+            assert len(workbench_store.list_executions()) == (1 if shared else 0)
+            assert SEEN[0].exists() == shared
+        """
+    )
+    run(project).assert_outcomes(passed=2)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SHARED", "1")
+        run(project, "--workbench-store", "shared.db").assert_outcomes(passed=2)
+    assert (project.path / "shared.db").exists()
+
+
+def test_settings_precedence_marker_cli_fixture_file(project: pytest.Pytester) -> None:
+    """workbench.yaml < workbench_config fixture < command line < marker, key by key; a budget
+    in workbench.yaml holds every test, workbench fixtures or not."""
+    (project.path / "workbench.yaml").write_text("pytest:\n  max_tokens: 1\n  record_mode: all\n")
+    project.makepyfile(
+        """
+        import pytest
+
+        def test_file_budget(ask):  # max_tokens 1 from workbench.yaml
+            ask("hi")
+
+        @pytest.mark.max_tokens(100_000)
+        def test_marker_beats_file(ask):
+            ask("hi")
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*over the limit of 1.*"])
+
+    project.makeconftest(
+        CONFTEST.format(url=_url(project))
+        + """
+
+@pytest.fixture
+def workbench_config():
+    return {"pytest": {"max_tokens": 100_000, "record_mode": "none"}}
+"""
+    )
+    project.makepyfile(
+        """
+        import pytest
+
+        def test_fixture_beats_file(ask):  # record_mode none: no recording, so it fails
+            ask("hi")
+
+        @pytest.mark.workbench(record_mode="once")
+        def test_marker_beats_cli(ask):
+            ask("hi")
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*record mode 'none', and the test has no recording*"])
+    result = run(project, "--workbench-record-mode=once")
+    result.assert_outcomes(passed=2)  # the command line beats the fixture's "none"
+    result = run(project, "--workbench-record-mode=none")
+    result.assert_outcomes(passed=1, failed=1)  # ... and the marker beats the command line
+
+
+def _url(project: pytest.Pytester) -> str:
+    text = (project.path / "conftest.py").read_text()
+    return text.split("URL = ", 1)[1].split("\n", 1)[0].strip("'\"")
+
+
+def test_workbench_config_fixture_configures_the_recording(project: pytest.Pytester) -> None:
+    """Sections of the workbench_config fixture other than pytest apply to the test's
+    executions: a price set there is the price the test pays; debug sampling never skips a
+    test's recording; a bad key is an error naming the fixture."""
+    project.makeconftest(
+        CONFTEST.format(url=_url(project))
+        + """
+
+@pytest.fixture
+def workbench_config(request):
+    if request.node.name == "test_bad":
+        return {"pytest": {"record_mode": "always"}}
+    prices = {"gpt-4o-mini": {"input_cost_per_1k": 1000.0, "output_cost_per_1k": 1000.0}}
+    return {
+        "cost_tracking": {"providers": {"openai": {"models": prices}}},
+        "debug": {"enabled": True, "sampling": {"rate": 0.0}},
+    }
+"""
+    )
+    project.makepyfile(
+        """
+        def test_priced(ask, workbench_run):
+            ask("hi")
+            assert workbench_run.cost_usd == workbench_run.tokens.total  # $1 per token
+            assert workbench_run.executions[0].sampled
+
+        def test_bad(workbench_run):
+            pass
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*the workbench_config fixture: key 'pytest.record_mode' has value 'always'*"]
+    )
+
+
+def test_assert_matches_fails_with_the_diff(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """assert_matches passes against a recording of the same behaviour and fails with the
+    diff engine's rendering when a prompt changed."""
+    project.makepyfile(
+        """
+        import os
+        import workbench
+
+        def test_snapshot(ask, workbench_run):
+            @workbench.step("draft")
+            def draft(topic):
+                return ask(f"write about {topic}")
+
+            draft(os.environ.get("TOPIC", "llamas"))
+            if os.environ.get("MATCH"):
+                workbench_run.assert_matches(os.environ["MATCH"])
+        """
+    )
+    run(project, "--workbench-store", "snap.db").assert_outcomes(passed=1)
+    store = Store(project.path / "snap.db")
+    (recorded,) = store.list_executions()
+    store.close()
+    monkeypatch.setenv("MATCH", recorded.id)
+    args = ("--workbench-store", "snap.db", "--workbench-record-mode=all")
+    run(project, *args).assert_outcomes(passed=1)
+    monkeypatch.setenv("TOPIC", "alpacas")
+    result = run(project, *args)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            f"*this test's run (exec_*) differs from recorded execution {recorded.id}:*",
+            "*first divergent step: draft#0*",
+            "*steps.draft#0.parameters.topic*changed*llamas*alpacas*",
+        ]
+    )
+
+
+def test_terminal_summary_totals_top_tests_and_near_budgets(
+    project: pytest.Pytester, model_server: ModelServer
+) -> None:
+    """The session ends with total cost, tokens and calls, the most expensive and slowest
+    tests, and the tests that used 80% or more of a budget."""
+    client = openai.OpenAI(base_url=model_server.openai_base_url, api_key="sk-test")
+    usage = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "a question"}]
+    ).usage
+    assert usage is not None
+    near = math.ceil((usage.prompt_tokens + usage.completion_tokens) / 0.9)
+    project.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.max_tokens({near})
+        def test_near_budget(ask):
+            ask("a question")
+
+        def test_two_calls(ask, workbench_run):
+            ask("one")
+            ask("two")
+
+        def test_no_workbench():
+            pass
+        """
+    )
+    result = run(project)
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*- workbench -*",
+            "2 tests, 3 model calls, * tokens (* input of which * cached, * output), cost $*",
+            "most expensive tests:",
+            "  $*  test_terminal_summary_totals_top_tests_and_near_budgets.py::test_*",
+            "slowest tests:",
+            "tests at 80% or more of a budget:",
+            "  *::test_near_budget  max_tokens: *% (* of *)",
+        ]
+    )
+
+
+def test_importing_workbench_does_not_import_pytest() -> None:
+    """The plugin is wiring only: workbench itself never needs pytest at import."""
+    code = "import sys, workbench, workbench.testing; print('pytest' in sys.modules)"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert output.stdout.strip() == "False", output.stderr
+
+
+# -- the pytest-free parts ---------------------------------------------------------------------
+
+
+@given(values=st.lists(st.floats(0, 1e6), min_size=1, max_size=50), q=st.floats(0, 100))
+def test_percentile_lies_between_min_and_max_and_grows_with_q(
+    values: list[float], q: float
+) -> None:
+    """A percentile is within the data's range, the 0th is the min, the 100th the max, and a
+    higher q never gives a lower value."""
+    value = percentile(values, q)
+    assert min(values) <= value <= max(values) or math.isclose(value, min(values))
+    assert percentile(values, 0) == min(values) and percentile(values, 100) == max(values)
+    assert percentile(values, min(100.0, q + 1)) >= value - 1e-9
+
+
+def test_budget_refuses_unknown_latency_keys_and_negative_limits() -> None:
+    """A Budget built in code checks its limits like the markers do."""
+    with pytest.raises(ConfigError, match=r"max_latency has no key 'p90'; use p50, p95, p99"):
+        Budget(max_latency={"p90": 1.0})
+    with pytest.raises(ConfigError, match=r"max_cost must be a number >= 0"):
+        Budget(max_cost=-1)
+    assert not Budget() and Budget(max_tokens=0)
+
+
+def test_test_run_works_without_pytest(store: Store, model_server: ModelServer) -> None:
+    """TestRun records what runs between start and stop, nested executions included, and its
+    values are fixed once stopped; budgets are checked from the same summary."""
+    client = openai.OpenAI(base_url=model_server.openai_base_url, api_key="sk-t", max_retries=0)
+    run = TestRun("suite::case", store=store)
+    run.start()
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "a"}])
+    with workbench.record("nested", inputs={}):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "b"}]
+        )
+    assert len(run.model_calls) == 2 and run.running
+    summary = run.stop()
+    assert not run.running and run.summary() is summary
+    assert [e.pipeline_id for e in summary.executions] == ["suite::case", "nested"]
+    assert summary.cost_usd == pytest.approx(sum(c.cost_usd or 0 for c in summary.model_calls))
+    (check,) = run.check_budget(Budget(max_tokens=1))
+    assert check.exceeded and check.measured == summary.tokens.total
+    assert "max_tokens: this test's model calls used" in check.message

@@ -1,0 +1,429 @@
+"""workbench's pytest plugin: cost, token and latency budgets, record modes, replay, a summary.
+
+Registered through the ``pytest11`` entry point ``workbench``, so it is active wherever
+workbench is installed. It only wires pytest to ``workbench.testing``, which does the work and
+needs no pytest: markers are declared in ``pytest_configure``, options live under
+``parser.getgroup("workbench")``, and workbench itself is imported inside the fixtures and hooks
+(a test suite that does not use them pays one marker lookup per test).
+
+* ``workbench_run`` records the test body (and every execution it starts) and exposes
+  ``cost_usd``, ``tokens``, ``model_calls``, ``steps``, ``duration_s``, ``latency.p50/.p95/.p99``
+  (model calls; ``latency.steps`` over steps; ``latency.total``) and ``assert_matches(id)``.
+* ``@pytest.mark.max_cost(usd)``, ``max_tokens(n)``, ``max_latency(p95=, p99=, p50=, total=)``
+  fail the test with the measured value, the limit and the costliest or slowest calls;
+  ``@pytest.mark.replay("exec_...")`` answers the test's model calls from that execution;
+  ``@pytest.mark.workbench(record_mode=, block_network=, allowed_hosts=)`` sets one test.
+* ``--workbench-record-mode=none|once|new|all`` (default ``none`` when ``CI`` is set, else
+  ``once``), ``--workbench-block-network``, ``--workbench-allowed-hosts``, ``--workbench-store``.
+* ``workbench_store``: a temporary store per test, or one shared store (``--workbench-store``).
+* ``workbench_config``: override it to change workbench's configuration for tests (a mapping
+  shaped like ``workbench.yaml``). Precedence: marker > command line > fixture > workbench.yaml.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import pytest
+
+if TYPE_CHECKING:
+    from workbench.store import Store
+    from workbench.testing._budgets import Budget  # noqa: F401 - named in a StashKey
+    from workbench.testing._network import NetworkGuard  # noqa: F401 - named in a StashKey
+    from workbench.testing._report import SessionReport
+    from workbench.testing._run import TestRun
+    from workbench.testing._settings import TestSettings
+
+__all__ = ["MARKERS"]
+
+#: The markers this plugin declares, with the help ``pytest --markers`` shows.
+MARKERS: dict[str, str] = {
+    "max_cost": "max_cost(usd): fail the test if its model calls cost more than usd US dollars "
+    "(an unknown price fails it too).",
+    "max_tokens": "max_tokens(n): fail the test if its model calls use more than n tokens "
+    "(input + output).",
+    "max_latency": "max_latency(p50=, p95=, p99=, total=): fail the test if a model-call latency "
+    "percentile, or the test body's total time, exceeds these seconds (under replay: the "
+    "recorded latencies).",
+    "replay": "replay(execution_id, store=None): answer the test's model calls from a recorded "
+    "execution; a call it has no answer for fails the test.",
+    "workbench": "workbench(record_mode=, block_network=, allowed_hosts=): this test's workbench "
+    "settings (override the command line and workbench.yaml).",
+}
+_RUN_MARKERS = ("max_cost", "max_tokens", "max_latency", "replay", "workbench")
+
+
+@dataclass
+class _Session:
+    """The plugin's state for one pytest session."""
+
+    cli: dict[str, Any]
+    invocation_dir: Path
+    report: SessionReport | None = None
+    shared: dict[str, Store] | None = None
+    block_everywhere: bool = False
+    #: workbench.yaml sets a budget in its pytest section: every test is held to it.
+    record_everywhere: bool = False
+
+    def shared_store(self, path: str) -> Store:
+        from workbench.store import open_store
+
+        if self.shared is None:
+            self.shared = {}
+        store = self.shared.get(path)
+        if store is None or store._closed:
+            store = self.shared[path] = open_store(path)
+        return store
+
+
+@dataclass(frozen=True)
+class _Setup:
+    settings: TestSettings
+    config_file: str | None  # a workbench.yaml for the test, when the fixture changed sections
+    project_store: Path | None  # the project's own store, searched for replay ids
+
+
+_SESSION = pytest.StashKey[_Session]()
+_RUN = pytest.StashKey["TestRun"]()
+_BUDGET = pytest.StashKey["Budget"]()
+_GUARD = pytest.StashKey["NetworkGuard | None"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("workbench", "workbench: model-call budgets, recording and replay")
+    group.addoption(
+        "--workbench-record-mode",
+        choices=("none", "once", "new", "all"),
+        default=None,
+        help="how tests using workbench get model answers: none (only from the test's "
+        "recording), once (record a test that has no recording, else replay), new (replay, "
+        "and record calls the recording lacks), all (record everything again). Default: none "
+        "when the CI environment variable is set, once otherwise.",
+    )
+    group.addoption(
+        "--workbench-block-network",
+        action="store_true",
+        default=None,
+        help="fail any connection that would leave this machine (loopback stays allowed)",
+    )
+    group.addoption(
+        "--workbench-allowed-hosts",
+        default=None,
+        metavar="HOSTS",
+        help="comma-separated hosts still reachable under --workbench-block-network",
+    )
+    group.addoption(
+        "--workbench-store",
+        default=None,
+        metavar="PATH",
+        help="one store for the whole session, kept afterwards (recordings persist there); "
+        "default: a temporary store per test",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    invocation = Path(config.invocation_params.dir)
+    store = config.getoption("workbench_store", None)
+    hosts = config.getoption("workbench_allowed_hosts", None)
+    cli = {
+        "record_mode": config.getoption("workbench_record_mode", None),
+        "block_network": config.getoption("workbench_block_network", None),
+        "allowed_hosts": [h.strip() for h in hosts.split(",") if h.strip()] if hosts else None,
+        "store": str(invocation / store) if store else None,
+    }
+    config.stash[_SESSION] = _Session(
+        cli,
+        invocation,
+        block_everywhere=bool(cli["block_network"]),
+        record_everywhere=_file_sets_budgets(),
+    )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is not None and session.shared:
+        for store in session.shared.values():
+            store.close()
+
+
+# -- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def workbench_config() -> dict[str, Any]:
+    """workbench's configuration for the tests that see this fixture: override it.
+
+    Return a mapping shaped like ``workbench.yaml``, merged over that file section by section:
+    ``{"pytest": {"record_mode": "none", "max_cost": 0.05}}`` sets the plugin's defaults,
+    ``{"cost_tracking": {...}}`` prices for the test's recordings. Markers and command-line
+    options win over it.
+    """
+    return {}
+
+
+@pytest.fixture
+def _workbench_setup(request: pytest.FixtureRequest, workbench_config: Any) -> Iterator[_Setup]:
+    from workbench.config import load_config
+    from workbench.exceptions import ConfigError
+    from workbench.store import resolve_store_path
+    from workbench.testing._settings import marker_settings, resolve_settings, validated_config
+
+    session = request.config.stash[_SESSION]
+    markers: dict[str, Any] = {}
+    try:
+        base = load_config()
+        project_store = resolve_store_path()
+        config = validated_config(base, workbench_config, "the workbench_config fixture")
+        for name in ("max_cost", "max_tokens", "max_latency", "workbench"):
+            marker = request.node.get_closest_marker(name)
+            if marker is not None:
+                markers.update(marker_settings(name, marker.args, dict(marker.kwargs)))
+        section = config.pytest
+        if section.store and not Path(section.store).is_absolute():
+            folder = Path(config.source).parent if config.source else Path.cwd()
+            section = section.model_copy(update={"store": str(folder / section.store)})
+        settings = resolve_settings(file=section, fixture=None, cli=session.cli, markers=markers)
+    except ConfigError as exc:
+        _fail_setup(exc)
+    changed = set(workbench_config) - {"pytest"} if isinstance(workbench_config, dict) else set()
+    if not changed:
+        yield _Setup(settings, None, project_store)
+        return
+    folder = Path(tempfile.mkdtemp(prefix="workbench-config-"))
+    try:
+        yield _Setup(settings, _write_config(config, folder), project_store)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def workbench_store(request: pytest.FixtureRequest, _workbench_setup: _Setup) -> Iterator[Store]:
+    """The store the test's executions are recorded in: a new temporary one per test, or the
+    session's shared one (``--workbench-store PATH`` or ``pytest.store`` in workbench.yaml).
+    While the test runs it is also the default store (``WORKBENCH_DB``)."""
+    from workbench.store import open_store
+
+    path = _workbench_setup.settings.store
+    folder = None
+    if path is not None:
+        store = request.config.stash[_SESSION].shared_store(path)
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="workbench-test-"))
+        store = open_store(folder / "workbench.db")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("WORKBENCH_DB", str(store.path))
+            yield store
+    finally:
+        if folder is not None:
+            store.close()
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def workbench_run(
+    request: pytest.FixtureRequest, workbench_store: Store, _workbench_setup: _Setup
+) -> Iterator[TestRun]:
+    """The test body, recorded: ``cost_usd``, ``tokens``, ``model_calls``, ``steps``,
+    ``duration_s``, ``latency`` (``.p50``/``.p95``/``.p99``), ``assert_matches(id)``."""
+    from workbench.exceptions import WorkbenchError
+    from workbench.store import open_store
+    from workbench.testing._network import NetworkGuard
+    from workbench.testing._run import TestRun, plan_run
+
+    settings = _workbench_setup.settings
+    node = request.node
+    search: list[Store] = []
+    project = _workbench_setup.project_store
+    if project is not None and project.exists() and project.resolve() != workbench_store.path:
+        search.append(open_store(project))
+    replay = node.get_closest_marker("replay")
+    replay_id: str | None = None
+    try:
+        if replay is not None:
+            replay_id, where = _replay_marker(replay)
+            if where is not None:
+                search.insert(0, open_store(where))
+        cassette, recording = plan_run(
+            workbench_store,
+            node.nodeid,
+            settings.record_mode,
+            replay_id=replay_id,
+            replay_stores=search,
+            block_network=settings.block_network,
+            allowed_hosts=settings.allowed_hosts,
+        )
+    except WorkbenchError as exc:
+        _fail_setup(exc)
+    run = TestRun(
+        node.nodeid,
+        store=workbench_store,
+        cassette=cassette,
+        recording=recording,
+        record_mode=None if replay_id else settings.record_mode,
+        search_stores=search,
+    )
+    guard = NetworkGuard(settings.allowed_hosts) if settings.block_network else None
+    node.stash[_RUN] = run
+    node.stash[_BUDGET] = settings.budget
+    node.stash[_GUARD] = guard
+    with pytest.MonkeyPatch.context() as patch:
+        if _workbench_setup.config_file is not None:
+            patch.setenv("WORKBENCH_CONFIG", _workbench_setup.config_file)
+        with guard if guard is not None else contextlib.nullcontext():
+            yield run
+    if run.running:  # the body never ran to its end under the call hook
+        run.stop(None)
+
+
+@pytest.fixture(autouse=True)
+def _workbench_autouse(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Sets up ``workbench_run`` for tests with a workbench marker (for every test when
+    workbench.yaml's ``pytest`` section sets a budget); blocks the network for every test under
+    ``--workbench-block-network``."""
+    node = request.node
+    session = request.config.stash.get(_SESSION, None)
+    if (session is not None and session.record_everywhere) or any(
+        node.get_closest_marker(name) is not None for name in _RUN_MARKERS
+    ):
+        request.getfixturevalue("workbench_run")
+        yield
+        return
+    if session is None or not session.block_everywhere or "workbench_run" in request.fixturenames:
+        yield
+        return
+    from workbench.testing._network import NetworkGuard
+
+    with NetworkGuard(session.cli["allowed_hosts"] or ()):
+        yield
+
+
+# -- hooks -------------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
+    """Record the test body as one execution, then hold it to its budgets."""
+    run = item.stash.get(_RUN, None)
+    if run is None:
+        return (yield)
+    from workbench.testing._budgets import failure_message
+
+    run.start()
+    failure: BaseException | None = None
+    result: Any = None
+    try:
+        result = yield
+    except BaseException as exc:
+        failure = exc
+    run.stop(failure)
+    checks = [] if failure is not None else run.check_budget(item.stash[_BUDGET])
+    _report(item, run, checks)
+    # A refused call fails the test even if its code carried on; it also explains a failure
+    # better than the SDK's 400 does, so it replaces that (outside the except: no chaining).
+    problem = _problems(item, run) or failure_message(checks)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
+    if failure is not None:
+        raise failure
+    return result
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    session = config.stash.get(_SESSION, None)
+    if session is None or session.report is None:
+        return
+    lines = session.report.lines()
+    if lines:
+        terminalreporter.write_sep("-", "workbench")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _report(item: pytest.Item, run: TestRun, checks: list[Any]) -> None:
+    from workbench.testing._report import SessionReport, TestReport
+
+    session = item.config.stash[_SESSION]
+    if session.report is None:
+        session.report = SessionReport()
+    session.report.add(TestReport.of(item.nodeid, run.summary(), checks))
+
+
+def _problems(item: pytest.Item, run: TestRun) -> str | None:
+    guard = item.stash.get(_GUARD, None)
+    blocked = (
+        f"workbench blocked connection(s) off this machine: {', '.join(guard.blocked)} "
+        f"(--workbench-block-network); answer them from a recording or allow the host with "
+        f"--workbench-allowed-hosts"
+        if guard is not None and guard.blocked
+        else None
+    )
+    parts = [part for part in (run.problems(), blocked) if part]
+    return "\n\n".join(parts) if parts else None
+
+
+def _fail_setup(exc: BaseException) -> NoReturn:
+    """Fail the test's setup with the error's message alone: it names what to fix."""
+    failed = pytest.fail.Exception(str(exc), pytrace=False)
+    failed.__suppress_context__ = True
+    raise failed
+
+
+def _file_sets_budgets() -> bool:
+    """workbench.yaml (as the session starts) gives every test a budget."""
+    from workbench.config import load_config
+    from workbench.exceptions import ConfigError
+
+    try:
+        section = load_config().pytest
+    except ConfigError:
+        return False  # said again, with the file and key, by the tests that use workbench
+    return any(v is not None for v in (section.max_cost, section.max_tokens, section.max_latency))
+
+
+def _replay_marker(marker: pytest.Mark) -> tuple[str, str | None]:
+    from workbench.exceptions import ConfigError
+
+    args, kwargs = marker.args, dict(marker.kwargs)
+    store = kwargs.pop("store", None)
+    if len(args) != 1 or not isinstance(args[0], str) or kwargs:
+        raise ConfigError(
+            f"@pytest.mark.replay takes one execution id and an optional store, e.g. "
+            f"@pytest.mark.replay('exec_0123abcd', store='recordings/workbench.db'); got "
+            f"args={args!r} kwargs={dict(marker.kwargs)!r}"
+        )
+    if store is not None and not Path(store).is_file():
+        raise ConfigError(
+            f"@pytest.mark.replay({args[0]!r}, store={store!r}): no such file; give the path "
+            f"of the workbench.db that holds the execution"
+        )
+    return args[0], None if store is None else str(store)
+
+
+def _write_config(config: Any, folder: Path) -> str:
+    """The test's merged configuration as a workbench.yaml (paths made absolute first)."""
+    import yaml
+
+    data = config.model_dump(exclude_unset=True, by_alias=True, mode="json")
+    source = Path(config.source).parent if config.source else Path.cwd()
+    store = data.get("store")
+    if isinstance(store, dict) and store.get("path") and not os.path.isabs(store["path"]):
+        store["path"] = str(source / store["path"])
+    profiling = data.get("profiling")
+    if isinstance(profiling, dict) and profiling.get("output_dir"):
+        profiling["output_dir"] = str(source / profiling["output_dir"])
+    file = folder / "workbench.yaml"
+    file.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return str(file)
