@@ -176,6 +176,59 @@ _INDEXES: list[tuple[str, list[str]]] = [
 ]
 
 
+# The cost ledger: one row per answered model call that may cost money (not plain HTTP, not a
+# replay's), appended by a trigger in the very transaction that records the call, so every
+# process sees every other's spend. Budgets read it incrementally (rows past the last ``seq``
+# seen: rows are never deleted, so ``seq`` only grows); cost reports group it by day. An older
+# version-1 store gains it when opened, filled from the calls it already holds.
+_COST_LEDGER = (
+    """CREATE TABLE IF NOT EXISTS cost_ledger (
+        seq INTEGER PRIMARY KEY, call_id TEXT, execution_id TEXT, started_at REAL,
+        user_id TEXT, pipeline_id TEXT, provider TEXT, model TEXT, cost_usd REAL,
+        input_tokens INTEGER, output_tokens INTEGER)""",
+    # Covering: a budget sums a month of spend from the index alone.
+    "CREATE INDEX IF NOT EXISTS idx_cost_ledger_time ON cost_ledger (started_at, cost_usd)",
+    "CREATE INDEX IF NOT EXISTS idx_cost_ledger_user "
+    "ON cost_ledger (user_id, started_at, cost_usd)",
+    """CREATE TRIGGER IF NOT EXISTS cost_ledger_on_call AFTER INSERT ON model_calls
+    WHEN NEW.status_code < 400 AND NEW.provider IS NOT 'http'
+    BEGIN
+        INSERT INTO cost_ledger (call_id, execution_id, started_at, user_id, pipeline_id,
+            provider, model, cost_usd, input_tokens, output_tokens)
+        SELECT NEW.id, NEW.execution_id, NEW.started_at, e.user_id, e.pipeline_id,
+            NEW.provider, NEW.model, NEW.cost_usd, NEW.input_tokens, NEW.output_tokens
+        FROM (SELECT 1) LEFT JOIN executions e ON e.id = NEW.execution_id
+        WHERE e.replay_of IS NULL;
+    END""",
+)
+_COST_LEDGER_BACKFILL = """
+    INSERT INTO cost_ledger (call_id, execution_id, started_at, user_id, pipeline_id, provider,
+        model, cost_usd, input_tokens, output_tokens)
+    SELECT c.id, c.execution_id, c.started_at, e.user_id, e.pipeline_id, c.provider, c.model,
+        c.cost_usd, c.input_tokens, c.output_tokens
+    FROM model_calls c LEFT JOIN executions e ON e.id = c.execution_id
+    WHERE c.status_code < 400 AND c.provider IS NOT 'http' AND e.replay_of IS NULL
+    ORDER BY c.started_at"""
+
+
+def _ensure_cost_ledger(conn: sqlite3.Connection) -> None:
+    """Add the cost ledger to a store created before it existed (once, in one transaction)."""
+    check = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'cost_ledger_on_call'"
+    if conn.execute(check).fetchone():
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if not conn.execute(check).fetchone():
+            conn.execute(_COST_LEDGER[0])
+            conn.execute(_COST_LEDGER_BACKFILL)
+            for statement in _COST_LEDGER[1:]:
+                conn.execute(statement)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
     """Create the tables in a new file, or check that an existing file is ours and not newer.
 
@@ -193,6 +246,7 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
         ) from exc
     if "workbench_schema" in tables:
         _check_version(conn, path)
+        _ensure_cost_ledger(conn)
         return
     if tables - {"sqlite_sequence"}:
         raise NotAStoreError(
@@ -230,6 +284,8 @@ def _create(conn: sqlite3.Connection) -> None:
             conn.execute(sql)
         for table, index_columns in _INDEXES:
             db[table].create_index(index_columns)  # type: ignore[union-attr]
+        for statement in _COST_LEDGER:
+            conn.execute(statement)
         db["workbench_schema"].create(  # type: ignore[union-attr]
             {"app": str, "version": int, "created_at": float}
         )

@@ -1,0 +1,321 @@
+"""Custom spans are recorded in the store and, with tracing on, exported over real OTLP.
+
+The OTLP endpoints are servers this test starts on 127.0.0.1: an ``http.server`` that decodes
+``ExportTraceServiceRequest`` protobufs, and a gRPC ``TraceService`` from opentelemetry-proto.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterator
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import openai
+import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+import workbench
+from workbench import _hooks
+from workbench.config import TracingConfig, WorkbenchConfig
+from workbench.exceptions import ConfigError, MissingExtraError
+from workbench.monitoring._otel import TraceExporter, resolve_endpoint, tracing_observer
+from workbench.monitoring._tracing import StatusCode, tracer
+from workbench.store import Store
+from workbench.testing import ModelServer
+
+
+class OtlpHttpReceiver:
+    """An OTLP/HTTP trace endpoint: keeps every span it is sent, decoded from protobuf."""
+
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = trace_service_pb2.ExportTraceServiceRequest()
+                request.ParseFromString(body)
+                receiver.requests.append(request)
+                answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def spans_of(requests: list[trace_service_pb2.ExportTraceServiceRequest]) -> list[Any]:
+    return [
+        (resource_spans.resource, span)
+        for request in requests
+        for resource_spans in request.resource_spans
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+
+
+def value(any_value: AnyValue) -> Any:
+    kind = any_value.WhichOneof("value")
+    if kind == "array_value":
+        return [value(v) for v in any_value.array_value.values]
+    return getattr(any_value, kind) if kind else None
+
+
+def attrs(span: Any) -> dict[str, Any]:
+    return {kv.key: value(kv.value) for kv in span.attributes}
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpHttpReceiver]:
+    server = OtlpHttpReceiver()
+    yield server
+    server.close()
+
+
+def exporter_for(**settings: Any) -> TraceExporter:
+    config = WorkbenchConfig.model_validate({"tracing": {"enabled": True, "config": settings}})
+    return TraceExporter(config.tracing)
+
+
+@pytest.fixture
+def exporting(receiver: OtlpHttpReceiver) -> Iterator[TraceExporter]:
+    exporter = exporter_for(endpoint=receiver.url, service_name="research-svc")
+    _hooks.add_observer(exporter)
+    yield exporter
+    _hooks.remove_observer(exporter)
+    exporter.shutdown()
+
+
+def _client(server: ModelServer) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
+
+
+def test_custom_spans_nest_and_keep_attributes_status_and_exception(store: Store) -> None:
+    """tracer.start_span records a span under the current step, with attributes, an error
+    status and description, and one exception event (not two) when the caller records it."""
+
+    @workbench.step("transform")
+    def transform() -> None:
+        with tracer.start_span("custom_operation", attributes={"operation.type": "x"}) as span:
+            span.set_attribute("data.size", 3)
+            with workbench.step("inner"):
+                pass
+            span.set_status(StatusCode.OK)
+        with pytest.raises(ValueError), tracer.start_span("failing") as failing:
+            try:
+                raise ValueError("bad row")
+            except ValueError as exc:
+                failing.record_exception(exc)
+                failing.set_status(StatusCode.ERROR, str(exc))
+                raise
+
+    with workbench.record("traced", inputs={}, store=store) as run:
+        transform()
+    execution = run.execution()
+    by_name = {span.name: span for span in execution.spans}
+    step_span = by_name["transform"]
+    custom = by_name["custom_operation"]
+    assert custom.parent_span_id == step_span.span_id
+    assert by_name["inner"].parent_span_id == custom.span_id
+    assert custom.attributes == {"operation.type": "x", "data.size": 3}
+    assert custom.status == "ok"
+    failing_span = by_name["failing"]
+    assert failing_span.status == "error"
+    assert failing_span.attributes["otel.status_description"] == "bad row"
+    assert [e["name"] for e in failing_span.events] == ["exception"]
+    assert failing_span.events[0]["exception.type"] == "ValueError"
+    assert "Traceback" in failing_span.events[0]["exception.stacktrace"]
+
+
+def test_span_outside_an_execution_is_a_no_op() -> None:
+    """Outside an execution, a span accepts every call, records nothing and does not raise."""
+    with tracer.start_span("lonely", attributes={"a": 1}) as span:
+        span.set_attribute("b", 2)
+        span.add_event("tick")
+        span.set_status(StatusCode.ERROR, "nope")
+        assert not span.is_recording()
+
+
+def test_unknown_status_is_a_clear_error(store: Store) -> None:
+    """A status that is not a status code names the allowed ones."""
+    with workbench.record("traced", inputs={}, store=store):
+        with tracer.start_span("s") as span, pytest.raises(ConfigError, match=r"StatusCode\.OK"):
+            span.set_status("sideways")
+
+
+def test_trace_is_exported_over_otlp_http_with_genai_attributes(
+    exporting: TraceExporter, receiver: OtlpHttpReceiver, store: Store, model_server: ModelServer
+) -> None:
+    """One execution arrives at the OTLP/HTTP endpoint as one trace with the recorded ids:
+    root → step → custom span → model-call span, the call carrying GenAI attributes."""
+    client = _client(model_server)
+
+    @workbench.step("ask")
+    def ask() -> str:
+        with tracer.start_span("prepare", attributes={"prompt.chars": 2}):
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+            )
+        return reply.choices[0].message.content or ""
+
+    with workbench.record("research_assistant", inputs={}, user_id="u1", store=store) as run:
+        ask()
+    assert exporting.force_flush()
+    spans = spans_of(receiver.requests)
+    assert {span.name for _, span in spans} == {
+        "research_assistant",
+        "ask",
+        "prepare",
+        "chat gpt-4o-mini",
+    }
+    resource = spans[0][0]
+    assert {kv.key: value(kv.value) for kv in resource.attributes}["service.name"] == (
+        "research-svc"
+    )
+    by_name = {span.name: span for _, span in spans}
+    assert {span.trace_id.hex() for _, span in spans} == {run.trace_id}
+    root, step, custom, call = (
+        by_name[n] for n in ("research_assistant", "ask", "prepare", "chat gpt-4o-mini")
+    )
+    assert root.span_id.hex() == run.root_span_id and root.parent_span_id == b""
+    assert step.parent_span_id == root.span_id
+    assert custom.parent_span_id == step.span_id
+    assert call.parent_span_id == custom.span_id
+    assert call.kind == call.SPAN_KIND_CLIENT
+    recorded = run.execution().model_calls[0]
+    call_attrs = attrs(call)
+    assert call_attrs["gen_ai.operation.name"] == "chat"
+    assert call_attrs["gen_ai.provider.name"] == "openai"
+    assert call_attrs["gen_ai.request.model"] == "gpt-4o-mini"
+    assert call_attrs["gen_ai.usage.input_tokens"] == recorded.input_tokens
+    assert call_attrs["gen_ai.usage.output_tokens"] == recorded.output_tokens
+    assert call_attrs["gen_ai.response.finish_reasons"] == [recorded.finish_reason]
+    assert call.end_time_unix_nano > call.start_time_unix_nano
+    root_attrs = attrs(root)
+    assert root_attrs["pipeline.id"] == "research_assistant"
+    assert root_attrs["user.id"] == "u1"
+    assert root_attrs["workbench.execution_id"] == run.id
+    assert attrs(custom)["prompt.chars"] == 2
+
+
+def test_failed_execution_exports_error_status(
+    exporting: TraceExporter, receiver: OtlpHttpReceiver, store: Store
+) -> None:
+    """A failing step and execution reach the backend with ERROR status."""
+    with pytest.raises(RuntimeError):
+        with workbench.record("broken", inputs={}, store=store), workbench.step("explode"):
+            raise RuntimeError("boom")
+    assert exporting.force_flush()
+    by_name = {span.name: span for _, span in spans_of(receiver.requests)}
+    assert by_name["explode"].status.code == by_name["explode"].status.STATUS_CODE_ERROR
+    assert by_name["broken"].status.code == by_name["broken"].status.STATUS_CODE_ERROR
+
+
+def test_sampling_rate_zero_exports_nothing_but_keeps_the_store(
+    receiver: OtlpHttpReceiver, store: Store
+) -> None:
+    """With sampling_rate 0 the trace is not exported; the store still holds every span."""
+    exporter = exporter_for(endpoint=receiver.url, sampling_rate=0.0)
+    _hooks.add_observer(exporter)
+    try:
+        with workbench.record("quiet", inputs={}, store=store) as run:
+            with workbench.step("s"):
+                pass
+        assert exporter.force_flush()
+    finally:
+        _hooks.remove_observer(exporter)
+        exporter.shutdown()
+    assert spans_of(receiver.requests) == []
+    assert {span.name for span in run.execution().spans} == {"quiet", "s"}
+
+
+class _GrpcTraces(trace_service_pb2_grpc.TraceServiceServicer):
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    def Export(self, request: Any, context: Any) -> Any:
+        self.requests.append(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def test_trace_is_exported_over_otlp_grpc(store: Store) -> None:
+    """protocol: grpc sends the same trace to a gRPC TraceService."""
+    import grpc
+
+    service = _GrpcTraces()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(service, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    exporter = exporter_for(endpoint=f"http://127.0.0.1:{port}", protocol="grpc")
+    _hooks.add_observer(exporter)
+    try:
+        with workbench.record("over_grpc", inputs={}, store=store) as run:
+            with workbench.step("s"):
+                pass
+        assert exporter.force_flush()
+    finally:
+        _hooks.remove_observer(exporter)
+        exporter.shutdown()
+        server.stop(None)
+    spans = spans_of(service.requests)
+    assert {span.name for _, span in spans} == {"over_grpc", "s"}
+    assert {span.trace_id.hex() for _, span in spans} == {run.trace_id}
+
+
+def test_factory_is_off_by_default_and_names_the_extra_when_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Tracing off: no observer at all; on without the exporter: an error naming the extra."""
+    assert tracing_observer(WorkbenchConfig()) is None
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    config = WorkbenchConfig.model_validate({"tracing": {"endpoint": "http://127.0.0.1:1"}})
+    with pytest.raises(MissingExtraError, match=r"pipeline-workbench\[otel\]"):
+        tracing_observer(config)
+
+
+def test_endpoint_and_protocol_defaults() -> None:
+    """Port 4317 means gRPC; a bare HTTP URL gets /v1/traces; no endpoint: the local defaults."""
+    assert resolve_endpoint("http://collector:4317", None) == ("http://collector:4317", "grpc")
+    assert resolve_endpoint("http://collector:4318", None) == (
+        "http://collector:4318/v1/traces",
+        "http/protobuf",
+    )
+    assert resolve_endpoint(None, None) == ("http://localhost:4318/v1/traces", "http/protobuf")
+    assert resolve_endpoint(None, "grpc") == ("http://localhost:4317", "grpc")
+
+
+def test_documented_tracing_section_parses() -> None:
+    """The documentation's tracing section (nested and flat forms) reads into typed settings."""
+    nested = TracingConfig.model_validate(
+        {
+            "enabled": True,
+            "provider": "opentelemetry",
+            "config": {
+                "service_name": "orchestrator-pipelines",
+                "endpoint": "http://localhost:4317",
+                "sampling_rate": 0.1,
+                "exporters": ["jaeger"],
+                "propagators": ["tracecontext", "baggage"],
+            },
+        }
+    )
+    assert nested.config.sampling_rate == 0.1
+    flat = TracingConfig.model_validate({"provider": "opentelemetry", "endpoint": "http://c:4317"})
+    assert flat.enabled and flat.config.endpoint == "http://c:4317"

@@ -1,0 +1,101 @@
+"""``workbench alerts export|check``: the alert rules as a click group that ``workbench.cli`` adds.
+
+Owns the commands' arguments and output. ``export`` writes the Prometheus rule file;
+``check`` evaluates the rules workbench can evaluate itself once, against the store, and (with
+``--notify``) sends what fires to the routed receivers. Errors are WorkbenchErrors, turned into
+one ``error: ...`` line by the CLI's top-level group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import orjson
+
+from workbench.config import load_config
+
+__all__ = ["alerts_group"]
+
+
+@click.group("alerts", context_settings={"help_option_names": ["-h", "--help"]})
+def alerts_group() -> None:
+    """Export workbench.yaml's alert rules, or evaluate them here.
+
+    `export` writes them for Prometheus; `check` evaluates the simple ones against the store.
+    """
+
+
+@alerts_group.command("export")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the rule file here instead of printing it.",
+)
+def export_command(output: Path | None) -> None:
+    """Print (or write) alerts.rules as a Prometheus rule file.
+
+    The file passes `promtool check rules`; load it with Prometheus' rule_files.
+    """
+    from workbench.monitoring._alerts import export_rules
+
+    text = export_rules(load_config())
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {len(load_config().alerts.rules)} rule(s) to {output}", err=True)
+
+
+@alerts_group.command("check")
+@click.option("--notify", is_flag=True, help="Send firing alerts to their routed receivers.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Store file (default: as for every other command).",
+)
+def check_command(notify: bool, as_json: bool, db: Path | None) -> None:
+    """Evaluate the rules once against the store.
+
+    Rules whose condition holds but that have a `for:` duration show as pending.
+    """
+    from workbench.monitoring._alerts import AlertManager
+    from workbench.store import open_store
+
+    manager = AlertManager(load_config(), store=open_store(db))
+    fired = manager.evaluate()
+    deliveries = manager.notify(fired) if notify else []
+    states = [
+        {
+            "name": name,
+            "state": state.state,
+            "value": state.value,
+            "expr": state.rule.expr,
+            "reason": state.reason,
+        }
+        for name, state in manager.states.items()
+    ]
+    if as_json:
+        report = {
+            "rules": states,
+            "deliveries": [
+                {"receiver": d.receiver, "alert": d.alert, "ok": d.ok, "error": d.error}
+                for d in deliveries
+            ],
+        }
+        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        return
+    if not states:
+        click.echo("no alert rules in workbench.yaml (alerts.rules)")
+    for entry in states:
+        value = "" if entry["value"] is None else f" value={entry['value']:g}"
+        reason = f" ({entry['reason']})" if entry["reason"] else ""
+        click.echo(f"{entry['name']}: {entry['state']}{value}{reason}")
+    for delivery in deliveries:
+        outcome = "sent" if delivery.ok else f"FAILED: {delivery.error}"
+        click.echo(f"  {delivery.alert} -> {delivery.receiver}: {outcome}")

@@ -1,0 +1,463 @@
+"""Export recorded traces through the OpenTelemetry SDK over OTLP (HTTP/protobuf or gRPC).
+
+Owns the ``tracing`` section's effect: when it is enabled, every execution that finishes is read
+back from the store — its root span, its steps' spans, custom spans (``tracer.start_span``,
+``workbench.span``) and one client span per model call — and handed, with the ids, times and
+parentage the store holds, to an SDK ``TracerProvider`` whose ``ParentBased(TraceIdRatioBased)``
+sampler and ``BatchSpanProcessor`` send it to the configured OTLP endpoint. Model-call spans
+carry the OpenTelemetry GenAI semantic-convention attributes (``gen_ai.operation.name``,
+``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.usage.input_tokens``, ...).
+
+Why from the store, at the execution's end, on a thread of its own: the store already holds the
+whole trace (the recorder writes every span once, cheaply), so the caller's path pays one queue
+append per execution and nothing per span, and what a backend shows is exactly what
+``workbench runs show`` shows. The price is that a trace reaches the backend when its execution
+ends, not while it runs.
+
+The SDK and exporters are the ``otel`` extra; they are imported only when tracing is enabled.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from workbench._hooks import Observer
+from workbench._json import decode
+from workbench.exceptions import MissingExtraError, StoreError
+from workbench.monitoring._tracing import STATUS_DESCRIPTION
+
+if TYPE_CHECKING:
+    from workbench.config import TracingConfig, WorkbenchConfig
+    from workbench.store import Store
+
+__all__ = ["TraceExporter", "genai_attributes", "tracing_observer"]
+
+log = logging.getLogger("workbench.monitoring")
+
+_SCOPE = "workbench"
+_HTTP_DEFAULT = "http://localhost:4318/v1/traces"
+_GRPC_DEFAULT = "http://localhost:4317"
+_GRPC_PORT = 4317
+_BATCH = 64  # executions exported together when they finish faster than they are exported
+
+
+def tracing_observer(config: WorkbenchConfig) -> TraceExporter | None:
+    """The built-in observer factory: ``None`` (no cost at all) unless tracing is enabled."""
+    if not config.tracing.enabled:
+        return None
+    return TraceExporter(config.tracing)
+
+
+def _require_sdk(protocol: str) -> None:
+    module = (
+        "opentelemetry.exporter.otlp.proto.grpc.trace_exporter"
+        if protocol == "grpc"
+        else "opentelemetry.exporter.otlp.proto.http.trace_exporter"
+    )
+    try:
+        __import__("opentelemetry.sdk.trace")
+        __import__(module)
+    except ImportError as exc:
+        package = (
+            "opentelemetry-exporter-otlp-proto-grpc"
+            if protocol == "grpc"
+            else "opentelemetry-exporter-otlp-proto-http"
+        )
+        raise MissingExtraError(
+            f"tracing is enabled (protocol {protocol!r}) but {exc.name or package} is not "
+            f"installed; install the otel extra: pip install 'pipeline-workbench[otel]' "
+            f"(opentelemetry-sdk and {package}), or set tracing.enabled: false"
+        ) from exc
+
+
+def resolve_endpoint(endpoint: str | None, protocol: str | None) -> tuple[str, str]:
+    """``(endpoint, protocol)``: the documented defaults, and ``/v1/traces`` for a bare HTTP URL."""
+    if protocol is None:
+        port = urlsplit(endpoint).port if endpoint else None
+        protocol = "grpc" if port == _GRPC_PORT else "http/protobuf"
+    if endpoint is None:
+        return (_GRPC_DEFAULT if protocol == "grpc" else _HTTP_DEFAULT), protocol
+    if protocol != "grpc" and urlsplit(endpoint).path in ("", "/"):
+        endpoint = endpoint.rstrip("/") + "/v1/traces"
+    return endpoint, protocol
+
+
+class _RecordedIds:
+    """An SDK ``IdGenerator`` that hands out the ids the store already holds.
+
+    The exporter thread sets ``trace_id`` and ``span_id`` right before each ``start_span``, so the
+    SDK's span carries the recorded ids; it is the only thread using this provider.
+    """
+
+    def __init__(self) -> None:
+        self.trace_id = 0
+        self.span_id = 0
+
+    def generate_span_id(self) -> int:
+        return self.span_id
+
+    def generate_trace_id(self) -> int:
+        return self.trace_id
+
+    def is_trace_id_random(self) -> bool:
+        return True  # os.urandom: TraceIdRatioBased may rely on it
+
+
+class TraceExporter(Observer):
+    """Exports each finished execution's trace from the store; see the module docstring."""
+
+    def __init__(self, config: TracingConfig) -> None:
+        settings = config.config
+        self.endpoint, self.protocol = resolve_endpoint(settings.endpoint, settings.protocol)
+        _require_sdk(self.protocol)
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            ConsoleSpanExporter,
+            SpanExporter,
+        )
+        from opentelemetry.sdk.trace.id_generator import IdGenerator
+        from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+        ids = _RecordedIds()
+        IdGenerator.register(_RecordedIds)
+        self._ids = ids
+        self.provider = TracerProvider(
+            resource=Resource.create({"service.name": settings.service_name}),
+            sampler=ParentBased(TraceIdRatioBased(settings.sampling_rate)),
+            id_generator=ids,  # type: ignore[arg-type]
+        )
+        for kind in dict.fromkeys(settings.exporters):
+            exporter: SpanExporter
+            if kind == "console":
+                exporter = ConsoleSpanExporter()
+            elif self.protocol == "grpc":
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+                    OTLPSpanExporter as GrpcExporter,
+                )
+
+                exporter = GrpcExporter(
+                    endpoint=self.endpoint,
+                    insecure=urlsplit(self.endpoint).scheme != "https",
+                    headers=settings.headers or None,
+                    timeout=settings.timeout,
+                )
+            else:
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+                    OTLPSpanExporter as HttpExporter,
+                )
+
+                exporter = HttpExporter(
+                    endpoint=self.endpoint,
+                    headers=settings.headers or None,
+                    timeout=settings.timeout,
+                )
+            self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self._tracer = self.provider.get_tracer(_SCOPE)
+        self._jobs: queue.Queue[tuple[Store, str] | threading.Event | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="workbench-otel", daemon=True)
+        self._thread.start()
+        atexit.register(self.shutdown)
+        self._closed = False
+
+    # -- the observer: one queue append per execution -----------------------------------------
+
+    def execution_finished(self, run: Any) -> None:
+        # An execution that debug sampling left unrecorded has nothing in the store to export.
+        if not self._closed and getattr(run, "recording", True):
+            self._jobs.put((run.store, run.id))
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def force_flush(self, timeout_s: float = 30.0) -> bool:
+        """Export every execution finished so far; True when the exporters confirmed it."""
+        if self._closed:
+            return True
+        done = threading.Event()
+        self._jobs.put(done)
+        if not done.wait(timeout_s):
+            return False
+        return bool(self.provider.force_flush(int(timeout_s * 1000)))
+
+    def shutdown(self) -> None:
+        """Export what is pending, then stop the thread and the exporters (idempotent)."""
+        if self._closed:
+            return
+        self.force_flush()
+        self._closed = True
+        self._jobs.put(None)
+        self._thread.join(timeout=10)
+        self.provider.shutdown()
+        atexit.unregister(self.shutdown)
+
+    # -- the exporter thread --------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if isinstance(job, threading.Event):
+                job.set()
+                continue
+            try:
+                self.export_execution(*job)
+            except Exception:  # a damaged row or a closed store must not stop later exports
+                log.exception("workbench could not export the trace of execution %s", job[1])
+
+    def export_execution(self, store: Store, execution_id: str) -> None:
+        """Read one execution's trace from ``store`` and hand it to the SDK (this thread only)."""
+        from opentelemetry import trace
+        from opentelemetry.trace import (
+            NonRecordingSpan,
+            SpanContext,
+            SpanKind,
+            Status,
+            StatusCode,
+            TraceFlags,
+        )
+
+        try:
+            store.flush(strict=False)
+            executions = store._query("SELECT * FROM executions WHERE id = ?", (execution_id,))
+            spans = store._query(
+                "SELECT * FROM spans WHERE execution_id = ? ORDER BY start, span_id",
+                (execution_id,),
+            )
+            calls = store._query(
+                "SELECT id, span_id, provider, model, operation, status_code, input_tokens, "
+                "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, ttft_s, "
+                "latency_s, finish_reason, started_at, error, stream_error, streamed, "
+                "request_key FROM model_calls WHERE execution_id = ? ORDER BY started_at, id",
+                (execution_id,),
+            )
+        except StoreError:
+            log.warning(
+                "workbench: the store of execution %s is closed; not exported", execution_id
+            )
+            return
+        if not executions:
+            return
+        execution = dict(executions[0])
+        trace_id = int(execution["trace_id"], 16)
+        # Parents before children: the sampler of a child reads its parent's decision.
+        records = _in_tree_order([dict(r) for r in spans])
+        sampled: dict[str, bool] = {}
+        for record in records:
+            parent_id = record["parent_span_id"]
+            # A parent that is not in the store (still open when the run was killed) passes
+            # on the trace's decision.
+            parent_sampled = sampled.get(parent_id or "", sampled.get("root", False))
+            context = None
+            if parent_id:
+                parent = SpanContext(
+                    trace_id,
+                    int(parent_id, 16),
+                    is_remote=False,
+                    trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else 0),
+                )
+                context = trace.set_span_in_context(NonRecordingSpan(parent))
+            attributes = _attributes(record, execution)
+            kind = SpanKind.INTERNAL
+            self._ids.trace_id, self._ids.span_id = trace_id, int(record["span_id"], 16)
+            span = self._tracer.start_span(
+                record["name"],
+                context=context,
+                kind=kind,
+                attributes=attributes,
+                start_time=_ns(record["start"]),
+            )
+            is_sampled = span.get_span_context().trace_flags.sampled
+            sampled[record["span_id"]] = is_sampled
+            if not parent_id:
+                sampled["root"] = is_sampled
+            if span.is_recording():
+                for event in decode_list(record["events"]):
+                    name = str(event.pop("name", "event"))
+                    when = event.pop("time", None)
+                    span.add_event(
+                        name, _flat(event), timestamp=_ns(when) if when is not None else None
+                    )
+                if record["status"] == "error":
+                    description = attributes.get(STATUS_DESCRIPTION)
+                    span.set_status(Status(StatusCode.ERROR, _str_or_none(description)))
+                elif record["kind"] in ("execution", "step"):
+                    span.set_status(Status(StatusCode.OK))
+            span.end(end_time=_ns(record["end"] if record["end"] is not None else record["start"]))
+        for row in calls:
+            call = dict(row)
+            parent_id = call["span_id"]
+            parent_sampled = sampled.get(parent_id or "", sampled.get("root", False))
+            context = None
+            if parent_id:
+                parent = SpanContext(
+                    trace_id,
+                    int(parent_id, 16),
+                    is_remote=False,
+                    trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else 0),
+                )
+                context = trace.set_span_in_context(NonRecordingSpan(parent))
+            attributes = genai_attributes(call)
+            self._ids.trace_id = trace_id
+            self._ids.span_id = int(call["id"].rpartition("_")[2][:16], 16)
+            span = self._tracer.start_span(
+                _call_span_name(call),
+                context=context,
+                kind=SpanKind.CLIENT,
+                attributes=attributes,
+                start_time=_ns(call["started_at"]),
+            )
+            if span.is_recording() and "error.type" in attributes:
+                span.set_status(Status(StatusCode.ERROR, _str_or_none(call["error"])))
+            span.end(end_time=_ns(call["started_at"] + (call["latency_s"] or 0.0)))
+
+
+def _in_tree_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Spans ordered so that each comes after its parent (a child can end, and so be stored,
+    before its parent; the sort by start time already holds for all but ties)."""
+    by_id = {r["span_id"]: r for r in records}
+    placed: set[str] = set()
+    ordered: list[dict[str, Any]] = []
+
+    def place(record: dict[str, Any], depth: int = 0) -> None:
+        if record["span_id"] in placed:
+            return
+        parent = by_id.get(record["parent_span_id"] or "")
+        if parent is not None and depth < 1000:
+            place(parent, depth + 1)
+        placed.add(record["span_id"])
+        ordered.append(record)
+
+    for record in records:
+        place(record)
+    return ordered
+
+
+def _attributes(record: dict[str, Any], execution: dict[str, Any]) -> dict[str, Any]:
+    attributes = _flat(decode_dict(record["attributes"]))
+    attributes["workbench.execution_id"] = execution["id"]
+    if record["kind"] == "execution":
+        attributes.update(
+            {
+                key: value
+                for key, value in (
+                    ("pipeline.id", execution["pipeline_id"]),
+                    ("pipeline.version", execution["pipeline_version"]),
+                    ("user.id", execution["user_id"]),
+                    ("deployment.environment.name", execution["environment"]),
+                    ("workbench.status", execution["status"]),
+                    ("workbench.cost_usd", execution["cost_usd"]),
+                    ("gen_ai.usage.input_tokens", execution["tokens_in"]),
+                    ("gen_ai.usage.output_tokens", execution["tokens_out"]),
+                    ("workbench.replay_of", execution["replay_of"]),
+                )
+                if value is not None
+            }
+        )
+    elif record["kind"] == "step":
+        attributes["task.id"] = record["name"]
+    return attributes
+
+
+def genai_attributes(call: dict[str, Any]) -> dict[str, Any]:
+    """A model call's span attributes, named by the OpenTelemetry GenAI conventions.
+
+    ``call`` is a ``model_calls`` row. Calls that are not model calls (provider ``http``) get
+    the HTTP client attributes only.
+    """
+    attributes: dict[str, Any] = {"workbench.call_id": call["id"]}
+    if call["provider"] != "http":
+        attributes["gen_ai.operation.name"] = call["operation"]
+        attributes["gen_ai.provider.name"] = call["provider"]
+        if call["model"]:
+            attributes["gen_ai.request.model"] = call["model"]
+        for key, column in (
+            ("gen_ai.usage.input_tokens", "input_tokens"),
+            ("gen_ai.usage.output_tokens", "output_tokens"),
+            ("gen_ai.usage.cache_read.input_tokens", "cache_read_tokens"),
+            ("gen_ai.usage.cache_creation.input_tokens", "cache_write_tokens"),
+        ):
+            if call[column] is not None:
+                attributes[key] = call[column]
+        if call["finish_reason"]:
+            attributes["gen_ai.response.finish_reasons"] = [call["finish_reason"]]
+        if call["cost_usd"] is not None:
+            attributes["workbench.cost_usd"] = call["cost_usd"]
+        if call["ttft_s"] is not None:
+            attributes["workbench.ttft_s"] = call["ttft_s"]
+        attributes["workbench.streamed"] = bool(call["streamed"])
+    else:
+        attributes["http.request.method"] = call["operation"].upper()
+    if call["status_code"] is not None:
+        attributes["http.response.status_code"] = call["status_code"]
+    error = None
+    if call["error"]:
+        info = decode_dict(call["error"])
+        error = str(info.get("type") or "error") if info else "error"
+    elif call["stream_error"]:
+        error = "stream_error"
+    elif call["status_code"] is not None and call["status_code"] >= 400:
+        error = str(call["status_code"])
+    if error is not None:
+        attributes["error.type"] = error
+    return attributes
+
+
+def _call_span_name(call: dict[str, Any]) -> str:
+    if call["provider"] == "http":
+        return str(call["operation"]).upper()
+    return f"{call['operation']} {call['model']}" if call["model"] else str(call["operation"])
+
+
+def _ns(seconds: float) -> int:
+    return int(seconds * 1_000_000_000)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def decode_dict(text: str | bytes | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    value = decode(text.encode() if isinstance(text, str) else text)
+    return value if isinstance(value, dict) else {}
+
+
+def decode_list(text: str | bytes | None) -> list[dict[str, Any]]:
+    if not text:
+        return []
+    value = decode(text.encode() if isinstance(text, str) else text)
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+_PRIMITIVE = (str, bool, int, float)
+
+
+def _flat(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Attribute values OpenTelemetry accepts: primitives and homogeneous lists of them;
+    anything else as its JSON text (nested values are legal in the store, not in OTLP)."""
+    flat: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if value is None:
+            continue
+        if isinstance(value, _PRIMITIVE):
+            flat[key] = value
+        elif (
+            isinstance(value, list | tuple)
+            and value
+            and all(isinstance(v, _PRIMITIVE) for v in value)
+            and len({type(v) for v in value}) == 1
+        ):
+            flat[key] = list(value)
+        else:
+            from workbench._json import encode
+
+            flat[key] = encode(value).decode()
+    return flat
