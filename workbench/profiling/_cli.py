@@ -1,0 +1,356 @@
+"""``workbench profile``: profile a command, re-run a recorded execution profiled, show one.
+
+Owns the click group that ``workbench.cli`` registers, and nothing about profiling itself::
+
+    workbench profile [--cpu] [--memory] [--async] [--duration S] [--trigger COND] -- CMD ...
+    workbench profile run ID [--cpu] [--memory] [--async] [--duration S] [--trigger COND]
+    workbench profile show PROFILE_ID [--json]
+
+The first runs CMD as a child process whose executions are profiled: it hands the child a
+``profiling`` section in ``WORKBENCH_PROFILING`` (the child's own observer does the work, so
+profiles are linked to its executions) and follows the progress the child appends to the file
+in ``WORKBENCH_PROFILE_EVENTS``. WorkbenchErrors become one ``error: ...`` line through the
+main group, as for every command.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import orjson
+from pydantic import ValidationError
+from rich.console import Console
+
+from workbench.config import ProfilingConfig, ProfilingTriggerConfig, load_config
+from workbench.exceptions import ConfigError, ProfilerError, StoreError
+from workbench.profiling._conditions import ProfileKind
+from workbench.profiling._session import FROM_THE_START, profile_executions
+from workbench.profiling._summary import as_json as profile_json
+from workbench.profiling._summary import profile_view
+from workbench.profiling._watchdog import ENV_CONFIG, ENV_EVENTS
+from workbench.records import Profile
+from workbench.store import DEFAULT_PATH, Store, resolve_store_path
+from workbench.store._store import DB_ENV
+
+__all__ = ["profile_command"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+_COMMAND_KEY = "workbench.profile.command"
+_PIPE_WIDTH = 160  # as in workbench.cli: rich assumes 80 columns when not on a terminal
+
+
+def _console(*, stderr: bool = False) -> Console:
+    console = Console(highlight=False, stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, stderr=stderr, width=_PIPE_WIDTH)
+    return console
+
+
+def _profiling_options(fn: F) -> F:
+    options = [
+        click.option("--cpu", is_flag=True, help="CPU profile (py-spy). The default."),
+        click.option("--memory", is_flag=True, help="Heap profile (memray), with flame graph."),
+        click.option(
+            "--async",
+            "async_io",
+            is_flag=True,
+            help="Async I/O profile (yappi, wall clock). Not with --memory.",
+        ),
+        click.option(
+            "--duration",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="S",
+            default=None,
+            help="Profile for S seconds once triggered. Default: until the execution ends.",
+        ),
+        click.option(
+            "--trigger",
+            metavar="COND",
+            default=None,
+            help=f"Start when COND holds, e.g. 'execution_time > 5s' or 'memory_usage "
+            f"> 500MB'. Default: from the start ({FROM_THE_START}).",
+        ),
+        click.option(
+            "--db",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help=f"Store file. Default: ${DB_ENV}, else store.path in workbench.yaml, "
+            f"else {DEFAULT_PATH}.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _kinds(cpu: bool, memory: bool, async_io: bool) -> list[ProfileKind]:
+    if memory and async_io:
+        raise click.UsageError(
+            "--memory and --async cannot run together: memray and yappi share one interpreter "
+            "hook; profile one, then the other"
+        )
+    kinds: list[ProfileKind] = []
+    if cpu:
+        kinds.append("cpu")
+    if memory:
+        kinds.append("memory")
+    if async_io:
+        kinds.append("async_io")
+    return kinds or ["cpu"]
+
+
+def _settings(
+    kinds: Sequence[ProfileKind], duration: float | None, trigger: str | None
+) -> ProfilingConfig:
+    """The section the profiled executions use; profiles go where workbench.yaml says."""
+    config = load_config()
+    try:
+        return ProfilingConfig(
+            enabled=True,
+            types=list(kinds),
+            triggers=[
+                ProfilingTriggerConfig(
+                    condition=trigger or FROM_THE_START,
+                    profile_type=list(kinds),
+                    profile_duration=duration,
+                    heap_dump="memory" in kinds,
+                )
+            ],
+            check_interval=0.05,
+            output_dir=str(config.profiling.output_path(config.source)),
+            cpu_sampler=config.profiling.cpu_sampler,
+            py_spy_path=config.profiling.py_spy_path,
+            sampling_rate=config.profiling.sampling_rate,
+        )
+    except ValidationError as exc:  # the trigger is not in the grammar
+        message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"--trigger: {message}") from None
+
+
+class _ProfileGroup(click.Group):
+    """A group whose default command is "profile CMD": everything after ``--`` is CMD."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" in args:
+            split = args.index("--")
+            ctx.meta[_COMMAND_KEY] = args[split + 1 :]
+            args = args[:split]
+        return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return ["[OPTIONS] -- CMD [ARGS]...", "|", "run ID", "|", "show PROFILE_ID"]
+
+
+@click.group("profile", cls=_ProfileGroup, invoke_without_command=True, context_settings=_CONTEXT)
+@_profiling_options
+@click.pass_context
+def profile_command(
+    ctx: click.Context,
+    cpu: bool,
+    memory: bool,
+    async_io: bool,
+    duration: float | None,
+    trigger: str | None,
+    db: Path | None,
+) -> None:
+    """Profile the executions that a command records.
+
+    `workbench profile [OPTIONS] -- CMD [ARGS]...` runs CMD (e.g. `python script.py`) with
+    profiling on for every execution it records (workbench.record or @workbench.pipeline):
+    from the start, or once --trigger holds. Shows progress while it runs, then each profile's
+    summary and the path of its flame graph or speedscope file. Exits with CMD's exit code.
+    Also: `profile run ID`, `profile show PROFILE_ID`.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    command = ctx.meta.get(_COMMAND_KEY)
+    if not command:
+        raise click.UsageError(
+            "give the command to profile after --, e.g. `workbench profile --cpu -- python "
+            "script.py`; or use `workbench profile run ID` / `workbench profile show ID`"
+        )
+    settings = _settings(_kinds(cpu, memory, async_io), duration, trigger)
+    code = _run_profiled(command, settings, db)
+    if code:
+        ctx.exit(code)
+
+
+def _run_profiled(command: list[str], settings: ProfilingConfig, db: Path | None) -> int:
+    err = _console(stderr=True)
+    out = _console()
+    with tempfile.TemporaryDirectory(prefix="workbench-profile-") as folder:
+        events = Path(folder) / "events.jsonl"
+        events.touch()
+        env = {**os.environ, ENV_CONFIG: settings.model_dump_json(), ENV_EVENTS: str(events)}
+        if db is not None:
+            env[DB_ENV] = str(db.expanduser().absolute())
+        try:
+            child = subprocess.Popen(command, env=env)
+        except OSError as exc:
+            raise ProfilerError(
+                f"cannot run {' '.join(command)!r}: {exc.strerror}; check the command after --"
+            ) from exc
+        follower = _Events(events)
+        recorded: list[dict[str, Any]] = []
+        started = time.perf_counter()
+        status = err.status(f"running {command[0]} with profiling…") if err.is_terminal else None
+        if status is not None:
+            status.start()
+        try:
+            while True:
+                try:
+                    code = child.wait(0.1)
+                    break
+                except subprocess.TimeoutExpired:
+                    pass
+                except KeyboardInterrupt:
+                    continue  # the child got the Ctrl-C too; wait for it to write its rows
+                recorded += follower.show(err)
+                if status is not None:
+                    status.update(
+                        f"running {command[0]} with profiling… "
+                        f"{time.perf_counter() - started:.0f} s, "
+                        f"{len(recorded)} profile(s)"
+                    )
+        finally:
+            if status is not None:
+                status.stop()
+        recorded += follower.show(err)
+    if not recorded:
+        err.print(
+            f"no profile was recorded: {command[0]} recorded no execution (profiling follows "
+            f"workbench.record and @workbench.pipeline), or the trigger never held",
+            style="yellow",
+        )
+    for event in recorded:
+        try:
+            with Store(event["store"]) as store:
+                profile = store.get_profile(event["profile_id"])
+        except (StoreError, KeyError) as exc:
+            err.print(f"profile {event.get('profile_id')} cannot be read: {exc}", style="red")
+            continue
+        out.print(profile_view(profile))
+    return code
+
+
+class _Events:
+    """Follows the child's progress file and prints each new event."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+
+    def show(self, console: Console) -> list[dict[str, Any]]:
+        with self.path.open("rb") as file:
+            file.seek(self.offset)
+            data = file.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        recorded = []
+        for line in complete.splitlines():
+            event = orjson.loads(line)
+            if event["event"] == "started":
+                console.print(
+                    f"▶ {event['kind']} profile started for {event['execution_id']} "
+                    f"({event['trigger']})",
+                    markup=False,
+                )
+            elif event.get("error"):
+                console.print(
+                    f"✗ {event['kind']} profile of {event['execution_id']}: {event['error']}",
+                    style="red",
+                    markup=False,
+                )
+                recorded.append(event)
+            else:
+                console.print(
+                    f"✓ {event['kind']} profile {event['profile_id']} recorded", markup=False
+                )
+                recorded.append(event)
+        return recorded
+
+
+def _open_existing(db: Path | None) -> Store:
+    path = resolve_store_path(db)
+    if not path.exists():
+        raise StoreError(
+            f"no store at {path}; record a run first, or point --db or {DB_ENV} at an "
+            f"existing store"
+        )
+    return Store(path)
+
+
+@profile_command.command("run", context_settings=_CONTEXT)
+@click.argument("execution_id", metavar="ID")
+@_profiling_options
+@click.option(
+    "--on-miss",
+    type=click.Choice(["error", "live", "test-model"]),
+    default="error",
+    show_default=True,
+    help="What a request without a recorded answer gets (as in `workbench replay`).",
+)
+def run_command(
+    execution_id: str,
+    cpu: bool,
+    memory: bool,
+    async_io: bool,
+    duration: float | None,
+    trigger: str | None,
+    db: Path | None,
+    on_miss: str,
+) -> None:
+    """Re-run recorded execution ID under replay, profiled.
+
+    Shows the profiles of the replay. Model calls are answered from the recording (no network
+    unless --on-miss live); the replay is recorded as a new execution, with its profiles.
+    """
+    from workbench.debugging import RequestReplay
+
+    settings = _settings(_kinds(cpu, memory, async_io), duration, trigger)
+    err = _console(stderr=True)
+    with _open_existing(db) as store:
+        with (
+            profile_executions(settings=settings) as session,
+            err.status(f"replaying {execution_id} with profiling…"),
+        ):
+            result = RequestReplay(store).replay_execution(execution_id, on_miss=on_miss)
+        profiles = [p for p in session.profiles if p.execution_id == result.execution_id]
+    out = _console()
+    out.print(f"replay {result.execution_id} of {execution_id}: {result.status}", markup=False)
+    if not profiles:
+        err.print("no profile was recorded: the trigger never held", style="yellow")
+    for profile in profiles:
+        out.print(profile_view(profile))
+
+
+@profile_command.command("show", context_settings=_CONTEXT)
+@click.argument("profile_id", metavar="PROFILE_ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help=f"Store file. Default: ${DB_ENV}, else store.path in workbench.yaml, else {DEFAULT_PATH}.",
+)
+def show_command(profile_id: str, as_json: bool, db: Path | None) -> None:
+    """Show a profile's summary and the path of its flame graph.
+
+    The summary table lists the top functions (self and total time, or bytes for memory
+    profiles), the peak heap, and the largest stacks of a heap dump; the path is the flame
+    graph, speedscope or pstat file to open.
+    """
+    with _open_existing(db) as store:
+        profile: Profile = store.get_profile(profile_id)
+    if as_json:
+        click.echo(orjson.dumps(profile_json(profile), option=orjson.OPT_INDENT_2))
+        return
+    _console().print(profile_view(profile))
