@@ -11,6 +11,10 @@ benchmark runs in this one process, one after the other, and returns its rows; s
 * ``bench_bytes`` - bytes per recorded model call, against a vcrpy YAML cassette;
 * ``bench_diff`` - comparing two 10,000-step executions, against a plain DeepDiff;
 * ``bench_replay`` - replay cost per model call, against vcrpy playback and a dict-backed transport.
+* ``bench_sampling`` - an unsampled execution's step and call against no workbench; the rate.
+* ``bench_profiling`` - what an armed or firing profiler costs a workload; trigger to first sample.
+* ``bench_metrics`` - a metric update against raw prometheus_client; the budget check on a
+  store of 1,000,000 model calls.
 
 The exit status is 0 even when a target is missed: the table says which, in ``met?``.
 """
@@ -25,7 +29,10 @@ import bench_bytes
 import bench_capture
 import bench_diff
 import bench_ingest
+import bench_metrics
+import bench_profiling
 import bench_replay
+import bench_sampling
 import bench_spans
 from _common import Row, print_rows
 
@@ -38,6 +45,9 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("bytes", bench_bytes.main),
     ("diff", bench_diff.main),
     ("replay", bench_replay.main),
+    ("sampling", bench_sampling.main),
+    ("profiling", bench_profiling.main),
+    ("metrics", bench_metrics.main),
 )
 
 

@@ -448,6 +448,17 @@ def test_help_walk_sees_every_command() -> None:
         ("replay",),
         ("diff",),
         ("demo",),
+        ("alerts",),
+        ("alerts", "export"),
+        ("alerts", "check"),
+        ("profile",),
+        ("profile", "run"),
+        ("profile", "show"),
+        ("report",),
+        ("report", "cost"),
+        ("serve-metrics",),
+        ("run",),
+        ("validate",),
     }
 
 

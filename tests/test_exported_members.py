@@ -19,6 +19,11 @@ PUBLIC_MODULES = [
     "workbench.diff",
     "workbench.replay",
     "workbench.debugging",
+    "workbench.debug",
+    "workbench.strategies",
+    "workbench.monitoring",
+    "workbench.pipelines",
+    "workbench.profiling",
 ]
 
 
@@ -51,6 +56,12 @@ def test_every_public_name_of_the_package_is_exported() -> None:
         "diff",
         "replay",
         "debugging",
+        "debug",
+        "pytest_plugin",  # imported by pytest through the entry point
+        "strategies",  # imported by the tests of workbench.strategies
+        "pipelines",
+        "profiling",
+        "monitoring",
     }
     assert public - submodules - set(workbench.__all__) == set()
 

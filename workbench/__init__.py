@@ -5,12 +5,14 @@
 ...     run.outputs = research("llamas")
 """
 
+from workbench import debug
 from workbench.diff import Difference, ExecutionDiff, compare_executions
 from workbench.exceptions import (
     ConfigError,
     DamagedRecordingError,
     ExecutionNotFoundError,
     NotAStoreError,
+    PipelineError,
     RecordingError,
     ReplayError,
     ReplayMismatchError,
@@ -18,6 +20,7 @@ from workbench.exceptions import (
     StoreError,
     WorkbenchError,
 )
+from workbench.pipelines import action, arun_pipeline, run_pipeline
 from workbench.recorder import (
     LiveExecution,
     carry_context,
@@ -57,6 +60,7 @@ __all__ = [
     "LogRecord",
     "ModelCall",
     "NotAStoreError",
+    "PipelineError",
     "Profile",
     "RecordingError",
     "ReplayError",
@@ -70,13 +74,17 @@ __all__ = [
     "StreamChunk",
     "WorkbenchError",
     "__version__",
+    "action",
+    "arun_pipeline",
     "carry_context",
     "compare_executions",
+    "debug",
     "now",
     "open_store",
     "pipeline",
     "random",
     "record",
+    "run_pipeline",
     "span",
     "state",
     "step",

@@ -42,10 +42,18 @@ log = logging.getLogger("workbench")
 
 #: ``module:function`` of each built-in observer factory, called once with the configuration
 #: at the first execution; it returns an :class:`Observer` or ``None`` (switched off).
-BUILTIN: tuple[str, ...] = ()
+BUILTIN: tuple[str, ...] = (
+    "workbench.monitoring._builtin:observer",
+    "workbench.monitoring._budget:observer",
+    "workbench.profiling._watchdog:observer",
+    "workbench.monitoring._otel:tracing_observer",
+    "workbench.monitoring._alerts:budget_alert_router",
+)
 
 
-@dataclass(frozen=True, slots=True)
+# Events are built for every step and call, so they are plain slotted dataclasses: a frozen
+# one pays ``object.__setattr__`` per field. Observers must treat them as read-only.
+@dataclass(slots=True)
 class StepEvent:
     """A step occurrence that ended (``status`` is ``completed`` or ``failed``)."""
 
@@ -61,7 +69,7 @@ class StepEvent:
     metrics: tuple[Any, ...]  # the step's ``metrics=[...]`` declarations
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ModelCallEvent:
     """A model call, analysed on the store's writer thread (tokens and price known)."""
 

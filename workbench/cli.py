@@ -11,6 +11,12 @@ Commands::
     workbench runs show ID [--json]
     workbench replay ID [--modify KEY=VALUE ...] [--from-step S]
                         [--on-miss error|live|test-model] [--json]
+    workbench run FILE [--input NAME=VALUE ...] [--test-model] [--json]
+    workbench validate FILE [--json]
+    workbench report cost [--date YYYY-MM-DD] [--days N] [--json]
+    workbench serve-metrics [--port P] [--host H]
+    workbench alerts export [--output FILE]
+    workbench alerts check [--notify] [--json] [--db FILE]
     workbench demo
 
 ``workbench demo`` runs ``examples/research_assistant.py``, the example a reader of the repository
@@ -43,6 +49,10 @@ from workbench import _render
 from workbench._json import to_jsonable
 from workbench.diff._cli import diff_command
 from workbench.exceptions import WorkbenchError
+from workbench.monitoring._cli import report, serve_metrics_command
+from workbench.monitoring._cli_alerts import alerts_group
+from workbench.pipelines._cli import run_command, validate_command
+from workbench.profiling._cli import profile_command
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 from workbench.types import JSON
 
@@ -433,6 +443,12 @@ def _load_example() -> ModuleType:
 
 
 cli.add_command(diff_command)
+cli.add_command(report)
+cli.add_command(serve_metrics_command)
+cli.add_command(run_command)
+cli.add_command(validate_command)
+cli.add_command(alerts_group)
+cli.add_command(profile_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,12 +11,20 @@ the step.
 ::
 
     WorkbenchError
+    ├── BudgetExceededError    a budget's ``stop`` alert refused a model call before it was sent
     ├── ConfigError            workbench.yaml or a keyword argument holds a value we cannot use
+    │   └── MissingExtraError      a feature that is switched on needs an extra not installed
     ├── StoreError             the SQLite store cannot be opened, read or written
     │   ├── SchemaVersionError     the file was written by a newer workbench
     │   └── NotAStoreError         the file is not a workbench store (or is corrupt)
     ├── DiffError              two executions cannot be compared (an execution with itself, ...)
     ├── ExecutionNotFoundError the execution id is not in the store (also a KeyError)
+    ├── NetworkBlockedError    a test tried to reach a host off this machine (block_network)
+    ├── PipelineError          a YAML pipeline is invalid (file, line, step and the fix named)
+    │   └── PipelineStepError      a step of a pipeline run failed (the execution is recorded)
+    ├── ProfileNotFoundError   the profile id is not in the store (also a KeyError)
+    ├── ProfilerError          a profiler could not run (py-spy, memray or yappi missing or
+    │                          refused, tracker busy, profiles folder unwritable)
     ├── RecordingError         the recorder was used wrongly (a step outside an execution, ...)
     ├── ReplayError            an execution cannot be replayed (still running, no entrypoint, ...)
     │   ├── ReplayMismatchError    the replay sent a request the recording has no answer for
@@ -25,7 +33,8 @@ the step.
 
     UserWarning
     └── WorkbenchWarning       something was probably not what the caller meant
-        └── UnmatchedIgnoreWarning  a diff ``ignore`` pattern matched no field of either run
+        ├── UnmatchedIgnoreWarning  a diff ``ignore`` pattern matched no field of either run
+        └── PipelineChangedWarning  a replayed YAML pipeline's file changed since the recording
 """
 
 from __future__ import annotations
@@ -33,11 +42,19 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "BudgetExceededError",
     "ConfigError",
     "DamagedRecordingError",
     "DiffError",
     "ExecutionNotFoundError",
+    "MissingExtraError",
+    "NetworkBlockedError",
     "NotAStoreError",
+    "PipelineChangedWarning",
+    "PipelineError",
+    "PipelineStepError",
+    "ProfileNotFoundError",
+    "ProfilerError",
     "RecordingError",
     "ReplayError",
     "ReplayMismatchError",
@@ -54,8 +71,35 @@ class WorkbenchError(Exception):
     """Root of every error workbench raises on purpose."""
 
 
+class BudgetExceededError(WorkbenchError):
+    """A ``cost_tracking`` budget is spent: the model call was refused before it was sent.
+
+    ``budget`` is ``"daily"``, ``"monthly"`` or ``"per_user"``; ``spent_usd`` and ``limit_usd``
+    are that budget's spend and limit, ``user_id`` the user of a per-user budget.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        budget: str,
+        spent_usd: float,
+        limit_usd: float,
+        user_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.spent_usd = spent_usd
+        self.limit_usd = limit_usd
+        self.user_id = user_id
+
+
 class ConfigError(WorkbenchError):
     """A configuration value (workbench.yaml, environment, or argument) cannot be used."""
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """A configured feature needs an optional dependency (an extra) that is not installed."""
 
 
 class StoreError(WorkbenchError):
@@ -79,6 +123,62 @@ class ExecutionNotFoundError(WorkbenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class NetworkBlockedError(WorkbenchError):
+    """A connection that would leave the machine was refused: the pytest plugin's
+    ``--workbench-block-network`` (or ``block_network`` setting) is on."""
+
+
+class ProfileNotFoundError(WorkbenchError, KeyError):
+    """No profile with the given id is in the store."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ProfilerError(WorkbenchError):
+    """A profiler could not start or finish; the execution it was meant for ran unprofiled."""
+
+
+class PipelineError(WorkbenchError):
+    """A YAML pipeline or its inputs are invalid (raised before anything runs or is recorded).
+
+    ``source`` is the file (or ``<dict>``), ``line`` the 1-based line where YAML gives one, and
+    ``step_id`` the step concerned, each ``None`` when not applicable.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        step_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.source = source
+        self.line = line
+        self.step_id = step_id
+
+
+class PipelineStepError(PipelineError):
+    """A step of a YAML pipeline run failed; the run is recorded as failed in ``execution_id``.
+
+    The step's own exception is the ``__cause__``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        source: str | None = None,
+        line: int | None = None,
+        step_id: str | None = None,
+        execution_id: str | None = None,
+    ) -> None:
+        super().__init__(message, source=source, line=line, step_id=step_id)
+        self.execution_id = execution_id
 
 
 class RecordingError(WorkbenchError):
@@ -123,6 +223,10 @@ class TestServerError(WorkbenchError):
 
 class WorkbenchWarning(UserWarning):
     """Root of the warnings workbench emits: something was probably not what the caller meant."""
+
+
+class PipelineChangedWarning(WorkbenchWarning):
+    """A replay runs a YAML pipeline whose file changed since the execution was recorded."""
 
 
 class UnmatchedIgnoreWarning(WorkbenchWarning):

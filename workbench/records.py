@@ -15,11 +15,14 @@ from typing import Any
 from workbench.types import JSON, ExecutionStatus, StepStatus
 
 __all__ = [
+    "AllocationStack",
     "ErrorInfo",
     "Execution",
+    "FunctionStat",
     "LogRecord",
     "ModelCall",
     "Profile",
+    "ProfileSummary",
     "Span",
     "State",
     "Step",
@@ -189,15 +192,106 @@ class LogRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionStat:
+    """One function in a profile: time (``unit`` ``"s"``) or bytes (``"B"``) spent in it.
+
+    ``self_value`` counts what the function itself did, ``total_value`` adds its callees;
+    ``count`` is samples (cpu), allocations (memory) or calls (async).
+    """
+
+    name: str
+    file: str
+    line: int | None
+    self_value: float
+    total_value: float
+    count: int
+    unit: str
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> FunctionStat:
+        return cls(
+            value["name"],
+            value["file"],
+            value.get("line"),
+            value["self_value"],
+            value["total_value"],
+            value["count"],
+            value["unit"],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class AllocationStack:
+    """Memory still held at the high-water mark by one stack (innermost frame first)."""
+
+    size: int
+    allocations: int
+    frames: tuple[tuple[str, str, int], ...]  # (function, file, line)
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> AllocationStack:
+        return cls(
+            value["size"],
+            value["allocations"],
+            tuple((f[0], f[1], f[2]) for f in value["frames"]),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileSummary:
+    """What a profile found, readable without opening its artifact.
+
+    ``top_functions`` are ordered by what matters for the kind (self time for cpu, bytes for
+    memory, total wall time for async); ``peak_bytes`` is the tracked heap's peak (memory only);
+    ``sampler`` says which tool produced it (``py-spy``, ``in-process``, ``memray``, ``yappi``);
+    ``notes`` say what the profile cannot show; ``error`` is set when the profiler could not run
+    (the execution itself went on unprofiled).
+    """
+
+    kind: str
+    sampler: str | None = None
+    duration_s: float = 0.0
+    samples: int = 0
+    top_functions: tuple[FunctionStat, ...] = ()
+    peak_bytes: int | None = None
+    top_stacks: tuple[AllocationStack, ...] = ()
+    artifacts: dict[str, str] = field(default_factory=dict)  # role -> path (flamegraph, ...)
+    observation: dict[str, Any] = field(default_factory=dict)  # what the trigger saw
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> ProfileSummary:
+        value = value or {}
+        return cls(
+            kind=value.get("kind", "unknown"),
+            sampler=value.get("sampler"),
+            duration_s=value.get("duration_s", 0.0),
+            samples=value.get("samples", 0),
+            top_functions=tuple(FunctionStat.from_json(f) for f in value.get("top_functions", ())),
+            peak_bytes=value.get("peak_bytes"),
+            top_stacks=tuple(AllocationStack.from_json(s) for s in value.get("top_stacks", ())),
+            artifacts=dict(value.get("artifacts", {})),
+            observation=dict(value.get("observation", {})),
+            notes=tuple(value.get("notes", ())),
+            error=value.get("error"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
-    """A profiler artifact linked to an execution (written by the profiling subsystem)."""
+    """A profiler artifact linked to an execution (written by the profiling subsystem).
+
+    ``path`` is the main artifact (speedscope JSON, memray capture or flame graph, pstat);
+    it is empty when the profiler could not run, and ``summary.error`` says why.
+    """
 
     id: str
     execution_id: str | None
     kind: str
     trigger: str | None
     path: str
-    summary: dict[str, Any]
+    summary: ProfileSummary
     created_at: float
 
 
