@@ -112,67 +112,38 @@ def patch(module: types.ModuleType) -> None:
                 # was cut short is told apart by the provider analysis of what arrived.
                 self._call.finish()
 
-    class ReplayStream(sync_base):  # type: ignore[misc, valid-type]
-        """A recorded answer served as the response stream, recorded into ``call`` as it is
-        read (what the tee does for a live response, one generator fewer)."""
+    class ReplayStream(SyncTee):
+        """A recorded answer served as the response stream, teed into ``call`` as it is read.
+
+        One pass over the body, however often the stream is iterated: SDKs drain a response
+        again after its end, and a network stream has nothing left by then.
+        """
 
         def __init__(self, answer: RecordedAnswer, call: PendingCall) -> None:
-            self._call = call
             self._started = time.perf_counter()
-            # One pass over the body, however often the stream is iterated: SDKs drain a
-            # response again after its end, and a network stream has nothing left by then.
-            self._chunks = answer_chunks(answer, self._started)
+            super().__init__(answer_chunks(answer, self._started), call)
             self.response: Any = None
-
-        def __iter__(self) -> Iterator[bytes]:
-            call = self._call
-            try:
-                for chunk in self._chunks:
-                    call.chunk(chunk)
-                    yield chunk
-            except GeneratorExit:  # the caller stopped early (an SDK does after [DONE])
-                call.finish()
-                raise
-            except BaseException as exc:
-                call.finish(error=exc)
-                raise
-            call.finish()
 
         def close(self) -> None:
             # What httpx's own bound stream does: SDKs may read ``response.elapsed``.
             if self.response is not None:
                 elapsed = time.perf_counter() - self._started
                 self.response.elapsed = datetime.timedelta(seconds=elapsed)
-            self._call.finish()
+            super().close()
 
-    class AsyncReplayStream(async_base):  # type: ignore[misc, valid-type]
+    class AsyncReplayStream(AsyncTee):
         """:class:`ReplayStream` for async clients."""
 
         def __init__(self, answer: RecordedAnswer, call: PendingCall) -> None:
-            self._call = call
             self._started = time.perf_counter()
-            self._chunks = answer_chunks_async(answer, self._started)  # one pass, as above
+            super().__init__(answer_chunks_async(answer, self._started), call)
             self.response: Any = None
-
-        async def __aiter__(self) -> AsyncIterator[bytes]:
-            call = self._call
-            try:
-                async for chunk in self._chunks:
-                    call.chunk(chunk)
-                    yield chunk
-            except GeneratorExit:
-                call.finish()
-                raise
-            except BaseException as exc:
-                call.finish(error=exc)
-                raise
-            call.finish()
 
         async def aclose(self) -> None:
             if self.response is not None:
                 elapsed = time.perf_counter() - self._started
                 self.response.elapsed = datetime.timedelta(seconds=elapsed)
-            self._call.finish()
+            await super().aclose()
 
     def replayed(client: Any, request: Any, answer: RecordedAnswer, stream: Any) -> Any:
         """The response the client would have returned, built from ``answer`` (no network)."""

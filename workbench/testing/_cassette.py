@@ -16,12 +16,11 @@ earlier recording (so latencies survive being replayed and re-recorded).
 
 from __future__ import annotations
 
-import difflib
 import threading
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
 
@@ -29,6 +28,7 @@ from workbench._context import Frame
 from workbench.capture._call import PendingCall, RecordedAnswer
 from workbench.exceptions import ExecutionNotFoundError
 from workbench.records import Execution, ModelCall
+from workbench.replay._index import RecordedCalls, request_diff, request_summary
 from workbench.store import Store
 from workbench.testing._network import is_local_url
 
@@ -119,6 +119,8 @@ class Cassette:
         self._lock = threading.Lock()
         self._queues: dict[str, deque[ModelCall]] = {}
         self._calls: Sequence[ModelCall] = recording.calls if recording else ()
+        #: For explaining a miss: the nearest recorded request, as replay finds it.
+        self._index = RecordedCalls.of(self._calls)
         for call in self._calls:
             if call.status_code is not None:  # a transport error has no answer to serve
                 self._queues.setdefault(call.request_key, deque()).append(call)
@@ -193,29 +195,16 @@ class Cassette:
         request = call.canonical
         step = call.frame.step
         where = f"step {step.step_id!r}" if step is not None else "no step"
-        lines = [f"  {_summary(request)}  ({where})"]
-        nearest = self._nearest(request)
+        lines = [f"  {request_summary(request)}  ({where})"]
+        nearest = self._index.nearest(request)
         if nearest is not None:
-            lines.append(f"    nearest recorded request: {_summary(nearest.request)}")
-            diff = _body_diff(nearest.request, request)
+            lines.append(f"    nearest recorded request: {request_summary(nearest.request)}")
+            diff = request_diff(nearest.request, request)
             if diff:
                 lines.extend(f"      {line}" for line in diff.splitlines())
         elif self.recording is not None:
             lines.append("    the recording has no request to this endpoint")
         return "\n".join(lines)
-
-    def _nearest(self, request: Mapping[str, Any]) -> ModelCall | None:
-        route = _route(request)
-        candidates = [c for c in self._calls if _route(c.request) == route][:200]
-        wanted = _body_text(request)[:4_000]
-        best, best_ratio = None, -1.0
-        for candidate in candidates:
-            ratio = difflib.SequenceMatcher(
-                None, _body_text(candidate.request)[:4_000], wanted, autojunk=False
-            ).ratio()
-            if ratio > best_ratio:
-                best, best_ratio = candidate, ratio
-        return best
 
 
 def _refusal(message: str) -> RecordedAnswer:
@@ -225,39 +214,3 @@ def _refusal(message: str) -> RecordedAnswer:
     )
     headers = [("content-type", "application/json"), ("x-should-retry", "false")]
     return RecordedAnswer(400, headers, [(0.0, body)])
-
-
-def _route(request: Any) -> tuple[str, str]:
-    if not isinstance(request, Mapping):
-        return ("", "")
-    return (str(request.get("method") or ""), str(request.get("path") or ""))
-
-
-def _body_text(request: Any) -> str:
-    body = request.get("body") if isinstance(request, Mapping) else None
-    return orjson.dumps(
-        body, option=orjson.OPT_SORT_KEYS | orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
-    ).decode()
-
-
-def _body_diff(recorded: Mapping[str, Any], sent: Mapping[str, Any]) -> str:
-    return "\n".join(
-        difflib.unified_diff(
-            _body_text(recorded).splitlines(),
-            _body_text(sent).splitlines(),
-            fromfile="recorded",
-            tofile="sent",
-            lineterm="",
-            n=1,
-        )
-    )
-
-
-def _summary(request: Any) -> str:
-    if not isinstance(request, Mapping):
-        return repr(request)
-    text = f"{request.get('method')} {request.get('path')}"
-    body = request.get("body")
-    if isinstance(body, Mapping) and isinstance(body.get("model"), str):
-        text += f" model={body['model']}"
-    return text
