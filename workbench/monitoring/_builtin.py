@@ -49,6 +49,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -326,6 +327,16 @@ def _label(value: str | None) -> str:
     return value if value else "unknown"
 
 
+@dataclass(frozen=True, slots=True)
+class _CallChildren:
+    """The labelled metric children one (provider, model) pair's call events update."""
+
+    ok: Any
+    error: Any
+    latency: Any
+    tokens: tuple[Any, ...]  # input, output, cache_read, cache_write
+
+
 class MetricsObserver(_hooks.Observer):
     """Keeps the built-in metrics and evaluates the steps' custom metrics, per run's config."""
 
@@ -333,6 +344,10 @@ class MetricsObserver(_hooks.Observer):
         self.m = builtin_metrics()
         #: Ids of the runs counted in ``pipeline_active_count``: only they are counted down.
         self._active: set[str] = set()
+        # The labelled children each event updates, looked up once per label values: a
+        # ``.labels()`` call validates and locks (~0.7 us), and a call event updates six.
+        self._call_children: dict[tuple[str, str], _CallChildren] = {}
+        self._step_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
 
     @staticmethod
     def _on(run: Any) -> bool:
@@ -371,8 +386,15 @@ class MetricsObserver(_hooks.Observer):
             return
         m = self.m
         pipeline = run.pipeline_id
-        m.task_executions.labels(pipeline, event.step_id, event.status).inc()
-        m.task_duration.labels(pipeline, event.step_id).observe(event.duration_s)
+        key = (pipeline, event.step_id, event.status)
+        children = self._step_children.get(key)
+        if children is None:
+            children = self._step_children[key] = (
+                m.task_executions.labels(*key),
+                m.task_duration.labels(pipeline, event.step_id),
+            )
+        children[0].inc()
+        children[1].observe(event.duration_s)
         if event.retries:
             m.task_retries.labels(pipeline, event.step_id).inc(event.retries)
         m.windows.busy.add((pipeline,), min(event.duration_s, m.windows.busy.window_s))
@@ -390,17 +412,32 @@ class MetricsObserver(_hooks.Observer):
             m.model_requests.labels(provider, model, "replayed").inc()
             return
         failed = event.error is not None or event.status_code is None or event.status_code >= 400
-        m.model_requests.labels(provider, model, "error" if failed else "ok").inc()
+        children = self._call_children.get((provider, model))
+        if children is None:
+            children = self._call_children[(provider, model)] = _CallChildren(
+                ok=m.model_requests.labels(provider, model, "ok"),
+                error=m.model_requests.labels(provider, model, "error"),
+                latency=m.model_latency.labels(provider, model),
+                tokens=tuple(
+                    m.model_tokens.labels(provider, model, kind)
+                    for kind in ("input", "output", "cache_read", "cache_write")
+                ),
+            )
+        (children.error if failed else children.ok).inc()
         m.windows.calls.add((provider, model), float(not failed), float(failed))
-        m.model_latency.labels(provider, model).observe(event.latency_s)
-        for kind, tokens in (
-            ("input", event.input_tokens),
-            ("output", event.output_tokens),
-            ("cache_read", event.cache_read_tokens),
-            ("cache_write", event.cache_write_tokens),
+        children.latency.observe(event.latency_s)
+        for counter, tokens in zip(
+            children.tokens,
+            (
+                event.input_tokens,
+                event.output_tokens,
+                event.cache_read_tokens,
+                event.cache_write_tokens,
+            ),
+            strict=True,
         ):
             if tokens:
-                m.model_tokens.labels(provider, model, kind).inc(tokens)
+                counter.inc(tokens)
         if event.cost_usd:
             m.model_cost.labels(provider, model, event.run.pipeline_id).inc(event.cost_usd)
 
