@@ -26,6 +26,9 @@ class Seen(_hooks.Observer):
     def execution_finished(self, run: Any) -> None:
         self.events.append(("finished", (run.id, run.status, run.duration_s)))
 
+    def step_started(self, step: Any) -> None:
+        self.events.append(("step_started", (step.step_id, step.occurrence)))
+
     def step_finished(self, event: _hooks.StepEvent) -> None:
         self.events.append(("step", event))
 
@@ -53,8 +56,8 @@ def _client(server: ModelServer) -> openai.OpenAI:
 def test_observer_sees_execution_step_and_priced_call(
     seen: Seen, store: Store, model_server: ModelServer
 ) -> None:
-    """One run reports its start, the step with its result and metrics, the call's tokens and
-    price, and its end with status and duration — in that order."""
+    """One run reports its start, the step's start, the step with its result and metrics, the
+    call's tokens and price, and its end with status and duration — in that order."""
     client = _client(model_server)
 
     @workbench.step("ask", metrics=[{"name": "answer_chars"}])
@@ -69,7 +72,8 @@ def test_observer_sees_execution_step_and_priced_call(
     store.flush()
     kinds = [kind for kind, _ in seen.events]
     assert kinds[0] == "started" and kinds[-1] == "finished"
-    assert kinds.index("starting") < kinds.index("step")
+    assert kinds.index("step_started") < kinds.index("starting") < kinds.index("step")
+    assert ("step_started", ("ask", 0)) in seen.events
     step = next(e for k, e in seen.events if k == "step")
     assert (step.step_id, step.status, step.result) == ("ask", "completed", answer)
     assert step.metrics == ({"name": "answer_chars"},)

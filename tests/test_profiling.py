@@ -481,6 +481,19 @@ def test_step_time_and_callable_triggers(store: Store) -> None:
     assert seen[0].execution_id == run.id and seen[0].pipeline_id == "steps"
 
 
+def test_step_time_fires_while_the_slow_step_is_still_running(store: Store) -> None:
+    """'step_time > 50ms' starts the profiler inside a step that is still running, so the
+    profile sees that step's own work."""
+    with profile_executions("cpu", trigger="step_time > 50ms", check_interval=0.01) as session:
+        with workbench.record("steps", inputs={}, store=store) as run:
+            with workbench.step("slow"):
+                crunch(0.4)  # the only work of the run, all of it inside the step
+    (profile,) = session.profiles
+    assert profile.execution_id == run.id
+    assert 0.05 < profile.summary.observation["step_time"] < 0.4
+    assert any(f.name == "crunch" for f in profile.summary.top_functions)
+
+
 def test_a_trigger_that_raises_is_switched_off_and_the_run_completes(store: Store) -> None:
     """A callable that raises is logged once and never fires; the execution is unaffected."""
 

@@ -283,8 +283,7 @@ def test_record_modes_once_none_new_all(
         [
             "1 model call(s) had no recorded answer (record mode 'none' answers only from the "
             "test's recording exec_*",
-            "  POST /v1/chat/completions model=gpt-4o-mini 'a question never recorded'  "
-            "(no step)",
+            "  POST /v1/chat/completions model=gpt-4o-mini 'a question never recorded'  (no step)",
             "    nearest recorded request: POST /v1/chat/completions model=gpt-4o-mini "
             "'what is recorded?'",
             '      -      "content": "what is recorded?",',

@@ -36,6 +36,7 @@ __all__ = [
     "observers",
     "remove_observer",
     "step_finished",
+    "step_started",
 ]
 
 log = logging.getLogger("workbench")
@@ -99,6 +100,11 @@ class Observer:
 
     def execution_finished(self, run: Any) -> None:
         """``run.status`` and ``run.duration_s`` are set; its rows are queued."""
+
+    def step_started(self, step: Any) -> None:
+        """A step occurrence began, on the thread that runs it (``step`` is the recorder's
+        ``ActiveStep``: ``run``, ``step_id``, ``occurrence``); the same ``step`` object ends
+        in :meth:`step_finished`'s event as ``step_id``/``occurrence`` of ``run``."""
 
     def step_finished(self, event: StepEvent) -> None:
         """A step ended, on the thread that ran it."""
@@ -167,6 +173,10 @@ def execution_started(run: Any) -> None:
 def execution_finished(run: Any) -> None:
     if _observers:
         _each("execution_finished", run)
+
+
+def step_started(step: Any) -> None:
+    _each("step_started", step)
 
 
 def step_finished(event: StepEvent) -> None:

@@ -42,8 +42,8 @@ KINDS: tuple[ProfileKind, ...] = ("cpu", "memory", "async_io")
 class Observation:
     """What the watchdog sees of one execution at one check; a callable trigger receives it.
 
-    ``step_time`` is how long the most recently finished step of the execution took (the
-    recorder tells observers when a step ends, not when it starts), ``None`` before the first.
+    ``step_time`` is how long the execution's longest-running step has been running, or, when
+    no step is running, how long the most recently finished one took; ``None`` before the first.
     ``memory_usage`` is the process's resident set size in bytes and ``cpu_percent`` its CPU
     use since the previous check (100 = one core busy); both are ``None`` when no trigger of
     the execution needs them, because sampling them costs a system call each.

@@ -171,10 +171,22 @@ class _Watch:
     started: float
     fired: list[bool]
     step_time: float | None = None
+    #: Steps of the execution still running: (step id, occurrence) -> when it began.
+    steps: dict[tuple[str, int], float] = dataclasses.field(default_factory=dict)
     running: list[_Running] = dataclasses.field(default_factory=list)
     closed: bool = False
     checked: threading.Event = dataclasses.field(default_factory=threading.Event)
     lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+
+
+def _step_time(watch: _Watch, now: float) -> float | None:
+    """How long the longest-running step has been running, so that ``step_time > 30`` fires
+    while a slow step is still running (and can be profiled); with no step running, how long
+    the most recently finished one took; ``None`` before any step."""
+    began = list(watch.steps.values())  # a copy: steps start and end on other threads
+    if began:
+        return now - min(began)
+    return watch.step_time
 
 
 class ProfilingObserver(_hooks.Observer):
@@ -221,9 +233,15 @@ class ProfilingObserver(_hooks.Observer):
         if holds_now:
             watch.checked.wait(_FIRST_CHECK_TIMEOUT_S)
 
+    def step_started(self, step: Any) -> None:
+        watch = self._watches.get(step.run.id)
+        if watch is not None:
+            watch.steps[(step.step_id, step.occurrence)] = time.perf_counter()
+
     def step_finished(self, event: _hooks.StepEvent) -> None:
         watch = self._watches.get(event.run.id)
         if watch is not None:
+            watch.steps.pop((event.step_id, event.occurrence), None)
             watch.step_time = event.duration_s
 
     def execution_finished(self, run: Any) -> None:
@@ -278,7 +296,7 @@ class ProfilingObserver(_hooks.Observer):
             execution_id=watch.run.id,
             pipeline_id=watch.run.pipeline_id,
             execution_time=now - watch.started,
-            step_time=watch.step_time,
+            step_time=_step_time(watch, now),
             memory_usage=memory if "memory_usage" in watch.reads else None,
             cpu_percent=cpu if "cpu_percent" in watch.reads else None,
         )

@@ -256,8 +256,12 @@ def _begin(
     parent = _frame_or_raise("step", step_id)
     run = parent.run
     if not run.recording:
-        return UnrecordedStep(parent, step_id, action, metrics)
-    return ActiveStep(step_id, action, parameters() if run.keep_states else None, metrics)
+        active: ActiveStep = UnrecordedStep(parent, step_id, action, metrics)
+    else:
+        active = ActiveStep(step_id, action, parameters() if run.keep_states else None, metrics)
+    if _hooks.observers():
+        _hooks.step_started(active)
+    return active
 
 
 def render_parameters(
