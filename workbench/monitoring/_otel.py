@@ -213,15 +213,7 @@ class TraceExporter(Observer):
 
     def export_execution(self, store: Store, execution_id: str) -> None:
         """Read one execution's trace from ``store`` and hand it to the SDK (this thread only)."""
-        from opentelemetry import trace
-        from opentelemetry.trace import (
-            NonRecordingSpan,
-            SpanContext,
-            SpanKind,
-            Status,
-            StatusCode,
-            TraceFlags,
-        )
+        from opentelemetry.trace import SpanKind, Status, StatusCode
 
         try:
             store.flush(strict=False)
@@ -251,18 +243,7 @@ class TraceExporter(Observer):
         sampled: dict[str, bool] = {}
         for record in records:
             parent_id = record["parent_span_id"]
-            # A parent that is not in the store (still open when the run was killed) passes
-            # on the trace's decision.
-            parent_sampled = sampled.get(parent_id or "", sampled.get("root", False))
-            context = None
-            if parent_id:
-                parent = SpanContext(
-                    trace_id,
-                    int(parent_id, 16),
-                    is_remote=False,
-                    trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else 0),
-                )
-                context = trace.set_span_in_context(NonRecordingSpan(parent))
+            context = _parent_context(trace_id, parent_id, sampled)
             attributes = _attributes(record, execution)
             kind = SpanKind.INTERNAL
             self._ids.trace_id, self._ids.span_id = trace_id, int(record["span_id"], 16)
@@ -292,17 +273,7 @@ class TraceExporter(Observer):
             span.end(end_time=_ns(record["end"] if record["end"] is not None else record["start"]))
         for row in calls:
             call = dict(row)
-            parent_id = call["span_id"]
-            parent_sampled = sampled.get(parent_id or "", sampled.get("root", False))
-            context = None
-            if parent_id:
-                parent = SpanContext(
-                    trace_id,
-                    int(parent_id, 16),
-                    is_remote=False,
-                    trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else 0),
-                )
-                context = trace.set_span_in_context(NonRecordingSpan(parent))
+            context = _parent_context(trace_id, call["span_id"], sampled)
             attributes = genai_attributes(call)
             self._ids.trace_id = trace_id
             self._ids.span_id = int(call["id"].rpartition("_")[2][:16], 16)
@@ -316,6 +287,25 @@ class TraceExporter(Observer):
             if span.is_recording() and "error.type" in attributes:
                 span.set_status(Status(StatusCode.ERROR, _str_or_none(call["error"])))
             span.end(end_time=_ns(call["started_at"] + (call["latency_s"] or 0.0)))
+
+
+def _parent_context(trace_id: int, parent_id: str | None, sampled: dict[str, bool]) -> Any:
+    """The OTel context of a stored span's parent, carrying the parent's sampling decision;
+    ``None`` for a root. A parent not in the store (still open when the run was killed)
+    passes on the trace's decision."""
+    if not parent_id:
+        return None
+    from opentelemetry import trace  # the otel extra: imported only once tracing is on
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    parent_sampled = sampled.get(parent_id, sampled.get("root", False))
+    parent = SpanContext(
+        trace_id,
+        int(parent_id, 16),
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED if parent_sampled else 0),
+    )
+    return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
 def _in_tree_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
