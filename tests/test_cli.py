@@ -211,6 +211,25 @@ def test_show_failed_execution_has_error_and_traceback(
     assert "fetch#0" in out and "failed" in out
 
 
+def test_show_lists_the_profiles_of_a_run(runner: CliRunner, store: Store) -> None:
+    """A profiled run's view lists each profile: kind, trigger, top function and its file."""
+    from workbench.profiling import profile_executions
+
+    def busy() -> int:
+        return sum(i * i for i in range(400_000))
+
+    with profile_executions("cpu", trigger="execution_time >= 0") as session:
+        with workbench.record("hot", inputs={}, store=store) as run:
+            for _ in range(5):
+                busy()
+    (profile,) = session.profiles
+    result = invoke(runner, store, "runs", "show", run.id)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "profiles (1)" in out and profile.id in out and "execution_time >= 0" in out
+    assert "top:" in out
+
+
 def test_show_json_round_trips_ids(runner: CliRunner, store: Store, runs: dict[str, str]) -> None:
     """--json prints the whole execution; its ids and stream chunks match the store's records."""
     shown = json.loads(invoke(runner, store, "runs", "show", runs["alice"], "--json").stdout)

@@ -171,6 +171,8 @@ def execution_view(execution: Execution) -> Group:
         parts.append(errors)
     if execution.logs:
         parts.append(_logs(execution))
+    if execution.profiles:
+        parts.append(_profiles_table(execution))
     return Group(*parts)
 
 
@@ -266,6 +268,31 @@ def _states_table(execution: Execution) -> Table:
     table.add_column("value")
     for state in execution.states:
         table.add_row(Text(state.name), Text(state.step_id or _NONE), Text(_short(state.value, 90)))
+    return table
+
+
+def _profiles_table(execution: Execution) -> Table:
+    """The profiles triggered in this run: what fired, what it found, where the artifact is
+    (``workbench profile show ID`` prints one whole)."""
+    table = Table(title=f"profiles ({len(execution.profiles)})", title_justify="left")
+    for column in ("id", "kind", "trigger", "found", "file"):
+        table.add_column(column, no_wrap=column == "id")
+    for profile in execution.profiles:
+        summary = profile.summary
+        if summary.error is not None:
+            found = Text(summary.error, style="red")
+        elif summary.top_functions:
+            top = summary.top_functions[0]
+            found = Text(f"top: {top.name} ({top.file}:{top.line})")
+        else:
+            found = Text(_NONE)
+        table.add_row(
+            Text(profile.id),
+            Text(profile.kind),
+            Text(profile.trigger or _NONE),
+            found,
+            Text(profile.path),
+        )
     return table
 
 
