@@ -10,7 +10,7 @@ import pytest
 
 import workbench
 from workbench import _hooks
-from workbench.exceptions import WorkbenchError
+from workbench.exceptions import CallRefused
 from workbench.store import Store
 from workbench.testing import ModelServer
 
@@ -91,11 +91,11 @@ def test_observer_sees_execution_step_and_priced_call(
 def test_raising_before_a_call_stops_it_and_records_why(
     seen: Seen, store: Store, model_server: ModelServer
 ) -> None:
-    """An observer raising in model_call_starting stops the request; the call keeps the error."""
-    seen.stop = WorkbenchError("budget spent")
+    """An observer raising CallRefused before a call stops it; the call keeps the error."""
+    seen.stop = CallRefused("budget spent")
     client = _client(model_server)
     before = model_server.request_count
-    with pytest.raises(WorkbenchError, match="budget spent"):
+    with pytest.raises(CallRefused, match="budget spent"):
         with workbench.record("stopped", inputs={}, store=store) as run:
             client.chat.completions.create(
                 model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
@@ -106,11 +106,16 @@ def test_raising_before_a_call_stops_it_and_records_why(
     assert model_server.request_count == before
 
 
-def test_failing_observer_does_not_fail_the_pipeline(seen: Seen, store: Store) -> None:
-    """An exception in a notification other than model_call_starting is logged, not raised."""
+def test_failing_observer_does_not_fail_the_pipeline(
+    seen: Seen, store: Store, model_server: ModelServer
+) -> None:
+    """Any other exception from an observer, before a call included, is logged, not raised."""
 
     class Broken(_hooks.Observer):
         def step_finished(self, event: _hooks.StepEvent) -> None:
+            raise RuntimeError("observer bug")
+
+        def model_call_starting(self, run: Any, method: str, url: str, canonical: Any) -> None:
             raise RuntimeError("observer bug")
 
     broken = Broken()
@@ -118,8 +123,31 @@ def test_failing_observer_does_not_fail_the_pipeline(seen: Seen, store: Store) -
     try:
         with workbench.record("robust", inputs={}, store=store) as run:
             with workbench.step("s"):
-                pass
+                _client(model_server).chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+                )
     finally:
         _hooks.remove_observer(broken)
     assert run.execution().status == "completed"
+    assert run.execution().model_calls[0].status_code == 200
     assert any(kind == "step" for kind, _ in seen.events)
+
+
+def test_a_failing_builtin_observer_does_not_keep_the_others_out(
+    monkeypatch: pytest.MonkeyPatch, store: Store
+) -> None:
+    """One built-in factory that fails is reported once; the ones after it are still loaded."""
+    monkeypatch.setattr(_hooks, "_observers", ())
+    monkeypatch.setattr(_hooks, "_builtin_loaded", False)
+    monkeypatch.setattr(
+        _hooks,
+        "BUILTIN",
+        ("workbench.no_such_module:observer", "workbench.monitoring._budget:observer"),
+    )
+    with pytest.raises(ModuleNotFoundError, match="no_such_module"):
+        with workbench.record("first", inputs={}, store=store):
+            pass
+    assert [type(o).__name__ for o in _hooks.observers()] == ["BudgetGuard"]
+    with workbench.record("second", inputs={}, store=store) as run:
+        pass
+    assert run.execution().status == "completed"

@@ -6,9 +6,10 @@ recorder — monitoring, profiling — register an :class:`Observer` and act. Th
 imports them: the built-in observers are named here by import path and loaded once, at the
 first ``workbench.record``, like entry points.
 
-An observer that raises from ``model_call_starting`` stops that call (a budget's ``stop``
-action); an exception from any other method is logged and swallowed, because a metric or a
-profiler must never fail the user's pipeline.
+An observer that raises :class:`~workbench.exceptions.CallRefused` (a budget's ``stop``)
+from ``model_call_starting`` stops that call; any other exception, from any method, is logged
+and swallowed, because a metric, a store hiccup or a profiler must never fail the user's
+pipeline.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from workbench.exceptions import CallRefused
 
 if TYPE_CHECKING:
     from workbench.config import WorkbenchConfig
@@ -110,7 +113,7 @@ class Observer:
         """A step ended, on the thread that ran it."""
 
     def model_call_starting(self, run: Any, method: str, url: str, canonical: Any) -> None:
-        """On the caller's thread before the request leaves; raise to stop it (budgets)."""
+        """On the caller's thread before the request leaves; raise ``CallRefused`` to stop it."""
 
     def model_call_finished(self, event: ModelCallEvent) -> None:
         """On the writer thread: keep it short."""
@@ -118,6 +121,7 @@ class Observer:
 
 _observers: tuple[Observer, ...] = ()
 _lock = threading.Lock()
+_build_lock = threading.Lock()
 _builtin_loaded = False
 
 
@@ -139,22 +143,35 @@ def remove_observer(observer: Observer) -> None:
 
 
 def load_builtin_observers(config: WorkbenchConfig) -> None:
-    """Create the built-in observers once per process (the first execution's configuration)."""
+    """Create the built-in observers once per process (the first execution's configuration).
+
+    Each factory stands alone: one that fails (an optional extra missing, a bad section) is
+    logged and the others are still installed — a tracing problem must not switch budgets
+    off. The first such error is then raised, once, to the execution that loaded them.
+    """
     global _builtin_loaded
     if _builtin_loaded:
         return
-    with _lock:
+    failure: BaseException | None = None
+    with _build_lock:  # a second first execution waits until the observers are in place
         if _builtin_loaded:
             return
+        for target in BUILTIN:
+            module, _, name = target.partition(":")
+            try:
+                factory: Callable[[WorkbenchConfig], Observer | None] = getattr(
+                    importlib.import_module(module), name
+                )
+                observer = factory(config)
+            except Exception as exc:
+                log.error("workbench could not start the built-in observer %s: %s", target, exc)
+                failure = failure or exc
+                continue
+            if observer is not None:
+                add_observer(observer)
         _builtin_loaded = True
-    for target in BUILTIN:
-        module, _, name = target.partition(":")
-        factory: Callable[[WorkbenchConfig], Observer | None] = getattr(
-            importlib.import_module(module), name
-        )
-        observer = factory(config)
-        if observer is not None:
-            add_observer(observer)
+    if failure is not None:
+        raise failure
 
 
 def _each(method: str, *args: Any) -> None:
@@ -185,7 +202,12 @@ def step_finished(event: StepEvent) -> None:
 
 def model_call_starting(run: Any, method: str, url: str, canonical: Any) -> None:
     for observer in _observers:
-        observer.model_call_starting(run, method, url, canonical)
+        try:
+            observer.model_call_starting(run, method, url, canonical)
+        except CallRefused:
+            raise  # a budget's "stop": the call must not leave
+        except Exception:
+            log.exception("workbench observer %r failed in model_call_starting", observer)
 
 
 def model_call_finished(event: ModelCallEvent) -> None:

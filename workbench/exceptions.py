@@ -11,7 +11,8 @@ the step.
 ::
 
     WorkbenchError
-    ├── BudgetExceededError    a budget's ``stop`` alert refused a model call before it was sent
+    ├── CallRefused            a model call was refused before it was sent (observers raise it)
+    │   └── BudgetExceededError    a budget's ``stop`` alert refused it
     ├── ConfigError            workbench.yaml or a keyword argument holds a value we cannot use
     │   └── MissingExtraError      a feature that is switched on needs an extra not installed
     ├── StoreError             the SQLite store cannot be opened, read or written
@@ -43,6 +44,7 @@ from typing import Any
 
 __all__ = [
     "BudgetExceededError",
+    "CallRefused",
     "ConfigError",
     "DamagedRecordingError",
     "DiffError",
@@ -71,7 +73,12 @@ class WorkbenchError(Exception):
     """Root of every error workbench raises on purpose."""
 
 
-class BudgetExceededError(WorkbenchError):
+class CallRefused(WorkbenchError):
+    """A model call was refused before it was sent: the one error an observer's
+    ``model_call_starting`` may raise to stop a call (any other is logged, not raised)."""
+
+
+class BudgetExceededError(CallRefused):
     """A ``cost_tracking`` budget is spent: the model call was refused before it was sent.
 
     ``budget`` is ``"daily"``, ``"monthly"`` or ``"per_user"``; ``spent_usd`` and ``limit_usd``

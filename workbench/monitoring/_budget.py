@@ -518,7 +518,10 @@ def _write_at_end(run: Any, canonical: Any) -> None:
 
 
 def _keep_in_execution(run: Any, level: int, alert: BudgetAlert) -> None:
-    """The alert as a log record of the execution (``workbench.*`` loggers are not captured)."""
+    """The alert as a log record of the execution (``workbench.*`` loggers are not captured);
+    an execution debug mode did not sample keeps no row, this one included."""
+    if not run.recording:
+        return
     from workbench._context import current
 
     frame = current.get()

@@ -96,15 +96,9 @@ def _level(value: str | None) -> str | None:
     return level
 
 
-def _get(section: Any, key: str, default: Any) -> Any:
-    if isinstance(section, BaseModel):
-        return getattr(section, key, default)
-    if isinstance(section, dict):
-        return section.get(key, default)
-    return default
+def _get(section: BaseModel, key: str, default: Any) -> Any:
+    return getattr(section, key, default)
 
 
-def _with(section: Any, key: str, value: Any) -> Any:
-    if isinstance(section, BaseModel):
-        return section.model_copy(update={key: value})
-    return {**section, key: value}
+def _with(section: BaseModel, key: str, value: Any) -> Any:
+    return section.model_copy(update={key: value})

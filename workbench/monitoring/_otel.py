@@ -43,7 +43,6 @@ _SCOPE = "workbench"
 _HTTP_DEFAULT = "http://localhost:4318/v1/traces"
 _GRPC_DEFAULT = "http://localhost:4317"
 _GRPC_PORT = 4317
-_BATCH = 64  # executions exported together when they finish faster than they are exported
 
 
 def tracing_observer(config: WorkbenchConfig) -> TraceExporter | None:

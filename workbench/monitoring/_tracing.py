@@ -92,7 +92,7 @@ class Span(ActiveSpan):
         if current.get() is None:
             return self  # not recording: every method still works, nothing is kept
         super().__enter__()
-        self._recording = True
+        self._recording = self._token is not None  # debug mode may keep no fine-grained trace
         return self
 
     def __exit__(

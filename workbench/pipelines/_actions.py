@@ -34,7 +34,6 @@ from typing import Any, TypeVar, overload
 from workbench.exceptions import PipelineError
 
 __all__ = [
-    "BUILTIN_ACTIONS",
     "Action",
     "action",
     "get_action",
@@ -411,8 +410,6 @@ async def python(*, function: str, arguments: dict[str, Any] | None = None) -> A
         )
     return await Action(function, target).call(arguments or {})
 
-
-BUILTIN_ACTIONS: tuple[str, ...] = ("http", "llm", "python")
 
 _register("llm", llm, builtin=True)
 _register("http", http, builtin=True)

@@ -23,7 +23,6 @@ from workbench.records import ProfileSummary
 __all__ = [
     "INTERPRETER_HOOK",
     "Capture",
-    "hook_holder",
     "prepare_folder",
     "release_hook",
     "take_hook",
@@ -51,11 +50,6 @@ def take_hook(who: str) -> None:
 def release_hook() -> None:
     _holder.clear()
     INTERPRETER_HOOK.release()
-
-
-def hook_holder() -> str | None:
-    """Which profiler holds the interpreter hook, if any."""
-    return _holder[0] if _holder else None
 
 
 def prepare_folder(folder: Path) -> Path:

@@ -202,6 +202,8 @@ class ProfilingObserver(_hooks.Observer):
     # -- the hooks ------------------------------------------------------------------------
 
     def execution_started(self, run: Any) -> None:
+        if not run.recording:
+            return  # debug mode did not sample it: no profile could be linked to it
         settings, source = _settings_for(run.config)
         if not settings.enabled or not settings.triggers:
             return

@@ -592,6 +592,7 @@ def _unrecorded_call(
     if not _hooks.observers():
         return fn(*args, **kwargs)  # nothing to record and nobody to tell
     active = UnrecordedStep(frame, step_id, spec.action, spec.metrics)
+    _hooks.step_started(active)
     active.enter()
     try:
         active.result = fn(*args, **kwargs)
