@@ -285,7 +285,7 @@ class PendingCall:
         body_hash: str | None = None
         if recorded is not None and body == recorded.body and recorded.provider is not None:
             # A replay served these very bytes: what the recording worked out still holds.
-            facts, cost = _recorded_facts(recorded), recorded.cost_usd
+            facts, cost = recorded.facts(), recorded.cost_usd
             provider, operation = facts.provider, facts.operation
             body_hash = recorded.body_hash
         else:
@@ -395,23 +395,6 @@ class PendingCall:
                 "workbench could not analyse the response of %s %s", self.method, self.url
             )
             return None, None
-
-
-def _recorded_facts(recorded: RecordedResponse) -> CallFacts:
-    return CallFacts(
-        provider=recorded.provider or "http",
-        operation=recorded.operation or "",
-        model=recorded.model,
-        input_tokens=recorded.input_tokens,
-        output_tokens=recorded.output_tokens,
-        cache_read_tokens=recorded.cache_read_tokens,
-        cache_write_tokens=recorded.cache_write_tokens,
-        tokens_estimated=recorded.tokens_estimated,
-        finish_reason=recorded.finish_reason,
-        text=recorded.text,
-        response=None,
-        stream_error=recorded.stream_error,
-    )
 
 
 def start_call(

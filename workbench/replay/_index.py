@@ -53,7 +53,7 @@ class RecordedCalls:
     def of(cls, calls: Iterable[ModelCall]) -> RecordedCalls:
         """An index over full records already in hand (tests, and calls read another way)."""
         kept = list(calls)
-        return cls((_response_of(call) for call in kept), lambda: kept)
+        return cls((RecordedResponse.from_model_call(call) for call in kept), lambda: kept)
 
     def __len__(self) -> int:
         return len(self._by_key)
@@ -94,33 +94,6 @@ class RecordedCalls:
             if ratio > best_ratio:
                 best, best_ratio = candidate, ratio
         return best
-
-
-def _response_of(call: ModelCall) -> RecordedResponse:
-    return RecordedResponse(
-        call_id=call.id,
-        step_id=call.step_id,
-        request_key=call.request_key,
-        occurrence=call.occurrence,
-        status_code=call.status_code,
-        headers=call.response_headers,
-        streamed=call.streamed,
-        chunks=[(chunk.offset_s, chunk.data) for chunk in call.chunks],
-        body=call.body,
-        body_hash=None,
-        provider=call.provider,
-        model=call.model,
-        operation=call.operation,
-        input_tokens=call.input_tokens,
-        output_tokens=call.output_tokens,
-        cache_read_tokens=call.cache_read_tokens,
-        cache_write_tokens=call.cache_write_tokens,
-        tokens_estimated=call.tokens_estimated,
-        cost_usd=call.cost_usd,
-        finish_reason=call.finish_reason,
-        text=call.text,
-        stream_error=call.stream_error,
-    )
 
 
 def _route(request: Any) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from workbench._http import body_json, decode_content
 from workbench._json import decode
-from workbench.providers import analyse
+from workbench.providers import CallFacts, analyse
 from workbench.records import ErrorInfo, ModelCall, Span, Step, StreamChunk
 
 __all__ = [
@@ -61,6 +61,51 @@ class RecordedResponse:
     #: Why this response cannot be served as it was received (a missing body, a stream whose
     #: chunk index does not add up to its body), or ``None``.
     damage: str | None = None
+
+    @classmethod
+    def from_model_call(cls, call: ModelCall) -> RecordedResponse:
+        """The answer of a full record already in hand (tests, calls read another way)."""
+        return cls(
+            call_id=call.id,
+            step_id=call.step_id,
+            request_key=call.request_key,
+            occurrence=call.occurrence,
+            status_code=call.status_code,
+            headers=call.response_headers,
+            streamed=call.streamed,
+            chunks=[(chunk.offset_s, chunk.data) for chunk in call.chunks],
+            body=call.body,
+            body_hash=None,
+            provider=call.provider,
+            model=call.model,
+            operation=call.operation,
+            input_tokens=call.input_tokens,
+            output_tokens=call.output_tokens,
+            cache_read_tokens=call.cache_read_tokens,
+            cache_write_tokens=call.cache_write_tokens,
+            tokens_estimated=call.tokens_estimated,
+            cost_usd=call.cost_usd,
+            finish_reason=call.finish_reason,
+            text=call.text,
+            stream_error=call.stream_error,
+        )
+
+    def facts(self) -> CallFacts:
+        """What the recording worked out of this response, as capture's analysis gives it."""
+        return CallFacts(
+            provider=self.provider or "http",
+            operation=self.operation or "",
+            model=self.model,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_read_tokens=self.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens,
+            tokens_estimated=self.tokens_estimated,
+            finish_reason=self.finish_reason,
+            text=self.text,
+            response=None,
+            stream_error=self.stream_error,
+        )
 
 
 def json_column(text: str | None) -> Any:
