@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, NamedTuple
 
 from workbench.exceptions import ConfigError
+from workbench.redaction import REDACTED, _normalise_name
 
 if TYPE_CHECKING:
     from workbench.config import WorkbenchConfig
@@ -228,7 +229,6 @@ _FORCED_WITHOUT_DEBUG = RecordingPlan(True, True, False, True, True, True, False
 
 # -- extended_error_details ------------------------------------------------------------------
 
-_REDACTED = "[REDACTED]"
 _MAX_LOCAL = 300  # characters of one local's repr
 
 
@@ -250,9 +250,7 @@ def traceback_with_locals(exc: BaseException, sensitive: frozenset[str]) -> str:
         for frame in current.stack:
             if frame.locals:
                 frame.locals = {
-                    name: _REDACTED
-                    if name.lower().replace("-", "_") in sensitive
-                    else _short(value)
+                    name: REDACTED if _normalise_name(name) in sensitive else _short(value)
                     for name, value in frame.locals.items()
                 }
         for linked in (current.__cause__, current.__context__):

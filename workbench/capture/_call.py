@@ -97,6 +97,15 @@ class Interceptor(Protocol):
         ...
 
 
+def refusal(error_type: str, message: str) -> RecordedAnswer:
+    """A 400 answer the SDKs do not retry, carrying ``message``: how a replay or a test
+    refuses a request with no recorded answer. Raising inside the transport instead would be
+    retried, then wrapped by the SDKs (as ``APIConnectionError``)."""
+    body = encode({"error": {"type": error_type, "message": message}})
+    headers = [("content-type", "application/json"), ("x-should-retry", "false")]
+    return RecordedAnswer(400, headers, [(0.0, body)])
+
+
 def answer_for(call: PendingCall) -> RecordedAnswer | None:
     """The interceptor's answer for ``call``, or ``None`` when its run has no interceptor."""
     run = call.frame.run

@@ -18,7 +18,7 @@ import httpx
 import orjson
 
 from workbench._context import Frame, current
-from workbench.capture._call import PendingCall, RecordedAnswer
+from workbench.capture._call import PendingCall, RecordedAnswer, refusal
 from workbench.records import ModelCall
 from workbench.replay._index import RecordedCalls, request_diff, request_summary
 from workbench.replay._result import Mismatch
@@ -123,20 +123,12 @@ class ReplayInterceptor:
 
 
 def _refusal(mismatch: Mismatch) -> RecordedAnswer:
-    """A 400 that tells the SDK not to retry: raising inside the transport instead would be
-    retried and then wrapped by the SDKs (as ``APIConnectionError``); the engine raises the
-    real :class:`ReplayMismatchError` once the entrypoint returns or fails."""
-    body = orjson.dumps(
-        {
-            "error": {
-                "type": "workbench_replay_mismatch",
-                "message": "workbench replay: no recorded response for this request\n"
-                + mismatch.describe(),
-            }
-        }
+    """The SDK gets a 400 it does not retry; the engine raises the real
+    :class:`ReplayMismatchError` once the entrypoint returns or fails."""
+    return refusal(
+        "workbench_replay_mismatch",
+        "workbench replay: no recorded response for this request\n" + mismatch.describe(),
     )
-    headers = [("content-type", "application/json"), ("x-should-retry", "false")]
-    return RecordedAnswer(400, headers, [(0.0, body)])
 
 
 class _TestModel:

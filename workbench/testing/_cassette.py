@@ -22,10 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-import orjson
-
 from workbench._context import Frame
-from workbench.capture._call import PendingCall, RecordedAnswer
+from workbench.capture._call import PendingCall, RecordedAnswer, refusal
 from workbench.exceptions import ExecutionNotFoundError
 from workbench.records import Execution, ModelCall
 from workbench.replay._index import RecordedCalls, request_diff, request_summary
@@ -208,9 +206,4 @@ class Cassette:
 
 
 def _refusal(message: str) -> RecordedAnswer:
-    """A 400 the SDKs do not retry (raising in the transport would be retried and wrapped)."""
-    body = orjson.dumps(
-        {"error": {"type": "workbench_no_recorded_answer", "message": "workbench: " + message}}
-    )
-    headers = [("content-type", "application/json"), ("x-should-retry", "false")]
-    return RecordedAnswer(400, headers, [(0.0, body)])
+    return refusal("workbench_no_recorded_answer", "workbench: " + message)

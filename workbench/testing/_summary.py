@@ -9,26 +9,20 @@ does not record, and needs no pytest.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from workbench.monitoring._performance import percentile as quantile
 from workbench.records import Execution, ModelCall, Step
 
 __all__ = ["Latency", "Percentiles", "RunSummary", "Tokens", "percentile"]
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100) by linear interpolation between closest ranks (numpy's
-    default); ``0.0`` for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    """The ``q``-th percentile (0-100), as the monitoring layer computes its quantiles (linear
+    interpolation between closest ranks, numpy's default); ``0.0`` for no values."""
+    return quantile(list(values), q / 100)
 
 
 @dataclass(frozen=True, slots=True)
