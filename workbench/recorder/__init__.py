@@ -4,7 +4,8 @@ from workbench._context import Frame, current_frame
 from workbench.recorder._determinism import now, random, uuid4
 from workbench.recorder._execution import LiveExecution, RecordedStep, record
 from workbench.recorder._pipeline import pipeline
-from workbench.recorder._step import ActiveSpan, ActiveStep, carry_context, span, state, step
+from workbench.recorder._span import ActiveSpan, carry_context, span, state
+from workbench.recorder._step import ActiveStep, step
 
 __all__ = [
     "ActiveSpan",

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from workbench._context import current
-from workbench.recorder._step import state
+from workbench.recorder._span import state
 
 __all__ = ["now", "random", "uuid4"]
 
