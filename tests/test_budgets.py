@@ -337,3 +337,21 @@ def test_bad_budget_configuration_names_the_key(tmp_path: Path) -> None:
     (tmp_path / "workbench.yaml").write_text("cost_tracking: {timezone: Mars/Olympus}\n")
     with pytest.raises(ConfigError, match="not a time zone"):
         load_config()
+
+
+def test_the_guard_keeps_the_connections_of_a_few_stores_only(tmp_path: Path) -> None:
+    """A guard that has seen many stores (a test suite's) keeps at most eight ledgers open;
+    an evicted store's ledger reads its totals again when asked."""
+    from workbench.monitoring._budget import _MAX_LEDGERS, BudgetGuard
+
+    guard = BudgetGuard()
+    utc = ZoneInfo("UTC")
+    paths = []
+    for index in range(_MAX_LEDGERS + 4):
+        store = Store(tmp_path / f"s{index}.db")
+        store.close()
+        paths.append(str(store.path))
+        guard._ledger(paths[-1], utc).totals(None, time.time())
+    assert len(guard._ledgers) == _MAX_LEDGERS
+    assert (paths[0], "UTC") not in guard._ledgers
+    assert guard._ledger(paths[0], utc).totals(None, time.time())[:2] == (0.0, 0.0)

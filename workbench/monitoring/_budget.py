@@ -146,6 +146,9 @@ def period_bounds(now: float, tz: ZoneInfo) -> tuple[float, float, float]:
     return day.timestamp(), tomorrow.timestamp(), month.timestamp()
 
 
+_MAX_LEDGERS = 8
+
+
 class Ledger:
     """This process's running totals of one store's ``cost_ledger``, read incrementally."""
 
@@ -478,7 +481,13 @@ class BudgetGuard(_hooks.Observer):
         ledger = self._ledgers.get(key)
         if ledger is None:
             with self._lock:
-                ledger = self._ledgers.setdefault(key, Ledger(path, tz))
+                ledger = self._ledgers.get(key)
+                if ledger is None:
+                    ledger = self._ledgers[key] = Ledger(path, tz)
+                    # A test suite opens a store per test: keep the connections of the few
+                    # stores in use, not one per store ever seen (a closed ledger reconnects).
+                    while len(self._ledgers) > _MAX_LEDGERS:
+                        self._ledgers.pop(next(iter(self._ledgers))).close()
         return ledger
 
     def _calls_of(self, path: Any) -> _Calls:
