@@ -16,6 +16,7 @@ from workbench.providers import CallFacts, analyse
 from workbench.records import ErrorInfo, ModelCall, Span, Step, StreamChunk
 
 __all__ = [
+    "RESPONSE_COLUMNS",
     "RecordedResponse",
     "decoded",
     "json_column",
@@ -156,18 +157,20 @@ def span(r: sqlite3.Row) -> Span:
     )
 
 
-def _chunks(r: sqlite3.Row, body: bytes) -> list[tuple[float, bytes]]:
+def _chunks(
+    index: str | None, streamed: Any, latency_s: float | None, body: bytes
+) -> list[tuple[float, bytes]]:
     """The body cut back into the reads the caller got, each with its time offset."""
     chunks: list[tuple[float, bytes]] = []
     position = 0
     micros = 0
-    for delta_us, length in json_column(r["chunks"]) or []:
+    for delta_us, length in json_column(index) or []:
         micros += delta_us
         chunks.append((micros / 1_000_000, body[position : position + length]))
         position += length
-    if body and not r["streamed"]:
+    if body and not streamed:
         # A whole body is kept as one read, at the moment it was complete: what replay serves.
-        chunks.append((r["latency_s"] or 0.0, body))
+        chunks.append((latency_s or 0.0, body))
     return chunks
 
 
@@ -185,13 +188,19 @@ def indexed_bytes(index: str | None) -> int | None:
     return sum(int(e[1]) for e in entries)
 
 
-def _damage(r: sqlite3.Row, body: bytes | None) -> str | None:
-    if r["status_code"] is None or r["body_hash"] is None:
+def _damage(
+    status_code: int | None,
+    body_hash: str | None,
+    streamed: Any,
+    index: str | None,
+    body: bytes | None,
+) -> str | None:
+    if status_code is None or body_hash is None:
         return None
     if body is None:
-        return f"its response body (blob {r['body_hash']}) is not in the store"
-    if r["streamed"]:
-        indexed = indexed_bytes(r["chunks"])
+        return f"its response body (blob {body_hash}) is not in the store"
+    if streamed:
+        indexed = indexed_bytes(index)
         if indexed != len(body):
             covers = (
                 "an unreadable chunk index"
@@ -202,40 +211,96 @@ def _damage(r: sqlite3.Row, body: bytes | None) -> str | None:
     return None
 
 
-def recorded_response(r: sqlite3.Row, stored_body: bytes | None) -> RecordedResponse:
-    """``stored_body`` is ``None`` when the row names a body blob the store does not hold."""
-    damage = _damage(r, stored_body)
+#: The ``model_calls`` columns :func:`recorded_response` reads, in its order (a replay reads
+#: thousands of rows: positions, not a ``sqlite3.Row`` looked up by name per field).
+RESPONSE_COLUMNS = (
+    "id",
+    "step_id",
+    "request_key",
+    "occurrence",
+    "status_code",
+    "response_headers",
+    "streamed",
+    "chunks",
+    "latency_s",
+    "body_hash",
+    "provider",
+    "model",
+    "operation",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "tokens_estimated",
+    "cost_usd",
+    "finish_reason",
+    "text",
+    "stream_error",
+)
+
+
+def recorded_response(values: tuple[Any, ...], stored_body: bytes | None) -> RecordedResponse:
+    """One row of :data:`RESPONSE_COLUMNS`; ``stored_body`` is ``None`` when the row names a
+    body blob the store does not hold."""
+    (
+        call_id,
+        step_id,
+        key,
+        occurrence,
+        status_code,
+        headers,
+        streamed,
+        index,
+        latency_s,
+        body_hash,
+        provider,
+        model,
+        operation,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        tokens_estimated,
+        cost_usd,
+        finish_reason,
+        text,
+        stream_error,
+    ) = values
+    damage = _damage(status_code, body_hash, streamed, index, stored_body)
     body = stored_body or b""
     return RecordedResponse(
-        call_id=r["id"],
-        step_id=r["step_id"],
-        request_key=r["request_key"],
-        occurrence=r["occurrence"],
-        status_code=r["status_code"],
-        headers=json_column(r["response_headers"]) or {},
-        streamed=bool(r["streamed"]),
-        chunks=[] if damage else _chunks(r, body),
+        call_id=call_id,
+        step_id=step_id,
+        request_key=key,
+        occurrence=occurrence,
+        status_code=status_code,
+        headers=json_column(headers) or {},
+        streamed=bool(streamed),
+        chunks=[] if damage else _chunks(index, streamed, latency_s, body),
         body=body,
-        body_hash=r["body_hash"],
-        provider=r["provider"],
-        model=r["model"],
-        operation=r["operation"],
-        input_tokens=r["input_tokens"],
-        output_tokens=r["output_tokens"],
-        cache_read_tokens=r["cache_read_tokens"],
-        cache_write_tokens=r["cache_write_tokens"],
-        tokens_estimated=bool(r["tokens_estimated"]),
-        cost_usd=r["cost_usd"],
-        finish_reason=r["finish_reason"],
-        text=r["text"],
-        stream_error=r["stream_error"],
+        body_hash=body_hash,
+        provider=provider,
+        model=model,
+        operation=operation,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=cache_read_tokens,
+        cache_write_tokens=cache_write_tokens,
+        tokens_estimated=bool(tokens_estimated),
+        cost_usd=cost_usd,
+        finish_reason=finish_reason,
+        text=text,
+        stream_error=stream_error,
         damage=damage,
     )
 
 
 def model_call(r: sqlite3.Row, blobs: dict[str, Any]) -> ModelCall:
     body = blobs.get(r["body_hash"] or "", b"")
-    chunks = [StreamChunk(offset, data) for offset, data in _chunks(r, body)]
+    chunks = [
+        StreamChunk(offset, data)
+        for offset, data in _chunks(r["chunks"], r["streamed"], r["latency_s"], body)
+    ]
     headers = json_column(r["response_headers"]) or {}
     request = decoded(blobs, r["request_hash"])
     # The response is stored once, as received; its parsed (for a stream: assembled) form is

@@ -248,11 +248,12 @@ class Store:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    def _query(self, sql: str, params: Sequence[Any] = (), *, rows: Any = sqlite3.Row) -> list[Any]:
+        """The rows of ``sql``: ``sqlite3.Row`` objects, or plain tuples with ``rows=tuple``."""
         if self._closed:
             raise StoreError(f"store {self.path} is closed; open it again with Store(path)")
         with self._read_lock:
-            self._reader.row_factory = sqlite3.Row
+            self._reader.row_factory = rows if rows is not tuple else None
             try:
                 return list(self._reader.execute(sql, params))
             except sqlite3.DatabaseError as exc:
@@ -486,15 +487,17 @@ class Store:
         collecting = gc.isenabled()
         gc.disable()  # as in get_execution: a large, long-lived graph of new objects
         try:
+            columns = ", ".join(f"c.{name}" for name in rows.RESPONSE_COLUMNS)
             return [
                 rows.recorded_response(
-                    r, None if r["data"] is None else decompress(r["codec"], r["data"])
+                    values[:-2], None if values[-1] is None else decompress(*values[-2:])
                 )
-                for r in self._query(
-                    "SELECT c.*, b.codec AS codec, b.data AS data FROM model_calls AS c "
+                for values in self._query(
+                    f"SELECT {columns}, b.codec, b.data FROM model_calls AS c "
                     "LEFT JOIN blobs AS b ON b.hash = c.body_hash "
                     "WHERE c.execution_id = ? ORDER BY c.started_at, c.id",
                     (execution_id,),
+                    rows=tuple,
                 )
             ]
         except (ValueError, zstandard.ZstdError) as exc:
