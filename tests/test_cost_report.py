@@ -196,3 +196,42 @@ def test_report_cost_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     missing = runner.invoke(cli, ["report", "cost", "--db", str(tmp_path / "none.db")])
     assert missing.exit_code == 1
     assert missing.stderr.startswith("error: no store at")
+
+
+def test_calls_answered_from_a_recording_cost_nothing(
+    store: Store, model_server: ModelServer
+) -> None:
+    """A call a test's recording answers (the pytest plugin's cassette) is stored as replayed
+    and left out of the day's cost, though its execution is no replay."""
+    from workbench.testing._cassette import Cassette, load_recording
+
+    with workbench.record("live", inputs={}, store=store) as live:
+        _ask(model_server, "gpt-4o-mini")
+    recording = load_recording(store, live.id)
+    with workbench.record("answered", inputs={}, store=store) as answered:
+        answered.interceptor = Cassette(recording, on_miss="refuse", why="a test")
+        _ask(model_server, "gpt-4o-mini")
+    (call,) = answered.execution().model_calls
+    assert call.replayed and call.status_code == 200 and call.cost_usd
+    assert not live.execution().model_calls[0].replayed
+    report = CostReporter(store).get_daily_report()
+    assert report.calls == 1 and report.total_cost == pytest.approx(call.cost_usd)
+
+
+def test_a_store_from_before_the_replayed_column_gains_it(tmp_path: Path) -> None:
+    """Opening a store whose calls table lacks 'replayed' adds it and the trigger that uses it."""
+    path = tmp_path / "old.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TRIGGER cost_ledger_on_call; ALTER TABLE model_calls DROP COLUMN replayed;"
+    )
+    conn.close()
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(model_calls)")}
+    (trigger,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'cost_ledger_on_call'"
+    ).fetchone()
+    conn.close()
+    assert "replayed" in columns and "NEW.replayed IS NOT 1" in trigger

@@ -138,6 +138,9 @@ class ModelCall:
     started_at: float
     error: ErrorInfo | None
     stream_error: str | None = None
+    #: Answered from a recording (a replay, a test's recorded answer), not sent: it cost
+    #: nothing, and budgets and cost reports leave it out.
+    replayed: bool = False
 
     @property
     def body(self) -> bytes:

@@ -339,10 +339,16 @@ class PendingCall:
             self.started_at,
             error,
             self.stream_error or (facts.stream_error if facts else None),
+            int(self.replayed),
         )
         if keep:
             ops.append(("call", row))
-        elif self.status_code is not None and self.status_code < 400 and row[5] != "http":
+        elif (
+            self.status_code is not None
+            and self.status_code < 400
+            and row[5] != "http"
+            and not self.replayed
+        ):
             # Unsampled: no call row, but its spend still counts (as the ledger's trigger
             # counts a recorded call), so budgets and cost reports do not shrink with the rate.
             provider_model = row[5:7]

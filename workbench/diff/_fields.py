@@ -119,6 +119,7 @@ MODEL_CALL_FIELDS: Final[dict[str, Role]] = {
     "started_at": "volatile",
     "error": "content",
     "stream_error": "content",
+    "replayed": "volatile",  # how the call was answered, not what it said
 }
 
 #: The parts of a canonical request that are compared. The URL's host and port, and the headers

@@ -349,4 +349,5 @@ def model_call(r: sqlite3.Row, blobs: dict[str, Any]) -> ModelCall:
         started_at=r["started_at"],
         error=ErrorInfo.from_json(json_column(r["error"])),
         stream_error=r["stream_error"],
+        replayed=bool(r["replayed"]),
     )

@@ -117,6 +117,7 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...] | None]] = {
             "started_at": float,
             "error": str,
             "stream_error": str,
+            "replayed": int,
         },
         ("execution_id", "id"),
     ),
@@ -177,10 +178,11 @@ _INDEXES: list[tuple[str, list[str]]] = [
 
 
 # The cost ledger: one row per answered model call that may cost money (not plain HTTP, not a
-# replay's), appended by a trigger in the very transaction that records the call, so every
-# process sees every other's spend. Budgets read it incrementally (rows past the last ``seq``
-# seen: rows are never deleted, so ``seq`` only grows); cost reports group it by day. An older
-# version-1 store gains it when opened, filled from the calls it already holds.
+# replay's, not one answered from a recording), appended by a trigger in the very transaction
+# that records the call, so every process sees every other's spend. Budgets read it
+# incrementally (rows past the last ``seq`` seen: rows are never deleted, so ``seq`` only
+# grows); cost reports group it by day. An older version-1 store gains it when opened, filled
+# from the calls it already holds.
 _COST_LEDGER = (
     """CREATE TABLE IF NOT EXISTS cost_ledger (
         seq INTEGER PRIMARY KEY, call_id TEXT, execution_id TEXT, started_at REAL,
@@ -191,7 +193,7 @@ _COST_LEDGER = (
     "CREATE INDEX IF NOT EXISTS idx_cost_ledger_user "
     "ON cost_ledger (user_id, started_at, cost_usd)",
     """CREATE TRIGGER IF NOT EXISTS cost_ledger_on_call AFTER INSERT ON model_calls
-    WHEN NEW.status_code < 400 AND NEW.provider IS NOT 'http'
+    WHEN NEW.status_code < 400 AND NEW.provider IS NOT 'http' AND NEW.replayed IS NOT 1
     BEGIN
         INSERT INTO cost_ledger (call_id, execution_id, started_at, user_id, pipeline_id,
             provider, model, cost_usd, input_tokens, output_tokens)
@@ -207,20 +209,37 @@ _COST_LEDGER_BACKFILL = """
     SELECT c.id, c.execution_id, c.started_at, e.user_id, e.pipeline_id, c.provider, c.model,
         c.cost_usd, c.input_tokens, c.output_tokens
     FROM model_calls c LEFT JOIN executions e ON e.id = c.execution_id
-    WHERE c.status_code < 400 AND c.provider IS NOT 'http' AND e.replay_of IS NULL
+    WHERE c.status_code < 400 AND c.provider IS NOT 'http' AND c.replayed IS NOT 1
+        AND e.replay_of IS NULL
     ORDER BY c.started_at"""
 
 
+def _ledger_is_current(conn: sqlite3.Connection) -> bool:
+    row = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'cost_ledger_on_call'"
+    ).fetchone()
+    return row is not None and "NEW.replayed" in row[0]
+
+
 def _ensure_cost_ledger(conn: sqlite3.Connection) -> None:
-    """Add the cost ledger to a store created before it existed (once, in one transaction)."""
-    check = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'cost_ledger_on_call'"
-    if conn.execute(check).fetchone():
+    """Bring a version-1 store created before them up to the ledger and the ``replayed``
+    column (once, in one transaction): the column added, the ledger created and filled from
+    the calls already held, the trigger (re)created to leave calls answered from a recording
+    out."""
+    if _ledger_is_current(conn):
         return
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if not conn.execute(check).fetchone():
-            conn.execute(_COST_LEDGER[0])
-            conn.execute(_COST_LEDGER_BACKFILL)
+        if not _ledger_is_current(conn):
+            columns = {row[1] for row in conn.execute("PRAGMA table_info(model_calls)")}
+            if "replayed" not in columns:
+                conn.execute("ALTER TABLE model_calls ADD COLUMN replayed INTEGER")
+            if not conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cost_ledger'"
+            ).fetchone():
+                conn.execute(_COST_LEDGER[0])
+                conn.execute(_COST_LEDGER_BACKFILL)
+            conn.execute("DROP TRIGGER IF EXISTS cost_ledger_on_call")
             for statement in _COST_LEDGER[1:]:
                 conn.execute(statement)
         conn.execute("COMMIT")

@@ -112,6 +112,7 @@ CALL_COLUMNS = (
     "started_at",
     "error",
     "stream_error",
+    "replayed",
 )
 _STATE_COLUMNS = ("execution_id", "step_id", "name", "seq", "blob_hash", "recorded_at")
 _LOG_COLUMNS = (
