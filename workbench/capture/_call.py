@@ -353,7 +353,7 @@ class PendingCall:
             # counts a recorded call), so budgets and cost reports do not shrink with the rate.
             provider_model = row[5:7]
             spent = (cost, row[14], row[15])  # cost, input and output tokens
-            ledger = (self.id, run.id, self.started_at, run.user_id, run.pipeline_id)
+            ledger = (run.id, self.started_at, run.user_id, run.pipeline_id)
             ops.append(("ledger", (*ledger, *provider_model, *spent)))
         if _hooks.observers():
             _hooks.model_call_finished(

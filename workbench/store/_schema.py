@@ -185,28 +185,30 @@ _INDEXES: list[tuple[str, list[str]]] = [
 # from the calls it already holds.
 _COST_LEDGER = (
     """CREATE TABLE IF NOT EXISTS cost_ledger (
-        seq INTEGER PRIMARY KEY, call_id TEXT, execution_id TEXT, started_at REAL,
+        seq INTEGER PRIMARY KEY, execution_id TEXT, started_at REAL,
         user_id TEXT, pipeline_id TEXT, provider TEXT, model TEXT, cost_usd REAL,
         input_tokens INTEGER, output_tokens INTEGER)""",
     # Covering: a budget sums a month of spend from the index alone.
     "CREATE INDEX IF NOT EXISTS idx_cost_ledger_time ON cost_ledger (started_at, cost_usd)",
+    # Partial: runs without a user (most, in many deployments) cost no index entry; a
+    # ``user_id = ?`` lookup implies the index's condition, so per-user budgets still use it.
     "CREATE INDEX IF NOT EXISTS idx_cost_ledger_user "
-    "ON cost_ledger (user_id, started_at, cost_usd)",
+    "ON cost_ledger (user_id, started_at, cost_usd) WHERE user_id IS NOT NULL",
     """CREATE TRIGGER IF NOT EXISTS cost_ledger_on_call AFTER INSERT ON model_calls
     WHEN NEW.status_code < 400 AND NEW.provider IS NOT 'http' AND NEW.replayed IS NOT 1
     BEGIN
-        INSERT INTO cost_ledger (call_id, execution_id, started_at, user_id, pipeline_id,
+        INSERT INTO cost_ledger (execution_id, started_at, user_id, pipeline_id,
             provider, model, cost_usd, input_tokens, output_tokens)
-        SELECT NEW.id, NEW.execution_id, NEW.started_at, e.user_id, e.pipeline_id,
+        SELECT NEW.execution_id, NEW.started_at, e.user_id, e.pipeline_id,
             NEW.provider, NEW.model, NEW.cost_usd, NEW.input_tokens, NEW.output_tokens
         FROM (SELECT 1) LEFT JOIN executions e ON e.id = NEW.execution_id
         WHERE e.replay_of IS NULL;
     END""",
 )
 _COST_LEDGER_BACKFILL = """
-    INSERT INTO cost_ledger (call_id, execution_id, started_at, user_id, pipeline_id, provider,
+    INSERT INTO cost_ledger (execution_id, started_at, user_id, pipeline_id, provider,
         model, cost_usd, input_tokens, output_tokens)
-    SELECT c.id, c.execution_id, c.started_at, e.user_id, e.pipeline_id, c.provider, c.model,
+    SELECT c.execution_id, c.started_at, e.user_id, e.pipeline_id, c.provider, c.model,
         c.cost_usd, c.input_tokens, c.output_tokens
     FROM model_calls c LEFT JOIN executions e ON e.id = c.execution_id
     WHERE c.status_code < 400 AND c.provider IS NOT 'http' AND c.replayed IS NOT 1

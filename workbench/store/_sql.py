@@ -130,7 +130,6 @@ _PROFILE_COLUMNS = ("id", "execution_id", "kind", "trigger", "path", "summary", 
 #: A spend the store keeps without its call: an unsampled execution's call (debug mode) still
 #: counts for budgets and cost reports, as the trigger on ``model_calls`` counts recorded ones.
 LEDGER_COLUMNS = (
-    "call_id",
     "execution_id",
     "started_at",
     "user_id",
