@@ -8,7 +8,6 @@ pricing: the recorder hands it finished rows, or callables that build them off t
 from __future__ import annotations
 
 import collections.abc
-import gc
 import logging
 import os
 import sqlite3
@@ -20,6 +19,7 @@ from typing import Any
 
 import zstandard
 
+from workbench._gc import paused
 from workbench._json import decode
 from workbench.exceptions import (
     ExecutionNotFoundError,
@@ -304,23 +304,17 @@ class Store:
                 f"with `workbench runs list`"
             )
         dead = self._refresh_liveness(rows)
-        # Decoding thousands of calls allocates a large, long-lived graph of dicts; the cyclic
-        # collector would walk it again and again (0.08 vs 0.04 ms per call at 10,000 calls).
-        collecting = gc.isenabled()
-        gc.disable()
         try:
-            return self._execution(
-                rows[0], full=True, interrupted=bool(dead), model_calls=model_calls
-            )
+            with paused():  # decoding thousands of calls: a large, long-lived graph at once
+                return self._execution(
+                    rows[0], full=True, interrupted=bool(dead), model_calls=model_calls
+                )
         except (ValueError, zstandard.ZstdError) as exc:  # undecodable JSON or blob
             raise StoreError(
                 f"execution {execution_id!r} in store {self.path} has a damaged record "
                 f"({type(exc).__name__}: {exc}); restore the store file from a backup, or "
                 f"record the run again"
             ) from exc
-        finally:
-            if collecting:
-                gc.enable()
 
     def list_executions(
         self,
@@ -484,31 +478,27 @@ class Store:
         """An execution's model calls as a replay answers from them, in recorded order: one
         query, each response body read once (see :class:`~workbench.store.RecordedResponse`)."""
         self.flush()
-        collecting = gc.isenabled()
-        gc.disable()  # as in get_execution: a large, long-lived graph of new objects
         try:
-            columns = ", ".join(f"c.{name}" for name in rows.RESPONSE_COLUMNS)
-            return [
-                rows.recorded_response(
-                    values[:-2], None if values[-1] is None else decompress(*values[-2:])
-                )
-                for values in self._query(
-                    f"SELECT {columns}, b.codec, b.data FROM model_calls AS c "
-                    "LEFT JOIN blobs AS b ON b.hash = c.body_hash "
-                    "WHERE c.execution_id = ? ORDER BY c.started_at, c.id",
-                    (execution_id,),
-                    rows=tuple,
-                )
-            ]
+            with paused():  # as in get_execution: a large, long-lived graph of new objects
+                columns = ", ".join(f"c.{name}" for name in rows.RESPONSE_COLUMNS)
+                return [
+                    rows.recorded_response(
+                        values[:-2], None if values[-1] is None else decompress(*values[-2:])
+                    )
+                    for values in self._query(
+                        f"SELECT {columns}, b.codec, b.data FROM model_calls AS c "
+                        "LEFT JOIN blobs AS b ON b.hash = c.body_hash "
+                        "WHERE c.execution_id = ? ORDER BY c.started_at, c.id",
+                        (execution_id,),
+                        rows=tuple,
+                    )
+                ]
         except (ValueError, zstandard.ZstdError) as exc:
             raise StoreError(
                 f"execution {execution_id!r} in store {self.path} has a damaged model call "
                 f"({type(exc).__name__}: {exc}); restore the store file from a backup, or "
                 f"record the run again"
             ) from exc
-        finally:
-            if collecting:
-                gc.enable()
 
     def get_profile(self, profile_id: str) -> Profile:
         """One profile by id (``workbench profile show``); its execution's are on the execution."""
