@@ -19,14 +19,21 @@ from workbench.config._section import _Section
 # -- tracing, logging, alerts, alerting, performance, health_checks, dashboards -----------------
 # The observability sections of the Orchestrator documentation, read by workbench.monitoring.
 
-_DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Prometheus duration (``1h30m``, ``5m``, ``250ms``); ``ValueError`` else."""
+    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(
+            f"{text!r} is not a duration; use Prometheus' form, e.g. '30s', '5m', '1h30m'"
+        )
+    return sum(int(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 def _prometheus_duration(value: str) -> str:
-    if not _DURATION.match(value):
-        raise ValueError(
-            f"{value!r} is not a duration; use Prometheus' form, e.g. '30s', '5m', '1h30m'"
-        )
+    duration_seconds(value)
     return value
 
 

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from workbench.config import AlertRuleConfig, WorkbenchConfig, load_config
+from workbench.config._observability import duration_seconds
 from workbench.exceptions import ConfigError
 from workbench.monitoring._performance import percentile
 from workbench.monitoring._receivers import Delivery, deliver
@@ -45,17 +46,16 @@ __all__ = [
 
 log = logging.getLogger("workbench.monitoring")
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 #: Prometheus' default look-back: an instant vector reads the last 5 minutes.
 LOOKBACK_S = 300.0
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a Prometheus duration (``1h30m``, ``5m``, ``250ms``)."""
-    parts = re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ConfigError(f"{text!r} is not a Prometheus duration; use e.g. '30s', '5m', '1h30m'")
-    return sum(int(n) * _UNITS[u] for n, u in parts)
+    """Seconds in a Prometheus duration (``1h30m``, ``5m``, ``250ms``); ``ConfigError`` else."""
+    try:
+        return duration_seconds(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
 
 
 def export_rules(config: AlertsConfig | WorkbenchConfig | None = None) -> str:

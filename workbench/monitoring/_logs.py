@@ -29,6 +29,7 @@ import orjson
 from workbench._context import current
 from workbench.config import LoggingConfig, WorkbenchConfig, load_config
 from workbench.exceptions import ConfigError
+from workbench.recorder._logging import STANDARD_ATTRIBUTES
 from workbench.redaction import REDACTED, redact_json
 
 __all__ = [
@@ -40,12 +41,8 @@ __all__ = [
     "configure_logging",
 ]
 
-# Attributes every LogRecord has; anything else came from ``extra=`` and is context.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
-    "message",
-    "asctime",
-    "taskName",
-}
+# Attributes every LogRecord has are the recorder's STANDARD_ATTRIBUTES; anything else came
+# from ``extra=`` and is context.
 _CONTEXT_FIELDS = ("execution_id", "pipeline_id", "user_id", "step_id", "trace_id", "span_id")
 _OURS = frozenset(f"workbench_{name}" for name in _CONTEXT_FIELDS)
 
@@ -103,7 +100,7 @@ class JsonFormatter(logging.Formatter):
         context = {
             key: value
             for key, value in record.__dict__.items()
-            if key not in _STANDARD and key not in _OURS
+            if key not in STANDARD_ATTRIBUTES and key not in _OURS
         }
         if context:
             entry["context"] = context
@@ -123,7 +120,7 @@ def _freeze_message(record: logging.LogRecord, message: str) -> None:
 
 
 def _extra_fields(record: logging.LogRecord) -> Iterable[str]:
-    return [key for key in record.__dict__ if key not in _STANDARD and key not in _OURS]
+    return [key for key in record.__dict__ if key not in STANDARD_ATTRIBUTES and key not in _OURS]
 
 
 class SensitiveDataFilter(logging.Filter):

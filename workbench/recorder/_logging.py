@@ -13,10 +13,10 @@ import threading
 from workbench._context import current
 from workbench.redaction import scrub_text
 
-__all__ = ["install"]
+__all__ = ["STANDARD_ATTRIBUTES", "install"]
 
 # Attributes every LogRecord has; anything else came from ``extra=`` and is a structured field.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+STANDARD_ATTRIBUTES = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
     "taskName",
@@ -30,7 +30,7 @@ def _capture(record: logging.LogRecord) -> None:
     run = frame.run
     if not run.keep_trace:  # not sampled, or debug mode keeps no fine-grained trace
         return
-    fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    fields = {k: v for k, v in record.__dict__.items() if k not in STANDARD_ATTRIBUTES}
     if record.exc_info and record.exc_info[1] is not None:
         fields["exception"] = logging.Formatter().formatException(record.exc_info)
     try:
