@@ -22,7 +22,7 @@ from _common import Row, fmt, median, rotated, timed
 from deepdiff import DeepDiff
 
 from workbench import Execution, compare_executions
-from workbench.diff._document import build_document
+from workbench.diff._document import build_documents
 from workbench.diff._engine import DEEPDIFF_OPTIONS, translate
 from workbench.records import ModelCall, Step
 
@@ -83,7 +83,7 @@ def main(quick: bool = False) -> list[Row]:
     n = 1_000 if quick else 10_000
     rounds = 2 if quick else 3
     a, b = synthetic_pair(n)
-    doc_a, doc_b = build_document(a), build_document(b)
+    doc_a, doc_b = build_documents(a, b)
 
     ours = compare_executions(a, b)
     plain = translate(DeepDiff(doc_a.content, doc_b.content, view="tree", **DEEPDIFF_OPTIONS),

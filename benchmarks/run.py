@@ -10,6 +10,7 @@ benchmark runs in this one process, one after the other, and returns its rows; s
 * ``bench_ingest`` - sustained spans/s until flushed, against raw ``sqlite3``;
 * ``bench_bytes`` - bytes per recorded model call, against a vcrpy YAML cassette;
 * ``bench_diff`` - comparing two 10,000-step executions, against a plain DeepDiff;
+* ``bench_diff_concurrent`` - faithful replays of a step's threaded calls compare equal;
 * ``bench_replay`` - replay cost per model call, against vcrpy playback and a dict-backed transport.
 * ``bench_sampling`` - an unsampled execution's step and call against no workbench; the rate.
 * ``bench_profiling`` - what an armed or firing profiler costs a workload; trigger to first sample.
@@ -28,6 +29,7 @@ from collections.abc import Callable
 import bench_bytes
 import bench_capture
 import bench_diff
+import bench_diff_concurrent
 import bench_ingest
 import bench_metrics
 import bench_profiling
@@ -44,6 +46,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("ingest", bench_ingest.main),
     ("bytes", bench_bytes.main),
     ("diff", bench_diff.main),
+    ("diff_concurrent", bench_diff_concurrent.main),
     ("replay", bench_replay.main),
     ("sampling", bench_sampling.main),
     ("profiling", bench_profiling.main),

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import openai
 import pytest
 from click.testing import CliRunner
 from deepdiff import DeepDiff
@@ -25,7 +29,7 @@ from workbench.diff import (
     UnmatchedIgnoreWarning,
 )
 from workbench.diff._cli import diff_command
-from workbench.diff._document import build_document
+from workbench.diff._document import build_documents
 from workbench.diff._engine import DEEPDIFF_OPTIONS, translate
 from workbench.diff._fields import EXECUTION_FIELDS, MODEL_CALL_FIELDS, STATE_FIELDS, STEP_FIELDS
 from workbench.diff._model import SCHEMA
@@ -260,7 +264,7 @@ def test_same_result_as_deepdiff_of_the_whole_documents(
     """Skipping equal steps changes nothing: the result is deepdiff's on the whole documents."""
     values = [data.draw(json_values) for _ in names]
     changed, _ = _inject(twin(recorded), names, values)
-    doc_a, doc_b = build_document(recorded), build_document(changed)
+    doc_a, doc_b = build_documents(recorded, changed)
     plain = translate(
         DeepDiff(doc_a.content, doc_b.content, view="tree", **DEEPDIFF_OPTIONS), doc_a, doc_b
     )
@@ -277,6 +281,165 @@ def test_every_record_field_has_one_role() -> None:
         (State, STATE_FIELDS),
     ):
         assert {f.name for f in dataclasses.fields(record)} == set(roles), record.__name__
+
+
+# -- concurrent calls -------------------------------------------------------------------------
+
+
+def _fan_out_run(calls: int, new_id: str = "exec_fan") -> Execution:
+    """A run whose one step made ``calls`` model calls at once (as a thread pool would)."""
+    steps = [
+        Step(new_id, "fan_out", 0, f"span-{new_id}", None, None, {}, None, None,
+             "completed", 0, 10.0, 20.0, 10.0)
+    ]  # fmt: skip
+    model_calls = [
+        ModelCall(
+            id=f"{new_id}-call-{i}", execution_id=new_id, span_id=None, step_id="fan_out",
+            step_occurrence=0, provider="openai", model="gpt-4o-mini", operation="chat",
+            request={"method": "POST", "path": "/v1/chat/completions", "query": {},
+                     "body_format": "json",
+                     "body": {"messages": [{"role": "user", "content": f"question {i}"}]}},
+            status_code=200, response={"id": i}, response_headers={}, streamed=False, chunks=[],
+            input_tokens=2, output_tokens=3, cache_read_tokens=None, cache_write_tokens=None,
+            tokens_estimated=False, cost_usd=0.001 * (i + 1), ttft_s=None, latency_s=0.5,
+            finish_reason="stop", text=f"answer {i}", request_key=f"key-{i}", occurrence=0,
+            started_at=10.0 + i, error=None,
+        )
+        for i in range(calls)
+    ]  # fmt: skip
+    return Execution(
+        id=new_id, pipeline_id="fan", pipeline_version=None, entrypoint=None, inputs={},
+        outputs={"n": calls}, status="completed", success=True, error=None, user_id=None,
+        environment=None, sampled=True, debug=False, started_at=0.0, ended_at=30.0,
+        duration_s=30.0, cost_usd=None, tokens_in=0, tokens_out=0, replay_of=None,
+        modifications={}, code_version=None, metadata={}, trace_id="0" * 32, steps=steps,
+        model_calls=model_calls,
+    )  # fmt: skip
+
+
+def _made_in_order(run: Execution, order: list[int], new_id: str) -> Execution:
+    """``run`` under another id, its calls made (and recorded) in ``order``."""
+    calls = [
+        dataclasses.replace(
+            run.model_calls[i], id=f"{new_id}-call-{i}", execution_id=new_id,
+            started_at=10.0 + position,
+        )
+        for position, i in enumerate(order)
+    ]  # fmt: skip
+    steps = [dataclasses.replace(s, execution_id=new_id) for s in run.steps]
+    return dataclasses.replace(run, id=new_id, model_calls=calls, steps=steps)
+
+
+@_PROPERTY
+@given(order=st.integers(min_value=1, max_value=8).flatmap(lambda n: st.permutations(range(n))))
+def test_concurrent_calls_made_in_any_order_diff_as_equal(order: list[int]) -> None:
+    """The same calls of one step, made in any other order, are no difference and no delta."""
+    original = _fan_out_run(len(order))
+    diff = compare_executions(original, _made_in_order(original, order, "exec_perm"))
+    assert diff.differences == []
+    assert diff.deltas == []
+
+
+@_PROPERTY
+@given(
+    order=st.integers(min_value=1, max_value=8).flatmap(lambda n: st.permutations(range(n))),
+    data=st.data(),
+)
+def test_a_changed_prompt_among_reordered_calls_is_exactly_that_change(
+    order: list[int], data: st.DataObject
+) -> None:
+    """One call's prompt changed among calls made in another order is found as that change
+    on that call, and nothing else — in both directions."""
+    original = _fan_out_run(len(order))
+    changed = _made_in_order(original, order, "exec_perm")
+    index = data.draw(st.integers(min_value=0, max_value=len(order) - 1))
+    target = changed.model_calls[index]
+    prompt = data.draw(st.text(max_size=20).filter(lambda t: not t.startswith("question")))
+    body = {"messages": [{"role": "user", "content": prompt}]}
+    calls = list(changed.model_calls)
+    calls[index] = dataclasses.replace(
+        target, request={**target.request, "body": body}, request_key="key-changed"
+    )
+    changed = dataclasses.replace(changed, model_calls=calls)
+
+    forward = compare_executions(original, changed)
+    assert len(forward.differences) == 1
+    (difference,) = forward.differences
+    assert difference.path.startswith("steps.fan_out#0.model_calls.")
+    assert difference.path.endswith(".request.body.messages.0.content")
+    assert (difference.kind, difference.after) == ("changed", prompt)
+    assert difference.before == target.request["body"]["messages"][0]["content"]
+    assert forward.deltas == []
+    backward = compare_executions(changed, original)
+    assert [_key(d) for d in backward.differences] == [_key(difference.mirrored())]
+
+
+def test_identical_requests_pair_in_occurrence_order() -> None:
+    """Calls with the same request pair by occurrence: their different answers are compared
+    occurrence with occurrence, whatever order they finished in."""
+    original = _fan_out_run(3)
+    same_key = [dataclasses.replace(c, request_key="same", occurrence=i)
+                for i, c in enumerate(original.model_calls)]  # fmt: skip
+    original = dataclasses.replace(original, model_calls=same_key)
+    reordered = _made_in_order(original, [2, 0, 1], "exec_perm")
+    assert compare_executions(original, reordered).differences == []
+    wrong = dataclasses.replace(
+        reordered,
+        model_calls=[dataclasses.replace(c, text="other") if c.occurrence == 1 else c
+                     for c in reordered.model_calls],
+    )  # fmt: skip
+    (difference,) = compare_executions(original, wrong).differences
+    assert (difference.before, difference.after) == ("answer 1", "other")
+
+
+#: The order in which :func:`fan_out`'s workers send their calls (each waits for the previous
+#: one's answer), so that a test can make a replay send them the other way round.
+SEND_ORDER: list[int] = []
+
+
+@workbench.pipeline
+def fan_out(questions: list[str], *, base_url: str) -> list[str]:
+    """One step that asks every question at once from a thread pool (module level: replayed)."""
+    turns = [threading.Event() for _ in questions]
+    order = SEND_ORDER or list(range(len(questions)))
+    rank = {index: position for position, index in enumerate(order)}
+
+    def ask(index: int) -> str:
+        if rank[index]:
+            turns[rank[index] - 1].wait(timeout=10)
+        try:
+            with openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0) as client:
+                reply = client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[{"role": "user", "content": questions[index]}],
+                )
+            return reply.choices[0].message.content or ""
+        finally:
+            turns[rank[index]].set()
+
+    with workbench.step("fan_out"), ThreadPoolExecutor(len(questions)) as pool:
+        return list(pool.map(workbench.carry_context(ask), range(len(questions))))
+
+
+def test_faithful_replay_of_threaded_calls_in_another_order_is_equal(
+    store: Store, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay whose thread pool sent the step's calls in the reverse order of the original
+    compares equal."""
+    questions = ["why is the sky blue", "what is a llama", "who wrote hamlet"]
+    monkeypatch.setattr(sys.modules[__name__], "SEND_ORDER", [0, 1, 2])
+    with workbench.record("fan_out", inputs={}, store=store) as run:
+        fan_out(questions, base_url=model_server.openai_base_url)
+    monkeypatch.setattr(sys.modules[__name__], "SEND_ORDER", [2, 1, 0])
+    result = RequestReplay(store).replay_execution(run.id)
+    assert result.status == "completed" and not result.mismatches and not result.unused
+    replayed = store.get_execution(result.execution_id)
+    recorded = store.get_execution(run.id)
+    made = [c.request["body"]["messages"][0]["content"] for c in replayed.model_calls]
+    assert made == questions[::-1]  # the replay really made them the other way round
+    diff = compare_executions(recorded, replayed)
+    assert diff.differences == [], diff.differences
+    assert not [d for d in diff.deltas if d.metric != "latency_s"]
 
 
 # -- recorded scenarios -----------------------------------------------------------------------

@@ -581,6 +581,47 @@ def test_assert_matches_fails_with_the_diff(
     )
 
 
+def test_assert_matches_pairs_concurrent_calls_by_what_they_asked(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """assert_matches passes when a step's thread pool made the recorded calls in the other
+    order (each worker waits for the previous one's answer, so the order is forced)."""
+    project.makepyfile(
+        """
+        import os, threading
+        from concurrent.futures import ThreadPoolExecutor
+        import workbench
+
+        def test_snapshot(ask, workbench_run):
+            questions = ["first question", "second question", "third question"]
+            order = [2, 1, 0] if os.environ.get("REVERSE") else [0, 1, 2]
+            turns = [threading.Event() for _ in questions]
+
+            def one(position):
+                if position:
+                    turns[position - 1].wait(timeout=10)
+                try:
+                    return ask(questions[order[position]])
+                finally:
+                    turns[position].set()
+
+            with workbench.step("fan_out"), ThreadPoolExecutor(3) as pool:
+                list(pool.map(workbench.carry_context(one), range(3)))
+            if os.environ.get("MATCH"):
+                workbench_run.assert_matches(os.environ["MATCH"])
+        """
+    )
+    run(project, "--workbench-store", "fan.db").assert_outcomes(passed=1)
+    store = Store(project.path / "fan.db")
+    (recorded,) = store.list_executions()
+    store.close()
+    monkeypatch.setenv("MATCH", recorded.id)
+    monkeypatch.setenv("REVERSE", "1")
+    run(project, "--workbench-store", "fan.db", "--workbench-record-mode=all").assert_outcomes(
+        passed=1
+    )
+
+
 def test_terminal_summary_totals_top_tests_and_near_budgets(
     project: pytest.Pytester, model_server: ModelServer
 ) -> None:

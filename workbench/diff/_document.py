@@ -2,8 +2,11 @@
 
 Owns the shape of that document and the paths into it; does not compare anything. Steps are
 keyed ``"<step_id>#<occurrence>"`` under ``steps`` so that two runs align by step id and
-occurrence whatever order their steps finished in; each step holds its model calls (in the
-order they were made within the step) and its states. What is compared, measured or ignored is
+occurrence whatever order their steps finished in; each step holds its model calls and its
+states. A document built alone lists a step's calls in the order they were made;
+:func:`build_documents` builds two and pairs their calls by what they are
+(:mod:`workbench.diff._align`), so that position ``i`` in one is the counterpart of position
+``i`` in the other. What is compared, measured or ignored is
 decided in :mod:`workbench.diff._fields`, not here.
 
 The document of a run::
@@ -33,6 +36,7 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
+from workbench.diff._align import align_calls
 from workbench.diff._fields import (
     CALL_METRICS,
     EXECUTION_FIELDS,
@@ -46,7 +50,7 @@ from workbench.diff._fields import (
 from workbench.records import ErrorInfo, Execution, ModelCall, State, Step
 from workbench.types import JSON
 
-__all__ = ["Document", "PathPart", "build_document", "step_key"]
+__all__ = ["Document", "PathPart", "build_document", "build_documents", "step_key"]
 
 PathPart = str | int
 
@@ -76,6 +80,9 @@ class Document:
     steps: dict[str, tuple[str, int]] = field(default_factory=dict)
     #: path of a measured record -> metric name -> value; ``()`` is the execution itself.
     metrics: dict[tuple[PathPart, ...], dict[str, float | None]] = field(default_factory=dict)
+    #: path of a list of model calls -> what each call in it is, for pairing them across runs
+    #: (:mod:`workbench.diff._align`).
+    call_keys: dict[tuple[PathPart, ...], list[tuple[str, int]]] = field(default_factory=dict)
 
 
 def _error(error: ErrorInfo | None) -> JSON:
@@ -169,11 +176,12 @@ def build_document(execution: Execution) -> Document:
         if call.step_id is not None and call.step_occurrence is not None:
             owner = steps.get(step_key(call.step_id, call.step_occurrence))
         calls = loose_calls if owner is None else owner["model_calls"]
-        path: tuple[PathPart, ...] = ("model_calls", len(calls))
+        where: tuple[PathPart, ...] = ("model_calls",)
         if owner is not None:
-            path = ("steps", step_key(call.step_id or "", call.step_occurrence or 0), *path)
+            where = ("steps", step_key(call.step_id or "", call.step_occurrence or 0), *where)
+        document.metrics[(*where, len(calls))] = _measure(call, CALL_METRICS)
+        document.call_keys.setdefault(where, []).append((call.request_key, call.occurrence))
         calls.append(_call(call))
-        document.metrics[path] = _measure(call, CALL_METRICS)
 
     loose_states: dict[str, Any] = {}
     owner_of = _StateOwner(execution.steps)
@@ -185,3 +193,10 @@ def build_document(execution: Execution) -> Document:
     content["model_calls"] = loose_calls
     content["steps"] = steps
     return document
+
+
+def build_documents(a: Execution, b: Execution) -> tuple[Document, Document]:
+    """The documents of two runs, with each step's model calls paired across them."""
+    doc_a, doc_b = build_document(a), build_document(b)
+    align_calls(doc_a, doc_b)
+    return doc_a, doc_b

@@ -1,8 +1,10 @@
 """Comparing two executions: alignment, the canonical-form shortcut, deepdiff, ignore paths.
 
 Owns :func:`compare_executions`. The two runs become documents (:mod:`._document`); steps are
-aligned by key (``step_id#occurrence``), and a step whose canonical JSON (sorted keys, via
-orjson) is byte-for-byte the same in both runs is dropped before deepdiff runs. deepdiff then
+aligned by key (``step_id#occurrence``), the model calls within a step by what they asked
+(:mod:`._align`: request key, then order among calls with the same key), and a step whose
+canonical JSON (sorted keys, via orjson) is byte-for-byte the same in both runs is dropped
+before deepdiff runs. deepdiff then
 compares only what is left — the execution's own fields that differ, steps that differ, and
 steps present in one run only — so that the cost of a diff grows with what changed, not with the
 size of the runs. Because an equal step contributes nothing to a deepdiff of the whole
@@ -24,7 +26,7 @@ import orjson
 from deepdiff import DeepDiff
 
 from workbench._gc import paused
-from workbench.diff._document import Document, PathPart, build_document
+from workbench.diff._document import Document, PathPart, build_documents
 from workbench.diff._model import Delta, Difference, ExecutionDiff, Kind
 from workbench.exceptions import DiffError, UnmatchedIgnoreWarning
 from workbench.records import Execution
@@ -84,7 +86,7 @@ def compare_executions(
     # end: the documents are freed (by reference counting) as this returns, so the collector
     # finds nothing owed, rather than walking them at the first allocation after they are built.
     with paused():
-        doc_a, doc_b = build_document(run_a), build_document(run_b)
+        doc_a, doc_b = build_documents(run_a, run_b)
         differences = translate(_deepdiff_of_differing(doc_a, doc_b), doc_a, doc_b)
         deltas = _deltas(doc_a, doc_b)
         if patterns:
