@@ -193,7 +193,15 @@ class RecordingError(WorkbenchError):
 
 
 class ReplayError(WorkbenchError):
-    """An execution cannot be replayed, or its replay failed where the original did not."""
+    """An execution cannot be replayed, or its replay failed where the original did not.
+
+    ``execution_id`` is the replay's own recorded execution when the replay ran (so it can be
+    shown and diffed against the original), ``None`` when it was refused before running.
+    """
+
+    def __init__(self, message: str, *, execution_id: str | None = None) -> None:
+        super().__init__(message)
+        self.execution_id = execution_id
 
 
 class ReplayMismatchError(ReplayError):
@@ -203,10 +211,11 @@ class ReplayMismatchError(ReplayError):
     ``execution_id`` the replay's own (failed) execution.
     """
 
+    execution_id: str
+
     def __init__(self, message: str, *, mismatches: list[Any], execution_id: str) -> None:
-        super().__init__(message)
+        super().__init__(message, execution_id=execution_id)
         self.mismatches = mismatches
-        self.execution_id = execution_id
 
 
 class DamagedRecordingError(ReplayError):

@@ -359,7 +359,8 @@ class RequestReplay:
             raise ReplayError(
                 f"the replay of {plan.original.id} raised {type(failure).__name__}: {failure} "
                 f"where the original completed; the replay is recorded as {replay_id} (see "
-                f"`workbench runs show {replay_id}`)"
+                f"`workbench runs show {replay_id}`)",
+                execution_id=replay_id,
             ) from failure
         return ReplayResult(
             execution_id=replay_id,

@@ -18,7 +18,7 @@ import orjson
 from workbench.records import ModelCall
 from workbench.store import RecordedResponse
 
-__all__ = ["RecordedCalls", "request_diff", "request_summary"]
+__all__ = ["RecordedCalls", "prompt_text", "request_diff", "request_summary"]
 
 # Bounds on the work of a miss: candidates compared, and characters of each body compared.
 # A miss is already an error path, but a recording of 10,000 calls to one endpoint must not
@@ -124,7 +124,7 @@ def request_diff(recorded: Mapping[str, Any], sent: Mapping[str, Any]) -> str:
 
 
 def request_summary(request: Any) -> str:
-    """One line naming a request: method, path, model and the start of its first message."""
+    """One line naming a request: method, path, model and the start of its prompt."""
     if not isinstance(request, Mapping):
         return repr(request)
     parts = [f"{request.get('method')} {request.get('path')}"]
@@ -132,28 +132,64 @@ def request_summary(request: Any) -> str:
     if isinstance(body, Mapping):
         if isinstance(body.get("model"), str):
             parts.append(f"model={body['model']}")
-        first = _first_message(body)
-        if first:
-            short = first if len(first) <= _SUMMARY_CHARS else first[: _SUMMARY_CHARS - 1] + "…"
+        prompt = prompt_text(body)
+        if prompt:
+            short = " ".join(prompt.split())
+            if len(short) > _SUMMARY_CHARS:
+                short = short[: _SUMMARY_CHARS - 1] + "…"
             parts.append(repr(short))
     return " ".join(parts)
 
 
-def _first_message(body: Mapping[str, Any]) -> str | None:
-    """The text of the first message: OpenAI and Anthropic ``messages``, or a ``prompt``."""
-    messages = body.get("messages")
-    if isinstance(messages, list) and messages and isinstance(messages[0], Mapping):
-        content = messages[0].get("content")
-        if isinstance(content, str):
-            return content
-        if isinstance(content, list):
-            texts = [
-                part["text"]
-                for part in content
-                if isinstance(part, Mapping) and isinstance(part.get("text"), str)
-            ]
-            return " ".join(texts) or None
-    for name in ("prompt", "input"):
-        if isinstance(body.get(name), str):
-            return str(body[name])
-    return None
+def prompt_text(body: Mapping[str, Any]) -> str | None:
+    """What a request asks, in words: the text of its last user turn.
+
+    The last user turn, not the first message: an agent's requests share their system
+    instructions and first question, and differ in the turn that was added last. Read from chat
+    ``messages`` (OpenAI, Anthropic), Responses API ``input`` (a string or a list of items),
+    Gemini ``contents``, or a completion's ``prompt``/embedding's ``input``; a turn that carries
+    only tool results is read when no user turn has text.
+    """
+    for name in ("messages", "input", "contents"):
+        turns = body.get(name)
+        if isinstance(turns, str):
+            return turns
+        if isinstance(turns, list) and turns:
+            if all(isinstance(turn, str) for turn in turns):
+                return " ".join(turns)  # a list of prompts or of texts to embed
+            return _last_turn_text(turns)
+    prompt = body.get("prompt")
+    return prompt if isinstance(prompt, str) else None
+
+
+def _last_turn_text(turns: list[Any]) -> str | None:
+    fallback = None
+    for turn in reversed(turns):
+        if not isinstance(turn, Mapping):
+            continue
+        text = _text_of(turn.get("content", turn.get("parts", turn.get("output"))))
+        if not text:
+            continue
+        if turn.get("role") == "user":
+            return text
+        fallback = fallback or text
+    return fallback
+
+
+def _text_of(content: Any) -> str | None:
+    """The words in a turn's content: a string, or the text of its parts (``text``,
+    ``input_text``, ``tool_result`` parts, Gemini ``parts``)."""
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        return None
+    texts = []
+    for part in content:
+        if isinstance(part, str):
+            texts.append(part)
+        elif isinstance(part, Mapping):
+            text = part.get("text", part.get("content"))
+            inner = text if isinstance(text, str) else _text_of(text)
+            if inner:
+                texts.append(inner)
+    return " ".join(texts) or None
