@@ -379,7 +379,7 @@ def demo(topic: str | None, db: Path | None) -> None:
     import anthropic
     import openai
 
-    from workbench.testing import ModelServer
+    from workbench.testmodel import ModelServer
 
     example = _load_example()
     path = resolve_store_path(db)

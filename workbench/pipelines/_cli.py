@@ -56,7 +56,7 @@ def _echo_json(value: JSON) -> None:
 @contextlib.contextmanager
 def test_model_environment() -> Iterator[Any]:
     """Start the test model server and point the SDKs' environment variables at it."""
-    from workbench.testing import ModelServer
+    from workbench.testmodel import ModelServer
 
     with ModelServer() as server:
         wanted = {

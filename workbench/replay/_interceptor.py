@@ -142,7 +142,7 @@ class _TestModel:
     def answer(self, call: PendingCall) -> RecordedAnswer:
         with self._lock:
             if self._client is None:
-                from workbench.testing import ModelServer
+                from workbench.testmodel import ModelServer
 
                 self._server = ModelServer().start()
                 self._client = httpx.Client(timeout=60.0)

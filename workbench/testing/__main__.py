@@ -1,61 +1,14 @@
-"""``python -m workbench.testing``: run the test model server in the foreground.
+"""``python -m workbench.testing``: the test model server's command, under its older name.
 
-Prints the server's URL as the first line of stdout, then serves until SIGTERM or SIGINT. Owns only
-this command-line wiring; the server itself is :class:`workbench.testing.ModelServer`.
+Kept so scripts written before the server moved to :mod:`workbench.testmodel` keep working; the
+command itself is ``workbench.testmodel.__main__``.
 """
 
 from __future__ import annotations
 
-import argparse
-import signal
 import sys
-import threading
-from collections.abc import Sequence
-from types import FrameType
 
-from workbench.exceptions import TestServerError
-from workbench.testing._server import ModelServer
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server until SIGTERM or SIGINT; returns the process exit code."""
-    parser = argparse.ArgumentParser(
-        prog="python -m workbench.testing",
-        description="Run workbench's OpenAI + Anthropic test model server on 127.0.0.1.",
-    )
-    parser.add_argument("--port", type=int, default=0, help="TCP port (default: a free one)")
-    parser.add_argument(
-        "--latency", type=float, default=0.0, help="seconds before each response (default: 0)"
-    )
-    parser.add_argument(
-        "--chunk-delay", type=float, default=0.0, help="seconds between SSE events (default: 0)"
-    )
-    args = parser.parse_args(argv)
-
-    stopping = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    # Installed before the server starts so a signal arriving early still stops it cleanly.
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        server = ModelServer(
-            port=args.port, latency_s=args.latency, chunk_delay_s=args.chunk_delay
-        ).start()
-    except TestServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        print(server.url, flush=True)
-        # A bounded wait returns to the interpreter regularly, so the signal handler gets to run.
-        while not stopping.wait(0.5):
-            pass
-    finally:
-        server.stop()
-    return 0
-
+from workbench.testmodel.__main__ import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m workbench.testing"))

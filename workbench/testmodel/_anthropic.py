@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import orjson
 
-from workbench.testing._answers import PromptCache, answer_for, count_tokens, cut_answer, text_of
-from workbench.testing._protocol import (
+from workbench.testmodel._answers import PromptCache, answer_for, count_tokens, cut_answer, text_of
+from workbench.testmodel._protocol import (
     CallContext,
     Dialect,
     JsonObject,

@@ -11,7 +11,7 @@ import base64
 import struct
 from typing import Any
 
-from workbench.testing._answers import (
+from workbench.testmodel._answers import (
     answer_for,
     count_tokens,
     cut_answer,
@@ -19,7 +19,7 @@ from workbench.testing._answers import (
     fingerprint,
     text_of,
 )
-from workbench.testing._protocol import (
+from workbench.testmodel._protocol import (
     CallContext,
     Dialect,
     InvalidRequest,

@@ -36,10 +36,10 @@ from typing import Any, ClassVar, Literal, Self
 import orjson
 
 from workbench.exceptions import TestServerError
-from workbench.testing._answers import PromptCache
-from workbench.testing._anthropic import ANTHROPIC
-from workbench.testing._openai import OPENAI
-from workbench.testing._protocol import (
+from workbench.testmodel._answers import PromptCache
+from workbench.testmodel._anthropic import ANTHROPIC
+from workbench.testmodel._openai import OPENAI
+from workbench.testmodel._protocol import (
     CallContext,
     Dialect,
     Endpoint,
@@ -108,7 +108,7 @@ def _checked_port(port: object) -> int:
 class ModelServer:
     """A fake OpenAI + Anthropic model server on 127.0.0.1 for tests and benchmarks.
 
-    Answers are deterministic (see ``workbench.testing._answers``), prompt caching is reported
+    Answers are deterministic (see ``workbench.testmodel._answers``), prompt caching is reported
     from this instance's history, and latency and faults are injectable per request by header or
     server-wide. Use as a context manager, or ``start()`` and ``stop()``::
 

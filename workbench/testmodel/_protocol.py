@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from workbench.testing._answers import PromptCache
+from workbench.testmodel._answers import PromptCache
 
 _T = TypeVar("_T")
 
