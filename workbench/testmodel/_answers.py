@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import orjson
 
 # A fixed vocabulary keeps answers readable in test failures while still varying with the prompt.
-_VOCABULARY = (
+VOCABULARY = (
     "amber", "basil", "cedar", "delta", "ember", "fjord", "garnet", "harbor",
     "indigo", "juniper", "kestrel", "lumen", "meadow", "nectar", "onyx", "pebble",
     "quartz", "raven", "sierra", "tundra", "umber", "violet", "willow", "xenon",
@@ -56,7 +56,18 @@ def count_tokens(text: str) -> int:
 def _last_user_text(messages: Sequence[object]) -> str:
     for message in reversed(messages):
         if isinstance(message, dict) and message.get("role") == "user":
-            return text_of(message.get("content"))
+            content = message.get("content")
+            # Anthropic returns tool results in user messages; the user's words came before.
+            if (
+                isinstance(content, list)
+                and content
+                and all(
+                    isinstance(block, dict) and block.get("type") == "tool_result"
+                    for block in content
+                )
+            ):
+                continue
+            return text_of(content)
     return ""
 
 
@@ -67,7 +78,7 @@ def answer_for(model: str, messages: Sequence[object], system: object) -> str:
     test see which prompt an answer belongs to.
     """
     digest = bytes.fromhex(fingerprint(model, messages, system))
-    lead = [_VOCABULARY[byte % len(_VOCABULARY)] for byte in digest[:4]]
+    lead = [VOCABULARY[byte % len(VOCABULARY)] for byte in digest[:4]]
     lead[0] = lead[0].capitalize()
     echo = _last_user_text(messages).split()[:_ECHO_WORDS]
     if not echo:

@@ -1,9 +1,11 @@
-"""The Anthropic dialect of the test server: messages and models, in Anthropic's shapes.
+"""The Anthropic dialect of the test server: messages, token counts and models.
 
-Owns the ``message`` JSON body, the full ``message_start`` … ``message_stop`` SSE sequence, the
-``{"type": "error", "error": {...}}`` body, and how ``cache_control`` breakpoints turn into
-cache-creation and cache-read token counts. Does not own what the answer says (``_answers``) nor
-HTTP, latency and faults (``_server``).
+Owns the ``message`` JSON body (a text block, or a ``tool_use`` block whose input is generated
+from the tool's ``input_schema``), the full ``message_start`` … ``message_stop`` SSE sequence
+(``text_delta`` or ``input_json_delta``), reading ``tools``, ``tool_choice`` and
+``output_config.format`` into the values of ``_reply``, the ``{"type": "error", ...}`` body, and
+how ``cache_control`` breakpoints turn into cache-creation and cache-read token counts. Does not
+own what the answer says (``_answers``), the tool decision (``_reply``) nor HTTP (``_server``).
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ from collections.abc import Iterator
 
 import orjson
 
-from workbench.testmodel._answers import PromptCache, answer_for, count_tokens, cut_answer, text_of
+from workbench.testmodel._answers import (
+    PromptCache,
+    answer_for,
+    count_tokens,
+    fingerprint,
+    text_of,
+)
 from workbench.testmodel._protocol import (
     CallContext,
     Dialect,
+    InvalidRequest,
     JsonObject,
     JsonReply,
     Reply,
@@ -24,6 +33,15 @@ from workbench.testmodel._protocol import (
     optional_token_limit,
     require,
     sse,
+)
+from workbench.testmodel._reply import (
+    AUTO,
+    TEXT,
+    OutputFormat,
+    Tool,
+    ToolChoice,
+    Turn,
+    decide,
 )
 
 _MODELS = ("claude-haiku-4-5", "claude-sonnet-4-5")
@@ -99,14 +117,44 @@ def messages(body: JsonObject, ctx: CallContext) -> Reply:
     require(body, "max_tokens", int, "an integer of at least 1")  # required by Anthropic
     limit = optional_token_limit(body, "max_tokens")
     system = body.get("system")
-    words, was_cut = cut_answer(answer_for(model, prompt, system), limit)
-    stop_reason = "max_tokens" if was_cut else "end_turn"
+    tools, choice = _tool_choice(body, _tools(body))
+    output = _output_format(body)
+    seed = fingerprint("anthropic", model, prompt, system)
+
+    decision = decide(
+        tools,
+        choice,
+        _turn(prompt),
+        output,
+        answer=answer_for(model, prompt, system),
+        limit=limit,
+        seed=seed,
+    )
+    call = decision.call
+    if call is not None:
+        block: JsonObject = {
+            "type": "tool_use",
+            "id": "toolu_" + call.call_id,
+            "name": call.name,
+            "input": call.arguments,
+        }
+        # The stream sends the input as JSON text in pieces, after an empty object and delta.
+        opening: JsonObject = {**block, "input": {}}
+        deltas = [
+            {"type": "input_json_delta", "partial_json": piece} for piece in ("", *decision.pieces)
+        ]
+        stop_reason = "tool_use"
+    else:
+        block = {"type": "text", "text": decision.text}
+        opening = {"type": "text", "text": ""}
+        deltas = [{"type": "text_delta", "text": piece} for piece in decision.pieces]
+        stop_reason = "max_tokens" if decision.cut else "end_turn"
     input_tokens, written, read = cache_split(model, system, prompt, ctx.cache)
     usage = {
         "input_tokens": input_tokens,
         "cache_creation_input_tokens": written,
         "cache_read_input_tokens": read,
-        "output_tokens": len(words),
+        "output_tokens": decision.output_tokens,
         "service_tier": "standard",
     }
     message = {
@@ -114,7 +162,7 @@ def messages(body: JsonObject, ctx: CallContext) -> Reply:
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": [{"type": "text", "text": " ".join(words)}],
+        "content": [block],
         "stop_reason": stop_reason,
         "stop_sequence": None,
         "usage": usage,
@@ -122,7 +170,6 @@ def messages(body: JsonObject, ctx: CallContext) -> Reply:
     if body.get("stream") is not True:
         return JsonReply(message)
 
-    pieces = [word if i == 0 else " " + word for i, word in enumerate(words)]
     # Anthropic opens with an empty message whose usage counts the input and a token or so.
     start = {
         **message,
@@ -134,24 +181,13 @@ def messages(body: JsonObject, ctx: CallContext) -> Reply:
     events = [
         sse({"type": "message_start", "message": start}, "message_start"),
         sse(
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
+            {"type": "content_block_start", "index": 0, "content_block": opening},
             "content_block_start",
         ),
         sse({"type": "ping"}, "ping"),
         *(
-            sse(
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": piece},
-                },
-                "content_block_delta",
-            )
-            for piece in pieces
+            sse({"type": "content_block_delta", "index": 0, "delta": delta}, "content_block_delta")
+            for delta in deltas
         ),
         sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
         sse(
@@ -164,7 +200,94 @@ def messages(body: JsonObject, ctx: CallContext) -> Reply:
         ),
         sse({"type": "message_stop"}, "message_stop"),
     ]
-    return StreamReply(tuple(events), break_at=3 + len(pieces) // 2)
+    return StreamReply(tuple(events), break_at=3 + len(deltas) // 2)
+
+
+def count_message_tokens(body: JsonObject, ctx: CallContext) -> Reply:
+    """``POST /v1/messages/count_tokens``: the input tokens ``messages`` would report."""
+    require(body, "model", str, "a model name string")  # required, though the count ignores it
+    prompt = require(body, "messages", list, "a list of message objects")
+    total = sum(
+        count_tokens(text_of(block)) for _, block in _prompt_blocks(body.get("system"), prompt)
+    )
+    return JsonReply({"input_tokens": total})
+
+
+def _tools(body: JsonObject) -> list[Tool]:
+    """The client tools offered; server tools (web search, code execution) are Anthropic's."""
+    raw = body.get("tools")
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise InvalidRequest(f"tools: expected a list of tool objects, got {raw!r:.60}")
+    tools = []
+    for index, entry in enumerate(raw):
+        if not isinstance(entry, dict):
+            raise InvalidRequest(f"tools.{index}: expected a tool object, got {entry!r:.60}")
+        if entry.get("type", "custom") != "custom":
+            continue
+        if not isinstance(entry.get("name"), str):
+            raise InvalidRequest(f"tools.{index}.name: Field required (a string)")
+        if not isinstance(entry.get("input_schema"), dict):
+            raise InvalidRequest(f"tools.{index}.input_schema: Field required (a JSON schema)")
+        tools.append(Tool(entry["name"], entry["input_schema"]))
+    return tools
+
+
+def _tool_choice(body: JsonObject, tools: list[Tool]) -> tuple[list[Tool], ToolChoice]:
+    """``tool_choice`` (``auto``, ``any``, ``tool`` with a name, ``none``), default ``auto``."""
+    raw = body.get("tool_choice")
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if raw is None or kind == "auto":
+        return tools, AUTO
+    if kind == "any":
+        return tools, ToolChoice("required")
+    if kind == "none":
+        return tools, ToolChoice("none")
+    if kind == "tool" and isinstance(raw, dict) and isinstance(raw.get("name"), str):
+        return tools, ToolChoice("required", raw["name"])
+    raise InvalidRequest(
+        f"tool_choice: expected type 'auto', 'any', 'none' or 'tool' with a name, got {raw!r:.80}"
+    )
+
+
+def _turn(prompt: list[object]) -> Turn:
+    """Tool calls and results since the user last wrote; tool results come in user messages."""
+    called: set[str] = set()
+    answered = False
+    for message in reversed(prompt):
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        blocks = content if isinstance(content, list) else []
+        kinds = {block.get("type") for block in blocks if isinstance(block, dict)}
+        if message.get("role") == "user":
+            if "tool_result" not in kinds:
+                break
+            answered = True
+        elif message.get("role") == "assistant":
+            called.update(
+                block["name"]
+                for block in blocks
+                if isinstance(block, dict)
+                and block.get("type") == "tool_use"
+                and isinstance(block.get("name"), str)
+            )
+    return Turn(frozenset(called), answered)
+
+
+def _output_format(body: JsonObject) -> OutputFormat:
+    """``output_config.format`` (or the beta's ``output_format``): JSON for a schema, or prose."""
+    config = body.get("output_config")
+    raw = config.get("format") if isinstance(config, dict) else None
+    if raw is None:
+        raw = body.get("output_format")
+    if raw is None:
+        return TEXT
+    if isinstance(raw, dict) and raw.get("type") == "json_schema":
+        schema = raw.get("schema")
+        return OutputFormat("json_schema", {} if schema is None else schema)
+    raise InvalidRequest(f"output_config.format: expected type 'json_schema', got {raw!r:.80}")
 
 
 def models(body: JsonObject, ctx: CallContext) -> Reply:
@@ -185,7 +308,11 @@ def models(body: JsonObject, ctx: CallContext) -> Reply:
 
 ANTHROPIC = Dialect(
     name="anthropic",
-    endpoints={("POST", "/v1/messages"): messages, ("GET", "/v1/models"): models},
+    endpoints={
+        ("POST", "/v1/messages"): messages,
+        ("POST", "/v1/messages/count_tokens"): count_message_tokens,
+        ("GET", "/v1/models"): models,
+    },
     error_payload=error_payload,
     request_id_header="request-id",
     request_id_prefix="req_",

@@ -3,7 +3,9 @@
 Owns the server's lifecycle (:class:`ModelServer`), the HTTP handling (keep-alive connections,
 chunked SSE flushed event by event), routing a request to a provider dialect, injected latency
 and faults, and the log of received requests. Does not own the providers' JSON and SSE shapes
-(``_openai``, ``_anthropic``) nor what the answers say and how tokens are counted (``_answers``).
+(``_openai`` routes to ``_chat``, ``_responses`` and ``_embeddings``; ``_anthropic``), what the
+model decides to reply (``_reply``, ``_schema``) nor what the answers say and how tokens are
+counted (``_answers``).
 
 Per-request behaviour is chosen by headers, so concurrent tests sharing a server do not interfere:
 
