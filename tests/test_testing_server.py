@@ -25,6 +25,7 @@ from openai.types import CompletionUsage
 from openai.types.chat import ChatCompletion
 
 import workbench.testing
+import workbench.testmodel
 from workbench.exceptions import TestServerError
 from workbench.testing import ModelServer
 
@@ -708,11 +709,21 @@ def test_addresses_need_a_running_server() -> None:
     assert not server.running
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
-def test_module_entry_point_prints_a_url_that_answers(stop_signal: signal.Signals) -> None:
-    """`python -m workbench.testing` prints its URL first, answers there, exits 0 on a signal."""
+@pytest.mark.parametrize(
+    ("module", "stop_signal"),
+    [
+        ("workbench.testmodel", signal.SIGTERM),
+        ("workbench.testmodel", signal.SIGINT),
+        ("workbench.testing", signal.SIGTERM),
+    ],
+)
+def test_module_entry_point_prints_a_url_that_answers(
+    module: str, stop_signal: signal.Signals
+) -> None:
+    """`python -m workbench.testmodel` (or its old name) prints its URL first, answers there,
+    exits 0 on a signal."""
     with subprocess.Popen(
-        [sys.executable, "-m", "workbench.testing", "--latency", "0.01"],
+        [sys.executable, "-m", module, "--latency", "0.01"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -733,3 +744,10 @@ def test_public_names_are_exported_and_sorted() -> None:
     """workbench.testing.__all__ is sorted and every name in it exists."""
     assert workbench.testing.__all__ == sorted(workbench.testing.__all__)
     assert all(hasattr(workbench.testing, name) for name in workbench.testing.__all__)
+
+
+def test_workbench_testing_re_exports_the_test_model() -> None:
+    """The server moved to workbench.testmodel; workbench.testing hands out the same objects."""
+    for name in workbench.testmodel.__all__:
+        assert name in workbench.testing.__all__
+        assert getattr(workbench.testing, name) is getattr(workbench.testmodel, name)

@@ -26,6 +26,9 @@ from openai.types.chat import ChatCompletion, ChatCompletionMessageFunctionToolC
 from openai.types.responses import ResponseFunctionToolCall
 from pydantic import BaseModel, Field
 
+import workbench
+from workbench.debugging import RequestReplay
+from workbench.store import Store
 from workbench.testmodel import ModelServer
 from workbench.testmodel._schema import json_for_schema
 
@@ -912,3 +915,65 @@ def test_langchain_structured_output_parses_into_the_model(
         use_responses_api=responses_api,
     )
     assert isinstance(llm.with_structured_output(City, method=method).invoke(QUESTION), City)
+
+
+# -- replay with use_test_models -----------------------------------------------------------------
+
+
+@workbench.pipeline
+async def pydantic_ai_weather(question: str, *, base_url: str) -> str:
+    """A pydantic-ai agent with one tool (module level, so replay can import it)."""
+    from pydantic_ai import Agent
+    from pydantic_ai.models.openai import OpenAIChatModel
+    from pydantic_ai.providers.openai import OpenAIProvider
+
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        return f"Sunny in {city}"
+
+    async with openai.AsyncOpenAI(base_url=base_url, api_key="sk-test", max_retries=0) as client:
+        model = OpenAIChatModel(GPT, provider=OpenAIProvider(openai_client=client))
+        agent: Agent[None, City] = Agent(model, output_type=City, tools=[weather])
+        return (await agent.run(question)).output.model_dump_json()
+
+
+@workbench.pipeline
+async def openai_agents_weather(question: str, *, base_url: str) -> str:
+    """An openai-agents agent with one tool on the Responses API (module level, for replay)."""
+    from agents import Agent, OpenAIResponsesModel, RunConfig, Runner, function_tool
+
+    @function_tool
+    def weather(city: str) -> str:
+        """The weather in a city."""
+        return f"Sunny in {city}"
+
+    async with openai.AsyncOpenAI(base_url=base_url, api_key="sk-test", max_retries=0) as client:
+        agent = Agent(
+            name="weather",
+            instructions="Answer",
+            tools=[weather],
+            model=OpenAIResponsesModel(GPT, openai_client=client),
+        )
+        result = await Runner.run(agent, question, run_config=RunConfig(tracing_disabled=True))
+        return str(result.final_output)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "framework"),
+    [(pydantic_ai_weather, "pydantic_ai"), (openai_agents_weather, "agents")],
+    ids=["pydantic-ai", "openai-agents"],
+)
+def test_use_test_models_replays_an_agent_pipeline_to_the_same_output(
+    store: Store, no_tracing: None, pipeline: Any, framework: str
+) -> None:
+    """An agent run recorded against a server now stopped replays on the test model, tool round
+    included, to the output it had."""
+    pytest.importorskip(framework)
+    with ModelServer() as recorded_against:
+        with workbench.record("weather", inputs={}, store=store) as run:
+            output = asyncio.run(pipeline(QUESTION, base_url=recorded_against.openai_base_url))
+    replay = RequestReplay(store)
+    result = asyncio.run(replay.areplay_execution(run.id, modifications={"use_test_models": True}))
+    assert result.status == "completed", result
+    assert result.output == output
+    assert len(result.model_calls) == 2 and all(c.status_code == 200 for c in result.model_calls)
