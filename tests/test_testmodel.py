@@ -213,6 +213,16 @@ class _Node(BaseModel):
     children: list[_Node] = []
 
 
+class _Cat(BaseModel):
+    species: Literal["cat"]
+    lives: int = Field(ge=1, le=9)
+
+
+class _Dog(BaseModel):
+    species: Literal["dog"]
+    good: bool
+
+
 class _Person(BaseModel):
     name: str
     age: int = Field(ge=18, le=120)
@@ -227,10 +237,13 @@ class _Person(BaseModel):
     ratings: dict[str, int] = {}
     tree: _Node
     pair: tuple[int, str]
+    pet: _Cat | _Dog = Field(discriminator="species")
+    nickname: str | None = None
 
 
 def test_value_for_a_pydantic_schema_parses_as_the_model() -> None:
-    """pydantic's schema (enums, Literal, dates, $defs, a recursive model) gives a valid model."""
+    """pydantic's schema (enums, Literal, dates, $defs, a recursive model, a discriminated union)
+    gives a valid model."""
     schema = _Person.model_json_schema()
     for seed in ("a", "b", "c"):
         value = json_for_schema(schema, seed=seed)
