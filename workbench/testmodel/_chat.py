@@ -44,7 +44,8 @@ def chat_completions(body: JsonObject, ctx: CallContext) -> Reply:
     limit = optional_token_limit(body, "max_completion_tokens", "max_tokens")
     tools, choice = _tool_choice(body, _tools(body))
     output = _output_format(body)
-    seed = fingerprint("openai-chat", model, messages)
+    # One digest of the prompt seeds the generated JSON and keys the prompt cache.
+    seed = fingerprint("openai", model, messages)
 
     decision = decide(
         tools,
@@ -67,7 +68,7 @@ def chat_completions(body: JsonObject, ctx: CallContext) -> Reply:
         if isinstance(message, dict)
     )
     # OpenAI caches whole prompt prefixes automatically; a repeated prompt is the simplest prefix.
-    (seen,) = ctx.cache.remember([fingerprint("openai", model, messages)])
+    (seen,) = ctx.cache.remember([seed])
     usage = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,

@@ -50,6 +50,7 @@ def responses(body: JsonObject, ctx: CallContext) -> Reply:
     limit = optional_token_limit(body, "max_output_tokens")
     tools, choice = _tool_choice(body, _tools(body))
     output = _output_format(body)
+    # One digest of the prompt seeds the generated JSON and keys the prompt cache.
     seed = fingerprint("openai-responses", model, items, instructions)
 
     decision = decide(
@@ -82,7 +83,7 @@ def responses(body: JsonObject, ctx: CallContext) -> Reply:
         }
 
     input_tokens = count_tokens(text_of(instructions)) + sum(map(_item_tokens, items))
-    (seen,) = ctx.cache.remember([fingerprint("openai-responses", model, items, instructions)])
+    (seen,) = ctx.cache.remember([seed])
     response = _response(body, ctx, model, [item])
     response["usage"] = {
         "input_tokens": input_tokens,
