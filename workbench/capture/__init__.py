@@ -3,6 +3,8 @@
 Installed once, at the first ``workbench.record``; from then on each HTTP call made inside an
 execution becomes a ``ModelCall`` (provider, model, tokens, cost, timings, the stream's chunks),
 whatever SDK made it, with no per-SDK patching. Calls outside an execution pass straight through.
+A call that passes through several patched clients (an httpx transport that sends with
+aiohttp) is recorded once, by the first: see ``_guard``.
 """
 
 from __future__ import annotations

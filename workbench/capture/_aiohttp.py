@@ -20,7 +20,6 @@ import types
 from http import HTTPStatus
 from typing import Any
 
-from workbench._context import current
 from workbench._http import decode_content
 from workbench.capture._call import (
     PendingCall,
@@ -30,6 +29,7 @@ from workbench.capture._call import (
     rewritten_body,
     start_call,
 )
+from workbench.capture._guard import frame_to_capture, sent_below_async
 
 __all__ = ["patch"]
 
@@ -179,8 +179,8 @@ def patch(aiohttp: types.ModuleType) -> None:
     original_close = response_cls.close
 
     async def _request(self: Any, method: str, str_or_url: Any, **kwargs: Any) -> Any:
-        frame = current.get()
-        if frame is None or not frame.run.capture_enabled:
+        frame = frame_to_capture()
+        if frame is None:
             return await original_request(self, method, str_or_url, **kwargs)
         body: Any = kwargs.get("data")
         if kwargs.get("json") is not None:
@@ -211,7 +211,9 @@ def patch(aiohttp: types.ModuleType) -> None:
         try:
             answer = answer_for(call)
             if answer is None:
-                response = await original_request(self, method, str_or_url, **kwargs)
+                response = await sent_below_async(
+                    original_request, self, method, str_or_url, **kwargs
+                )
             else:
                 response = _replayed(aiohttp, self, method, url, headers, answer, auto_decompress)
         except BaseException as exc:

@@ -17,7 +17,6 @@ import types
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from workbench._context import current
 from workbench.capture._call import (
     PendingCall,
     RecordedAnswer,
@@ -27,6 +26,7 @@ from workbench.capture._call import (
     rewritten_body,
     start_call,
 )
+from workbench.capture._guard import frame_to_capture, sent_below, sent_below_async
 
 __all__ = ["patch"]
 
@@ -159,8 +159,8 @@ def patch(module: types.ModuleType) -> None:
     async_send = module.AsyncClient._send_single_request
 
     def _send_single_request(self: Any, request: Any) -> Any:
-        frame = current.get()
-        if frame is None or not frame.run.capture_enabled:
+        frame = frame_to_capture()
+        if frame is None:
             return sync_send(self, request)
         url = str(request.url)  # httpx builds the string anew on each str()
         call = start_call(
@@ -175,7 +175,7 @@ def patch(module: types.ModuleType) -> None:
         try:
             answer = answer_for(call)
             if answer is None:
-                response = sync_send(self, request)
+                response = sent_below(sync_send, self, request)
             else:
                 response = replayed(self, request, answer, ReplayStream(answer, call))
                 call.response(answer.status_code, answer.headers)
@@ -188,8 +188,8 @@ def patch(module: types.ModuleType) -> None:
         return response
 
     async def _async_send_single_request(self: Any, request: Any) -> Any:
-        frame = current.get()
-        if frame is None or not frame.run.capture_enabled:
+        frame = frame_to_capture()
+        if frame is None:
             return await async_send(self, request)
         url = str(request.url)  # httpx builds the string anew on each str()
         call = start_call(
@@ -204,7 +204,7 @@ def patch(module: types.ModuleType) -> None:
         try:
             answer = answer_for(call)
             if answer is None:
-                response = await async_send(self, request)
+                response = await sent_below_async(async_send, self, request)
             else:
                 response = replayed(self, request, answer, AsyncReplayStream(answer, call))
                 call.response(answer.status_code, answer.headers)

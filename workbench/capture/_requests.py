@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from http import HTTPStatus
 from typing import Any
 
-from workbench._context import current
 from workbench._http import decode_content
 from workbench.capture._call import (
     RecordedAnswer,
@@ -24,6 +23,7 @@ from workbench.capture._call import (
     rewritten_body,
     start_call,
 )
+from workbench.capture._guard import frame_to_capture, sent_below
 
 __all__ = ["patch"]
 
@@ -66,8 +66,8 @@ def patch(requests: types.ModuleType) -> None:
     original_send = adapter.send
 
     def send(self: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
-        frame = current.get()
-        if frame is None or not frame.run.capture_enabled:
+        frame = frame_to_capture()
+        if frame is None:
             return original_send(self, request, *args, **kwargs)
         body = request.body
         if isinstance(body, str):
@@ -84,7 +84,7 @@ def patch(requests: types.ModuleType) -> None:
         try:
             answer = answer_for(call)
             if answer is None:
-                response = original_send(self, request, *args, **kwargs)
+                response = sent_below(original_send, self, request, *args, **kwargs)
             else:
                 response = self.build_response(request, _ReplayRaw(answer))
         except BaseException as exc:
