@@ -8,13 +8,15 @@ to its promise without litellm too. Everything talks to a ModelServer on 127.0.0
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
 import aiohttp
 import httpx
+import openai
 import pytest
 import requests
 
@@ -153,10 +155,21 @@ def offline_litellm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     monkeypatch.setenv("LITELLM_OFFLINE_MODE", "true")
     monkeypatch.delenv("DISABLE_AIOHTTP_TRANSPORT", raising=False)
+    # Where asyncio.run leaves it: else litellm's sync calls make the main thread an event loop
+    # that nobody closes (its sockets then warn in whichever test collects them).
+    asyncio.set_event_loop(None)
     with NetworkGuard() as guard:
         module = importlib.import_module("litellm")
         assert module.disable_aiohttp_transport is False  # its default: aiohttp under httpx
         yield module
+    # litellm keeps its clients for the life of the process; close the ones these tests made
+    # (the async ones are closed in their own event loop, by the test) for the same reason.
+    cache = module.in_memory_llm_clients_cache
+    for client in list(cache.cache_dict.values()):
+        if isinstance(client, openai.OpenAI):
+            client.close()
+    cache.flush_cache()
+    gc.collect()  # anything still left open warns here, in these tests, not in another one
     assert guard.blocked == []
 
 
@@ -208,6 +221,16 @@ def ask_litellm(question: str, *, base_url: str) -> str:
     return str(reply.choices[0].message.content)
 
 
+async def _closing_litellm(call: Awaitable[str]) -> str:
+    """``await call``, then close litellm's async clients while their event loop still runs."""
+    from litellm.llms.custom_httpx.async_client_cleanup import close_litellm_async_clients
+
+    try:
+        return await call
+    finally:
+        await close_litellm_async_clients()
+
+
 # -- what every nesting must give ---------------------------------------------------------------
 
 
@@ -243,7 +266,9 @@ def test_litellm_acompletion_is_recorded_once_and_replays_clean(
     with ModelServer() as server:
         base_url = server.openai_base_url
         with workbench.record("litellm", inputs={}, store=store) as run:
-            answer = asyncio.run(ask_litellm_async("Tell me about llamas", base_url=base_url))
+            answer = asyncio.run(
+                _closing_litellm(ask_litellm_async("Tell me about llamas", base_url=base_url))
+            )
         call = _recorded_once(store, server, run.id)
     # It did go through litellm's aiohttp transport: the nesting this test is about.
     assert aiohttp_sends == [f"{base_url}/chat/completions"]
