@@ -1,5 +1,9 @@
 """Async I/O profiles: yappi with the wall clock, coroutine-aware, saved as a pstat file.
 
+Owns yappi in this process (:class:`AsyncProfile`) and reading any yappi pstat file back into a
+summary (:func:`summarise_pstat`), which ``workbench profile --async -- CMD`` uses for the
+file its bootstrap wrote in the command's process.
+
 The wall clock is the point: an awaiting coroutine uses no CPU, so only wall time shows where
 an async pipeline waits (yappi's CPU clock also costs ~46x more here). yappi attributes a
 coroutine's time across its suspensions. Functions are ranked by total wall time, which is where
@@ -11,6 +15,7 @@ yappi installs the interpreter's profile hook, which memray also uses: it holds
 
 from __future__ import annotations
 
+import pstats
 import threading
 import time
 from pathlib import Path
@@ -18,11 +23,12 @@ from typing import Any
 
 from workbench.exceptions import ProfilerError
 from workbench.profiling._base import Capture, release_hook, take_hook
+from workbench.profiling._bootstrap import OWN_THREAD_PREFIX
 from workbench.records import FunctionStat, ProfileSummary
 
-__all__ = ["AsyncProfile", "load_yappi"]
+__all__ = ["AsyncProfile", "load_yappi", "summarise_pstat"]
 
-_OWN_THREAD_PREFIX = "workbench-"
+_WALL_CLOCK_NOTE = "wall-clock time: a coroutine's total includes the time it spent awaiting"
 
 
 def load_yappi() -> Any:
@@ -75,18 +81,10 @@ class AsyncProfile(Capture):
             yappi.stop()
             duration = time.perf_counter() - (self.started_at or time.perf_counter())
             own = {
-                ts.id for ts in yappi.get_thread_stats() if ts.name.startswith(_OWN_THREAD_PREFIX)
+                ts.id for ts in yappi.get_thread_stats() if ts.name.startswith(OWN_THREAD_PREFIX)
             }
             stats = yappi.get_func_stats(filter_callback=lambda s: s.ctx_id not in own)
             stats.save(str(self.path), type="pstat")
-            ranked = sorted(stats, key=lambda s: (-s.ttot, s.full_name))
-            calls = sum(s.ncall for s in stats)
-            top = tuple(
-                FunctionStat(
-                    s.name, s.module, s.lineno, float(s.tsub), float(s.ttot), int(s.ncall), "s"
-                )
-                for s in ranked[: self.top]
-            )
         except (OSError, RuntimeError) as exc:
             raise ProfilerError(
                 f"yappi could not write the async profile {self.path}: {exc}"
@@ -95,15 +93,35 @@ class AsyncProfile(Capture):
             yappi.clear_stats()
             yappi.set_context_name_callback(None)
             release_hook()
-        return ProfileSummary(
-            kind="async",
-            sampler="yappi",
-            duration_s=duration,
-            samples=calls,
-            top_functions=top,
-            artifacts={"pstat": str(self.path)},
-            notes=("wall-clock time: a coroutine's total includes the time it spent awaiting",),
-        )
+        return summarise_pstat(self.path, top=self.top, duration_s=duration)
+
+
+def summarise_pstat(path: Path, *, top: int, duration_s: float) -> ProfileSummary:
+    """The summary of yappi's pstat file: functions ranked by total wall time, where the
+    waiting shows."""
+    try:
+        loaded = pstats.Stats(str(path))
+    except (OSError, EOFError, ValueError, TypeError) as exc:
+        raise ProfilerError(
+            f"cannot read the async profile {path} ({type(exc).__name__}: {exc}); yappi wrote "
+            f"no usable pstat file"
+        ) from exc
+    stats: dict[tuple[str, int, str], tuple[Any, ...]] = loaded.stats  # type: ignore[attr-defined]
+    # yappi writes (calls, non-recursive calls, self, total, callers) per function.
+    ranked = sorted(stats.items(), key=lambda item: (-item[1][3], item[0][2], item[0][0]))
+    functions = tuple(
+        FunctionStat(name, file, line, float(own), float(total), int(calls), "s")
+        for (file, line, name), (calls, _, own, total, _) in ranked[:top]
+    )
+    return ProfileSummary(
+        kind="async",
+        sampler="yappi",
+        duration_s=duration_s,
+        samples=sum(int(row[0]) for row in stats.values()),
+        top_functions=functions,
+        artifacts={"pstat": str(path)},
+        notes=(_WALL_CLOCK_NOTE,),
+    )
 
 
 def _thread_name() -> str:

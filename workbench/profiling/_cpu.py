@@ -1,4 +1,7 @@
-"""CPU profiles: py-spy attached to this very process, or an in-process sampler when it can't.
+"""CPU profiles: py-spy attached to a process, or an in-process sampler when it can't.
+
+py-spy attaches to this very process (trigger-based profiles) or to the Python process of a
+command that ``workbench profile -- CMD`` runs, with its subprocesses (``_command``).
 
 py-spy runs beside the program (``--nonblocking``: it reads the interpreter's memory without
 pausing it; blocking mode stops every thread per sample and costs 5-15x on torch-like
@@ -12,7 +15,6 @@ makes that a :class:`ProfilerError` instead.
 
 from __future__ import annotations
 
-import ctypes
 import math
 import os
 import shutil
@@ -28,6 +30,7 @@ import orjson
 
 from workbench.exceptions import ProfilerError
 from workbench.profiling._base import Capture
+from workbench.profiling._bootstrap import allow_any_tracer
 from workbench.profiling._summary import summarise_speedscope
 from workbench.records import ProfileSummary
 
@@ -36,8 +39,6 @@ __all__ = ["CpuProfile", "InProcessSampler", "allow_ptrace", "find_py_spy", "pro
 _ATTACH_TIMEOUT_S = 5.0
 _STOP_TIMEOUT_S = 10.0
 _HANDLER_GRACE_S = 0.05
-_PR_SET_PTRACER = 0x59616D61
-_PR_SET_PTRACER_ANY = ctypes.c_ulong(-1).value
 
 #: Thread idents of workbench's own profiling threads (watchdog, sampler): never sampled.
 profiler_threads: set[int] = set()
@@ -60,25 +61,19 @@ def allow_ptrace() -> str | None:
     Returns a note when the kernel's policy cannot be relaxed from here, else ``None``.
     """
     global _ptrace_allowed
-    try:
-        scope = Path("/proc/sys/kernel/yama/ptrace_scope").read_text().strip()
-    except OSError:
-        return None  # no Yama (or not Linux): ordinary ptrace rules apply
-    if scope == "1" and not _ptrace_allowed:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.prctl(_PR_SET_PTRACER, ctypes.c_ulong(_PR_SET_PTRACER_ANY), 0, 0, 0) != 0:
-                return f"prctl(PR_SET_PTRACER) failed: {os.strerror(ctypes.get_errno())}"
-        except (OSError, AttributeError) as exc:
-            return f"prctl(PR_SET_PTRACER) is not available: {exc}"
-        _ptrace_allowed = True
-    if scope in ("2", "3"):
-        return f"kernel.yama.ptrace_scope is {scope}: only a privileged tracer may attach"
-    return None
+    if _ptrace_allowed:
+        return None
+    note = allow_any_tracer()
+    _ptrace_allowed = note is None
+    return note
 
 
 class CpuProfile(Capture):
-    """A CPU profile of the whole process, as a speedscope file at ``path``."""
+    """A CPU profile of a whole process, as a speedscope file at ``path``.
+
+    ``pid`` is this process by default; another one (a profiled command's) is sampled with
+    its subprocesses, and never falls back to sampling in-process: that process must do it.
+    """
 
     kind = "cpu"
 
@@ -91,8 +86,10 @@ class CpuProfile(Capture):
         duration_s: float | None = None,
         sampler: str = "auto",
         py_spy_path: str | None = None,
+        pid: int | None = None,
     ) -> None:
         super().__init__(path, top=top)
+        self.pid = os.getpid() if pid is None else pid
         self.rate = rate
         self.duration_s = duration_s
         self.sampler_choice = sampler
@@ -112,7 +109,7 @@ class CpuProfile(Capture):
     def start(self) -> None:
         self._mark_started()
         if self.sampler_choice != "in-process":
-            refusal = self._start_py_spy()
+            refusal = self.attach()
             if refusal is None:
                 self.sampler = "py-spy"
                 return
@@ -133,18 +130,21 @@ class CpuProfile(Capture):
         self.sampler = "in-process"
         self.first_sample_at = self._in_process.first_sample_at()
 
-    def _start_py_spy(self) -> str | None:
-        """Start py-spy; the reason it cannot be used, or ``None`` once it samples."""
+    def attach(self) -> str | None:
+        """Start py-spy on ``pid``; the reason it cannot be used, or ``None`` once it samples."""
+        if self.started_at is None:
+            self._mark_started()
         executable = find_py_spy(self.py_spy_path)
         if executable is None:
             where = self.py_spy_path or "beside the interpreter or on PATH"
             return f"no py-spy executable {where}"
-        policy = allow_ptrace()
+        own = self.pid == os.getpid()
+        policy = allow_ptrace() if own else None  # another process allows it for itself
         command = [
             executable,
             "record",
             "--pid",
-            str(os.getpid()),
+            str(self.pid),
             "--nonblocking",
             "--format",
             "speedscope",
@@ -156,6 +156,8 @@ class CpuProfile(Capture):
         ]
         if self.duration_s is not None:
             command += ["--duration", str(max(1, math.ceil(self.duration_s)))]
+        if not own:
+            command.append("--subprocesses")  # a command's workers are the command's too
         try:
             self._process = subprocess.Popen(
                 command,
@@ -185,7 +187,7 @@ class CpuProfile(Capture):
                 reason = _last_error(self._errors) or "it exited without sampling"
                 if policy is not None:
                     reason = f"{reason}; {policy}"
-                return f"py-spy could not attach to process {os.getpid()}: {reason}"
+                return f"py-spy could not attach to process {self.pid}: {reason}"
         return None
 
     def _read(self, stream: object, lines: list[str]) -> None:
@@ -228,6 +230,12 @@ class CpuProfile(Capture):
         if errors:
             notes.append(f"py-spy failed to read {errors} samples (the process was changing)")
         return summarise_speedscope(self.path, sampler="py-spy", top=self.top, notes=notes)
+
+    def abandon(self) -> None:
+        """Stop sampling without a profile (the caller failed)."""
+        if self._in_process is not None:
+            self._in_process.stop(self.path)
+        self._kill()
 
     def _kill(self) -> None:
         if self._process is not None and self._process.poll() is None:

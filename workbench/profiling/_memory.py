@@ -1,5 +1,9 @@
 """Memory profiles: a memray ``Tracker`` started while the program runs.
 
+The tracker runs in this process (trigger-based profiles), or in a profiled command's process,
+started by its bootstrap (``_bootstrap``), and :meth:`MemoryProfile.summarise` reads either
+capture back.
+
 The tracker writes memray's aggregated format (a count per allocating stack rather than every
 allocation: a long capture stays small), and the summary reads its high-water mark back: the
 peak of the tracked heap, the functions holding the most of it, and — with ``heap_dump`` — the
@@ -55,9 +59,18 @@ class MemoryProfile(Capture):
     kind = "memory"
 
     def __init__(
-        self, path: Path, *, top: int, heap_dump: bool = False, flamegraph: bool | None = None
+        self,
+        path: Path,
+        *,
+        top: int,
+        heap_dump: bool = False,
+        flamegraph: bool | None = None,
+        from_start: bool = False,
     ) -> None:
         super().__init__(path, top=top)
+        #: The capture began with the process (``workbench profile --memory -- CMD``), so
+        #: nothing the program allocated went untracked.
+        self.from_start = from_start
         #: Keep the largest stacks at the high-water mark in the summary.
         self.heap_dump = heap_dump
         #: Write memray's flame graph HTML beside the capture (default: with heap_dump).
@@ -96,7 +109,7 @@ class MemoryProfile(Capture):
 
     def summarise(self) -> ProfileSummary:
         memray = load_memray()
-        notes = [_NOT_ATTRIBUTED]
+        notes = [] if self.from_start else [_NOT_ATTRIBUTED]
         artifacts = {"memray": str(self.path)}
         try:
             reader = memray.FileReader(str(self.path))
@@ -120,7 +133,7 @@ class MemoryProfile(Capture):
                 f"incomplete or damaged"
             ) from exc
         # The profiler's own bookkeeping (its thread, its files) is not the program's.
-        stacks = [s for s in stacks if not any(f[1].startswith(_OWN_FILES) for f in s[2])]
+        stacks = [s for s in stacks if not any(_is_own(f) for f in s[2])]
         # A memory "function" is an allocating line (function, file, line): where the bytes
         # were asked for, as memray's own reports show it.
         stats, _, _ = function_stats(
@@ -144,6 +157,13 @@ class MemoryProfile(Capture):
             artifacts=artifacts,
             notes=tuple(notes),
         )
+
+
+def _is_own(frame: tuple[str, str, int]) -> bool:
+    """A frame of the profiler's bookkeeping: its own modules, or the interpreter start-up's
+    ``sitecustomize``, where ``workbench profile``'s bootstrap started the tracker."""
+    name, file, _ = frame
+    return file.startswith(_OWN_FILES) or name == "execsitecustomize"
 
 
 def _frames(trace: Iterable[tuple[str, str, int]]) -> tuple[tuple[str, str, int], ...]:

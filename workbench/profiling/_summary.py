@@ -8,6 +8,7 @@ profilers build their summaries from their own tools' readers (``_memory``, ``_a
 
 from __future__ import annotations
 
+import shlex
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +29,7 @@ __all__ = [
     "as_json",
     "format_bytes",
     "function_stats",
+    "open_command",
     "profile_view",
     "summarise_speedscope",
     "summary_text",
@@ -87,7 +89,10 @@ def summarise_speedscope(
                 duration, float(profile.get("endValue", 0)) - float(profile.get("startValue", 0))
             )
             for sample, weight in zip(profile["samples"], profile["weights"], strict=True):
-                stacks.append((tuple(keys[i] for i in sample), float(weight), 1))
+                stack = tuple(keys[i] for i in sample)
+                if stack and _is_process_frame(stack[0]):
+                    stack = stack[1:]
+                stacks.append((stack, float(weight), 1))
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise ProfilerError(
             f"cannot read the CPU profile {path} ({type(exc).__name__}: {exc}); the sampler "
@@ -103,6 +108,12 @@ def summarise_speedscope(
         artifacts={"speedscope": str(path)},
         notes=tuple(notes),
     )
+
+
+def _is_process_frame(frame: FrameKey) -> bool:
+    """py-spy's ``--subprocesses`` roots each stack in a frame naming the process, not code."""
+    name, file, line = frame
+    return not file and not line and name.startswith("process ")
 
 
 def summary_text(summary: ProfileSummary) -> str:
@@ -136,6 +147,27 @@ def _where(file: str, line: int | None) -> str:
     return f"{file}:{line}" if line is not None else file
 
 
+def open_command(summary: ProfileSummary) -> tuple[str, str] | None:
+    """The shell command that opens the profile's main artifact, and a word on it."""
+    artifacts = summary.artifacts
+    if "flamegraph" in artifacts:
+        uri = Path(artifacts["flamegraph"]).absolute().as_uri()
+        return f"python -m webbrowser -t {shlex.quote(uri)}", "memray's flame graph, in a browser"
+    if "speedscope" in artifacts:
+        return (
+            f"npx speedscope {shlex.quote(artifacts['speedscope'])}",
+            "or drop the file on https://www.speedscope.app",
+        )
+    if "pstat" in artifacts:
+        return (
+            f"python -m pstats {shlex.quote(artifacts['pstat'])}",
+            "then `sort cumtime` and `stats 20`; or snakeviz FILE",
+        )
+    if "memray" in artifacts:
+        return f"memray flamegraph {shlex.quote(artifacts['memray'])}", "writes the HTML"
+    return None
+
+
 def profile_view(profile: Profile) -> RenderableType:
     """The summary of ``profile`` as ``workbench profile show`` prints it."""
     summary = profile.summary
@@ -157,6 +189,10 @@ def profile_view(profile: Profile) -> RenderableType:
     for role, path in summary.artifacts.items():
         if path != profile.path:
             header.add_row(role, path)
+    opener = open_command(summary) if not summary.error else None
+    if opener is not None:
+        command, hint = opener
+        header.add_row("open", Text.assemble(command, (f"  ({hint})", "dim")))
     parts: list[RenderableType] = [header]
     if summary.top_functions:
         unit = summary.top_functions[0].unit
