@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pstats
+import re
 import subprocess
 import sys
 import textwrap
@@ -530,7 +531,164 @@ def _plain(summary: ProfileSummary) -> Any:
 
 # -- the CLI ----------------------------------------------------------------------------------
 
-_SCRIPT = """
+
+def _profile(*args: str) -> Any:
+    """``workbench profile ARGS`` through click, as a user types it."""
+    return CliRunner().invoke(cli, ["profile", *args], catch_exceptions=False)
+
+
+def _flat(output: str) -> str:
+    """The output with rich's line wrapping undone, so that long paths read whole."""
+    return output.replace("\n", "")
+
+
+def _top_row(output: str) -> list[str]:
+    """The cells of the first row of the printed top-functions table."""
+    cells = output[output.index("top functions") :].split("│")[1:6]
+    return [cell.strip() for cell in cells]
+
+
+def _artefact(folder: Path, suffix: str) -> Path:
+    (found,) = [p for p in folder.iterdir() if p.name.endswith(suffix)]
+    return found
+
+
+_PLAIN_CPU_SCRIPT = """
+import sys, time
+
+def burn_cpu_hot(seconds):
+    total, end = 0, time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        for i in range(2_000):
+            total += i * i
+    return total
+
+burn_cpu_hot(float(sys.argv[1]))
+print("script finished", flush=True)
+sys.exit(int(sys.argv[2]))
+"""
+
+
+def test_profile_command_profiles_a_plain_cpu_script(tmp_path: Path) -> None:
+    """A CPU-bound script that never imports workbench is profiled whole: the speedscope file
+    names its hot function, and the output gives the path, the top functions and how to open it;
+    the exit code is the script's."""
+    script = tmp_path / "plain.py"
+    script.write_text(_PLAIN_CPU_SCRIPT)
+    result = _profile("--cpu", "--duration", "3", "--", sys.executable, str(script), "0.8", "4")
+    assert result.exit_code == 4, result.output
+    speedscope = _artefact(tmp_path / "profiles", ".speedscope.json")
+    frames = json.loads(speedscope.read_text())["shared"]["frames"]
+    assert "burn_cpu_hot" in [frame["name"] for frame in frames]
+    output = _flat(result.output)
+    assert str(speedscope) in output and "top functions" in output
+    assert _top_row(output)[0] == "burn_cpu_hot"  # the most self time
+    assert f"speedscope {speedscope}" in output  # the command that opens it
+    assert "no profile was recorded" not in output
+
+
+@pytest.mark.parametrize("py_spy", ["missing", "refused"])
+def test_profile_command_without_py_spy_samples_in_process_and_says_why(
+    tmp_path: Path, py_spy: str
+) -> None:
+    """No py-spy, or one that cannot attach (a py-spy that fails as ptrace refusal makes it):
+    the command samples itself, names the hot function, and the note gives py-spy's reason."""
+    executable = tmp_path / "py-spy"
+    if py_spy == "refused":
+        executable.write_text("#!/bin/sh\necho 'Error: Operation not permitted (os error 1)' >&2\n")
+        executable.chmod(0o755)
+    _configure(py_spy_path=str(executable))
+    script = tmp_path / "plain.py"
+    script.write_text(_PLAIN_CPU_SCRIPT)
+    result = _profile("--cpu", "--", sys.executable, str(script), "0.6", "0")
+    assert result.exit_code == 0, result.output
+    output = _flat(result.output)
+    assert "cpu (in-process)" in output and _top_row(output)[0] == "burn_cpu_hot"
+    reason = "no py-spy executable" if py_spy == "missing" else "Operation not permitted"
+    assert "note: py-spy could not be used" in output and reason in output
+    _artefact(tmp_path / "profiles", ".speedscope.json")
+
+
+def test_profile_duration_ends_the_profile_not_the_command(tmp_path: Path) -> None:
+    """--duration 1 on a 2.5 s script: the profile covers about a second, the script runs on to
+    its end and its exit code is kept."""
+    marker = tmp_path / "done"
+    script = tmp_path / "plain.py"
+    script.write_text(
+        _PLAIN_CPU_SCRIPT.replace("sys.exit(", f"open({str(marker)!r}, 'w').close()\nsys.exit(")
+    )
+    started = time.perf_counter()
+    result = _profile("--duration", "1", "--", sys.executable, str(script), "2.5", "0")
+    assert result.exit_code == 0, result.output
+    assert time.perf_counter() - started >= 2.5 and marker.exists()
+    speedscope = _artefact(tmp_path / "profiles", ".speedscope.json")
+    document = json.loads(speedscope.read_text())
+    profiled = max(p["endValue"] - p["startValue"] for p in document["profiles"])
+    assert 0.5 < profiled < 2.0, profiled
+
+
+_PLAIN_MEMORY_SCRIPT = """
+import time
+
+def hoard_memory_hot(megabytes):
+    kept = []
+    for _ in range(megabytes):
+        kept.append(bytearray(1024 * 1024))
+    return kept
+
+kept = hoard_memory_hot(40)
+time.sleep(0.05)
+"""
+
+
+def test_profile_command_memory_profiles_a_plain_script(tmp_path: Path) -> None:
+    """--memory runs the script under memray from its first line: a flame graph HTML and a
+    summary whose largest allocator is the script's hot function, with the peak."""
+    script = tmp_path / "hoard.py"
+    script.write_text(_PLAIN_MEMORY_SCRIPT)
+    result = _profile("--memory", "--", sys.executable, str(script))
+    assert result.exit_code == 0, result.output
+    html = _artefact(tmp_path / "profiles", ".flamegraph.html")
+    assert html.read_text().lstrip().startswith("<!DOCTYPE")
+    assert "hoard_memory_hot" in html.read_text()
+    output = _flat(result.output)
+    assert str(html) in output and re.search(r"peak\s+40\.\d MiB", output), output
+    name, _, own, _, _ = _top_row(output)  # the largest allocator
+    assert name == "hoard_memory_hot" and own.startswith("40.")
+    assert f"python -m webbrowser -t {html.as_uri()}" in output
+
+
+_PLAIN_ASYNC_SCRIPT = """
+import asyncio
+
+async def wait_for_io_hot(i):
+    await asyncio.sleep(0.2)
+    return i
+
+async def main():
+    return await asyncio.gather(*(wait_for_io_hot(i) for i in range(3)))
+
+asyncio.run(main())
+"""
+
+
+def test_profile_command_async_profiles_a_plain_script(tmp_path: Path) -> None:
+    """--async runs the script under yappi's wall clock: a pstat file that pstats loads, with
+    the awaiting coroutine at the top by total time."""
+    script = tmp_path / "waits.py"
+    script.write_text(_PLAIN_ASYNC_SCRIPT)
+    result = _profile("--async", "--", sys.executable, str(script))
+    assert result.exit_code == 0, result.output
+    pstat = _artefact(tmp_path / "profiles", ".pstat")
+    stats = pstats.Stats(str(pstat)).stats  # type: ignore[attr-defined]
+    totals = {name: ct for (_, _, name), (_, _, _, ct, _) in stats.items()}
+    assert totals["wait_for_io_hot"] >= 0.5  # three coroutines awaiting 0.2 s each
+    output = _flat(result.output)
+    assert str(pstat) in output and f"python -m pstats {pstat}" in output
+    assert _top_row(output)[0] == "wait_for_io_hot"  # the most wall time, awaiting
+
+
+_RECORDING_SCRIPT = """
 import sys, time, workbench
 
 def spin(seconds):
@@ -539,48 +697,83 @@ def spin(seconds):
         total += sum(range(1000))
     return total
 
-with workbench.record("script", inputs={}) as run:
-    spin(0.3)
-print("recorded", run.id)
+for name in ("first", "second"):
+    with workbench.record(name, inputs={}) as run:
+        spin(0.3)
+    print("recorded", run.id, flush=True)
 sys.exit(int(sys.argv[1]))
 """
 
 
-def test_profile_command_profiles_a_script_and_keeps_its_exit_code(tmp_path: Path) -> None:
-    """`workbench profile --cpu -- python script.py` links a CPU profile to the script's run,
-    prints its summary and speedscope path, and exits with the script's code."""
+def test_profile_command_links_the_profile_to_every_execution(tmp_path: Path) -> None:
+    """A script that records two executions gets the one CPU profile of the command linked to
+    each of them in the store; `profile show` reads it back; the exit code is the script's."""
     script = tmp_path / "spin.py"
-    script.write_text(_SCRIPT)
+    script.write_text(_RECORDING_SCRIPT)
     db = tmp_path / "runs.db"
-    runner = CliRunner()
-    result = runner.invoke(
-        cli, ["profile", "--cpu", "--db", str(db), "--", sys.executable, str(script), "3"]
-    )
+    result = _profile("--cpu", "--db", str(db), "--", sys.executable, str(script), "3")
     assert result.exit_code == 3, result.output
-    assert "cpu profile started for exec_" in result.output
-    assert "top functions" in result.output and "spin" in result.output
     with Store(db) as store:
-        (execution,) = store.list_executions()
-        (profile,) = store.get_execution(execution.id).profiles
-    assert profile.path in result.output.replace("\n", "")
-    shown = runner.invoke(cli, ["profile", "show", profile.id, "--db", str(db)])
-    assert shown.exit_code == 0 and "spin" in shown.output and profile.id in shown.output
-    as_json = runner.invoke(cli, ["profile", "show", profile.id, "--db", str(db), "--json"])
+        executions = store.list_executions()
+        profiles = [p for e in executions for p in store.get_execution(e.id).profiles]
+    assert sorted(e.pipeline_id for e in executions) == ["first", "second"]
+    assert sorted(p.execution_id or "" for p in profiles) == sorted(e.id for e in executions)
+    assert len({p.path for p in profiles}) == 1 and Path(profiles[0].path).is_file()
+    assert all(p.kind == "cpu" and "spin" in _names(p) for p in profiles)
+    output = _flat(result.output)
+    assert profiles[0].path in output and all(p.id in output for p in profiles)
+    shown = CliRunner().invoke(cli, ["profile", "show", profiles[0].id, "--db", str(db)])
+    assert shown.exit_code == 0 and "spin" in shown.output and profiles[0].id in shown.output
+    as_json = CliRunner().invoke(
+        cli, ["profile", "show", profiles[0].id, "--db", str(db), "--json"]
+    )
     assert json.loads(as_json.output)["summary"]["top_functions"][0]["name"] == "spin"
 
 
-def test_profile_command_errors_are_one_line(tmp_path: Path) -> None:
-    """No command, --memory with --async, a bad --trigger and an unknown id: clear errors."""
-    runner = CliRunner()
-    no_command = runner.invoke(cli, ["profile", "--cpu"])
-    assert no_command.exit_code == 2 and "after --" in no_command.output
-    both = runner.invoke(cli, ["profile", "--memory", "--async", "--", "true"])
-    assert both.exit_code == 2 and "cannot run together" in both.output
-    bad = runner.invoke(cli, ["profile", "--trigger", "vibes > 3", "--", "true"])
-    assert bad.exit_code == 1 and "error: --trigger" in bad.output and "vibes" in bad.output
+def test_profile_with_a_trigger_profiles_the_executions_it_holds_in(tmp_path: Path) -> None:
+    """--trigger keeps per-execution profiles: started inside the execution when it holds."""
+    script = tmp_path / "spin.py"
+    script.write_text(_RECORDING_SCRIPT)
+    db = tmp_path / "runs.db"
+    result = _profile(
+        "--trigger", "execution_time > 50ms", "--db", str(db), "--", sys.executable,
+        str(script), "0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "cpu profile started for exec_" in result.output
+    with Store(db) as store:
+        for execution in store.list_executions():
+            (profile,) = store.get_execution(execution.id).profiles
+            assert profile.trigger == "execution_time > 50ms" and "spin" in _names(profile)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        ([], "give the command to profile after --"),
+        (["--", ""], "give the command to profile after --"),
+        (["--memory", "--async", "--", "true"], "--memory and --async cannot run together"),
+        (["--", "no-such-command-here", "x.py"], "cannot run 'no-such-command-here'"),
+        (["--", "./missing.py"], "cannot run './missing.py'"),
+        (["--trigger", "vibes > 3", "--", "true"], "--trigger: trigger condition 'vibes > 3'"),
+    ],
+)
+def test_profile_command_bad_input_is_one_error_line(args: list[str], named: str) -> None:
+    """No command, memray with yappi, a command that does not exist and a bad trigger: one
+    `error:` line naming the input and the fix, exit code 1, nothing started."""
+    result = _profile(*args)
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[0].startswith("error: ") and named in result.output, result.output
+    assert "e.g." in result.output or "use" in result.output or "check" in result.output
+    assert not Path("profiles").exists()
+
+
+def test_profile_show_of_an_unknown_id_is_one_error_line(tmp_path: Path) -> None:
+    """`profile show` of an id the store does not hold names it."""
     db = tmp_path / "runs.db"
     Store(db).close()
-    unknown = runner.invoke(cli, ["profile", "show", "prof_nope", "--db", str(db)])
+    unknown = CliRunner().invoke(cli, ["profile", "show", "prof_nope", "--db", str(db)])
     assert unknown.exit_code == 1 and "error: no profile 'prof_nope'" in unknown.output
 
 

@@ -6,11 +6,12 @@ Owns the click group that ``workbench.cli`` registers, and nothing about profili
     workbench profile run ID [--cpu] [--memory] [--async] [--duration S] [--trigger COND]
     workbench profile show PROFILE_ID [--json]
 
-The first runs CMD as a child process whose executions are profiled: it hands the child a
-``profiling`` section in ``WORKBENCH_PROFILING`` (the child's own observer does the work, so
-profiles are linked to its executions) and follows the progress the child appends to the file
-in ``WORKBENCH_PROFILE_EVENTS``. WorkbenchErrors become one ``error: ...`` line through the
-main group, as for every command.
+The first profiles the whole of CMD, as ``py-spy record -- CMD`` does (``_command``), and links
+the profile to every execution CMD records. With ``--trigger`` it profiles CMD's executions
+instead, each once the condition holds in it: it hands the child a ``profiling`` section in
+``WORKBENCH_PROFILING`` (the child's own watchdog does the work) and follows the progress the
+child appends to the file in ``WORKBENCH_PROFILE_EVENTS``. WorkbenchErrors become one
+``error: ...`` line through the main group, as for every command.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from rich.console import Console
 
 from workbench.config import ProfilingConfig, ProfilingTriggerConfig, load_config
 from workbench.exceptions import ConfigError, ProfilerError, StoreError
+from workbench.profiling._command import ProfiledCommand, check_command, check_kinds
 from workbench.profiling._conditions import ProfileKind
 from workbench.profiling._session import FROM_THE_START, profile_executions
 from workbench.profiling._summary import as_json as profile_json
@@ -69,14 +71,16 @@ def _profiling_options(fn: F) -> F:
             type=click.FloatRange(min=0, min_open=True),
             metavar="S",
             default=None,
-            help="Profile for S seconds once triggered. Default: until the execution ends.",
+            help="Profile for S seconds (CMD runs on to its end). Default: until CMD exits "
+            "(with --trigger: until the execution ends).",
         ),
         click.option(
             "--trigger",
             metavar="COND",
             default=None,
-            help=f"Start when COND holds, e.g. 'execution_time > 5s' or 'memory_usage "
-            f"> 500MB'. Default: from the start ({FROM_THE_START}).",
+            help="Profile each execution once COND holds in it, e.g. 'execution_time > 5s' "
+            "or 'memory_usage > 500MB'. Default: from the start (for CMD: the whole command, "
+            "not each execution).",
         ),
         click.option(
             "--db",
@@ -92,11 +96,6 @@ def _profiling_options(fn: F) -> F:
 
 
 def _kinds(cpu: bool, memory: bool, async_io: bool) -> list[ProfileKind]:
-    if memory and async_io:
-        raise click.UsageError(
-            "--memory and --async cannot run together: memray and yappi share one interpreter "
-            "hook; profile one, then the other"
-        )
     kinds: list[ProfileKind] = []
     if cpu:
         kinds.append("cpu")
@@ -104,6 +103,7 @@ def _kinds(cpu: bool, memory: bool, async_io: bool) -> list[ProfileKind]:
         kinds.append("memory")
     if async_io:
         kinds.append("async_io")
+    check_kinds(kinds)
     return kinds or ["cpu"]
 
 
@@ -129,6 +129,7 @@ def _settings(
             cpu_sampler=config.profiling.cpu_sampler,
             py_spy_path=config.profiling.py_spy_path,
             sampling_rate=config.profiling.sampling_rate,
+            top=config.profiling.top,
         )
     except ValidationError as exc:  # the trigger is not in the grammar
         message = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
@@ -161,26 +162,51 @@ def profile_command(
     trigger: str | None,
     db: Path | None,
 ) -> None:
-    """Profile the executions that a command records.
+    """Profile a command, e.g. `python script.py`, and every execution it records.
 
-    `workbench profile [OPTIONS] -- CMD [ARGS]...` runs CMD (e.g. `python script.py`) with
-    profiling on for every execution it records (workbench.record or @workbench.pipeline):
-    from the start, or once --trigger holds. Shows progress while it runs, then each profile's
-    summary and the path of its flame graph or speedscope file. Exits with CMD's exit code.
-    Also: `profile run ID`, `profile show PROFILE_ID`.
+    `workbench profile [OPTIONS] -- CMD [ARGS]...` runs CMD profiled from its first line for
+    --duration seconds or until it exits, as py-spy, memray and yappi would: CPU with py-spy
+    (a speedscope file), --memory with memray (a flame graph HTML), --async with yappi's wall
+    clock (a pstat file). Prints where the file is, the top functions and the command that
+    opens it, links the profile to each execution CMD records (workbench.record or
+    @workbench.pipeline), and exits with CMD's exit code. With --trigger, each execution is
+    profiled once COND holds in it instead. Also: `profile run ID`, `profile show PROFILE_ID`.
     """
     if ctx.invoked_subcommand is not None:
         return
-    command = ctx.meta.get(_COMMAND_KEY)
-    if not command:
-        raise click.UsageError(
-            "give the command to profile after --, e.g. `workbench profile --cpu -- python "
-            "script.py`; or use `workbench profile run ID` / `workbench profile show ID`"
-        )
-    settings = _settings(_kinds(cpu, memory, async_io), duration, trigger)
-    code = _run_profiled(command, settings, db)
+    command = check_command(ctx.meta.get(_COMMAND_KEY) or [])
+    kinds = _kinds(cpu, memory, async_io)
+    settings = _settings(kinds, duration, trigger)
+    if trigger is None:
+        code = _run_whole(command, kinds, settings, duration, db)
+    else:
+        code = _run_profiled(command, settings, db)
     if code:
         ctx.exit(code)
+
+
+def _run_whole(
+    command: list[str],
+    kinds: list[ProfileKind],
+    settings: ProfilingConfig,
+    duration: float | None,
+    db: Path | None,
+) -> int:
+    err = _console(stderr=True)
+    out = _console()
+
+    def progress(message: str, style: str | None) -> None:
+        err.print(message, style=style, markup=False)
+
+    with ProfiledCommand(
+        command, kinds=kinds, settings=settings, duration=duration, db=db, progress=progress
+    ) as run:
+        for found in run.profiles():
+            out.print(profile_view(found.profile))
+            if found.linked:
+                links = ", ".join(f"{p.execution_id} as {p.id}" for p in found.linked)
+                out.print(f"linked to {links}", markup=False)
+        return run.wait()
 
 
 def _run_profiled(command: list[str], settings: ProfilingConfig, db: Path | None) -> int:
@@ -226,8 +252,9 @@ def _run_profiled(command: list[str], settings: ProfilingConfig, db: Path | None
         recorded += follower.show(err)
     if not recorded:
         err.print(
-            f"no profile was recorded: {command[0]} recorded no execution (profiling follows "
-            f"workbench.record and @workbench.pipeline), or the trigger never held",
+            f"no profile was recorded: {command[0]} recorded no execution in which the "
+            f"trigger held (--trigger profiles executions: workbench.record and "
+            f"@workbench.pipeline); drop --trigger to profile the whole command",
             style="yellow",
         )
     for event in recorded:

@@ -493,6 +493,9 @@ _OBSERVER = ProfilingObserver()
 def observer(config: WorkbenchConfig) -> ProfilingObserver:
     """The ``_hooks.BUILTIN`` factory. Always the one observer: whether an execution is
     profiled is decided per execution, from that execution's settings."""
+    from workbench.profiling._link import install_from_environment
+
+    install_from_environment()  # under `workbench profile -- CMD`: name the executions
     return _OBSERVER
 
 
