@@ -16,6 +16,11 @@ under six variants, measuring only the workload's wall time inside the block:
 * ``memory`` - memray's Tracker, aggregated format (report);
 * ``async`` - yappi, wall clock (report).
 
+And ``workbench profile -- python plain.py`` on a plain script that never imports workbench,
+once per kind (``--cpu``, ``--memory``, ``--async``): whether the profile's top function is the
+script's hot function (target: yes), and the script's own wall time for its work, profiled
+against the same script run bare (report); medians of a few runs, each a fresh process.
+
 Also: the time from the trigger's condition becoming true (``execution_time > 200ms``, so the
 moment is known) to the profiler's first sample, on the execution's clock, with the default
 check interval of 0.05 s (target: < 200 ms); the threshold moves by a fraction of the interval
@@ -31,7 +36,11 @@ apart.
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -147,6 +156,123 @@ def _latency(store: workbench.Store, folder: Path, sampler: Sampler, phase: floa
     return float(profile.summary.observation["profile_started_s"]) - threshold
 
 
+# The hot function is the one each kind should name: CPU self time, bytes, awaited wall time.
+PLAIN_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys, time
+
+    def burn_cpu_hot(n):
+        total = 0
+        for i in range(n):
+            total += (i * i) % 7
+        return total
+
+    def hoard_memory_hot(megabytes):
+        kept = []
+        for _ in range(megabytes):
+            kept.append(bytearray(1024 * 1024))
+        return kept
+
+    async def wait_for_io_hot(seconds):
+        await asyncio.sleep(seconds)
+
+    async def waits(n):
+        await asyncio.gather(*(wait_for_io_hot(0.2) for _ in range(n)))
+
+    started = time.perf_counter()
+    kind = sys.argv[1]
+    if kind == "cpu":
+        burn_cpu_hot(int(sys.argv[2]))
+    elif kind == "memory":
+        kept = hoard_memory_hot(int(sys.argv[2]))
+    else:
+        asyncio.run(waits(int(sys.argv[2])))
+    print(f"work_s={time.perf_counter() - started:.6f}", flush=True)
+    """
+)
+PLAIN_KINDS = {"cpu": ("--cpu", ".speedscope.json"), "memory": ("--memory", ".memray.bin"),
+               "async": ("--async", ".pstat")}  # fmt: skip
+HOT = {"cpu": "burn_cpu_hot", "memory": "hoard_memory_hot", "async": "wait_for_io_hot"}
+
+
+def _work_seconds(output: str) -> float:
+    found = re.search(r"work_s=([0-9.]+)", output)
+    if found is None:
+        raise RuntimeError(f"the plain script printed no work time:\n{output}")
+    return float(found.group(1))
+
+
+def _top_function(kind: str, artefact: Path) -> str | None:
+    from workbench.profiling._async import summarise_pstat
+    from workbench.profiling._memory import MemoryProfile
+    from workbench.profiling._summary import summarise_speedscope
+
+    if kind == "cpu":
+        summary = summarise_speedscope(artefact, sampler="py-spy", top=5)
+    elif kind == "memory":
+        summary = MemoryProfile(artefact, top=5, from_start=True).summarise()
+    else:
+        summary = summarise_pstat(artefact, top=5, duration_s=0.0)
+    return summary.top_functions[0].name if summary.top_functions else None
+
+
+def _plain_script(folder: Path, kind: str, size: int, profiled: bool) -> tuple[float, bool]:
+    """(the script's work seconds, whether the profile's top function is the hot one)."""
+    script = folder / "plain.py"
+    script.write_text(PLAIN_SCRIPT)
+    run = [sys.executable, str(script), kind, str(size)]
+    if profiled:
+        flag, _ = PLAIN_KINDS[kind]
+        run = [sys.executable, "-m", "workbench.cli", "profile", flag, "--", *run]
+    done = subprocess.run(run, cwd=folder, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(run)} failed:\n{done.stdout}{done.stderr}")
+    if not profiled:
+        return _work_seconds(done.stdout), False
+    _, suffix = PLAIN_KINDS[kind]
+    (artefact,) = (folder / "profiles").glob(f"*{suffix}")
+    named = _top_function(kind, artefact) == HOT[kind]
+    for leftover in (folder / "profiles").iterdir():
+        leftover.unlink()
+    return _work_seconds(done.stdout), named
+
+
+def _plain_rows(folder: Path, rounds: int, quick: bool) -> list[Row]:
+    # About 0.5 s (cpu, full run), 0.1 s (memory: 128 MiB), 0.2 s (async) of work, bare.
+    sizes = {"cpu": 6_000_000 if quick else 15_000_000, "memory": 128, "async": 3}
+    rows: list[Row] = []
+    for kind in PLAIN_KINDS:
+        bare: list[float] = []
+        under: list[float] = []
+        named: list[bool] = []
+        for _ in range(rounds):
+            bare.append(_plain_script(folder, kind, sizes[kind], profiled=False)[0])
+            seconds, hit = _plain_script(folder, kind, sizes[kind], profiled=True)
+            under.append(seconds)
+            named.append(hit)
+        ratio = median(u / b for u, b in zip(under, bare, strict=True))
+        every = all(named)
+        print(
+            f"  workbench profile --{kind} plain script: hot function named "
+            f"{sum(named)}/{rounds}, work {median(under):.3f} s vs {median(bare):.3f} s bare "
+            f"({ratio:.2f}x)",
+            flush=True,
+        )
+        rows.append(
+            Row(
+                "profiling",
+                f"profile {PLAIN_KINDS[kind][0]} -- python plain.py: {HOT[kind]} named; "
+                f"script time (peer: bare)",
+                f"{'yes' if every else 'no'}, {median(under):.3f} s",
+                fmt(median(bare), 3, " s"),
+                f"{ratio:.2f}x",
+                "named: yes",
+                every,
+            )
+        )
+    return rows
+
+
 def main(quick: bool = False) -> list[Row]:
     rounds = 4 if quick else 6
     sizes = {
@@ -245,6 +371,7 @@ def main(quick: bool = False) -> list[Row]:
                 )
             )
         store.close()
+        rows.extend(_plain_rows(folder, 2 if quick else 3, quick))
     return rows
 
 
