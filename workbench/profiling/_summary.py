@@ -90,8 +90,8 @@ def summarise_speedscope(
             )
             for sample, weight in zip(profile["samples"], profile["weights"], strict=True):
                 stack = tuple(keys[i] for i in sample)
-                if stack and _is_process_frame(stack[0]):
-                    stack = stack[1:]
+                while stack and _is_process_frame(stack[0]):
+                    stack = stack[1:]  # a subprocess's stack starts with each ancestor's
                 stacks.append((stack, float(weight), 1))
     except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
         raise ProfilerError(
