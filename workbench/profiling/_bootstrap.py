@@ -226,13 +226,18 @@ def _restore_environment(plan: dict[str, Any]) -> None:
         os.environ.pop("PYTHONPATH", None)
     else:
         os.environ["PYTHONPATH"] = previous
-    # The sitecustomize this one shadows (a distribution's, a virtualenv's) still runs.
+    # The sitecustomize this one shadows (a distribution's, a virtualenv's) still runs, and
+    # its failure is reported as site.py would, not taken for the profiler's.
     ours = sys.modules.pop("sitecustomize", None)
     try:
         import sitecustomize  # noqa: F401
-    except ImportError:
+    except ImportError as exc:
         if ours is not None:
             sys.modules["sitecustomize"] = ours
+        if exc.name != "sitecustomize":  # it exists, and failed inside
+            print(f"Error in sitecustomize: {type(exc).__name__}: {exc}", file=sys.stderr)
+    except Exception as exc:
+        print(f"Error in sitecustomize: {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 def _wait_for_go(plan: dict[str, Any], report: _Report) -> None:

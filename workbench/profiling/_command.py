@@ -131,6 +131,9 @@ class ProfiledCommand:
     ...     for found in run.profiles():   # when the profile ends: --duration, or CMD's exit
     ...         print(found.profile.summary.top_functions)
     ...     code = run.wait()              # CMD's exit code
+
+    For CPU, CMD's Python waits (at most 10 s) until :meth:`profiles` has attached py-spy, so
+    call it right after :meth:`start`.
     """
 
     def __init__(
@@ -449,10 +452,17 @@ class ProfiledCommand:
         ended = self._ended_at or time.time()
         executions = [e for e in self._executions if e["at"] <= ended]
         # The first execution's row carries the artifact's own id, so `profile show` finds it.
-        ids = [item.profile_id] + [_ids.new_id("prof") for _ in executions[1:]]
         linked = [
-            Profile(pid, e["execution_id"], item.kind, self.trigger, path, summary, time.time())
-            for pid, e in zip(ids, executions, strict=False)
+            Profile(
+                item.profile_id if index == 0 else _ids.new_id("prof"),
+                execution["execution_id"],
+                item.kind,
+                self.trigger,
+                path,
+                summary,
+                time.time(),
+            )
+            for index, execution in enumerate(executions)
         ]
         stored = self._store(linked, {e["execution_id"]: e["store"] for e in executions})
         first = stored[0] if stored else None
