@@ -288,14 +288,15 @@ class PendingCall:
         request_body = (
             self.canonical.get("body") if self.canonical.get("body_format") == "json" else None
         )
-        facts: CallFacts | None = None
+        # What the response was: analysed here, or, for a replay that served these very bytes,
+        # the recording's own analysis (a RecordedResponse carries the same fields, read as is).
+        facts: CallFacts | RecordedResponse | None = None
         cost = None
         recorded = self.recorded
         body_hash: str | None = None
         if recorded is not None and body == recorded.body and recorded.provider is not None:
-            # A replay served these very bytes: what the recording worked out still holds.
-            facts, cost = recorded.facts(), recorded.cost_usd
-            provider, operation = facts.provider, facts.operation
+            facts, cost = recorded, recorded.cost_usd
+            provider, operation = recorded.provider, recorded.operation or ""
             body_hash = recorded.body_hash
         else:
             provider, operation = identify(self.method, self.url, request_body)

@@ -40,6 +40,7 @@ the key: a streamed and a non-streamed call are different calls.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from collections.abc import Collection, Iterable, Mapping
 from typing import Any, TypeAlias
@@ -133,20 +134,10 @@ def canonical_request(
     """
     volatile = _check_volatile(volatile_fields)
     sensitive = _sensitive_set(sensitive_fields)
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    if ":" in host:  # IPv6 literal: urlsplit strips the brackets, a URL needs them
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:  # a non-numeric port: keep the request readable rather than fail
-        port = None
-    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
-    path = parts.path or "/"
-
+    # Only a URL without a query is cached: a query may carry a credential (``?key=``).
+    base, path, raw_query = _split_url(url) if "?" not in url else _split_url.__wrapped__(url)
     query_sensitive = sensitive | _SENSITIVE_QUERY_ONLY
-    query = _pairs(parts.query, query_sensitive) if parts.query else []
+    query = _pairs(raw_query, query_sensitive) if raw_query else []
 
     all_headers = _redact_headers(headers, sensitive)
     kept = {
@@ -162,7 +153,7 @@ def canonical_request(
 
     return {
         "method": method.upper(),
-        "url": f"{scheme}://{netloc}{path}",
+        "url": base + path,
         "path": path,
         "query": query,
         "headers": kept,
@@ -170,6 +161,26 @@ def canonical_request(
         "body": parsed,
         "volatile": sorted(volatile),
     }
+
+
+@functools.lru_cache(maxsize=512)
+def _split_url(url: str) -> tuple[str, str, str]:
+    """``(scheme://host[:port], path, raw query)`` of ``url``, normalised as documented above.
+
+    Cached for URLs without a query: a pipeline sends its calls to a handful of URLs, and
+    parsing one costs more than building the rest of the canonical URL.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6 literal: urlsplit strips the brackets, a URL needs them
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # a non-numeric port: keep the request readable rather than fail
+        port = None
+    netloc = host if port is None or _DEFAULT_PORTS.get(scheme) == port else f"{host}:{port}"
+    return f"{scheme}://{netloc}", parts.path or "/", parts.query
 
 
 def _pairs(encoded: str, sensitive: frozenset[str]) -> list[list[str]]:

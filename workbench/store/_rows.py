@@ -7,8 +7,7 @@ assembled message — is derived here with ``workbench.providers``, a pure parse
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from workbench._http import body_json, decode_content
 from workbench._json import decode
@@ -27,14 +26,17 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class RecordedResponse:
+class RecordedResponse(NamedTuple):
     """What a replay needs of one recorded model call: its lookup key and its answer.
 
     Lighter than a :class:`~workbench.records.ModelCall` (no request, no parsed response), so
     that opening a large recording for replay reads and decodes only what answers requests.
     The recorded analysis (tokens, price, finish reason) travels with it: a replayed call
     serves these very bytes, so the replay records them without parsing the body again.
+
+    Immutable like the records, but a named tuple rather than a frozen dataclass: a replay
+    builds one per recorded call before it can start, and a frozen dataclass of 23 fields
+    costs ~2 µs to build (one ``object.__setattr__`` per field) against ~0.3 µs.
     """
 
     call_id: str
