@@ -5,7 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+import workbench
+from workbench.cli import cli
 from workbench.config import load_config
 from workbench.exceptions import ConfigError
 
@@ -83,3 +86,19 @@ def test_malformed_volatile_field_is_refused_at_load(tmp_path: Path) -> None:
         ConfigError, match=r"'capture.volatile_fields'.*'metadata..id' is not a field name"
     ):
         load_config()
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    """A workbench.yaml saved in another encoding is one ConfigError naming the file, the byte
+    and the fix, from load_config, from record() and from the CLI: no raw traceback."""
+    path = tmp_path / "workbench.yaml"
+    path.write_bytes("store:\n  path: r\u00e9sultats.db\n".encode("latin-1"))
+    expected = rf"{path}: .*not UTF-8 .*line 2.*save it as UTF-8"
+    with pytest.raises(ConfigError, match=expected):
+        load_config()
+    with pytest.raises(ConfigError, match=expected), workbench.record("p", inputs={}):
+        pass
+    result = CliRunner().invoke(cli, ["runs", "list"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and str(path) in line and "UTF-8" in line

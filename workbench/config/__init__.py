@@ -215,7 +215,19 @@ def load_config(path: str | os.PathLike[str] | None = None) -> WorkbenchConfig:
 
 def _parse(file: Path) -> WorkbenchConfig:
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {file}: {exc.strerror}") from exc
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{file}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); save it as "
+            f"UTF-8 (most editors offer it under 'Save with encoding')"
+        ) from exc
+    try:
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f", line {where.line + 1}" if where is not None else ""
