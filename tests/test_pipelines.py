@@ -745,6 +745,18 @@ def test_cli_validate(tmp_path: Path) -> None:
     assert json.loads(as_json.stdout)["line"] == 3
 
 
+def test_validate_does_not_echo_a_file_that_is_not_a_pipeline(tmp_path: Path) -> None:
+    """`workbench validate` of a file that is not a pipeline (say /etc/passwd) says so without
+    printing the file's content, which may hold anything."""
+    secret = "root:x:0:0:hunter2-password-of-root:/root:/bin/bash"
+    path = write(tmp_path, secret + "\n" + "daemon:x:1:1::/usr/sbin:/bin/false\n", "passwd")
+    for args in (["validate", str(path)], ["validate", str(path), "--json"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1
+        assert "hunter2" not in result.output and "daemon" not in result.output
+        assert "id: my_pipeline" in result.output and str(path) in result.output
+
+
 def test_cli_input_values_are_read_as_the_declared_type(tmp_path: Path) -> None:
     """--input n=3 is an integer for an integer input; a bad number names the allowed form."""
     path = write(

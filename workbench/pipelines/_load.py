@@ -145,9 +145,11 @@ class _Checker:
 
     def pipeline(self, document: Any, plain_document: Any) -> Pipeline:
         if not isinstance(document, Mapping):
+            # The kind only, never the value: the file may be anything (a typo for
+            # /etc/passwd, a key file), and the error is printed and logged.
             self.fail(
-                f"a pipeline file holds a mapping with id: and steps:, got {_kind(document)}; "
-                f"start the file with 'id: my_pipeline'",
+                f"a pipeline file holds a mapping with id: and steps:, got "
+                f"{_kind(document, quote=False)}; start the file with 'id: my_pipeline'",
                 line=line_of(document),
             )
         self.keys(document, _TOP_KEYS, "the pipeline")
@@ -662,11 +664,22 @@ class _Checker:
         return plain(raw), lines
 
 
-def _kind(value: Any) -> str:
+#: The most characters of a bad value an error message quotes.
+_QUOTED = 60
+
+
+def _kind(value: Any, *, quote: bool = True) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"{type(value).__name__} {value!r}"
+    if isinstance(value, str) and not quote:
+        return "plain text"
+    if not quote:
+        return f"a {type(value).__name__}"
+    shown = repr(value)
+    if len(shown) > _QUOTED:
+        shown = shown[: _QUOTED - 3] + "..."
+    return f"{type(value).__name__} {shown}"
