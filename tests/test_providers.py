@@ -564,6 +564,21 @@ def test_non_json_success_body_is_reported() -> None:
     assert facts.tokens_estimated
 
 
+def test_a_response_nested_too_deep_says_so() -> None:
+    """JSON nested past the depth the store can walk is named as such, in a body or an event,
+    not as "not a JSON object"."""
+    deep = b'{"id": "x", "choices": ' + b"[" * 300 + b"]" * 300 + b"}"
+    facts = analyse("openai", "chat", CHAT_REQUEST, 200, JSON, deep)
+    assert facts.stream_error is not None
+    assert "not a JSON object" not in facts.stream_error
+    assert "nested deeper than 250 levels" in facts.stream_error
+    assert facts.response is None
+    body = sse(*TEXT_CHUNKS[:2]) + b"data: " + deep + b"\n\n" + sse(*TEXT_CHUNKS[2:], done=True)
+    streamed = analyse("openai", "chat", CHAT_REQUEST, 200, SSE, body)
+    assert streamed.text == "Hello, wörld 🌍!"
+    assert streamed.stream_error == "event 3 is JSON nested deeper than 250 levels"
+
+
 @settings(max_examples=300)
 @given(
     st.sampled_from(

@@ -7,7 +7,7 @@ import zlib
 from collections.abc import Mapping
 from typing import Any
 
-from workbench._json import decode
+from workbench._json import decode, too_deep
 
 __all__ = ["body_json", "decode_content"]
 
@@ -39,8 +39,11 @@ def decode_content(body: bytes, headers: Mapping[str, str]) -> bytes:
 
 
 def body_json(body: bytes, headers: Mapping[str, str]) -> Any:
-    """The JSON of a stored response body, or ``None`` if it is not JSON."""
+    """The JSON of a stored response body, or ``None`` if it is not JSON, or is JSON nested
+    deeper than ``MAX_DEPTH`` (no JSON writer or walk of the workbench would take it)."""
+    content = decode_content(body, headers)
     try:
-        return decode(decode_content(body, headers))
-    except ValueError:
+        value = decode(content)
+    except (ValueError, RecursionError):
         return None
+    return None if too_deep(content, value) else value

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from workbench._json import too_deep
+from workbench._json import MAX_DEPTH, too_deep
 
 __all__ = [
     "CallFacts",
@@ -293,7 +293,7 @@ def _analyse(
     )
     if provider == "http" or status_code >= 400:
         response = _parse_json(body) if not is_stream else None
-        if response is _INVALID:
+        if response is _INVALID or response is _TOO_DEEP:
             response = body.decode("utf-8", errors="replace") if status_code >= 400 else None
         return _without_usage(provider, operation, request_model, response, None)
 
@@ -323,6 +323,9 @@ def _analyse(
 
 
 _INVALID: Any = object()
+#: Valid JSON nested deeper than the store's walks go (``MAX_DEPTH``): kept, not analysed.
+_TOO_DEEP: Any = object()
+_TOO_DEEP_TEXT = f"JSON nested deeper than {MAX_DEPTH} levels"
 
 
 def _parse_json(raw: bytes | str) -> _JSON:
@@ -333,7 +336,7 @@ def _parse_json(raw: bytes | str) -> _JSON:
     except orjson.JSONDecodeError:
         return _INVALID
     if too_deep(raw, value):
-        return _INVALID
+        return _TOO_DEEP
     return value
 
 
@@ -380,6 +383,10 @@ def _request_chars(request_body: _JSON) -> int:
 
 def _read_json(operation: str, body: bytes) -> _Read:
     data = _parse_json(body)
+    if data is _TOO_DEEP:
+        read = _Read(response=None)
+        read.errors.append(f"response body is {_TOO_DEEP_TEXT}; kept as received, not analysed")
+        return read
     if data is _INVALID or not isinstance(data, dict):
         read = _Read(response=None if data is _INVALID else data)
         read.errors.append("response body is not a JSON object")
@@ -548,6 +555,9 @@ def _event_objects(
         value = _parse_json(event.data)
         if value is _INVALID:
             errors.append(f"invalid JSON in event {number}")
+            continue
+        if value is _TOO_DEEP:
+            errors.append(f"event {number} is {_TOO_DEEP_TEXT}")
             continue
         if not isinstance(value, dict):
             errors.append(f"event {number} is not a JSON object")
@@ -772,8 +782,12 @@ def _finish_tool_input(
     if not text:
         return  # the tool takes no input: keep the start event's {}
     value = _parse_json(text)
-    if value is _INVALID:
-        errors.append(f"invalid tool input JSON in content block {index}")
+    if value is _INVALID or value is _TOO_DEEP:
+        errors.append(
+            f"invalid tool input JSON in content block {index}"
+            if value is _INVALID
+            else f"tool input in content block {index} is {_TOO_DEEP_TEXT}"
+        )
         value = {}
     block["input"] = value
 
