@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import time
@@ -26,6 +27,7 @@ from workbench.capture._call import (
     RecordedAnswer,
     answer_chunks_async,
     answer_for,
+    recorded_exception,
     rewritten_body,
     start_call,
 )
@@ -76,17 +78,20 @@ def _decoded(answer: RecordedAnswer, auto_decompress: bool) -> RecordedAnswer:
     body = decode_content(b"".join(data for _, data in answer.chunks), headers)
     del headers[encoding]
     last = answer.chunks[-1][0] if answer.chunks else 0.0
-    return RecordedAnswer(
-        answer.status_code, list(headers.items()), [(last, body)], realtime=answer.realtime
-    )
+    return dataclasses.replace(answer, headers=list(headers.items()), chunks=[(last, body)])
 
 
-async def _feed(reader: Any, answer: RecordedAnswer, started: float) -> None:
+async def _feed(reader: Any, answer: RecordedAnswer, started: float, aiohttp: Any) -> None:
+    cut = False
     try:
         async for data in answer_chunks_async(answer, started):
             reader.feed_data(data)
+        if answer.error is not None:  # the recorded stream was cut here: so is this one
+            reader.set_exception(recorded_exception(answer.error, aiohttp.ClientPayloadError))
+            cut = True
     finally:
-        reader.feed_eof()
+        if not cut:
+            reader.feed_eof()
 
 
 def _replayed(
@@ -148,7 +153,7 @@ def _replayed(
     reader.on_eof(response._response_eof)
     response.content = reader
     if answer.realtime:
-        task = loop.create_task(_feed(reader, answer, time.perf_counter()))
+        task = loop.create_task(_feed(reader, answer, time.perf_counter(), aiohttp))
         response.__dict__["_workbench_feeder"] = task
     else:
         for _, data in answer.chunks:
@@ -210,6 +215,9 @@ def patch(aiohttp: types.ModuleType) -> None:
         answer: RecordedAnswer | None = None
         try:
             answer = answer_for(call)
+            if answer is not None and answer.failed_before_response:
+                assert answer.error is not None
+                raise recorded_exception(answer.error, aiohttp.ClientConnectionError)
             if answer is None:
                 response = await sent_below_async(
                     original_request, self, method, str_or_url, **kwargs

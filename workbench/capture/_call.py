@@ -13,7 +13,9 @@ client wrappers then build their library's own response from the answer instead 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -27,6 +29,7 @@ from workbench._ids import new_id
 from workbench._json import encode
 from workbench.capture.canonical import canonical_request, request_key
 from workbench.providers import CallFacts, analyse, identify
+from workbench.records import ErrorInfo
 from workbench.redaction import redact_headers, scrub_bytes, scrub_json
 from workbench.store import RecordedResponse
 
@@ -37,6 +40,7 @@ __all__ = [
     "answer_chunks",
     "answer_chunks_async",
     "answer_for",
+    "recorded_exception",
     "rewritten_body",
     "start_call",
 ]
@@ -79,6 +83,13 @@ class RecordedAnswer:
     #: Not served here: the request goes on to the transport, where stubs installed by the
     #: replay (vcrpy's) answer it with the ``recorded`` response.
     via_stubs: bool = False
+    #: What the original caller got instead of a whole response, raised again at the same
+    #: point: before any response when ``status_code`` is 0, else after the last chunk.
+    error: ErrorInfo | None = None
+
+    @property
+    def failed_before_response(self) -> bool:
+        return self.error is not None and self.status_code == 0
 
 
 class Interceptor(Protocol):
@@ -116,14 +127,40 @@ def answer_for(call: PendingCall) -> RecordedAnswer | None:
         _hooks.model_call_starting(run, call.method, call.url, call.canonical)
     else:
         call.replayed = True
+        call.replay_error = answer.error
         recorded = answer.recorded
         if recorded is not None and recorded.status_code == answer.status_code:
             call.recorded = recorded
             call.status_code = recorded.status_code
             call.headers = recorded.headers  # as stored: already redacted, never re-read
-        if answer.via_stubs:
+        if answer.via_stubs and not answer.failed_before_response:
             return None  # "send it": the stubs under the client answer from the recording
     return answer
+
+
+def recorded_exception(error: ErrorInfo, fallback: type[Exception]) -> Exception:
+    """The exception a recorded call failed with, to raise again when it is replayed.
+
+    Of the recorded class when that class is loaded in this process (the client library's own
+    ``RemoteProtocolError``, ``ClientPayloadError``...), so the application and its SDK see
+    what they saw live; otherwise a ``fallback`` of the client library, with the recorded
+    message. Nothing is imported to find the class: a replay must not run import-time code of
+    modules the application never loaded.
+    """
+    parts = error.type.split(".")
+    for cut in range(len(parts) - 1, -1, -1):
+        owner: Any = sys.modules.get(".".join(parts[:cut])) if cut else builtins
+        if owner is None:
+            continue
+        for name in parts[cut:]:
+            owner = getattr(owner, name, None)
+        if isinstance(owner, type) and issubclass(owner, Exception):
+            try:
+                return owner(error.message)
+            except Exception:  # a constructor that wants more than a message
+                break
+        break
+    return fallback(error.message)
 
 
 def rewritten_body(frame: Frame, url: str, body: bytes | None) -> bytes | None:
@@ -173,6 +210,7 @@ class PendingCall:
         "occurrence",
         "on_done",
         "recorded",
+        "replay_error",
         "replayed",
         "started_at",
         "status_code",
@@ -214,6 +252,8 @@ class PendingCall:
         self.replayed = False
         #: Set when the answer is a recorded call's, served as it was (see ``_rows``).
         self.recorded: RecordedResponse | None = None
+        #: Set when the replayed answer must fail after its chunks, as the recorded call did.
+        self.replay_error: ErrorInfo | None = None
         self._done = False
         self._lock = threading.Lock()
         #: Called once the call is finished (the aiohttp tee forgets its reader then).

@@ -23,6 +23,7 @@ from workbench.capture._call import (
     answer_chunks,
     answer_chunks_async,
     answer_for,
+    recorded_exception,
     rewritten_body,
     start_call,
 )
@@ -69,6 +70,8 @@ def patch(module: types.ModuleType) -> None:
                 for chunk in self._inner:
                     call.chunk(chunk)
                     yield chunk
+                if call.replay_error is not None:  # the recorded stream was cut here
+                    raise recorded_exception(call.replay_error, module.RemoteProtocolError)
             except GeneratorExit:  # the caller stopped early (an SDK does after [DONE])
                 call.finish()
                 raise
@@ -96,6 +99,8 @@ def patch(module: types.ModuleType) -> None:
                 async for chunk in self._inner:
                     call.chunk(chunk)
                     yield chunk
+                if call.replay_error is not None:  # the recorded stream was cut here
+                    raise recorded_exception(call.replay_error, module.RemoteProtocolError)
             except GeneratorExit:  # the caller stopped early (an SDK does after [DONE])
                 call.finish()
                 raise
@@ -155,6 +160,11 @@ def patch(module: types.ModuleType) -> None:
         response.default_encoding = client._default_encoding
         return response
 
+    def _failure(answer: RecordedAnswer) -> Exception:
+        """What the recorded call raised instead of answering (a refused connection...)."""
+        assert answer.error is not None
+        return recorded_exception(answer.error, module.ConnectError)
+
     sync_send = module.Client._send_single_request
     async_send = module.AsyncClient._send_single_request
 
@@ -174,6 +184,8 @@ def patch(module: types.ModuleType) -> None:
             return sync_send(self, request)
         try:
             answer = answer_for(call)
+            if answer is not None and answer.failed_before_response:
+                raise _failure(answer)
             if answer is None:
                 response = sent_below(sync_send, self, request)
             else:
@@ -203,6 +215,8 @@ def patch(module: types.ModuleType) -> None:
             return await async_send(self, request)
         try:
             answer = answer_for(call)
+            if answer is not None and answer.failed_before_response:
+                raise _failure(answer)
             if answer is None:
                 response = await sent_below_async(async_send, self, request)
             else:

@@ -9,6 +9,7 @@ small urllib3-like ``raw`` whose ``stream`` yields the recorded chunks: nothing 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import types
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from workbench.capture._call import (
     RecordedAnswer,
     answer_chunks,
     answer_for,
+    recorded_exception,
     rewritten_body,
     start_call,
 )
@@ -39,7 +41,9 @@ class _ReplayRaw:
             body = decode_content(b"".join(data for _, data in answer.chunks), headers)
             del headers[encoding]
             last = answer.chunks[-1][0] if answer.chunks else 0.0
-            answer = RecordedAnswer(answer.status_code, list(headers.items()), [(last, body)])
+            answer = dataclasses.replace(
+                answer, headers=list(headers.items()), chunks=[(last, body)]
+            )
         self._answer = answer
         self._started = time.perf_counter()
         self.status = answer.status_code
@@ -51,6 +55,10 @@ class _ReplayRaw:
 
     def stream(self, amt: int = 2**16, decode_content: bool | None = None) -> Iterator[bytes]:
         yield from answer_chunks(self._answer, self._started)
+        if self._answer.error is not None:  # the recorded stream was cut here: so is this one
+            import urllib3
+
+            raise recorded_exception(self._answer.error, urllib3.exceptions.ProtocolError)
 
     def release_conn(self) -> None:
         pass
@@ -83,6 +91,9 @@ def patch(requests: types.ModuleType) -> None:
             return original_send(self, request, *args, **kwargs)
         try:
             answer = answer_for(call)
+            if answer is not None and answer.failed_before_response:
+                assert answer.error is not None
+                raise recorded_exception(answer.error, requests.exceptions.ConnectionError)
             if answer is None:
                 response = sent_below(original_send, self, request, *args, **kwargs)
             else:

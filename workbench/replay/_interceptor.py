@@ -69,16 +69,18 @@ class ReplayInterceptor:
         if self._use_test_models:
             return self._test_model.answer(call)
         found = self._recorded.get(call.key, call.occurrence)
-        if found is not None and found.status_code is not None:
+        # A recorded failure is an answer too: the caller gets it again, at the same point.
+        if found is not None and (found.status_code is not None or found.error is not None):
             with self._lock:
                 self._used.add((call.key, call.occurrence))
             return RecordedAnswer(
-                found.status_code,
+                found.status_code or 0,
                 list(found.headers.items()),
                 found.chunks,
                 realtime=self._realtime,
                 recorded=found,
                 via_stubs=self._via_stubs,
+                error=found.error,
             )
         mismatch = self._mismatch(call)
         with self._lock:

@@ -64,6 +64,9 @@ class RecordedResponse(NamedTuple):
     #: Why this response cannot be served as it was received (a missing body, a stream whose
     #: chunk index does not add up to its body), or ``None``.
     damage: str | None = None
+    #: What the caller got instead of a (whole) response: the connection failed before it, or
+    #: the stream was cut after ``chunks``. A replay raises it again at the same point.
+    error: ErrorInfo | None = None
 
     @classmethod
     def from_model_call(cls, call: ModelCall) -> RecordedResponse:
@@ -91,6 +94,7 @@ class RecordedResponse(NamedTuple):
             finish_reason=call.finish_reason,
             text=call.text,
             stream_error=call.stream_error,
+            error=call.error,
         )
 
     def facts(self) -> CallFacts:
@@ -238,6 +242,7 @@ RESPONSE_COLUMNS = (
     "finish_reason",
     "text",
     "stream_error",
+    "error",
 )
 
 
@@ -267,6 +272,7 @@ def recorded_response(values: tuple[Any, ...], stored_body: bytes | None) -> Rec
         finish_reason,
         text,
         stream_error,
+        error,
     ) = values
     damage = _damage(status_code, body_hash, streamed, index, stored_body)
     body = stored_body or b""
@@ -294,6 +300,7 @@ def recorded_response(values: tuple[Any, ...], stored_body: bytes | None) -> Rec
         text=text,
         stream_error=stream_error,
         damage=damage,
+        error=None if error is None else ErrorInfo.from_json(json_column(error)),
     )
 
 
