@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import json
+import time
 
 import httpx
 import openai
@@ -197,3 +200,38 @@ def test_unknown_endpoint_and_check_names_are_clear_errors(store: Store) -> None
         WorkbenchConfig.model_validate(
             {"health_checks": {"endpoints": [{"path": "/health", "checks": ["redis"]}]}}
         )
+
+
+def test_detailed_health_asks_each_provider_once_per_interval_and_names_no_path(
+    store: Store,
+) -> None:
+    """Twenty concurrent unauthenticated GETs of /health/detailed reach the provider once (its
+    answer is reused for ``cache_seconds``), a new interval asks again, and no response spells
+    out the store's path or folder."""
+    with ModelServer() as provider:
+        checks = [
+            "database",
+            {"name": "disk_space", "min_free_gb": 0.001},
+            {
+                "name": "model_availability",
+                "providers": ["openai"],
+                "urls": {"openai": provider.openai_base_url + "/models"},
+                "cache_seconds": 2.0,
+            },
+        ]
+        config = WorkbenchConfig.model_validate(
+            {"health_checks": {"endpoints": [{"path": "/health/detailed", "checks": checks}]}}
+        )
+        with MetricsServer(port=0, config=config, store_path=store.path) as server:
+            url = server.url.removesuffix("/metrics") + "/health/detailed"
+            with concurrent.futures.ThreadPoolExecutor(10) as pool:  # at once, as pollers do
+                bodies = list(pool.map(lambda _: httpx.get(url).text, range(20)))
+            asked_in_first_interval = provider.request_count
+            time.sleep(2.1)
+            bodies.append(httpx.get(url).text)
+            asked_after_it = provider.request_count
+    assert asked_in_first_interval == 1
+    assert asked_after_it == 2
+    assert all(json.loads(b)["checks"]["model_availability"]["status"] == "ok" for b in bodies)
+    for body in bodies:
+        assert str(store.path) not in body and str(store.path.parent) not in body, body

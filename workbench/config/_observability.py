@@ -349,6 +349,9 @@ class HealthCheckConfig(_Section):
     providers: list[str] = Field(default_factory=lambda: ["openai", "anthropic"])
     #: Base URL per provider; default: ``OPENAI_BASE_URL``/``ANTHROPIC_BASE_URL`` or the public API.
     urls: dict[str, str] = Field(default_factory=dict)
+    #: How long a provider's answer is reused by ``model_availability``: a health endpoint
+    #: is polled by load balancers and anyone who can reach it, the providers must not be.
+    cache_seconds: float = Field(default=60.0, ge=0)
     min_free_gb: float = Field(default=1.0, ge=0)
     max_usage_percent: float = Field(default=90.0, gt=0, le=100)
 

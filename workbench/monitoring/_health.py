@@ -14,10 +14,12 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -257,12 +259,15 @@ class HealthChecker:
         config: HealthChecksConfig | WorkbenchConfig | None = None,
         *,
         store: Store | None = None,
+        hide_paths: bool = False,
     ) -> None:
         if config is None:
             config = load_config()
         self.workbench_config = config if isinstance(config, WorkbenchConfig) else None
         self.config = config.health_checks if isinstance(config, WorkbenchConfig) else config
         self._store = store
+        #: Served over HTTP, where anyone who reaches the port reads it: no file system paths.
+        self.hide_paths = hide_paths
 
     @property
     def paths(self) -> list[str]:
@@ -292,6 +297,8 @@ class HealthChecker:
             ok, detail, data = False, f"{type(exc).__name__}: {exc}", {}
         finally:
             pool.shutdown(wait=False)
+        if self.hide_paths and self._store is not None:
+            detail = _without_paths(detail, self._store.path)
         return CheckResult(check.name, ok, detail, time.perf_counter() - started, data)
 
     def _store_now(self) -> Store:
@@ -325,17 +332,13 @@ class HealthChecker:
         answers: dict[str, Any] = {}
         failed: list[str] = []
         for provider in check.providers:
-            url = _provider_url(provider, check.urls)
-            try:
-                response = httpx.get(url, timeout=check.timeout)
-            except httpx.HTTPError as exc:
-                failed.append(f"{provider} unreachable ({type(exc).__name__})")
+            answer = _availability(_provider_url(provider, check.urls), check)
+            answers[provider] = answer
+            if isinstance(answer, str):
+                failed.append(f"{provider} unreachable ({answer})")
                 answers[provider] = "unreachable"
-                continue
-            # Any answer below 500 (401 without a key included) means the API is up.
-            answers[provider] = response.status_code
-            if response.status_code >= 500:
-                failed.append(f"{provider} answered HTTP {response.status_code}")
+            elif answer >= 500:  # below 500 (401 without a key included), the API is up
+                failed.append(f"{provider} answered HTTP {answer}")
         detail = "; ".join(failed) if failed else f"reachable: {', '.join(check.providers)}"
         return not failed, detail, {"providers": answers}
 
@@ -347,6 +350,38 @@ class HealthChecker:
         if cost is None:
             return False, "the price table does not price openai/gpt-4o-mini", {}
         return True, "price table loaded", {}
+
+
+# Each provider URL's last answer (HTTP status, or the name of the error) and when it came,
+# shared by every checker of the process: the metrics server builds one per request.
+_answers: dict[str, tuple[float, int | str]] = {}
+_asking: dict[str, threading.Lock] = {}
+_answers_lock = threading.Lock()
+
+
+def _availability(url: str, check: HealthCheckConfig) -> int | str:
+    """The status ``url`` answered, or the error's name, asked at most once per
+    ``cache_seconds`` however many requests check it at once."""
+    with _answers_lock:
+        asking = _asking.setdefault(url, threading.Lock())
+    with asking:  # one asks; the others wait for its answer rather than ask too
+        known = _answers.get(url)
+        if known is not None and time.monotonic() - known[0] < check.cache_seconds:
+            return known[1]
+        answer: int | str
+        try:
+            answer = httpx.get(url, timeout=check.timeout).status_code
+        except httpx.HTTPError as exc:
+            answer = type(exc).__name__
+        _answers[url] = (time.monotonic(), answer)
+        return answer
+
+
+def _without_paths(detail: str, store_path: Path) -> str:
+    """``detail`` with the store's path and folder named, not spelled out."""
+    return detail.replace(str(store_path), "the store").replace(
+        str(store_path.parent), "the store's folder"
+    )
 
 
 def _provider_url(provider: str, urls: dict[str, str]) -> str:
@@ -374,7 +409,7 @@ def serve_health(request: Request) -> Response:
     """
     from workbench.store import open_store
 
-    checker = HealthChecker(request.config, store=open_store(request.store_path))
+    checker = HealthChecker(request.config, store=open_store(request.store_path), hide_paths=True)
     path = request.path.rstrip("/") or "/"
     if path not in checker.paths:
         return Response(
