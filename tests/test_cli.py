@@ -8,17 +8,21 @@ once as a real ``python -m workbench.cli`` process.
 from __future__ import annotations
 
 import dataclasses
+import http.server
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import click
+import httpx
 import openai
 import pytest
 from click.testing import CliRunner, Result
@@ -259,6 +263,69 @@ def test_json_renders_chunks_that_are_not_utf8_as_base64(
         {"offset_s": 0.0, "data": {"__bytes__": "4oI="}},
         {"offset_s": 0.1, "data": "ok"},
     ]
+
+
+class _DeepJSON(http.server.BaseHTTPRequestHandler):
+    """Answers every POST with valid JSON nested 300 levels deep."""
+
+    BODY = b'{"id": "x", "choices": ' + b"[" * 300 + b"]" * 300 + b"}"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(self.BODY)))
+        self.end_headers()
+        self.wfile.write(self.BODY)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_show_a_response_nested_too_deep(runner: CliRunner, store: Store) -> None:
+    """A response nested deeper than 250 levels is kept as received and said to be too deep;
+    `runs show --json` prints the run instead of failing on it."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _DeepJSON)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with workbench.record("deep", inputs={}, store=store) as run:
+            httpx.post(
+                f"http://127.0.0.1:{server.server_port}/v1/chat/completions",
+                json={"model": "gpt-4o-mini", "messages": []},
+            )
+    finally:
+        server.shutdown()
+        server.server_close()
+    (call,) = store.get_execution(run.id).model_calls
+    assert call.body == _DeepJSON.BODY and call.response is None
+    assert call.stream_error is not None and "nested deeper than 250" in call.stream_error
+    shown = json.loads(invoke(runner, store, "runs", "show", run.id, "--json").stdout)
+    assert "nested deeper than 250" in shown["model_calls"][0]["stream_error"]
+
+
+def test_list_names_a_damaged_execution_and_lists_the_rest(
+    runner: CliRunner, store: Store, runs: dict[str, str]
+) -> None:
+    """`runs list` over a store with one damaged record lists the others and names the damaged
+    id on stderr, with and without --json, where it used to crash with UnicodeDecodeError."""
+    conn = sqlite3.connect(store.path)
+    (digest,) = conn.execute(
+        "SELECT inputs_hash FROM executions WHERE id = ?", (runs["failed"],)
+    ).fetchone()
+    conn.execute(
+        "UPDATE blobs SET codec = 0, data = X'7B2261223A22FF227D' WHERE hash = ?", (digest,)
+    )
+    conn.commit()
+    conn.close()
+    for extra in ((), ("--json",)):
+        result = invoke(runner, store, "runs", "list", *extra)
+        assert result.exit_code == 0, result.output
+        assert "Traceback" not in result.output
+        assert runs["failed"] not in result.stdout
+        assert runs["alice"] in result.stdout and runs["unpriced"] in result.stdout
+        (line,) = result.stderr.strip().splitlines()
+        assert line.startswith("warning: ") and runs["failed"] in line and "runs show" in line
 
 
 def test_show_unknown_id_is_one_clear_line(

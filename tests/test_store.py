@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sqlite3
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -332,3 +335,130 @@ def test_a_damaged_record_is_a_store_error(store: Store) -> None:
     conn.close()
     with pytest.raises(StoreError, match=rf"execution '{run.id}'.*damaged record"):
         store.get_execution(run.id)
+
+
+def _damage_inputs(store: Store, execution_id: str) -> None:
+    """Overwrite an execution's inputs blob with bytes that are not UTF-8 JSON."""
+    conn = sqlite3.connect(store.path)
+    (digest,) = conn.execute(
+        "SELECT inputs_hash FROM executions WHERE id = ?", (execution_id,)
+    ).fetchone()
+    conn.execute(
+        "UPDATE blobs SET codec = 0, data = X'7B2261223A22FF227D' WHERE hash = ?", (digest,)
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_listing_keeps_the_readable_executions_and_names_the_damaged(store: Store) -> None:
+    """One execution with an undecodable blob, one with a non-UTF-8 text column: the listing
+    holds the other executions and names both damaged ids with what is wrong."""
+    ids = []
+    for i in range(4):
+        with workbench.record("p", inputs={"i": i}, store=store) as run:
+            pass
+        ids.append(run.id)
+    _damage_inputs(store, ids[1])
+    conn = sqlite3.connect(store.path)
+    conn.execute(
+        "UPDATE executions SET metadata = CAST(X'7B2261223A22FF227D' AS TEXT) WHERE id = ?",
+        (ids[2],),
+    )
+    conn.commit()
+    conn.close()
+    listed = store.list_executions()
+    assert [e.id for e in listed] == [ids[3], ids[0]]
+    assert sorted(listed.damaged) == sorted([ids[1], ids[2]])
+    assert all(listed.damaged.values())
+    assert len(store.list_executions(limit=None)) == 2
+
+
+def test_a_damaged_store_says_restore_or_recover(tmp_path: Path) -> None:
+    """A store whose file is damaged is refused with the ways back: a backup, or .recover."""
+    path = tmp_path / "w.db"
+    with Store(path) as store, workbench.record("p", inputs={}, store=store):
+        pass
+    data = bytearray(path.read_bytes())
+    data[:16] = b"garbage garbage!"  # the SQLite header: "file is not a database"
+    path.write_bytes(bytes(data))
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    with pytest.raises(NotAStoreError) as info:
+        Store(path)
+    message = str(info.value)
+    assert str(path) in message and "backup" in message and ".recover" in message
+
+
+def test_known_blob_hashes_stay_bounded(store: Store) -> None:
+    """The in-process memory of stored blobs does not grow with every execution recorded."""
+    from workbench.store import _codec
+
+    limit = _codec.KNOWN_BLOBS
+    for i in range(limit + 10):
+        store.blob_bytes(workbench._json.encode({"n": i}))
+    assert len(store._known_blobs) <= limit
+    digest = store.blob_bytes(workbench._json.encode({"n": 0}))  # forgotten, so written again
+    store.flush()
+    assert store.blob_value(digest) == {"n": 0}
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MB tmpfs mounted for the test: a disk that really fills up."""
+    if os.geteuid() != 0:
+        pytest.skip("a tiny filesystem for the disk-full test needs root to mount a tmpfs")
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"the disk-full test needs a tmpfs, and mount refused: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(folder: Path) -> Path:
+    filler = folder / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_full_disk_is_one_warning_and_recording_resumes(
+    tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """200 steps on a full disk: the application is unaffected, the log has one warning naming
+    the full disk and the store, no traceback; once space returns, recording resumes."""
+    store = Store(tiny_disk / "w.db")
+    filler = _fill(tiny_disk)
+    caplog.set_level(logging.INFO, logger="workbench")
+    with workbench.record("full", inputs={}, store=store):
+        for i in range(200):
+            with workbench.step("s") as step:
+                workbench.state("noise", os.urandom(512).hex())
+                step.set_result(i)
+    problems = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(problems) == 1, [r.getMessage() for r in problems]
+    message = problems[0].getMessage()
+    assert "full" in message and str(store.path) in message
+    assert problems[0].exc_info is None
+    assert "rollback" not in caplog.text
+    filler.unlink()
+    with workbench.record("after", inputs={}, store=store) as run:
+        with workbench.step("s") as step:
+            step.set_result("kept")
+    got = store.get_execution(run.id)
+    assert got.status == "completed" and [s.result for s in got.steps] == ["kept"]
+    assert store._query("PRAGMA integrity_check")[0][0] == "ok"
+    store.close()

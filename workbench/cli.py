@@ -221,7 +221,8 @@ def list_runs(
 
     Costs read "unknown" when a model's price is not known (it is never shown as $0). With
     --json, each execution is an object with the fields of workbench.Execution, without its
-    steps, calls, states and logs (use `runs show ID --json` for those).
+    steps, calls, states and logs (use `runs show ID --json` for those). Executions whose
+    record is damaged are left out and named in a warning on stderr.
     """
     with _open_existing(db) as store:
         executions = store.list_executions(
@@ -231,6 +232,15 @@ def list_runs(
             since=since,
             until=until,
             limit=limit,
+        )
+    if executions.damaged:
+        damaged = ", ".join(sorted(executions.damaged))
+        click.secho(
+            f"warning: {len(executions.damaged)} execution(s) with a damaged record left out: "
+            f"{damaged}; `workbench runs show ID` says what is wrong; restore {store.path} "
+            f"from a backup, or record those runs again",
+            fg="yellow",
+            err=True,
         )
     if as_json:
         _echo_json(_render.listing_json(executions))

@@ -28,6 +28,10 @@ exposed series                  type        labels
 ``cpu_usage_percent``           gauge       scope — since the previous scrape
 ``disk_io_bytes_total``         counter     scope, direction (read/write)
 ``network_io_bytes_total``      counter     scope (system), direction (sent/received)
+``store_write_lag_seconds``     gauge       — how long recordings have waited for a store
+                                            that did not commit within the recorder's
+                                            100 ms bound (another process holding its
+                                            write lock); 0 when every store keeps up
 ==============================  ==========  ==============================================
 
 Counters follow Prometheus' convention and prometheus_client's behaviour: the family named in
@@ -67,6 +71,7 @@ __all__ = [
     "BuiltinMetrics",
     "MetricsObserver",
     "ResourceCollector",
+    "StoreLagCollector",
     "builtin_metrics",
     "observer",
 ]
@@ -296,6 +301,28 @@ class ResourceCollector(Collector):
         return self._process
 
 
+class StoreLagCollector(Collector):
+    """``store_write_lag_seconds``: this process's largest store write lag, read when scraped."""
+
+    def describe(self) -> Iterator[Metric]:
+        return iter((self._family(),))
+
+    def collect(self) -> Iterator[Metric]:
+        from workbench.store import write_lag_s
+
+        family = self._family()
+        family.add_metric([], write_lag_s())
+        return iter((family,))
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "store_write_lag_seconds",
+            "Seconds recordings have waited for a store that did not commit within the "
+            "recorder's bound (0 when every store keeps up)",
+        )
+
+
 def _maybe(read: Any) -> Any:
     """A psutil reading that some systems (containers, no /proc/<pid>/io) do not offer."""
     try:
@@ -318,6 +345,7 @@ def builtin_metrics() -> BuiltinMetrics:
         buckets, window, resources = DEFAULT_BUCKETS, 300.0, True
     builtin = BuiltinMetrics(metrics, buckets)
     builtin.windows.resize(window)
+    metrics.register_collector(StoreLagCollector())
     if resources:
         metrics.register_collector(ResourceCollector("process"))
     return builtin

@@ -1,15 +1,17 @@
 """Executions: ``workbench.record(...)`` and the live handle it returns.
 
 Owns an execution's life: its row at start (status ``running``, with the pid that owns it, so a
-killed process's run reads ``interrupted``), its outputs, and its end (status, success, error,
-the root span, a durable flush). Steps, spans and states are in ``_step``; capture of model calls
+killed process's run reads ``interrupted``; committed before ``record()`` returns its handle, so
+a ``kill -9`` at any later moment leaves the execution in the store), its outputs, and its end
+(status, success, error, the root span, a durable flush). Those flushes wait for the store only
+briefly (``Store.flush_soon``): under contention recording lags rather than the application.
+Steps, spans and states are in ``_step``; capture of model calls
 in ``workbench.capture``; the SQL in the store.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import os
 import threading
@@ -86,7 +88,7 @@ _INTERRUPTING = (KeyboardInterrupt, SystemExit, GeneratorExit, asyncio.Cancelled
 async def flush_off_loop(store: Store) -> None:
     """Wait for a durable flush without blocking the event loop (other tasks keep running)."""
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, functools.partial(store.flush, strict=False))
+    await loop.run_in_executor(None, store.flush_soon)
 
 
 class LiveExecution:
@@ -363,7 +365,7 @@ class LiveExecution:
         )
         _hooks.execution_finished(self)
         if flush:
-            self.store.flush(strict=False)
+            self.store.flush_soon()
 
 
 class record(AsyncFromSync):
@@ -412,6 +414,18 @@ class record(AsyncFromSync):
         self._token: Any = None
 
     def __enter__(self) -> LiveExecution:
+        run = self._start()
+        if run.recording:
+            run.store.flush_soon()  # durable from here on: a kill -9 leaves it interrupted
+        return run
+
+    async def __aenter__(self) -> LiveExecution:
+        run = self._start()
+        if run.recording:
+            await flush_off_loop(run.store)
+        return run
+
+    def _start(self) -> LiveExecution:
         from workbench.capture import install as install_capture
         from workbench.recorder._logging import install as install_logging
 

@@ -193,7 +193,7 @@ class ActiveStep:
                 )
             )
         if flush:
-            run.store.flush(strict=False)  # a finished step survives a kill -9 of the process
+            run.store.flush_soon()  # a finished step survives a kill -9 of the process
 
 
 class UnrecordedStep(ActiveStep):

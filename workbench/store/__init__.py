@@ -1,13 +1,20 @@
 """The store subsystem: SQLite recordings, written in the background, read as records."""
 
 from workbench.store._owner import owner_stamp
-from workbench.store._process import install_sigterm_handler
+from workbench.store._process import install_sigterm_handler, write_lag_s
 from workbench.store._rows import RecordedResponse
-from workbench.store._store import DEFAULT_PATH, Store, open_store, resolve_store_path
+from workbench.store._store import (
+    DEFAULT_PATH,
+    ExecutionList,
+    Store,
+    open_store,
+    resolve_store_path,
+)
 from workbench.store._writer import MAX_QUEUED
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - sorted as sorted() sorts (test_exported_members)
     "DEFAULT_PATH",
+    "ExecutionList",
     "MAX_QUEUED",
     "RecordedResponse",
     "Store",
@@ -15,4 +22,5 @@ __all__ = [
     "open_store",
     "owner_stamp",
     "resolve_store_path",
+    "write_lag_s",
 ]

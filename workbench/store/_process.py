@@ -2,7 +2,7 @@
 
 At interpreter exit and on SIGTERM each open store is flushed and this process's running
 executions are marked ``interrupted``; in a forked child each store renews what must not cross
-a fork. Stores register themselves here when they open.
+a fork; the metrics read the stores' write lag here. Stores register themselves when they open.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from workbench.store._store import Store
 
-__all__ = ["install_sigterm_handler", "register"]
+__all__ = ["install_sigterm_handler", "register", "write_lag_s"]
 
 _open_stores: weakref.WeakSet[Store] = weakref.WeakSet()
 
@@ -30,6 +30,11 @@ def register(store: Store) -> None:
 
 def unregister(store: Store) -> None:
     _open_stores.discard(store)
+
+
+def write_lag_s() -> float:
+    """The largest write lag of this process's open stores (see ``Store.write_lag_s``)."""
+    return max((store.write_lag_s for store in list(_open_stores)), default=0.0)
 
 
 def _interrupt_all() -> None:

@@ -13,7 +13,7 @@ import sqlite_utils
 
 from workbench.exceptions import NotAStoreError, SchemaVersionError
 
-__all__ = ["SCHEMA_VERSION", "ensure_schema"]
+__all__ = ["SCHEMA_VERSION", "ensure_schema", "not_a_store", "rollback"]
 
 SCHEMA_VERSION = 1
 APP = "workbench"
@@ -216,6 +216,24 @@ _COST_LEDGER_BACKFILL = """
     ORDER BY c.started_at"""
 
 
+def not_a_store(path: str, exc: BaseException) -> str:
+    """The message for a file SQLite cannot read as a database: another file, or a damaged
+    store, and the ways back from each (a damaged store is restored or recovered, not lost)."""
+    return (
+        f"{path} is not a workbench store, or is a damaged one (SQLite says: {exc}). If it is "
+        f"a store, restore it from a backup, or recover what SQLite can still read with "
+        f"`sqlite3 {path} .recover | sqlite3 {path}.recovered` and use {path}.recovered; "
+        f"if it is another file, pass the path of a store"
+    )
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back the open transaction, if SQLite has not already (it does on a full disk, and
+    a second ROLLBACK would hide the cause behind "no transaction is active")."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
 def _ledger_is_current(conn: sqlite3.Connection) -> bool:
     row = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'cost_ledger_on_call'"
@@ -246,7 +264,7 @@ def _ensure_cost_ledger(conn: sqlite3.Connection) -> None:
                 conn.execute(statement)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise
 
 
@@ -261,10 +279,7 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
     except sqlite3.DatabaseError as exc:
-        raise NotAStoreError(
-            f"{path} is not a workbench store (SQLite says: {exc}); pass another path, or move "
-            f"the file away and workbench will create a new store there"
-        ) from exc
+        raise NotAStoreError(not_a_store(path, exc)) from exc
     if "workbench_schema" in tables:
         _check_version(conn, path)
         _ensure_cost_ledger(conn)
@@ -316,5 +331,5 @@ def _create(conn: sqlite3.Connection) -> None:
         )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from workbench._json import encode
+from workbench.store._schema import rollback
 
 __all__ = [
     "CALL_COLUMNS",
@@ -238,7 +239,7 @@ def _commit(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]) 
                 _insert_rows(conn, kind, rows)
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise
 
 
@@ -272,5 +273,5 @@ def interrupt(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> No
             )
         conn.execute("COMMIT")
     except BaseException:
-        conn.execute("ROLLBACK")
+        rollback(conn)
         raise

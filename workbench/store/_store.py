@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections.abc
 import logging
 import os
+import shutil
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -30,15 +31,16 @@ from workbench.exceptions import (
 from workbench.records import ErrorInfo, Execution, LogRecord, Profile, ProfileSummary, State
 from workbench.store import _process
 from workbench.store import _rows as rows
-from workbench.store._codec import blob_hash, compress, decompress
+from workbench.store._codec import KnownBlobs, blob_hash, compress, decompress
 from workbench.store._owner import is_alive, owner_stamp
 from workbench.store._process import install_sigterm_handler
-from workbench.store._schema import ensure_schema
+from workbench.store._schema import ensure_schema, not_a_store
 from workbench.store._sql import commit_retrying, interrupt
 from workbench.store._writer import Op, Writer
 
 __all__ = [
     "DEFAULT_PATH",
+    "ExecutionList",
     "Store",
     "open_store",
     "resolve_store_path",
@@ -47,6 +49,35 @@ __all__ = [
 DEFAULT_PATH = Path("recordings") / "workbench.db"
 DB_ENV = "WORKBENCH_DB"
 log = logging.getLogger("workbench.store")
+#: Free bytes under which SQLite's "disk I/O error" is taken for a full disk (a failed write to
+#: its shared-memory file, which SQLite does not report as SQLITE_FULL).
+_NEARLY_FULL = 1 << 20
+
+
+class ExecutionList(list[Execution]):
+    """The executions :meth:`Store.list_executions` could read, newest first.
+
+    ``damaged`` maps the id of each matching execution whose record could not be read to what
+    is wrong with it (``workbench runs show ID`` says the same); those are not in the list.
+    """
+
+    def __init__(
+        self, executions: Iterable[Execution] = (), damaged: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(executions)
+        self.damaged: dict[str, str] = dict(damaged or {})
+
+
+def _undecodable_text(exc: BaseException | None) -> bool:
+    """Whether sqlite3 refused a TEXT value that is not UTF-8 (a damaged row)."""
+    return isinstance(exc, sqlite3.OperationalError) and "Could not decode" in str(exc)
+
+
+def _mount_point(path: Path) -> Path:
+    folder = path.resolve().parent
+    while not os.path.ismount(folder) and folder != folder.parent:
+        folder = folder.parent
+    return folder
 
 
 def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -71,8 +102,8 @@ class Store:
         self._read_lock = threading.Lock()
         self._reader = self._connect()
         self._reader_pid = os.getpid()
-        self._known_blobs: set[str] = set()
-        self._writer = Writer(self._connect, self._write_batch)
+        self._known_blobs = KnownBlobs()
+        self._writer = Writer(self._connect, self._write_batch, name=f"store {self.path}")
         self._closed = False
         _process.register(self)
         install_sigterm_handler()
@@ -83,7 +114,7 @@ class Store:
         self._read_lock = threading.Lock()
         self._reader = self._connect()
         self._reader_pid = os.getpid()
-        self._known_blobs = set()
+        self._known_blobs = KnownBlobs()
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -113,6 +144,10 @@ class Store:
         conn = self._connect(wal=False)
         try:
             ensure_schema(conn, str(self.path))
+        except sqlite3.OperationalError as exc:
+            if self._disk_full(exc):
+                raise self._full_disk_error(opening=True) from exc
+            raise StoreError(f"cannot create the tables of store {self.path}: {exc}") from exc
         finally:
             conn.close()
 
@@ -136,11 +171,35 @@ class Store:
             conn.close()
             if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
                 raise StoreError(f"store {self.path} is read-only: {exc}") from exc
-            raise NotAStoreError(
-                f"{self.path} is not a workbench store (SQLite says: {exc}); pass another "
-                f"path, or move the file away and workbench will create a new store there"
-            ) from exc
+            if self._disk_full(exc):
+                raise self._full_disk_error() from exc
+            raise NotAStoreError(not_a_store(str(self.path), exc)) from exc
         return conn
+
+    def _disk_full(self, exc: sqlite3.Error) -> bool:
+        code = getattr(exc, "sqlite_errorcode", None)
+        primary = None if code is None else code & 0xFF
+        if primary == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
+            return True
+        if primary == sqlite3.SQLITE_IOERR or "disk I/O error" in str(exc):
+            try:
+                return shutil.disk_usage(self.path.parent).free < _NEARLY_FULL
+            except OSError:
+                return False
+        return False
+
+    def _full_disk_error(self, *, opening: bool = False) -> StoreError:
+        consequence = (
+            "cannot be opened"
+            if opening
+            else "cannot be written: recorded rows are dropped until there is space again, "
+            "then recording resumes by itself"
+        )
+        return StoreError(
+            f"the disk at {_mount_point(self.path)} is full, so store {self.path} "
+            f"{consequence}. Free space on that disk, or point {DB_ENV} (or store.path in "
+            f"workbench.yaml) at another disk"
+        )
 
     # -- writing (called by the recorder; cheap, never blocks but in flush) ------------------
 
@@ -180,15 +239,39 @@ class Store:
     def flush(self, timeout: float | None = 30.0, *, strict: bool = True) -> None:
         """Block until everything queued so far is committed to the file.
 
-        ``strict=False`` (the recorder's own flushes) logs a write failure instead of raising
-        it, so that a full disk degrades recording rather than the application being recorded.
+        ``strict=False`` does not raise a write failure (the writer has logged it, once a
+        minute), so that a full disk degrades recording rather than the caller's work.
         """
         try:
-            self._writer.flush(timeout)
+            done = self._writer.flush(timeout)
         except StoreError:
             if strict:
                 raise
-            log.exception("workbench could not flush recordings to %s", self.path)
+            return
+        if not done:
+            message = (
+                f"store {self.path} did not commit within {timeout}s; another process may "
+                f"hold a long write lock on it"
+            )
+            if strict:
+                raise StoreError(message + "; try again when it is done")
+            log.warning("workbench: %s; carrying on, the writer commits when it can", message)
+
+    def flush_soon(self) -> bool:
+        """The recorder's flush (execution start, step end, execution end): wait at most
+        100 ms for everything queued so far to be committed, then carry on.
+
+        The application's latency must not depend on the store's: when another process holds
+        the write lock, recording lags (``write_lag_s``, one warning) and the writer commits
+        as soon as the lock is free. ``True`` when committed within the bound.
+        """
+        return self._writer.flush_soon()
+
+    @property
+    def write_lag_s(self) -> float:
+        """Seconds the oldest recording not committed within ``flush_soon``'s bound has waited
+        (0 when the store keeps up): the ``store_write_lag_seconds`` metric."""
+        return self._writer.lag_s
 
     def close(self) -> None:
         if self._closed:
@@ -225,12 +308,14 @@ class Store:
             ]
         try:
             commit_retrying(conn, groups)
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
             # The batch is lost: its blobs must not count as stored, or every later row with
             # the same content would point at a blob that was never written.
             for digest, *_ in groups.get("blob", ()):
                 self._known_blobs.discard(digest)
-            raise
+            if self._disk_full(exc):
+                raise self._full_disk_error() from exc
+            raise StoreError(f"writing to store {self.path} failed: {exc}") from exc
 
     def mark_interrupted(self) -> None:
         """Flush, then mark this process's still-running executions and steps ``interrupted``.
@@ -326,17 +411,24 @@ class Store:
         until: datetime | float | None = None,
         replay_of: str | None = None,
         limit: int | None = 100,
-    ) -> list[Execution]:
-        """Executions, newest first, without their children (use ``get_execution`` for those)."""
+    ) -> ExecutionList:
+        """Executions, newest first, without their children (use ``get_execution`` for those).
+
+        An execution whose record cannot be read (a damaged file) is left out and named, with
+        what is wrong, in the result's ``damaged``: one bad row does not hide the others.
+        """
         allowed = ("running", "completed", "failed", "interrupted")
         if status is not None and status not in allowed:
             raise StoreError(f"status {status!r} is not one of {', '.join(allowed)}")
         self.flush()
-        self._refresh_liveness(
-            self._query(
-                "SELECT id, status, pid, host, proc_start FROM executions WHERE status = 'running'"
-            )
-        )
+        running = "SELECT * FROM executions WHERE status = 'running'"
+        try:
+            self._refresh_liveness(self._query(running))
+        except StoreError as exc:
+            if not _undecodable_text(exc.__cause__):
+                raise
+            # A damaged running row (named by the listing below): judge the readable ones.
+            self._refresh_liveness(self._readable_rows(running, (), {}))
         where: list[str] = []
         params: list[Any] = []
         for column, value in (
@@ -360,9 +452,41 @@ class Store:
         sql += " ORDER BY started_at DESC"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [
-            self._execution(row, full=False, interrupted=False) for row in self._query(sql, params)
-        ]
+        damaged: dict[str, str] = {}
+        try:
+            found = self._query(sql, params)
+        except StoreError as exc:
+            if not _undecodable_text(exc.__cause__):
+                raise
+            found = self._readable_rows(sql, params, damaged)
+        listed = []
+        for row in found:
+            try:
+                listed.append(self._execution(row, full=False, interrupted=False))
+            except (ValueError, zstandard.ZstdError) as exc:  # undecodable JSON or blob
+                damaged[row["id"]] = f"{type(exc).__name__}: {exc}"
+        return ExecutionList(listed, damaged)
+
+    def _readable_rows(
+        self, sql: str, params: Sequence[Any], damaged: dict[str, str]
+    ) -> list[sqlite3.Row]:
+        """The rows of an executions query one by one, when some hold text that is not UTF-8:
+        the readable rows, and each unreadable one named in ``damaged``."""
+        keys = self._query(
+            sql.replace("SELECT *", "SELECT rowid, CAST(id AS BLOB) AS raw_id", 1), params
+        )
+        readable = []
+        for key in keys:
+            try:
+                readable.extend(
+                    self._query("SELECT * FROM executions WHERE rowid = ?", (key["rowid"],))
+                )
+            except StoreError as exc:
+                if not _undecodable_text(exc.__cause__):
+                    raise
+                raw_id = bytes(key["raw_id"] or b"").decode("utf-8", "replace")
+                damaged[raw_id] = f"text that is not UTF-8 ({exc.__cause__})"
+        return readable
 
     def _execution(
         self, row: sqlite3.Row, *, full: bool, interrupted: bool, model_calls: bool = True

@@ -2,28 +2,39 @@
 
 Recording threads only append to a deque (cheap, lock-free under the GIL); this thread drains it,
 hashes and compresses payloads, and writes everything queued so far in one ``BEGIN IMMEDIATE``
-transaction. ``flush()`` blocks until everything queued before it is committed; the recorder
-calls it at step end and execution end, and the store calls it at exit and on SIGTERM, so a
-``kill -9`` loses at most the spans and logs of an unfinished step.
+transaction. ``flush()`` blocks until everything queued before it is committed; the store calls
+it at exit and on SIGTERM, so a ``kill -9`` loses at most the spans and logs of an unfinished
+step. The recorder calls ``flush_soon()`` at execution start, step end and execution end: it
+waits for the commit only briefly, so that the application never waits on the store (another
+process holding the write lock, a slow disk). Past that bound the recording lags: the writer
+commits as soon as it can, the lag is :attr:`Writer.lag_s` (the ``store_write_lag_seconds``
+metric) and one warning says so.
 
-It owns batching and durability, not the SQL of any one record: each queued op names a handler
-in ``_store.Store``'s write table.
+A batch that cannot be written (a full disk) is dropped, not retried: the failure is logged at
+most once a minute with the count of rows lost, and the next batch tries again, so recording
+resumes by itself once the cause is gone.
+
+It owns batching, durability and reporting write failures, not the SQL of any one record nor
+the wording of SQLite's errors: each queued op names a handler in ``_store.Store``'s write
+table, which also translates errors into :class:`StoreError` messages naming the store.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from workbench.exceptions import StoreError
 
-__all__ = ["MAX_QUEUED", "Writer"]
+__all__ = ["MAX_QUEUED", "SOON_S", "Writer"]
 
 log = logging.getLogger("workbench.store")
 
@@ -35,6 +46,10 @@ _WAKE_AT = 20_000
 _IDLE_WAIT_S = 1.0
 #: Rows queued past which ``put`` waits for the writer, so memory stays bounded.
 MAX_QUEUED = 200_000
+#: How long the recorder's flushes wait for a commit before recording lags instead.
+SOON_S = 0.1
+#: The same write failure is logged at most once per this many seconds.
+_REPORT_EVERY_S = 60.0
 _FLUSH = object()
 _start_lock = threading.Lock()
 _writers: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -53,18 +68,68 @@ Op = tuple[Any, ...]
 Batch = Callable[[sqlite3.Connection, list[Op]], None]
 
 
+class _Reports:
+    """Write failures, each distinct message logged at most once per ``_REPORT_EVERY_S`` with
+    the rows lost since it was last logged: a full disk is one warning a minute, not one
+    traceback per step."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+        self._lost: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def failed(self, exc: BaseException, rows: int) -> None:
+        message = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        with self._lock:
+            lost = self._lost[message] = self._lost.get(message, 0) + rows
+            last = self._last.get(message)
+            if last is not None and now - last < _REPORT_EVERY_S:
+                return
+            self._last[message] = now
+            self._lost[message] = 0
+        level = logging.WARNING if isinstance(exc, StoreError) else logging.ERROR
+        log.log(level, "workbench could not write %d recorded rows: %s", lost, message)
+
+    def succeeded(self, name: str) -> None:
+        if not self._last:  # the usual case: nothing failed, nothing to say
+            return
+        with self._lock:
+            lost = sum(self._lost.values())
+            self._last.clear()
+            self._lost.clear()
+        log.info(
+            "workbench is writing recordings to %s again%s",
+            name,
+            f" ({lost} more rows were lost meanwhile)" if lost else "",
+        )
+
+
 class Writer:
     """Drains queued ops into ``write_batch`` on a daemon thread."""
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection], write_batch: Batch) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        write_batch: Batch,
+        *,
+        name: str = "the store",
+    ) -> None:
         self._connect = connect
         self._write_batch = write_batch
+        self._name = name
         self._queue: collections.deque[Op] = collections.deque()
         self._wake = threading.Event()
         self._error: BaseException | None = None
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
         self._pid = 0
+        self._reports = _Reports()
+        #: The marker of the first ``flush_soon`` that timed out, while it is not committed.
+        self._lag_marker: threading.Event | None = None
+        self._lag_since = 0.0
+        self._lag_warned_at = -_REPORT_EVERY_S
 
     def put(self, op: Op) -> None:
         if self._thread is None:
@@ -77,10 +142,10 @@ class Writer:
             if not self._wake.is_set():
                 self._wake.set()
             if queued >= MAX_QUEUED and threading.current_thread() is not self._thread:
-                try:
-                    self.flush()  # push back on a producer that outruns the disk
-                except StoreError:
-                    log.exception("workbench could not write recordings while catching up")
+                # Push back on a producer that outruns the disk; a write failure is the
+                # writer thread's to report (once a minute), not this producer's.
+                with contextlib.suppress(StoreError):
+                    self.flush()
 
     @property
     def enqueue(self) -> Callable[[Op], None]:
@@ -93,23 +158,72 @@ class Writer:
         """
         return self._queue.append
 
-    def flush(self, timeout: float | None = 30.0) -> None:
-        """Block until every op queued before this call is committed."""
+    def flush(self, timeout: float | None = 30.0) -> bool:
+        """Block until every op queued before this call is committed, or ``timeout`` passes
+        (then ``False``). Raises the :class:`StoreError` of a batch that could not be written."""
+        marker = self._mark()
+        if marker is None:
+            return True
+        if not marker.wait(timeout):
+            return False
+        self._raise_pending()
+        return True
+
+    def flush_soon(self, wait_s: float = SOON_S) -> bool:
+        """The recorder's flush: wait at most ``wait_s`` for the commit, then carry on.
+
+        ``False`` when the commit did not come in time: the writer commits as soon as the store
+        lets it, and until then :attr:`lag_s` grows and later calls do not wait at all (one
+        slow store must not slow every step). Write failures are not raised: the writer has
+        logged them.
+        """
+        lagging = self._lag_marker
+        if lagging is not None and not lagging.is_set():
+            return False
+        requested = time.monotonic()
+        try:
+            marker = self._mark()
+        except StoreError:  # written inline (no writer thread here), and failed: reported
+            return False
+        if marker is None or marker.wait(wait_s):
+            self._error = None  # reported by the writer thread already
+            return True
+        if self._lag_marker is None or self._lag_marker.is_set():
+            self._lag_since = requested
+            self._lag_marker = marker
+            if requested - self._lag_warned_at >= _REPORT_EVERY_S:
+                self._lag_warned_at = requested
+                log.warning(
+                    "workbench waited %.2fs for %s to commit and carries on without it: another "
+                    "process may hold its write lock, or its disk is slow. The recording is "
+                    "written as soon as the store lets it; until then it is lost to a kill -9, "
+                    "and the lag is the store_write_lag_seconds metric",
+                    wait_s,
+                    self._name,
+                )
+        return False
+
+    @property
+    def lag_s(self) -> float:
+        """Seconds the oldest recording a ``flush_soon`` gave up on has waited; 0 when none."""
+        lagging = self._lag_marker
+        if lagging is None or lagging.is_set():
+            return 0.0
+        return max(0.0, time.monotonic() - self._lag_since)
+
+    def _mark(self) -> threading.Event | None:
+        """Queue a marker the writer sets once everything queued before it is committed;
+        ``None`` when there is no writer thread here and the queue was written inline."""
         if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
             if self._queue:
                 self._drain_inline()
-            return
+            return None
         # A marker in the queue, set once the batch holding it is committed: exact under any
         # number of threads, with no shared counter to race on.
         marker = threading.Event()
         self._queue.append((_FLUSH, marker))
         self._wake.set()
-        if not marker.wait(timeout):
-            raise StoreError(
-                f"the store writer did not commit within {timeout}s; another process may hold "
-                f"a long write lock on the store"
-            )
-        self._raise_pending()
+        return marker
 
     def close(self) -> None:
         try:
@@ -123,7 +237,9 @@ class Writer:
     def _raise_pending(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
-            raise StoreError(f"writing to the store failed: {error}") from error
+            if isinstance(error, StoreError):
+                raise error
+            raise StoreError(f"writing to {self._name} failed: {error}") from error
 
     # -- the thread ------------------------------------------------------------------------
 
@@ -144,20 +260,23 @@ class Writer:
         Rows the parent had queued but not written are the parent's to write, not the child's.
         """
         self._thread = None
+        self._conn = None  # the parent's connection: not to be used, nor closed, here
+        self._lag_marker = None
         self._queue.clear()
 
     def _run(self) -> None:
-        conn = self._connect()
         try:
             while True:
                 self._wake.wait(_IDLE_WAIT_S)
                 self._wake.clear()
                 if self._queue:
-                    self._write_some(conn)
+                    self._write_some()
                 elif self._closed:
                     return
         finally:
-            conn.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
 
     def _take(self) -> list[Op]:
         batch: list[Op] = []
@@ -168,21 +287,41 @@ class Writer:
         except IndexError:
             return batch
 
-    def _write_some(self, conn: sqlite3.Connection) -> None:
+    def _write_some(self, conn: sqlite3.Connection | None = None) -> None:
+        """Write what is queued, on ``conn`` or on the thread's own connection (opened here,
+        so that a store opened on a full disk starts writing once there is space)."""
         taken = self._take()
         markers = [op[1] for op in taken if op[0] is _FLUSH]
         batch = [op for op in taken if op[0] is not _FLUSH] if markers else taken
-        try:
-            if batch:
+        if batch:
+            try:
+                if conn is None:
+                    if self._conn is None:
+                        self._conn = self._connect()
+                    conn = self._conn
                 self._write_batch(conn, batch)
-        except BaseException as exc:  # keep the thread alive; report to the next flush
-            log.error("workbench could not write %d recorded rows: %s", len(batch), exc)
-            self._error = exc
+            except BaseException as exc:  # keep the thread alive; report to the next flush
+                self._reports.failed(exc, len(batch))
+                self._error = exc
+            else:
+                self._reports.succeeded(self._name)
         for marker in markers:
             marker.set()
+        lagging = self._lag_marker
+        if lagging is not None and lagging.is_set():
+            self._lag_marker = None
+            log.info(
+                "workbench caught up with %s after %.1fs",
+                self._name,
+                time.monotonic() - self._lag_since,
+            )
 
     def _drain_inline(self) -> None:
-        conn = self._connect()
+        try:
+            conn = self._connect()
+        except StoreError as exc:
+            self._reports.failed(exc, len(self._take()))
+            raise
         try:
             self._write_some(conn)
         finally:
