@@ -8,7 +8,7 @@ step. The recorder calls ``flush_soon()`` at execution start, step end and execu
 waits for the commit only briefly, so that the application never waits on the store (another
 process holding the write lock, a slow disk). Past that bound the recording lags: the writer
 commits as soon as it can, the lag is :attr:`Writer.lag_s` (the ``store_write_lag_seconds``
-metric) and one warning says so.
+metric) and, once it passes a second, one warning says so.
 
 A batch that cannot be written (a full disk) is dropped, not retried: the failure is logged at
 most once a minute with the count of rows lost, and the next batch tries again, so recording
@@ -48,7 +48,9 @@ _IDLE_WAIT_S = 1.0
 MAX_QUEUED = 200_000
 #: How long the recorder's flushes wait for a commit before recording lags instead.
 SOON_S = 0.1
-#: The same write failure is logged at most once per this many seconds.
+#: A lag this long is warned about (shorter ones, a slow checkpoint, only show in the metric).
+_WARN_LAG_S = 1.0
+#: The same write failure, or a lag, is logged at most once per this many seconds.
 _REPORT_EVERY_S = 60.0
 _FLUSH = object()
 _start_lock = threading.Lock()
@@ -129,6 +131,7 @@ class Writer:
         #: The marker of the first ``flush_soon`` that timed out, while it is not committed.
         self._lag_marker: threading.Event | None = None
         self._lag_since = 0.0
+        self._lag_warned: threading.Event | None = None  # the lag marker warned about
         self._lag_warned_at = -_REPORT_EVERY_S
 
     def put(self, op: Op) -> None:
@@ -179,6 +182,7 @@ class Writer:
         """
         lagging = self._lag_marker
         if lagging is not None and not lagging.is_set():
+            self._warn_of_lag(lagging)
             return False
         requested = time.monotonic()
         try:
@@ -191,17 +195,27 @@ class Writer:
         if self._lag_marker is None or self._lag_marker.is_set():
             self._lag_since = requested
             self._lag_marker = marker
-            if requested - self._lag_warned_at >= _REPORT_EVERY_S:
-                self._lag_warned_at = requested
-                log.warning(
-                    "workbench waited %.2fs for %s to commit and carries on without it: another "
-                    "process may hold its write lock, or its disk is slow. The recording is "
-                    "written as soon as the store lets it; until then it is lost to a kill -9, "
-                    "and the lag is the store_write_lag_seconds metric",
-                    wait_s,
-                    self._name,
-                )
         return False
+
+    def _warn_of_lag(self, lagging: threading.Event) -> None:
+        """One warning per lag of ``_WARN_LAG_S`` or more, at most one a minute."""
+        now = time.monotonic()
+        if (
+            self._lag_warned is lagging
+            or now - self._lag_since < _WARN_LAG_S
+            or now - self._lag_warned_at < _REPORT_EVERY_S
+        ):
+            return
+        self._lag_warned = lagging
+        self._lag_warned_at = now
+        log.warning(
+            "workbench has waited %.1fs for %s to commit, and the application carries on "
+            "without waiting: another process may hold its write lock, or its disk is slow. "
+            "The recording is written as soon as the store lets it (until then a kill -9 "
+            "loses it); the lag is the store_write_lag_seconds metric",
+            now - self._lag_since,
+            self._name,
+        )
 
     @property
     def lag_s(self) -> float:
@@ -310,11 +324,12 @@ class Writer:
         lagging = self._lag_marker
         if lagging is not None and lagging.is_set():
             self._lag_marker = None
-            log.info(
-                "workbench caught up with %s after %.1fs",
-                self._name,
-                time.monotonic() - self._lag_since,
-            )
+            if self._lag_warned is lagging:  # the warning's sequel; short lags pass unsaid
+                log.info(
+                    "workbench caught up with %s after %.1fs",
+                    self._name,
+                    time.monotonic() - self._lag_since,
+                )
 
     def _drain_inline(self) -> None:
         try:
