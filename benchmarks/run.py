@@ -16,6 +16,8 @@ benchmark runs in this one process, one after the other, and returns its rows; s
 * ``bench_profiling`` - what an armed or firing profiler costs a workload; trigger to first sample.
 * ``bench_metrics`` - a metric update against raw prometheus_client; the budget check on a
   store of 1,000,000 model calls.
+* ``bench_store_faults`` - step latency while another process holds the store's write lock,
+  against an unlocked store; the cost of an execution durable at ``record()`` entry.
 
 The exit status is 0 even when a target is missed: the table says which, in ``met?``.
 """
@@ -36,6 +38,7 @@ import bench_profiling
 import bench_replay
 import bench_sampling
 import bench_spans
+import bench_store_faults
 from _common import Row, print_rows
 
 __all__ = ["BENCHMARKS", "main"]
@@ -51,6 +54,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("sampling", bench_sampling.main),
     ("profiling", bench_profiling.main),
     ("metrics", bench_metrics.main),
+    ("store_faults", bench_store_faults.main),
 )
 
 
