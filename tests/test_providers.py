@@ -643,7 +643,7 @@ def test_analyse_never_raises(
             "POST",
             "https://res.openai.azure.com/openai/deployments/gpt4/chat/completions?api-version=1",
             None,
-            ("openai", "chat"),
+            ("azure.ai.openai", "chat"),
         ),
         ("POST", "https://gw.example.com/openai/v1/chat/completions/", None, ("openai", "chat")),
         ("POST", "http://127.0.0.1:8000/v1/messages", None, ("anthropic", "chat")),

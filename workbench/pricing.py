@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from workbench._hosts import pricing_of
 from workbench.exceptions import ConfigError
 
 if TYPE_CHECKING:
@@ -289,7 +290,12 @@ class PriceBook:
                 ),
                 None,
             )
-        return _from_genai_prices(provider, model)
+        known = pricing_of(provider)
+        if known is None:
+            return _from_genai_prices(model, provider_id=provider)
+        if known.unpriced is not None:
+            return None, known.unpriced
+        return _from_genai_prices(model, api_url=known.price_url, provider_name=provider)
 
     def _override(self, provider: str, model: str) -> PriceOverride | None:
         provider, model = provider.lower(), model.lower()
@@ -305,14 +311,26 @@ def _per_token(cost_per_1k: float | None) -> float | None:
     return None if cost_per_1k is None else cost_per_1k / 1000
 
 
-def _from_genai_prices(provider: str, model: str) -> tuple[_Resolved, str | None]:
+def _from_genai_prices(
+    model: str,
+    *,
+    provider_id: str | None = None,
+    api_url: str | None = None,
+    provider_name: str | None = None,
+) -> tuple[_Resolved, str | None]:
+    """The price genai-prices gives ``model`` of the provider it finds by id or API URL (by
+    the model name alone when neither is given: a LiteLLM proxy serves anyone's models)."""
     from genai_prices import data_snapshot, types
 
     try:
         found_provider, found_model = data_snapshot.get_snapshot().find_provider_model(
-            model, None, provider, None
+            model, None, provider_id, api_url
         )
     except (LookupError, ValueError):  # ValueError: data it cannot match the name against
+        if api_url is not None:
+            return None, f"genai-prices has no such model for {provider_name} ({api_url})"
+        if provider_id is None:
+            return None, "genai-prices knows no provider of a model by that name"
         return None, "genai-prices does not know it"
     now = datetime.now(tz=UTC)
     if not isinstance(found_model.prices, types.ModelPrice) and any(

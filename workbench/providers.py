@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from workbench._hosts import host_of
 from workbench._json import MAX_DEPTH, too_deep
 
 __all__ = [
@@ -173,7 +174,10 @@ def identify(method: str, url: str, request_body: _JSON) -> tuple[str, str]:
     ``/responses``                        ``openai``      ``responses``
     ====================================  ==============  ==================
 
-    [1] ``anthropic`` on ``api.anthropic.com`` (its OpenAI-compatible endpoint).
+    [1] Or the provider whose host it is (``workbench._hosts``): ``anthropic`` on
+    ``api.anthropic.com`` (its OpenAI-compatible endpoint), ``groq`` on ``api.groq.com``,
+    ``gcp.gemini`` on Gemini's OpenAI-compatible API, ``azure.ai.openai`` on Azure OpenAI,
+    ``ollama`` on port 11434, ...; ``openai`` on any host the table does not know.
     [2] Or ``/messages`` on ``api.anthropic.com``, or anywhere when the body is a messages
     request (has ``model``, ``messages`` and ``max_tokens``) and the path is not an OpenAI
     Assistants thread. Every other call is ``("http", method.lower())``.
@@ -184,21 +188,30 @@ def identify(method: str, url: str, request_body: _JSON) -> tuple[str, str]:
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
     path = parts.path.rstrip("/")
-    if path.endswith("/chat/completions"):
-        return ("anthropic" if host == "api.anthropic.com" else "openai"), "chat"
     if path.endswith("/messages") and (
         path.endswith("/v1/messages")
         or host == "api.anthropic.com"
         or (_looks_like_messages_request(request_body) and "/threads/" not in path)
     ):
         return "anthropic", "chat"
-    if path.endswith("/completions"):
-        return "openai", "text_completion"
-    if path.endswith("/embeddings"):
-        return "openai", "embeddings"
-    if path.endswith("/responses"):
-        return "openai", "responses"
+    for suffix, operation in _OPENAI_PATHS:
+        if path.endswith(suffix):
+            try:
+                port = parts.port
+            except ValueError:  # a port out of range: no provider runs there
+                port = None
+            known = host_of(host, port)
+            return (known.provider if known is not None else "openai"), operation
     return "http", verb
+
+
+# OpenAI's API paths, which every OpenAI-compatible server copies; the host says whose it is.
+_OPENAI_PATHS = (
+    ("/chat/completions", "chat"),
+    ("/completions", "text_completion"),
+    ("/embeddings", "embeddings"),
+    ("/responses", "responses"),
+)
 
 
 def _looks_like_messages_request(body: _JSON) -> bool:
@@ -216,7 +229,7 @@ def _looks_like_messages_request(body: _JSON) -> bool:
 class CallFacts:
     """What one call was and what it produced, read from its request and response bodies."""
 
-    provider: str  #: ``gen_ai.provider.name``: "openai", "anthropic" or "http"
+    provider: str  #: ``gen_ai.provider.name``: "openai", "anthropic", "groq", ... or "http"
     operation: str  #: ``gen_ai.operation.name``, or the lower-case HTTP method for plain HTTP
     model: str | None  #: the response's model if it names one, else the request's
     input_tokens: int | None  #: including cache reads and writes (OTel GenAI semantics)
