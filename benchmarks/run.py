@@ -18,6 +18,8 @@ benchmark runs in this one process, one after the other, and returns its rows; s
   store of 1,000,000 model calls.
 * ``bench_store_faults`` - step latency while another process holds the store's write lock,
   against an unlocked store; the cost of an execution durable at ``record()`` entry.
+* ``bench_pricing`` - pricing lookup per call for each provider family, against
+  ``genai_prices.calc_price(..., provider_api_url=...)``.
 
 The exit status is 0 even when a target is missed: the table says which, in ``met?``.
 """
@@ -34,6 +36,7 @@ import bench_diff
 import bench_diff_concurrent
 import bench_ingest
 import bench_metrics
+import bench_pricing
 import bench_profiling
 import bench_replay
 import bench_sampling
@@ -55,6 +58,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("profiling", bench_profiling.main),
     ("metrics", bench_metrics.main),
     ("store_faults", bench_store_faults.main),
+    ("pricing", bench_pricing.main),
 )
 
 
