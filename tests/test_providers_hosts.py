@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 
 import workbench
 from workbench.pricing import PriceBook
-from workbench.providers import identify
+from workbench.providers import analyse, identify
 from workbench.store import Store
 from workbench.testing import ModelServer
 
@@ -141,3 +142,47 @@ def test_a_groq_call_through_the_openai_sdk_is_tagged_and_priced(
         provider_api_url="https://api.groq.com",
     ).total_price
     assert call.cost_usd == pytest.approx(float(expected))
+
+
+def test_an_azure_stream_is_named_by_its_deployments_model() -> None:
+    """Azure's opening content-filter chunk (model "") does not hide the underlying model."""
+    chunks = [
+        {
+            "choices": [],
+            "created": 0,
+            "id": "",
+            "model": "",
+            "object": "",
+            "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": {}}],
+        },
+        {
+            "choices": [{"delta": {"role": "assistant", "content": "Hi"}, "index": 0}],
+            "created": 1741570283,
+            "id": "chatcmpl-AZ1",
+            "model": "gpt-4o-2024-08-06",
+            "object": "chat.completion.chunk",
+        },
+        {
+            "choices": [{"delta": {}, "finish_reason": "stop", "index": 0}],
+            "created": 1741570283,
+            "id": "chatcmpl-AZ1",
+            "model": "gpt-4o-2024-08-06",
+            "object": "chat.completion.chunk",
+            "usage": {"prompt_tokens": 9, "completion_tokens": 1, "total_tokens": 10},
+        },
+    ]
+    body = "".join(f"data: {json.dumps(chunk)}\n\n" for chunk in chunks) + "data: [DONE]\n\n"
+    url = "https://myco.openai.azure.com/openai/deployments/prod-4o/chat/completions"
+    provider, operation = identify("POST", url, None)
+    request = {"messages": [{"role": "user", "content": "Hi"}], "stream": True}
+    facts = analyse(provider, operation, request, 200, "text/event-stream", body.encode())
+    assert (facts.provider, facts.model, facts.text) == (
+        "azure.ai.openai",
+        "gpt-4o-2024-08-06",
+        "Hi",
+    )
+    assert facts.response["id"] == "chatcmpl-AZ1"
+    cost = PriceBook().cost_usd(
+        facts.provider, facts.model, input_tokens=facts.input_tokens, output_tokens=1
+    )
+    assert cost is not None

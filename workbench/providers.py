@@ -601,7 +601,9 @@ def _read_openai_stream(events: list[SSEEvent], errors: list[str], *, chat: bool
             errors.append(f"error event: {_error_text(chunk)}")
             continue
         for name in ("id", "created", "model", "system_fingerprint", "service_tier"):
-            if name not in top and chunk.get(name) is not None:
+            # Azure OpenAI opens a stream with a content-filter chunk whose model and id are
+            # "" and created is 0: the first chunk with a real value names the call.
+            if name not in top and chunk.get(name) not in (None, "", 0):
                 top[name] = chunk[name]
         if chunk.get("usage") is not None:
             usage = chunk["usage"]
