@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +84,33 @@ def test_every_error_derives_from_workbench_error() -> None:
             exceptions.WorkbenchWarning if issubclass(kind, Warning) else exceptions.WorkbenchError
         )
         assert issubclass(kind, root), name
+
+
+def test_import_workbench_loads_no_heavy_dependency() -> None:
+    """`import workbench` imports none of deepdiff, the model SDKs, sqlite-utils, jinja2 or pydantic
+    (each public name loads its subsystem on first use)."""
+    heavy = ["deepdiff", "openai", "anthropic", "sqlite_utils", "jinja2", "pydantic", "rich"]
+    code = (
+        "import sys, workbench\n"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+        "workbench.record, workbench.Execution\n"
+        "print('deepdiff' in sys.modules, 'openai' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env()
+    ).stdout.split("\n")
+    assert out[0] == "[]"
+    assert out[1] == "False False"  # recording's names do not bring in the diff engine or an SDK
+
+
+def test_a_name_the_package_lacks_is_an_attribute_error() -> None:
+    """A misspelt name is the usual AttributeError naming it, so hasattr() and getattr() work."""
+    with pytest.raises(AttributeError, match="'recrod'"):
+        workbench.recrod  # noqa: B018
+    assert set(workbench.__all__) <= set(dir(workbench))
+
+
+def _env() -> dict[str, str]:
+    """This checkout first on the path, as in the test run itself."""
+    root = str(Path(workbench.__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}

@@ -386,8 +386,15 @@ def demo(topic: str | None, db: Path | None) -> None:
     answers), runs examples/research_assistant.py through the real openai and anthropic SDKs,
     records it into the store, and prints the execution id. Needs no API key and no network.
     """
-    import anthropic
-    import openai
+    try:
+        import anthropic
+        import openai
+    except ImportError as exc:
+        raise WorkbenchError(
+            f"workbench demo runs the real openai and anthropic SDKs, and {exc.name} is not "
+            f"installed (the base install leaves them out); install them with `pip install "
+            f"'pipeline-workbench[demo]'`"
+        ) from exc
 
     from workbench.testmodel import ModelServer
 

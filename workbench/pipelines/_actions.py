@@ -296,7 +296,7 @@ async def _openai_chat(
     api_key: str | None,
     extra: dict[str, Any],
 ) -> str:
-    import openai
+    openai = _sdk("openai")
 
     messages = [{"role": "system", "content": system}, *chat] if system is not None else chat
     arguments: dict[str, Any] = {"model": model, "messages": messages, **extra}
@@ -331,7 +331,7 @@ async def _anthropic_chat(
     api_key: str | None,
     extra: dict[str, Any],
 ) -> str:
-    import anthropic
+    anthropic = _sdk("anthropic")
 
     arguments: dict[str, Any] = {
         "model": model,
@@ -414,3 +414,16 @@ async def python(*, function: str, arguments: dict[str, Any] | None = None) -> A
 _register("llm", llm, builtin=True)
 _register("http", http, builtin=True)
 _register("python", python, builtin=True)
+
+
+def _sdk(name: str) -> Any:
+    """The model SDK the ``llm`` action calls; it comes with the ``demo`` extra, not the base
+    install (recording needs no SDK)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        raise PipelineError(
+            f"the llm action with provider {name!r} needs the {name} SDK, which the base install "
+            f"leaves out; install it with `pip install 'pipeline-workbench[demo]'` (or `pip "
+            f"install {name}`)"
+        ) from exc

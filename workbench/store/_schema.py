@@ -9,8 +9,6 @@ from __future__ import annotations
 import sqlite3
 import time
 
-import sqlite_utils
-
 from workbench.exceptions import NotAStoreError, SchemaVersionError
 
 __all__ = ["SCHEMA_VERSION", "ensure_schema", "not_a_store", "rollback"]
@@ -304,6 +302,8 @@ def _check_version(conn: sqlite3.Connection, path: str) -> None:
 
 
 def _create(conn: sqlite3.Connection) -> None:
+    import sqlite_utils  # only a new store's tables need it: 40 ms kept out of import time
+
     db = sqlite_utils.Database(conn)
     # One transaction, so two processes creating the same new store cannot interleave.
     conn.execute("BEGIN IMMEDIATE")
