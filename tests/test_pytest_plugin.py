@@ -714,3 +714,58 @@ def test_test_run_works_without_pytest(store: Store, model_server: ModelServer) 
     (check,) = run.check_budget(Budget(max_tokens=1))
     assert check.exceeded and check.measured == summary.tokens.total
     assert "max_tokens: this test's model calls used" in check.message
+
+
+def test_one_entry_point_turns_every_marker_off(pytester: pytest.Pytester) -> None:
+    """`-p no:workbench` removes the profiling markers too: they belong to the one plugin."""
+    on = pytester.runpytest("--markers").stdout.str()
+    assert "max_memory(limit)" in on and "max_cost(usd)" in on and "profile(cpu=True" in on
+    off = pytester.runpytest("-p", "no:workbench", "--markers").stdout.str()
+    assert "max_memory" not in off and "max_cost" not in off and "profile(cpu" not in off
+
+
+def test_a_session_that_uses_no_workbench_feature_imports_only_the_plugin(
+    pytester: pytest.Pytester,
+) -> None:
+    """Collecting a project that uses no fixture, marker or option loads the plugin's two wiring
+    modules and no other part of workbench (nor its dependencies)."""
+    pytester.makeconftest(
+        """
+        import sys
+
+        def pytest_collection_finish(session):
+            loaded = sorted(m for m in sys.modules if m.split(".")[0] in
+                            ("workbench", "pydantic", "deepdiff", "openai", "sqlite_utils"))
+            print("LOADED", loaded)
+        """
+    )
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("--co", "-q", "-s", "-p", "no:cacheprovider")
+    loaded = [line for line in result.stdout.lines if line.startswith("LOADED")]
+    assert loaded == [
+        "LOADED ['workbench', 'workbench._pytest_profiling', 'workbench.pytest_plugin']"
+    ]
+
+
+def test_xdist_workers_summaries_are_merged_and_printed_once(project: pytest.Pytester) -> None:
+    """Under pytest-xdist the controller prints one summary adding up every worker's tests,
+    including a near-budget test that ran on a worker."""
+    pytest.importorskip("xdist")
+    project.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.parametrize("n", range(4))
+        def test_calls(ask, workbench_run, n):
+            ask(f"question {n}")
+
+        @pytest.mark.max_tokens(10_000_000)
+        def test_budget(ask):
+            ask("within budget")
+        """
+    )
+    result = run(project, "-n", "2")
+    result.assert_outcomes(passed=5)
+    output = result.stdout.str()
+    assert output.count("- workbench -") == 1
+    result.stdout.fnmatch_lines(["*- workbench -*", "5 tests, 5 model calls, * tokens *"])

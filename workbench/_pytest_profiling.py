@@ -1,4 +1,4 @@
-"""pytest markers for profiling, registered by the ``workbench_profiling`` pytest11 entry point.
+"""pytest markers for profiling, loaded by the ``workbench`` plugin (``pytest_plugins``).
 
 ``@pytest.mark.profile(cpu=True, memory=True)`` profiles every execution the test records (from
 its first line, until it ends) and lists the profiles in the test's report and its

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 
 __all__ = ["MARKERS"]
 
+# The one ``pytest11`` entry point: the profiling markers and the xdist merge of the summary ride
+# on it, so ``-p no:workbench`` turns every part of the plugin off.
+pytest_plugins = ["workbench._pytest_profiling", "workbench._pytest_summary"]
+
 #: The markers this plugin declares, with the help ``pytest --markers`` shows.
 MARKERS: dict[str, str] = {
     "max_cost": "max_cost(usd): fail the test if its model calls cost more than usd US dollars "
@@ -339,9 +343,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from workbench._pytest_summary import is_xdist_worker
+
     session = config.stash.get(_SESSION, None)
-    if session is None or session.report is None:
-        return
+    if session is None or session.report is None or is_xdist_worker(config):
+        return  # a worker's tests are summed up by the controller (workbench._pytest_summary)
     lines = session.report.lines()
     if lines:
         terminalreporter.write_sep("-", "workbench")
@@ -383,6 +389,10 @@ def _fail_setup(exc: BaseException) -> NoReturn:
 
 def _file_sets_budgets() -> bool:
     """workbench.yaml (as the session starts) gives every test a budget."""
+    # The common case, no file, costs a stat rather than the configuration models' import
+    # (workbench.config looks in the same two places: WORKBENCH_CONFIG, then ./workbench.yaml).
+    if not os.environ.get("WORKBENCH_CONFIG") and not os.path.isfile("workbench.yaml"):
+        return False
     from workbench.config import load_config
     from workbench.exceptions import ConfigError
 

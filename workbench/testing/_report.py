@@ -9,7 +9,8 @@ budget marker's limit.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from workbench.testing._budgets import NEAR, BudgetCheck, seconds, usd
 from workbench.testing._summary import RunSummary, Tokens
@@ -46,6 +47,18 @@ class TestReport:
             summary.recorded_total,
             tuple(checks),
         )
+
+    def to_wire(self) -> dict[str, Any]:
+        """Plain data (builtins only) that :meth:`from_wire` reads back: what a pytest-xdist
+        worker sends its controller."""
+        return asdict(self)
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> TestReport:
+        fields = dict(data)
+        fields["tokens"] = Tokens(**fields["tokens"])
+        fields["checks"] = tuple(BudgetCheck(**check) for check in fields["checks"])
+        return cls(**fields)
 
 
 class SessionReport:
