@@ -20,6 +20,8 @@ benchmark runs in this one process, one after the other, and returns its rows; s
   against an unlocked store; the cost of an execution durable at ``record()`` entry.
 * ``bench_pricing`` - pricing lookup per call for each provider family, against
   ``genai_prices.calc_price(..., provider_api_url=...)``.
+* ``bench_install`` - what the pytest plugin adds to an empty session, ``import workbench``,
+  against pytest-recording and ``import vcr``; the base install's packages and MB (not --quick).
 
 The exit status is 0 even when a target is missed: the table says which, in ``met?``.
 """
@@ -35,6 +37,7 @@ import bench_capture
 import bench_diff
 import bench_diff_concurrent
 import bench_ingest
+import bench_install
 import bench_metrics
 import bench_pricing
 import bench_profiling
@@ -59,6 +62,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("metrics", bench_metrics.main),
     ("store_faults", bench_store_faults.main),
     ("pricing", bench_pricing.main),
+    ("install", bench_install.main),
 )
 
 
