@@ -45,7 +45,7 @@ def test_unknown_key_in_a_section_lists_that_sections_keys(tmp_path: Path) -> No
     (tmp_path / "workbench.yaml").write_text("capture:\n  sensitive: [x]\n")
     with pytest.raises(
         ConfigError,
-        match=r"'capture.sensitive'.*allowed keys here: enabled, "
+        match=r"'capture.sensitive'.*allowed keys here: allowlist, enabled, "
         r"sensitive_fields, volatile_fields",
     ):
         load_config()

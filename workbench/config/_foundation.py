@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pydantic import (
     Field,
     field_validator,
@@ -16,6 +18,31 @@ class StoreConfig(_Section):
     path: str | None = None
 
 
+class AllowlistConfig(_Section):
+    """``capture.allowlist``: what the built-in secret rules would redact that is no secret here.
+
+    ``fields``: names (any case, ``-`` = ``_``) whose values the rules keep; ``values``: regular
+    expressions, a value matching one in full is kept wherever it appears (a test key, a public
+    identifier shaped like a key). Names in ``sensitive_fields`` are redacted all the same.
+    """
+
+    fields: list[str] = Field(default_factory=list)
+    values: list[str] = Field(default_factory=list)
+
+    @field_validator("values")
+    @classmethod
+    def _patterns(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"capture.allowlist.values entry {pattern!r} is not a regular expression "
+                    f"({exc}); write one that matches the whole value, e.g. 'sk-test-[a-z0-9]+'"
+                ) from exc
+        return patterns
+
+
 class CaptureConfig(_Section):
     """What model-call capture keeps out of the replay key and out of the store."""
 
@@ -24,6 +51,8 @@ class CaptureConfig(_Section):
     volatile_fields: list[str] = Field(default_factory=list)
     #: Field names whose values are replaced by ``[REDACTED]`` everywhere before writing.
     sensitive_fields: list[str] = Field(default_factory=list)
+    #: False positives of the built-in secret rules, kept as they are.
+    allowlist: AllowlistConfig = Field(default_factory=AllowlistConfig)
 
     @field_validator("volatile_fields")
     @classmethod
