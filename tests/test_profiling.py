@@ -847,3 +847,52 @@ def test_pytest_markers_profile_and_limit_memory(tmp_path: Path) -> None:
     assert "workbench profiles" in out and " cpu of exec_" in out
     assert "test_too_hungry" in out and "over its max_memory of 4.0 MiB" in out
     assert "hoard (" in out and "test_marked.py" in out
+
+
+_LIMITED_TESTS = """
+import pytest
+
+def hoard(megabytes):
+    return [bytearray(1024 * 1024) for _ in range(megabytes)]
+
+@pytest.mark.{marker}("4 MB")
+def test_too_hungry():
+    kept = hoard(12)
+    assert kept
+
+@pytest.mark.{marker}("1 GB")
+def test_modest():
+    kept = hoard(2)
+    assert kept
+"""
+
+
+def _run_limited(tmp_path: Path, marker: str, *args: str) -> str:
+    (tmp_path / "test_limited.py").write_text(textwrap.dedent(_LIMITED_TESTS.format(marker=marker)))
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--strict-markers", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    return done.stdout + done.stderr
+
+
+def test_limit_memory_spelling_and_frames_of_the_tests_own_code(tmp_path: Path) -> None:
+    """Without pytest-memray, its limit_memory spelling works as max_memory, and the failure
+    lists the test's own frames, none of pytest's or pluggy's."""
+    out = _run_limited(tmp_path, "limit_memory", "-p", "no:memray")
+    assert "1 failed, 1 passed" in out, out
+    assert "over its max_memory of 4.0 MiB" in out and "hoard (" in out
+    assert "pluggy" not in out and "_pytest" not in out
+
+
+def test_max_memory_under_pytest_memray_is_its_limit_memory(tmp_path: Path) -> None:
+    """With pytest-memray's --memray, max_memory hands its limit to pytest-memray's tracker (one
+    tracker per process): the test over it fails with pytest-memray's report, no raw error."""
+    pytest.importorskip("pytest_memray")
+    out = _run_limited(tmp_path, "max_memory", "--memray")
+    assert "1 failed, 1 passed" in out, out
+    assert "Test was limited to 4.0MiB" in out
+    assert "Tracker" not in out  # memray's "only one Tracker instance" error

@@ -3,7 +3,11 @@
 ``@pytest.mark.profile(cpu=True, memory=True)`` profiles every execution the test records (from
 its first line, until it ends) and lists the profiles in the test's report and its
 ``user_properties``; ``@pytest.mark.max_memory("200 MB")`` tracks the test's heap with memray
-and fails it, with the top allocating stacks, when the peak passes the limit. This module only
+and fails it, with the top allocating stacks of the test's own code, when the peak passes the
+limit; pytest-memray's spelling, ``@pytest.mark.limit_memory("200 MB")``, works the same when
+pytest-memray is not installed. When pytest-memray is installed and tracks the test (``--memray``,
+or its own markers) it owns memray's one tracker: ``max_memory`` becomes its ``limit_memory``, and
+``profile(memory=True)`` says to keep one of them. This module only
 wires: the work is ``profile_executions`` and ``MemoryProfile``, imported when a marked test
 runs, so unmarked tests pay nothing.
 """
@@ -21,6 +25,11 @@ import pytest
 __all__ = ["pytest_configure", "pytest_runtest_call"]
 
 
+#: Frames of the machinery between pytest and the test (pytest, pluggy, this plugin, memray's
+#: start-up thread): left out of a max_memory failure, which shows the test's own code.
+_MACHINERY = ("/_pytest/", "/pluggy/", "/workbench/_pytest_profiling.py", "/threading.py")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
@@ -32,15 +41,41 @@ def pytest_configure(config: pytest.Config) -> None:
         "max_memory(limit): fail the test when the peak of the heap it allocates (tracked by "
         "memray) exceeds limit, e.g. '200 MB'; the failure shows the top allocating stacks",
     )
+    if not config.pluginmanager.hasplugin("memray_manager"):
+        config.addinivalue_line(
+            "markers", "limit_memory(limit): pytest-memray's spelling of max_memory(limit)"
+        )
+
+
+def _memray_tracks(item: pytest.Item) -> bool:
+    """pytest-memray tracks this test (it then holds memray's one tracker of the process)."""
+    config = item.config
+    if not config.pluginmanager.hasplugin("memray_manager"):
+        return False
+    if any(item.iter_markers("limit_memory")) or any(item.iter_markers("limit_leaks")):
+        return True
+    return bool(config.getoption("memray", False) or config.getini("memray"))
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     profile = item.get_closest_marker("profile")
     limit = item.get_closest_marker("max_memory")
+    if limit is None and not item.config.pluginmanager.hasplugin("memray_manager"):
+        limit = item.get_closest_marker("limit_memory")
     if profile is None and limit is None:
         return (yield)
     kinds = _kinds(profile) if profile is not None else []
+    if _memray_tracks(item):
+        if "memory" in kinds:
+            pytest.fail(
+                f"{item.nodeid}: profile(memory=True) needs memray's one tracker per process, "
+                f"which pytest-memray holds for this test (--memray or its markers); keep one of "
+                f"them",
+                pytrace=False,
+            )
+        # max_memory was handed to pytest-memray as limit_memory (pytest_runtest_setup)
+        return (yield from _profiled(item, profile, kinds))
     if limit is not None and "memory" in kinds:
         pytest.fail(
             f"{item.nodeid}: max_memory and profile(memory=True) both need memray's one "
@@ -50,6 +85,20 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     if limit is None:
         return (yield from _profiled(item, profile, kinds))
     return (yield from _limited(item, limit, profile, kinds))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under pytest-memray's tracking, max_memory is its limit_memory: one tracker, its report."""
+    limit = item.get_closest_marker("max_memory")
+    if limit is None or not item.config.pluginmanager.hasplugin("memray_manager"):
+        return
+    if item.get_closest_marker("limit_memory") is not None:
+        raise pytest.UsageError(
+            f"{item.nodeid}: max_memory and limit_memory both limit the heap; keep one"
+        )
+    if item.config.getoption("memray", False) or item.config.getini("memray"):
+        item.add_marker(pytest.mark.limit_memory(*limit.args, **limit.kwargs))
 
 
 def _kinds(marker: pytest.Mark) -> list[str]:
@@ -109,7 +158,7 @@ def _limited(
     if len(limit_marker.args) != 1 or limit_marker.kwargs:
         raise pytest.UsageError(
             f"{item.nodeid}: @pytest.mark.max_memory takes one limit, e.g. "
-            f"@pytest.mark.max_memory('200 MB')"
+            f"@pytest.mark.{limit_marker.name}('200 MB')"
         )
     try:
         limit = parse_size(limit_marker.args[0])
@@ -128,7 +177,9 @@ def _limited(
     if peak > limit:
         stacks = "\n".join(
             f"  {format_bytes(stack.size)} in {stack.allocations} allocation(s):\n"
-            + "\n".join(f"      {name} ({file}:{line})" for name, file, line in stack.frames[:6])
+            + "\n".join(
+                f"      {name} ({file}:{line})" for name, file, line in _own(stack.frames)[:6]
+            )
             for stack in summary.top_stacks
         )
         pytest.fail(
@@ -137,6 +188,11 @@ def _limited(
             pytrace=False,
         )
     return result
+
+
+def _own(frames: Any) -> list[tuple[str, str, int]]:
+    """A stack's frames (innermost first) without pytest's, pluggy's and this plugin's."""
+    return [frame for frame in frames if not any(part in frame[1] for part in _MACHINERY)]
 
 
 def _start_elsewhere(tracker: Any) -> None:
