@@ -725,7 +725,7 @@ def test_one_entry_point_turns_every_marker_off(pytester: pytest.Pytester) -> No
 
 
 def test_a_session_that_uses_no_workbench_feature_imports_only_the_plugin(
-    pytester: pytest.Pytester,
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Collecting a project that uses no fixture, marker or option loads the plugin's two wiring
     modules and no other part of workbench (nor its dependencies)."""
@@ -740,10 +740,15 @@ def test_a_session_that_uses_no_workbench_feature_imports_only_the_plugin(
         """
     )
     pytester.makepyfile("def test_nothing():\n    pass\n")
-    result = pytester.runpytest_subprocess("--co", "-q", "-s", "-p", "no:cacheprovider")
+    # Other installed plugins (langsmith's, for one) import pydantic themselves: load ours alone.
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    result = pytester.runpytest_subprocess(
+        "--co", "-q", "-s", "-p", "no:cacheprovider", "-p", "workbench.pytest_plugin"
+    )
     loaded = [line for line in result.stdout.lines if line.startswith("LOADED")]
     assert loaded == [
-        "LOADED ['workbench', 'workbench._pytest_profiling', 'workbench.pytest_plugin']"
+        "LOADED ['workbench', 'workbench._pytest_profiling', 'workbench._pytest_summary', "
+        "'workbench.pytest_plugin']"
     ]
 
 
