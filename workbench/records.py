@@ -93,6 +93,12 @@ class Step:
     ended_at: float | None
     duration_s: float | None
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a compact table (see :mod:`workbench._notebook`)."""
+        from workbench._notebook import step_html
+
+        return step_html(self)
+
 
 @dataclass(frozen=True, slots=True)
 class StreamChunk:
@@ -141,6 +147,12 @@ class ModelCall:
     #: Answered from a recording (a replay, a test's recorded answer), not sent: it cost
     #: nothing, and budgets and cost reports leave it out.
     replayed: bool = False
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a compact table (see :mod:`workbench._notebook`)."""
+        from workbench._notebook import model_call_html
+
+        return model_call_html(self)
 
     @property
     def body(self) -> bytes:
@@ -337,3 +349,9 @@ class Execution:
     states: list[State] = field(default_factory=list)
     logs: list[LogRecord] = field(default_factory=list)
     profiles: list[Profile] = field(default_factory=list)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: a compact table (see :mod:`workbench._notebook`)."""
+        from workbench._notebook import execution_html
+
+        return execution_html(self)

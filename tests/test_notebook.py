@@ -1,0 +1,47 @@
+"""Notebook views: Execution, ModelCall and Step render as compact HTML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import openai
+
+import workbench
+from workbench.testing import ModelServer
+
+
+def _recorded(tmp_path: Path, server: ModelServer) -> workbench.Store:
+    store = workbench.Store(tmp_path / "views.db")
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
+    with workbench.record("viewed", inputs={"essay": "x" * 500}, store=store) as run:
+        with workbench.step("ask"):
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[
+                    {"role": "system", "content": "Be brief."},
+                    {"role": "user", "content": "<b>hello</b>"},
+                ],
+            )
+        run.outputs = "done"
+    store.flush()
+    return store
+
+
+def test_execution_model_call_and_step_render_tables_bubbles_and_collapsed_values(
+    tmp_path: Path, model_server: ModelServer
+) -> None:
+    """An execution shows a table with its cost and steps, its prompt as chat bubbles (escaped),
+    and a long input collapsed in a <details>; a model call and a step render on their own."""
+    store = _recorded(tmp_path, model_server)
+    [listed] = store.list_executions()
+    execution = store.get_execution(listed.id)
+    page = execution._repr_html_()
+    assert "<table>" in page and "viewed" in page and execution.id in page
+    assert "class='bubble user'" in page and "&lt;b&gt;hello&lt;/b&gt;" in page
+    assert "<b>hello</b>" not in page
+    assert "<details><summary><code>{" in page and "characters)</summary>" in page
+    call = execution.model_calls[0]._repr_html_()
+    assert "class='bubble system'" in call and "gpt-4o-mini" in call and "cost" in call
+    step = execution.steps[0]._repr_html_()
+    assert ("<b>ask</b>" in step and "completed" in step) or "ok" in step
+    store.close()
