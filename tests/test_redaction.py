@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,8 @@ from hypothesis import strategies as st
 
 from workbench._json import decode
 from workbench.redaction import REDACTED, SENSITIVE_HEADERS, encode_redacted, sensitive_names
+from workbench.store import Store
+from workbench.testing import ModelServer
 
 NAMES = [
     "api_key",
@@ -272,3 +278,307 @@ def test_a_bad_allowlist_pattern_names_file_key_and_value(tmp_path: Path) -> Non
     (tmp_path / "workbench.yaml").write_text("capture:\n  allowlist:\n    values: ['sk-(']\n")
     with pytest.raises(ConfigError, match=r"allowlist.*sk-\("):
         load_config(tmp_path / "workbench.yaml")
+
+
+# -- every artefact: secrets planted in every channel, every output scanned -------------------
+#
+# One recorded execution plants a distinct credential in each channel a probe would use: the
+# environment, the SDK's key (echoed back by the model, plain and streamed), step parameters
+# and results, a state, span attributes, log messages and extra fields, URL queries. Each test
+# then scans one kind of artefact for every planted value.
+
+PLANTED = {
+    "api key (env, header, echoed answer)": OPENAI_KEY,
+    "AWS_SECRET_ACCESS_KEY (env)": AWS_SECRET,
+    "step parameter client_token": "tok_client_4f7a9c2e81b3",
+    "state key openai_key": "okey_state_5b8c0d3f92a4",
+    "span attribute token": "tok_span_6c9d1e4a03b5",
+    "span attribute auth": "auth_span_7d0e2f5b14c6",
+    "span attribute note (AKIA shape)": AWS_KEY_ID,
+    "log message api_key=": "tok_logpair_8e1f3a6c25d7",
+    "log message ?api_key= URL": "tok_logurl_9f2a4b7d36e8",
+    "log extra token": "tok_logextra_0a3b5c8e47f9",
+    "log message JWT": JWT,
+    "request query token": "tok_query_1b4c6d9f58a0",
+    "request query sig": "sig_query_2c5d7e0a69b1",
+    "step result ghp_ shape": GITHUB_TOKEN,
+}
+
+
+def leaks(artefact: str | bytes) -> list[str]:
+    """The planted secrets found in an artefact, by where they were planted."""
+    data = artefact.encode() if isinstance(artefact, str) else artefact
+    return [where for where, secret in PLANTED.items() if secret.encode() in data]
+
+
+class OtlpSink:
+    """An OTLP/HTTP trace endpoint on 127.0.0.1 keeping the raw protobuf bodies it is sent."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+        self.bodies: list[bytes] = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                sink.bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+                answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-protobuf")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1/traces"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclasses.dataclass
+class Planted:
+    store: Store
+    execution_ids: list[str]
+    log_file: Path
+    stdout: str
+    otlp: bytes
+
+
+def _record_planted(store: Store, server: ModelServer, pipeline: str) -> str:
+    import httpx
+    import openai
+
+    import workbench
+
+    @workbench.step("fetch")
+    def fetch(query: str, client_token: str) -> str:
+        return f"fetched {query} with {GITHUB_TOKEN}"
+
+    log = logging.getLogger("app.planted")
+    with workbench.record(pipeline, inputs={"query": "alpacas"}, store=store) as run:
+        fetch("alpacas", client_token=PLANTED["step parameter client_token"])
+        workbench.state("config", {"openai_key": PLANTED["state key openai_key"], "k": 5})
+        with workbench.span(
+            "lookup",
+            token=PLANTED["span attribute token"],
+            auth=f"Bearer {PLANTED['span attribute auth']}",
+            note=f"as {AWS_KEY_ID}",
+            max_tokens=512,
+        ):
+            log.warning(
+                "retry with api_key=%s after %s",
+                PLANTED["log message api_key="],
+                f"https://h.example/v1?api_key={PLANTED['log message ?api_key= URL']}&n=1",
+                extra={"token": PLANTED["log extra token"], "attempt": 2},
+            )
+            log.warning("session %s expired", JWT)
+        with workbench.span("plain", note=f"as {AWS_KEY_ID}"):  # only a shape gives it away
+            pass
+        client = openai.OpenAI(base_url=server.openai_base_url, max_retries=0)  # key: env
+        question = [{"role": "user", "content": f"{pipeline} repeats my key {OPENAI_KEY}"}]
+        client.chat.completions.create(model="gpt-4o-mini", messages=question, max_tokens=64)
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=question, max_tokens=64, stream=True
+        )
+        for _ in stream:
+            pass
+        httpx.get(
+            f"{server.url}/v1/models?token={PLANTED['request query token']}"
+            f"&sig={PLANTED['request query sig']}&limit=2"
+        )
+    return run.id
+
+
+@pytest.fixture
+def planted(
+    store: Store,
+    model_server: ModelServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> Iterator[Planted]:
+    from workbench import _hooks
+    from workbench.config import WorkbenchConfig
+    from workbench.monitoring._logs import configure_logging
+    from workbench.monitoring._otel import TraceExporter
+
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+    log_file = tmp_path / "logs" / "workbench.log"
+    setup = configure_logging(
+        WorkbenchConfig.model_validate(
+            {
+                "logging": {
+                    "outputs": [
+                        {"type": "file", "path": str(log_file)},
+                        {"type": "stdout"},
+                        {"type": "stdout", "format": "text"},
+                    ]
+                }
+            }
+        )
+    )
+    sink = OtlpSink()
+    exporter = TraceExporter(
+        WorkbenchConfig.model_validate(
+            {"tracing": {"enabled": True, "config": {"endpoint": sink.url}}}
+        ).tracing
+    )
+    _hooks.add_observer(exporter)
+    try:
+        ids = [_record_planted(store, model_server, name) for name in ("planted", "planted_b")]
+        exporter.force_flush()
+    finally:
+        _hooks.remove_observer(exporter)
+        exporter.shutdown()
+        setup.remove()
+        sink.close()
+    yield Planted(store, ids, log_file, capsys.readouterr().out, b"".join(sink.bodies))
+
+
+def _every_stored_byte(path: Path) -> bytes:
+    """The store file and its WAL as they are on disk, plus every column of every row with
+    compressed blobs decompressed: what anyone holding the file can read."""
+    import sqlite3
+
+    from workbench.store._codec import decompress
+
+    found = [p.read_bytes() for p in (path, Path(f"{path}-wal")) if p.exists()]
+    conn = sqlite3.connect(path)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            cursor = conn.execute(f'SELECT * FROM "{table}"')
+            columns = [c[0] for c in cursor.description]
+            for row in cursor:
+                values = dict(zip(columns, row, strict=True))
+                if table == "blobs":
+                    found.append(decompress(values["codec"], values["data"]))
+                found.extend(
+                    v if isinstance(v, bytes) else str(v).encode() for v in values.values()
+                )
+    finally:
+        conn.close()
+    return b"\n".join(found)
+
+
+def test_no_planted_secret_is_in_the_store(planted: Planted) -> None:
+    """The SQLite file, its WAL and every decompressed blob hold none of the planted secrets,
+    while token counts, request keys and ordinary fields are all still there."""
+    planted.store.flush()
+    assert leaks(_every_stored_byte(planted.store.path)) == []
+    execution = planted.store.get_execution(planted.execution_ids[0])
+    calls = [call for call in execution.model_calls if call.provider == "openai"]
+    assert len(calls) == 2 and all(call.input_tokens and call.output_tokens for call in calls)
+    assert all(len(call.request_key) == 32 for call in calls)
+    assert all(call.request["body"]["max_tokens"] == 64 for call in calls)
+    (span,) = [span for span in execution.spans if span.name == "lookup"]
+    assert span.attributes["max_tokens"] == 512
+    assert execution.states[0].value == {"openai_key": REDACTED, "k": 5}
+    (log,) = [log for log in execution.logs if "retry" in log.message]
+    assert log.fields == {"token": REDACTED, "attempt": 2}
+    assert log.message.endswith("&n=1")
+
+
+def test_a_key_echoed_in_an_answer_is_scrubbed_from_every_derived_field(
+    planted: Planted,
+) -> None:
+    """ModelCall.text of a plain and of a streamed answer that echo the key keeps no key, and
+    the scrubbed stream still replays: its chunks add up to the scrubbed body."""
+    execution = planted.store.get_execution(planted.execution_ids[0])
+    calls = [call for call in execution.model_calls if call.provider == "openai"]
+    assert [call.streamed for call in calls] == [False, True]
+    for call in calls:
+        assert call.text is not None and REDACTED in call.text
+        assert leaks(call.text) == [] and leaks(repr(call)) == []
+    answers = planted.store.recorded_responses(planted.execution_ids[0])
+    assert all(answer.damage is None for answer in answers)
+
+
+def test_no_planted_secret_is_in_the_log_file_or_stdout(planted: Planted) -> None:
+    """configure_logging's file and stdout outputs (JSON and text) hold no planted secret,
+    and the lines are still there and still JSON."""
+    text = planted.log_file.read_text()
+    assert "retry with api_key=" in text and "session" in text
+    for line in text.splitlines():
+        json.loads(line)
+    assert leaks(text) == []
+    assert "retry with api_key=" in planted.stdout
+    assert leaks(planted.stdout) == []
+
+
+def test_no_planted_secret_is_exported_over_otlp(planted: Planted) -> None:
+    """The OTLP payloads a local collector received hold no planted secret, but do hold the
+    spans, with their token counts."""
+    assert b"lookup" in planted.otlp and b"gen_ai.usage.input_tokens" in planted.otlp
+    assert leaks(planted.otlp) == []
+
+
+def test_no_planted_secret_is_in_cli_json(planted: Planted) -> None:
+    """`runs show --json`, `runs list --json` and `diff --json` hold no planted secret."""
+    from click.testing import CliRunner
+
+    from workbench.cli import cli
+
+    runner = CliRunner()
+    db = ["--db", str(planted.store.path)]
+    first, second = planted.execution_ids
+    for args in (["runs", "show", first, "--json"], ["runs", "list", "--json"]):
+        result = runner.invoke(cli, [*args, *db], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert leaks(result.output) == [], args
+    shown = json.loads(runner.invoke(cli, ["runs", "show", first, "--json", *db]).output)
+    assert all(len(call["request_key"]) == 32 for call in shown["model_calls"])
+    result = runner.invoke(cli, ["diff", first, second, "--json", *db])
+    assert leaks(result.output) == []
+
+
+def test_no_planted_secret_is_in_html_views(planted: Planted) -> None:
+    """The notebook HTML of a diff between the two planted runs holds no planted secret."""
+    from workbench.diff import compare_executions
+
+    first, second = planted.execution_ids
+    diff = compare_executions(first, second, store=planted.store)
+    assert leaks(diff._repr_html_()) == []
+
+
+def test_no_secret_reaches_a_webhook_body(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An alert whose rule text or labels hold a credential reaches the webhook scrubbed."""
+    from workbench.config import WorkbenchConfig
+    from workbench.monitoring._alerts import Alert
+    from workbench.monitoring._receivers import deliver
+
+    bodies: list[bytes] = []
+
+    def post(url: str, payload: dict[str, object], timeout: float) -> None:
+        bodies.append(json.dumps(payload).encode())
+
+    monkeypatch.setattr("workbench.monitoring._receivers._post", post)
+    secret = PLANTED["request query token"]
+    alert = Alert(
+        name="upstream_errors",
+        state="firing",
+        severity="critical",
+        value=3.0,
+        labels={"endpoint": f"https://api.example/v1?token={secret}", "key_hint": OPENAI_KEY},
+        annotations={"summary": "Upstream failing", "description": f"auth: Bearer {secret}"},
+        starts_at=0.0,
+        expr="errors > 1",
+    )
+    alerting = WorkbenchConfig.model_validate(
+        {"alerting": {"receivers": {"hook": {"webhook": "https://hooks.example/x"}}}}
+    ).alerting
+    assert deliver(alert, "hook", alerting.receivers["hook"], alerting).ok
+    (body,) = bodies
+    assert b"Upstream failing" in body
+    assert leaks(body) == []

@@ -545,11 +545,36 @@ def scrub_text(text: str, sensitive: Collection[str] | None = None) -> str:
     names = _sensitive_set(sensitive)
     if _known_text:
         text = _scrub_known(text)
+    if not _may_hold_secrets(text.lower(), names):
+        return text
     probe = _probe(text, names)
     if not probe:
         return text
     spans = _spans(text, names, probe)
     return _replaced(text, spans) if spans else text
+
+
+# One search of the lower-cased text for anything the scans below look for (a key shape's
+# head, a scheme, a URL, a fragment of a sensitive name): most texts hold none of them.
+_MAYBE = "|".join(
+    re.escape(word)
+    for word in dict.fromkeys(
+        (*(head.lower() for head, _, _ in _SHAPES), "://", "bearer", "basic", *_FRAGMENTS)
+    )
+)
+_MAYBE_TEXT = re.compile(_MAYBE)
+_MAYBE_BYTES = re.compile(_MAYBE.encode())
+
+
+def _may_hold_secrets(low: Any, names: SensitiveNames) -> bool:
+    """Whether lower-cased text (``str`` or ``bytes``) may hold anything to scrub."""
+    if isinstance(low, bytes):
+        if _MAYBE_BYTES.search(low) is not None:
+            return True
+        return any(f.encode() in low for f in names.fragments[len(_FRAGMENTS) :])
+    if _MAYBE_TEXT.search(low) is not None:
+        return True
+    return any(fragment in low for fragment in names.fragments[len(_FRAGMENTS) :])
 
 
 def scrub_rendered(data: bytes, sensitive: Collection[str] | None = None) -> bytes:
@@ -561,8 +586,9 @@ def scrub_rendered(data: bytes, sensitive: Collection[str] | None = None) -> byt
     names = _sensitive_set(sensitive)
     known = _known_in_json
     has_known = bool(known) and any(secret in data for secret in known)
-    text = data.decode("utf-8", errors="replace")
-    probe = _probe(text, names)
+    if not has_known and not _may_hold_secrets(data.lower(), names):
+        return data
+    probe = _probe(data.decode("utf-8", errors="replace"), names)
     if not has_known and not probe:
         return data
     return encode(_scrub_strings(decode(data), lambda s: _scrub_probed(s, names, probe)))

@@ -30,7 +30,13 @@ from workbench._json import encode
 from workbench.capture.canonical import canonical_request, request_key
 from workbench.providers import CallFacts, analyse, identify
 from workbench.records import ErrorInfo
-from workbench.redaction import redact_headers, scrub_bytes, scrub_json
+from workbench.redaction import (
+    redact_headers,
+    scrub_bytes,
+    scrub_chunks,
+    scrub_derived,
+    scrub_rendered,
+)
 from workbench.store import RecordedResponse
 
 __all__ = [
@@ -323,6 +329,9 @@ class PendingCall:
                 ops.append(op)
             return digest
 
+        if self.recorded is None:  # a recording's bytes were scrubbed when it was made
+            # As the store keeps it, cut where it was: all read from it is scrubbed alike.
+            chunks = scrub_chunks(chunks, run.sensitive)
         body = b"".join(data for _, data in chunks)
         content_type = self.headers.get("content-type")
         request_body = (
@@ -357,11 +366,15 @@ class PendingCall:
             facts.provider if facts else provider,
             (facts.model if facts else None) or _request_model(request_body),
             facts.operation if facts else operation,
-            blob(scrub_json(encode(self.canonical if prompts else _unsaid(self.canonical))))
+            blob(
+                scrub_rendered(
+                    encode(self.canonical if prompts else _unsaid(self.canonical)), run.sensitive
+                )
+            )
             if keep
             else None,
             self.status_code,
-            scrub_json(encode(self.headers)).decode() if keep else "{}",
+            scrub_rendered(encode(self.headers), run.sensitive).decode() if keep else "{}",
             int(streamed),
             (body_hash or blob(scrub_bytes(body))) if body and prompts else None,
             _chunk_index(chunks) if streamed and prompts else None,
@@ -434,7 +447,11 @@ class PendingCall:
         assert status is not None
         readable = body if self.decoded else decode_content(body, self.headers)
         try:
-            facts = analyse(provider, operation, request_body, status, content_type, readable)
+            # Scrubbed like the body: a content-encoded body's text was out of the scrub's reach.
+            facts = scrub_derived(
+                analyse(provider, operation, request_body, status, content_type, readable),
+                self.frame.run.sensitive,
+            )
             if facts is None or status >= 400:
                 return facts, None
             cost = price_book(self.frame.run.config).cost_usd(

@@ -19,7 +19,7 @@ import logging
 import logging.handlers
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,13 +30,21 @@ from workbench._context import current
 from workbench.config import LoggingConfig, WorkbenchConfig, load_config
 from workbench.exceptions import ConfigError
 from workbench.recorder._logging import STANDARD_ATTRIBUTES
-from workbench.redaction import REDACTED, redact_json
+from workbench.redaction import (
+    REDACTED,
+    SensitiveNames,
+    redact_json,
+    scrub_rendered,
+    scrub_text,
+    sensitive_names_for,
+)
 
 __all__ = [
     "JsonFormatter",
     "LoggingSetup",
     "PiiFilter",
     "SensitiveDataFilter",
+    "TextFormatter",
     "WorkbenchContextFilter",
     "configure_logging",
 ]
@@ -78,7 +86,17 @@ class WorkbenchContextFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record, in the Orchestrator documentation's shape."""
+    """One JSON object per record, in the Orchestrator documentation's shape.
+
+    Every line is scrubbed as the store's copy is (``workbench.redaction``): ``extra=`` fields
+    under sensitive names are redacted, and remembered secrets, key shapes and credential pairs
+    are scrubbed from every string, the message and the traceback included. ``sensitive``
+    (from ``workbench.redaction.sensitive_names``) adds configured names and the allow-list.
+    """
+
+    def __init__(self, *args: Any, sensitive: Collection[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sensitive = sensitive
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -103,14 +121,26 @@ class JsonFormatter(logging.Formatter):
             if key not in STANDARD_ATTRIBUTES and key not in _OURS
         }
         if context:
-            entry["context"] = context
+            entry["context"] = redact_json(context, self.sensitive or ())
         if record.exc_info and record.exc_info[1] is not None:
             entry["exception"] = self.formatException(record.exc_info)
         elif record.exc_text:
             entry["exception"] = record.exc_text
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        return orjson.dumps(entry, default=repr, option=orjson.OPT_NON_STR_KEYS).decode()
+        line = orjson.dumps(entry, default=repr, option=orjson.OPT_NON_STR_KEYS)
+        return scrub_rendered(line, self.sensitive).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """The text format of ``configure_logging``, each line scrubbed as :class:`JsonFormatter`'s."""
+
+    def __init__(self, *args: Any, sensitive: Collection[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sensitive = sensitive
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub_text(super().format(record), self.sensitive)
 
 
 def _freeze_message(record: logging.LogRecord, message: str) -> None:
@@ -308,25 +338,29 @@ def configure_logging(config: LoggingConfig | WorkbenchConfig | None = None) -> 
         config = load_config()
     if isinstance(config, WorkbenchConfig):
         base = Path(config.source).parent if config.source else None
+        sensitive = sensitive_names_for(config)
         config = config.logging
+    else:
+        sensitive = sensitive_names_for(load_config())
     if _installed is not None:
         _installed.remove()
         _installed = None
-    text = logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s [%(workbench_execution_id)s] %(message)s"
+    text = TextFormatter(
+        "%(asctime)s %(levelname)s %(name)s [%(workbench_execution_id)s] %(message)s",
+        sensitive=sensitive,
     )
     handlers: list[logging.Handler] = []
     outputs = list(config.outputs)
     if config.output is not None or not outputs:
         stream = sys.stderr if config.output == "stderr" else sys.stdout
-        handlers.append(_with_format(logging.StreamHandler(stream), config.format, text))
+        handlers.append(_with_format(logging.StreamHandler(stream), config.format, text, sensitive))
     for output in outputs:
         if output.type == "file":
             assert output.path is not None  # validated by LoggingConfig
             handler = _file_handler(output.path, output.rotation, output.retention, base)
         else:
             handler = logging.StreamHandler(sys.stderr if output.type == "stderr" else sys.stdout)
-        handlers.append(_with_format(handler, output.format or config.format, text))
+        handlers.append(_with_format(handler, output.format or config.format, text, sensitive))
     filters = _filters(config)
     root = logging.getLogger()
     previous = {name: logging.getLogger(name).level for name in config.levels.modules}
@@ -342,6 +376,8 @@ def configure_logging(config: LoggingConfig | WorkbenchConfig | None = None) -> 
     return setup
 
 
-def _with_format(handler: logging.Handler, kind: str, text: logging.Formatter) -> logging.Handler:
-    handler.setFormatter(JsonFormatter() if kind == "json" else text)
+def _with_format(
+    handler: logging.Handler, kind: str, text: logging.Formatter, sensitive: SensitiveNames
+) -> logging.Handler:
+    handler.setFormatter(JsonFormatter(sensitive=sensitive) if kind == "json" else text)
     return handler

@@ -9,6 +9,7 @@ from the environment when the alert is sent.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from workbench.exceptions import ConfigError
+from workbench.redaction import scrub_output, scrub_text
 
 if TYPE_CHECKING:
     from workbench.config import AlertingConfig, ReceiverConfig
@@ -149,10 +151,25 @@ def _pagerduty(alert: Alert, name: str, receiver: ReceiverConfig) -> None:
     _post(_env(receiver.url, name, "url") or _PAGERDUTY_URL, payload, receiver.timeout)
 
 
+def _scrubbed(alert: Alert) -> Alert:
+    return dataclasses.replace(
+        alert,
+        name=scrub_text(alert.name),
+        labels=scrub_output(alert.labels),
+        annotations=scrub_output(alert.annotations),
+        expr=scrub_text(alert.expr),
+    )
+
+
 def deliver(
     alert: Alert, name: str, receiver: ReceiverConfig | None, alerting: AlertingConfig
 ) -> Delivery:
-    """Send ``alert`` to the receiver called ``name`` (``None``: the log)."""
+    """Send ``alert`` to the receiver called ``name`` (``None``: the log).
+
+    What the message says is scrubbed as the store is (a rule's text or a label may hold a
+    credential); what the receiver needs to be reached — its URL, routing key, password — is not.
+    """
+    alert = _scrubbed(alert)
     kind = "log" if receiver is None else receiver.kind()
     try:
         if receiver is None or kind == "log":

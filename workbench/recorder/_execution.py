@@ -34,7 +34,7 @@ from workbench.records import ErrorInfo, Execution
 from workbench.redaction import (
     encode_redacted,
     remember_environment,
-    sensitive_names,
+    sensitive_names_for,
 )
 from workbench.store import Store, install_sigterm_handler, open_store, owner_stamp
 from workbench.types import JSON
@@ -158,7 +158,7 @@ class LiveExecution:
         self.status = "running"
         #: Wall-clock seconds from start to finish; set when the execution finishes.
         self.duration_s: float | None = None
-        self.sensitive = sensitive_names(config.capture.sensitive_fields)
+        self.sensitive = sensitive_names_for(config)
         #: Span attribute names seen in this run, and whether each names a secret.
         self.attribute_names: dict[str, bool] = {}
         self.volatile_fields = tuple(config.capture.volatile_fields)

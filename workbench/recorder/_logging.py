@@ -46,7 +46,7 @@ def _capture(record: logging.LogRecord) -> None:
             frame.step.step_id if frame.step is not None else None,
             record.levelname,
             record.name,
-            scrub_text(message),
+            scrub_text(message, run.sensitive),
             run.json_text(fields) if fields else "{}",
             record.created,
         ),

@@ -29,6 +29,7 @@ from workbench.exceptions import (
     StoreError,
 )
 from workbench.records import ErrorInfo, Execution, LogRecord, Profile, ProfileSummary, State
+from workbench.redaction import scrub_rendered
 from workbench.store import _process
 from workbench.store import _rows as rows
 from workbench.store._codec import KnownBlobs, blob_hash, compress, decompress
@@ -306,6 +307,8 @@ class Store:
                 for digest, data in groups["blob"]
                 for codec, packed in (compress(data),)
             ]
+        if "span" in groups:
+            groups["span"] = [_scrubbed_span(row) for row in groups["span"]]
         try:
             commit_retrying(conn, groups)
         except sqlite3.Error as exc:
@@ -675,3 +678,17 @@ def open_store(path: str | os.PathLike[str] | None = None) -> Store:
             store = Store(resolved)
             _defaults[key] = store
         return store
+
+
+def _scrubbed_span(row: tuple[Any, ...]) -> tuple[Any, ...]:
+    """A span row with key shapes and credential pairs scrubbed from its attributes' text.
+
+    The recorder's span hot path redacts by name and by remembered value only (see
+    ``workbench.recorder._span``); the rest of the scrubbing happens here, on the writer thread.
+    """
+    attributes = row[6]
+    if isinstance(attributes, bytes) and attributes:
+        scrubbed = scrub_rendered(attributes)
+        if scrubbed is not attributes:
+            return (*row[:6], scrubbed, *row[7:])
+    return row
