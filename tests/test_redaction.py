@@ -582,3 +582,65 @@ def test_no_secret_reaches_a_webhook_body(monkeypatch: pytest.MonkeyPatch) -> No
     (body,) = bodies
     assert b"Upstream failing" in body
     assert leaks(body) == []
+
+
+def test_secrets_already_in_a_store_are_scrubbed_on_every_output(
+    store: Store, model_server: ModelServer
+) -> None:
+    """A store written before these rules (a key in a span attribute, an answer text, a log
+    message) shows no key in `runs show --json`, in an OTLP export or in a diff's HTML."""
+    import sqlite3
+
+    import openai
+    from click.testing import CliRunner
+
+    import workbench
+    from workbench.cli import cli
+    from workbench.config import WorkbenchConfig
+    from workbench.diff import compare_executions
+    from workbench.monitoring._otel import TraceExporter
+
+    client = openai.OpenAI(base_url=model_server.openai_base_url, api_key="sk-x", max_retries=0)
+    ids = []
+    for word in ("one", "two"):
+        with workbench.record("old", inputs={}, store=store) as run:
+            with workbench.span("lookup", note="plain"):
+                logging.getLogger("app.old").warning("plain %s", word)
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": word}]
+            )
+        ids.append(run.id)
+    store.flush()
+    conn = sqlite3.connect(store.path)
+    with conn:
+        conn.execute(
+            "UPDATE spans SET attributes = ? WHERE name = 'lookup'",
+            (json.dumps({"note": f"old {OPENAI_KEY}"}),),
+        )
+        conn.execute("UPDATE model_calls SET text = text || ' ' || ?", (GITHUB_TOKEN,))
+        conn.execute("UPDATE logs SET message = message || ' token=' || ?", (TOKEN,))
+    conn.close()
+    secrets = (OPENAI_KEY, GITHUB_TOKEN, TOKEN)
+
+    shown = CliRunner().invoke(cli, ["runs", "show", ids[0], "--json", "--db", str(store.path)])
+    assert shown.exit_code == 0 and "lookup" in shown.output
+    assert [s for s in secrets if s in shown.output] == []
+
+    sink = OtlpSink()
+    exporter = TraceExporter(
+        WorkbenchConfig.model_validate(
+            {"tracing": {"enabled": True, "config": {"endpoint": sink.url}}}
+        ).tracing
+    )
+    try:
+        exporter.export_execution(store, ids[0])
+        exporter.force_flush()
+    finally:
+        exporter.shutdown()
+        sink.close()
+    exported = b"".join(sink.bodies)
+    assert b"lookup" in exported
+    assert [s for s in secrets if s.encode() in exported] == []
+
+    html = compare_executions(ids[0], ids[1], store=store)._repr_html_()
+    assert "one" in html and [s for s in secrets if s in html] == []

@@ -53,6 +53,7 @@ from workbench.monitoring._cli import report, serve_metrics_command
 from workbench.monitoring._cli_alerts import alerts_group
 from workbench.pipelines._cli import run_command, validate_command
 from workbench.profiling._cli import profile_command
+from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 from workbench.types import JSON
 
@@ -112,6 +113,8 @@ def _console() -> Console:
 
 
 def _echo_json(value: JSON) -> None:
+    """Print ``value`` as JSON, scrubbed as the store is (see ``workbench.redaction``)."""
+    value = scrub_output(value, sensitive_names_for())
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 

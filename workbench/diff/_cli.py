@@ -17,6 +17,7 @@ from rich.console import Console
 
 from workbench.diff._engine import compare_executions
 from workbench.diff._model import CATEGORIES, Category
+from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 
 __all__ = ["diff_command"]
@@ -83,7 +84,7 @@ def diff_command(
     if as_json:
         click.echo(
             orjson.dumps(
-                diff.to_json(),
+                scrub_output(diff.to_json(), sensitive_names_for()),
                 default=repr,
                 option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
             ).decode()

@@ -1,18 +1,21 @@
 """The notebook view of a diff: an HTML table, run ``a`` and run ``b`` side by side.
 
-Owns only markup; every value is escaped. A changed text shows the words removed from ``a``
-struck through in red and the words added in ``b`` in green; other values are shown as
-indented JSON.
+Owns only markup; every value is scrubbed as the store is (``workbench.redaction``: a diff of
+runs recorded before a rule existed shows no secret either), then escaped. A changed text shows
+the words removed from ``a`` struck through in red and the words added in ``b`` in green; other
+values are shown as indented JSON.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 
 import orjson
 
 from workbench.diff._model import Delta, Difference, ExecutionDiff, format_delta, format_number
 from workbench.diff._text import word_segments
+from workbench.redaction import scrub_output, scrub_text, sensitive_names_for
 from workbench.types import JSON
 
 __all__ = ["diff_html"]
@@ -96,7 +99,14 @@ def diff_html(diff: ExecutionDiff) -> str:
     parts.append("</table>")
     if diff.differences:
         parts.append(f"<table><tr><th>path</th><th>kind</th><th>{a}</th><th>{b}</th></tr>")
-        for difference in diff.differences:
+        sensitive = sensitive_names_for()
+        for found in diff.differences:
+            difference = dataclasses.replace(
+                found,
+                path=scrub_text(found.path, sensitive),
+                before=scrub_output(found.before, sensitive),
+                after=scrub_output(found.after, sensitive),
+            )
             left, right = _sides(difference)
             parts.append(
                 f"<tr><td><code>{html.escape(difference.path)}</code></td>"

@@ -16,6 +16,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, resolve_store_path
 
 __all__ = ["report", "serve_metrics_command"]
@@ -85,6 +86,7 @@ def report_cost(day: date | None, days: int | None, as_json: bool, db: Path | No
         value = {"daily": daily.to_json()}
         if trends is not None:
             value["trends"] = trends.to_json()
+        value = scrub_output(value, sensitive_names_for())
         click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2))
         return
     console = _console()

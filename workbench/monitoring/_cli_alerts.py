@@ -14,6 +14,7 @@ import click
 import orjson
 
 from workbench.config import load_config
+from workbench.redaction import scrub_output, sensitive_names_for
 
 __all__ = ["alerts_group"]
 
@@ -88,6 +89,7 @@ def check_command(notify: bool, as_json: bool, db: Path | None) -> None:
                 for d in deliveries
             ],
         }
+        report = scrub_output(report, sensitive_names_for())
         click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2))
         return
     if not states:

@@ -7,6 +7,9 @@ parentage the store holds, to an SDK ``TracerProvider`` whose ``ParentBased(Trac
 sampler and ``BatchSpanProcessor`` send it to the configured OTLP endpoint. Model-call spans
 carry the OpenTelemetry GenAI semantic-convention attributes (``gen_ai.operation.name``,
 ``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.usage.input_tokens``, ...).
+Names, attributes, events and error descriptions are scrubbed on the way out as the store's rows
+are on the way in (``workbench.redaction``), so a store written before a rule existed leaks
+nothing either.
 
 Why from the store, at the execution's end, on a thread of its own: the store already holds the
 whole trace (the recorder writes every span once, cheaply), so the caller's path pays one queue
@@ -30,6 +33,7 @@ from workbench._hooks import Observer
 from workbench._json import decode
 from workbench.exceptions import MissingExtraError, StoreError
 from workbench.monitoring._tracing import STATUS_DESCRIPTION
+from workbench.redaction import scrub_output, scrub_text, sensitive_names_for
 
 if TYPE_CHECKING:
     from workbench.config import TracingConfig, WorkbenchConfig
@@ -159,6 +163,8 @@ class TraceExporter(Observer):
                 )
             self.provider.add_span_processor(BatchSpanProcessor(exporter))
         self._tracer = self.provider.get_tracer(_SCOPE)
+        #: What leaves the process is scrubbed as the store is, whenever the store was written.
+        self._sensitive = sensitive_names_for()
         self._jobs: queue.Queue[tuple[Store, str] | threading.Event | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="workbench-otel", daemon=True)
         self._thread.start()
@@ -243,11 +249,11 @@ class TraceExporter(Observer):
         for record in records:
             parent_id = record["parent_span_id"]
             context = _parent_context(trace_id, parent_id, sampled)
-            attributes = _attributes(record, execution)
+            attributes = scrub_output(_attributes(record, execution), self._sensitive)
             kind = SpanKind.INTERNAL
             self._ids.trace_id, self._ids.span_id = trace_id, int(record["span_id"], 16)
             span = self._tracer.start_span(
-                record["name"],
+                scrub_text(record["name"], self._sensitive),
                 context=context,
                 kind=kind,
                 attributes=attributes,
@@ -258,7 +264,7 @@ class TraceExporter(Observer):
             if not parent_id:
                 sampled["root"] = is_sampled
             if span.is_recording():
-                for event in decode_list(record["events"]):
+                for event in scrub_output(decode_list(record["events"]), self._sensitive):
                     name = str(event.pop("name", "event"))
                     when = event.pop("time", None)
                     span.add_event(
@@ -273,7 +279,7 @@ class TraceExporter(Observer):
         for row in calls:
             call = dict(row)
             context = _parent_context(trace_id, call["span_id"], sampled)
-            attributes = genai_attributes(call)
+            attributes = scrub_output(genai_attributes(call), self._sensitive)
             self._ids.trace_id = trace_id
             self._ids.span_id = int(call["id"].rpartition("_")[2][:16], 16)
             span = self._tracer.start_span(
@@ -284,7 +290,9 @@ class TraceExporter(Observer):
                 start_time=_ns(call["started_at"]),
             )
             if span.is_recording() and "error.type" in attributes:
-                span.set_status(Status(StatusCode.ERROR, _str_or_none(call["error"])))
+                error = _str_or_none(call["error"])
+                description = None if error is None else scrub_text(error, self._sensitive)
+                span.set_status(Status(StatusCode.ERROR, description))
             span.end(end_time=_ns(call["started_at"] + (call["latency_s"] or 0.0)))
 
 

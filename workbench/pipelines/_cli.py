@@ -30,6 +30,7 @@ from workbench.exceptions import PipelineError, PipelineStepError
 from workbench.pipelines._load import load_pipeline
 from workbench.pipelines._model import Pipeline
 from workbench.pipelines._runner import run_pipeline
+from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 from workbench.types import JSON
 
@@ -50,6 +51,8 @@ def _console() -> Console:
 
 
 def _echo_json(value: JSON) -> None:
+    """Print ``value`` as JSON, scrubbed as the store is (see ``workbench.redaction``)."""
+    value = scrub_output(value, sensitive_names_for())
     click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 
@@ -176,9 +179,8 @@ def run_command(
         )
     )
     console.print("\nOutputs:", style="bold")
-    console.print(
-        orjson.dumps(to_jsonable(result.outputs), option=orjson.OPT_INDENT_2).decode(), markup=False
-    )
+    outputs = scrub_output(result.outputs, sensitive_names_for())
+    console.print(orjson.dumps(outputs, option=orjson.OPT_INDENT_2).decode(), markup=False)
 
 
 def _run_json(

@@ -38,6 +38,7 @@ from workbench.profiling._summary import as_json as profile_json
 from workbench.profiling._summary import profile_view
 from workbench.profiling._watchdog import ENV_CONFIG, ENV_EVENTS
 from workbench.records import Profile
+from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 from workbench.store._store import DB_ENV
 
@@ -378,6 +379,7 @@ def show_command(profile_id: str, as_json: bool, db: Path | None) -> None:
     with _open_existing(db) as store:
         profile: Profile = store.get_profile(profile_id)
     if as_json:
-        click.echo(orjson.dumps(profile_json(profile), option=orjson.OPT_INDENT_2))
+        value = scrub_output(profile_json(profile), sensitive_names_for())
+        click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2))
         return
     _console().print(profile_view(profile))
