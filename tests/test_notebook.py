@@ -45,3 +45,18 @@ def test_execution_model_call_and_step_render_tables_bubbles_and_collapsed_value
     step = execution.steps[0]._repr_html_()
     assert ("<b>ask</b>" in step and "completed" in step) or "ok" in step
     store.close()
+
+
+def test_list_executions_renders_one_row_per_execution_and_names_damaged_ids(
+    tmp_path: Path, model_server: ModelServer
+) -> None:
+    """``list_executions()`` in a notebook is a table with one row per run and its cost, and a
+    run whose record could not be read is named under the table, not dropped silently."""
+    store = _recorded(tmp_path, model_server)
+    listed = store.list_executions()
+    listed.damaged["deadbeef"] = "its inputs are not valid JSON"
+    page = listed._repr_html_()
+    assert page.count("<tr><td><code>") == 1 and listed[0].id in page
+    assert "viewed" in page and "1 execution(s)" in page
+    assert "damaged: <code>deadbeef</code> its inputs are not valid JSON" in page
+    store.close()

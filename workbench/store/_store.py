@@ -68,6 +68,12 @@ class ExecutionList(list[Execution]):
         super().__init__(executions)
         self.damaged: dict[str, str] = dict(damaged or {})
 
+    def _repr_html_(self) -> str:
+        """Jupyter's view: one execution a row, damaged ids named below the table."""
+        from workbench._notebook import executions_html
+
+        return executions_html(self, self.damaged)
+
 
 def _undecodable_text(exc: BaseException | None) -> bool:
     """Whether sqlite3 refused a TEXT value that is not UTF-8 (a damaged row)."""
