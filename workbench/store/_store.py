@@ -693,7 +693,12 @@ def _scrubbed_span(row: tuple[Any, ...]) -> tuple[Any, ...]:
     ``workbench.recorder._span``); the rest of the scrubbing happens here, on the writer thread.
     """
     attributes = row[6]
-    if isinstance(attributes, bytes) and attributes:
+    if isinstance(attributes, str) and attributes:  # the recorder queues the JSON as text
+        data = attributes.encode()
+        scrubbed = scrub_rendered(data)
+        if scrubbed is not data:
+            return (*row[:6], scrubbed.decode(), *row[7:])
+    elif isinstance(attributes, bytes) and attributes:
         scrubbed = scrub_rendered(attributes)
         if scrubbed is not attributes:
             return (*row[:6], scrubbed, *row[7:])
