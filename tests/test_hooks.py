@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -151,3 +152,65 @@ def test_a_failing_builtin_observer_does_not_keep_the_others_out(
     with workbench.record("second", inputs={}, store=store) as run:
         pass
     assert run.execution().status == "completed"
+
+
+def _builtin(listening: tuple[_hooks.Observer, ...]) -> set[str]:
+    return {type(o).__name__ for o in listening} & {
+        "MetricsObserver",
+        "BudgetGuard",
+        "ProfilingObserver",
+    }
+
+
+def test_builtin_observers_with_nothing_to_do_do_not_listen_to_the_run(store: Store) -> None:
+    """With no budget and no profiling trigger, only the metrics hear a run's steps and calls;
+    a budget makes the budget guard hear its calls, a trigger the profiler hear its steps."""
+    with workbench.record("idle", inputs={}, store=store) as run:
+        assert _builtin(run.listeners.steps) == {"MetricsObserver"}
+        assert _builtin(run.listeners.calls) == {"MetricsObserver"}
+    Path("workbench.yaml").write_text(
+        "cost_tracking: {budgets: {daily_limit: 100}}\n"
+        "profiling: {check_interval: 0.01, triggers: [{condition: execution_time > 1h}]}\n"
+    )
+    with workbench.record("watched", inputs={}, store=store) as run:
+        assert _builtin(run.listeners.steps) == {"MetricsObserver", "ProfilingObserver"}
+        assert _builtin(run.listeners.calls) == {"MetricsObserver", "BudgetGuard"}
+    Path("workbench.yaml").write_text("metrics: {enabled: false}\n")
+    with workbench.record("quiet", inputs={}, store=store) as run:
+        assert _builtin(run.listeners.steps) == set() and _builtin(run.listeners.calls) == set()
+
+
+def test_an_observer_hears_only_the_events_it_overrides_and_wants(store: Store) -> None:
+    """An observer of executions only is not called per step; one that says it does not want
+    a run's steps is not told of them, and is still told of the run itself."""
+
+    class RunsOnly(_hooks.Observer):
+        def __init__(self) -> None:
+            self.runs = 0
+
+        def execution_finished(self, run: Any) -> None:
+            self.runs += 1
+
+    class Picky(_hooks.Observer):
+        def __init__(self) -> None:
+            self.steps: list[str] = []
+
+        def wants_steps(self, run: Any) -> bool:
+            return bool(run.pipeline_id == "wanted")
+
+        def step_finished(self, event: _hooks.StepEvent) -> None:
+            self.steps.append(event.run.pipeline_id)
+
+    runs_only, picky = RunsOnly(), Picky()
+    _hooks.add_observer(runs_only)
+    _hooks.add_observer(picky)
+    try:
+        for pipeline in ("wanted", "unwanted"):
+            with workbench.record(pipeline, inputs={}, store=store) as run:
+                with workbench.step("s"):
+                    pass
+                assert runs_only not in run.listeners.steps + run.listeners.calls
+    finally:
+        _hooks.remove_observer(runs_only)
+        _hooks.remove_observer(picky)
+    assert picky.steps == ["wanted"] and runs_only.runs == 2

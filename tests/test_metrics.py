@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -12,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import prometheus_client
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 import workbench
 from workbench.config import load_config
@@ -185,6 +188,51 @@ def test_failures_count_in_error_rates(store: Store, model_server: ModelServer) 
     assert _value("pipeline_executions_total", pipeline=pipeline, status="failed") == 1
     assert _value("pipeline_error_rate", pipeline=pipeline) == 0.5
     assert _value("pipeline_success_rate", pipeline=pipeline) == 0.5
+
+
+def test_unsampled_steps_are_counted_exactly_across_batches_and_threads(
+    tmp_path: Path, store: Store
+) -> None:
+    """Steps of an unsampled run, from four threads and past the batch size (they are counted
+    in batches), are all in the counter and the histogram, each in its bucket, failures too;
+    the exposition shows the histogram as prometheus_client would."""
+    (tmp_path / "workbench.yaml").write_text("debug: {enabled: true, sampling: {rate: 0}}\n")
+    pipeline = _name("unsampled")
+
+    @workbench.step("tick")
+    def tick(i: int) -> int:
+        if i < 0:
+            time.sleep(0.02)
+        elif i % 1000 == 999:
+            raise ValueError(i)
+        return i
+
+    def many(offset: int) -> None:
+        for i in range(offset, offset + 3_000):
+            with contextlib.suppress(ValueError):
+                tick(i)
+
+    with workbench.record(pipeline, inputs={}, store=store) as run:
+        assert not run.recording
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(workbench.carry_context(many), range(0, 12_000, 3_000)))
+        tick(-1)  # one slower step, in a bucket of its own
+    labels = {"pipeline": pipeline, "task": "tick"}
+    assert _value("task_executions_total", **labels, status="completed") == 11_989
+    assert _value("task_executions_total", **labels, status="failed") == 12
+    assert _value("task_duration_seconds_count", **labels) == 12_001
+    assert _value("task_duration_seconds_bucket", **labels, le="+Inf") == 12_001
+    assert _value("task_duration_seconds_bucket", **labels, le="0.01") == 12_000
+    assert _value("task_duration_seconds_sum", **labels) > 0
+    scraped = {
+        (sample.name, sample.labels.get("le")): sample.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for sample in family.samples
+        if sample.labels.get("pipeline") == pipeline and family.name == "task_duration_seconds"
+    }
+    assert scraped[("task_duration_seconds_bucket", "0.01")] == 12_000
+    assert scraped[("task_duration_seconds_count", None)] == 12_001
+    assert _value("task_concurrency", pipeline=pipeline) > 0
 
 
 def test_metrics_switched_off_in_workbench_yaml_are_not_kept(tmp_path: Path, store: Store) -> None:

@@ -27,12 +27,15 @@ if TYPE_CHECKING:
     from workbench.config import WorkbenchConfig
 
 __all__ = [
+    "NOBODY",
+    "Listeners",
     "ModelCallEvent",
     "Observer",
     "StepEvent",
     "add_observer",
     "execution_finished",
     "execution_started",
+    "listeners",
     "load_builtin_observers",
     "model_call_finished",
     "model_call_starting",
@@ -118,6 +121,82 @@ class Observer:
     def model_call_finished(self, event: ModelCallEvent) -> None:
         """On the writer thread: keep it short."""
 
+    # -- what an observer listens to, asked once per execution --------------------------------
+
+    def wants_steps(self, run: Any) -> bool:
+        """Whether ``run``'s step events are for this observer (asked when ``run`` starts, after
+        :meth:`execution_started`). Say no when there is nothing to do: the run's steps then
+        cost this observer nothing. Only asked of an observer that overrides a step method."""
+        return True
+
+    def wants_model_calls(self, run: Any) -> bool:
+        """As :meth:`wants_steps`, for ``run``'s model-call events."""
+        return True
+
+    def step_tally(self, run: Any) -> Callable[[Any, str, str, float, int], None] | None:
+        """A cheap counter for the steps of ``run`` when it records nothing (debug mode did not
+        sample it), or ``None`` for the full :meth:`step_started`/:meth:`step_finished` events.
+
+        When every observer listening to an unrecorded run's steps offers one, each such step
+        runs as a plain timed call that calls ``tally(run, step_id, status, duration_s,
+        retries)`` and builds no step object, frame or event.
+        """
+        return None
+
+
+_STEP_METHODS = ("step_started", "step_finished")
+_CALL_METHODS = ("model_call_starting", "model_call_finished")
+
+
+def _overrides(observer: Any, methods: tuple[str, ...]) -> bool:
+    kind = type(observer)
+    return any(getattr(kind, m, None) is not getattr(Observer, m) for m in methods)
+
+
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """Who hears one execution's events, fixed when it starts (``LiveExecution.listeners``)."""
+
+    steps: tuple[Observer, ...] = ()
+    calls: tuple[Observer, ...] = ()
+    #: One tally per step listener when all offer one, else ``None`` (see ``step_tally``).
+    tallies: tuple[Callable[..., None], ...] | None = ()
+
+
+#: An execution nobody listens to.
+NOBODY = Listeners()
+
+
+def listeners(run: Any) -> Listeners:
+    """The observers that want ``run``'s step and model-call events, asked once."""
+    steps = tuple(o for o in _observers if _overrides(o, _STEP_METHODS) and _wants(o, run, True))
+    calls = tuple(o for o in _observers if _overrides(o, _CALL_METHODS) and _wants(o, run, False))
+    if not steps and not calls:
+        return NOBODY
+    tallies: list[Callable[..., None]] = []
+    for observer in steps:
+        tally = _asked(observer, "step_tally", run)
+        if tally is None:
+            return Listeners(steps, calls, None)
+        tallies.append(tally)
+    return Listeners(steps, calls, tuple(tallies))
+
+
+def _wants(observer: Any, run: Any, steps: bool) -> bool:
+    answer = _asked(observer, "wants_steps" if steps else "wants_model_calls", run)
+    return True if answer is None else bool(answer)
+
+
+def _asked(observer: Any, method: str, run: Any) -> Any:
+    ask = getattr(observer, method, None)  # an observer need not subclass Observer
+    if ask is None:
+        return None
+    try:
+        return ask(run)
+    except Exception:  # a broken answer must not lose the events: hear them, as before
+        log.exception("workbench observer %r failed in %s", observer, method)
+        return None
+
 
 _observers: tuple[Observer, ...] = ()
 _lock = threading.Lock()
@@ -174,8 +253,8 @@ def load_builtin_observers(config: WorkbenchConfig) -> None:
         raise failure
 
 
-def _each(method: str, *args: Any) -> None:
-    for observer in _observers:
+def _each(method: str, *args: Any, among: tuple[Observer, ...] | None = None) -> None:
+    for observer in _observers if among is None else among:
         try:
             getattr(observer, method)(*args)
         except Exception:
@@ -193,15 +272,15 @@ def execution_finished(run: Any) -> None:
 
 
 def step_started(step: Any) -> None:
-    _each("step_started", step)
+    _each("step_started", step, among=step.run.listeners.steps)
 
 
 def step_finished(event: StepEvent) -> None:
-    _each("step_finished", event)
+    _each("step_finished", event, among=event.run.listeners.steps)
 
 
 def model_call_starting(run: Any, method: str, url: str, canonical: Any) -> None:
-    for observer in _observers:
+    for observer in run.listeners.calls:
         try:
             observer.model_call_starting(run, method, url, canonical)
         except CallRefused:
@@ -211,4 +290,4 @@ def model_call_starting(run: Any, method: str, url: str, canonical: Any) -> None
 
 
 def model_call_finished(event: ModelCallEvent) -> None:
-    _each("model_call_finished", event)
+    _each("model_call_finished", event, among=event.run.listeners.calls)

@@ -409,7 +409,7 @@ class PendingCall:
             spent = (cost, row[14], row[15])  # cost, input and output tokens
             ledger = (run.id, self.started_at, run.user_id, run.pipeline_id)
             ops.append(("ledger", (*ledger, *provider_model, *spent)))
-        if _hooks.observers():
+        if run.listeners.calls:
             _hooks.model_call_finished(
                 _hooks.ModelCallEvent(
                     run=run,

@@ -304,6 +304,10 @@ class BudgetGuard(_hooks.Observer):
 
     # -- the hook --------------------------------------------------------------------------
 
+    def wants_model_calls(self, run: Any) -> bool:
+        # A run whose configuration sets no budget has nothing to check or count.
+        return self._policy(run.config) is not None
+
     def model_call_starting(self, run: Any, method: str, url: str, canonical: Any) -> None:
         policy = self._policy(run.config)
         if policy is None or run.replay_of is not None:

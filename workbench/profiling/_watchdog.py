@@ -235,6 +235,11 @@ class ProfilingObserver(_hooks.Observer):
         if holds_now:
             watch.checked.wait(_FIRST_CHECK_TIMEOUT_S)
 
+    def wants_steps(self, run: Any) -> bool:
+        # Asked after execution_started: a run without triggers has no watch, and its steps
+        # cost this observer nothing.
+        return run.id in self._watches
+
     def step_started(self, step: Any) -> None:
         watch = self._watches.get(step.run.id)
         if watch is not None:

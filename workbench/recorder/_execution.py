@@ -174,6 +174,8 @@ class LiveExecution:
         #: Set by replay: asked for an answer before each model call is sent (see
         #: ``workbench.capture._call.Interceptor``); ``None`` sends every call for real.
         self.interceptor: Any = None
+        #: Who hears this run's steps and model calls, fixed once it has started.
+        self.listeners: _hooks.Listeners = _hooks.NOBODY
         #: Set by replay: ``{step_id: value}`` for steps that return ``value`` without running.
         self.step_outputs: dict[str, Any] = {}
         #: Set by replay (``from_step``): steps, by ``(step_id, occurrence)``, that return their
@@ -437,6 +439,7 @@ class record(AsyncFromSync):
         _hooks.load_builtin_observers(run.config)
         run.write_row()
         _hooks.execution_started(run)
+        run.listeners = _hooks.listeners(run)
         self._run = run
         self._token = current.set(Frame(run, run.root_span_id, None))
         return run

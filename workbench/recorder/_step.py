@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import logging
 import time
 from collections.abc import Callable, Sequence
 from types import TracebackType
@@ -22,6 +23,8 @@ from workbench.recorder._execution import LiveExecution, flush_off_loop
 from workbench.types import JSON
 
 __all__ = ["ActiveStep", "UnrecordedStep", "frame_or_raise", "render_parameters", "step"]
+
+log = logging.getLogger("workbench")
 
 F = TypeVar("F", bound=Callable[..., Any])
 _get_frame = current.get  # a step's first question; a bound method saves the lookup
@@ -177,7 +180,7 @@ class ActiveStep:
                 ended,
             ),
         )
-        if _hooks.observers():
+        if run.listeners.steps:
             _hooks.step_finished(
                 _hooks.StepEvent(
                     run=run,
@@ -227,7 +230,7 @@ class UnrecordedStep(ActiveStep):
         self.finish(exc)
 
     def finish(self, exc: BaseException | None, *, flush: bool = True) -> None:
-        if _hooks.observers():
+        if self.run.listeners.steps:
             _hooks.step_finished(
                 _hooks.StepEvent(
                     run=self.run,
@@ -254,7 +257,7 @@ def _begin(
         active: ActiveStep = UnrecordedStep(parent, step_id, action, metrics)
     else:
         active = ActiveStep(step_id, action, parameters() if run.keep_states else None, metrics)
-    if _hooks.observers():
+    if run.listeners.steps:
         _hooks.step_started(active)
     return active
 
@@ -569,9 +572,10 @@ class step(AsyncFromSync):
 
 
 def _unobserved(frame: Frame, spec: step) -> bool:
-    """The step can run as a plain call: its execution records nothing, no observer listens,
-    and it has no retries to count."""
-    return not frame[0].recording and not _hooks.observers() and not spec.retries
+    """The step can run as a plain call: its execution records nothing, no observer listens
+    to its steps, and it has no retries to count."""
+    run = frame[0]
+    return not run.recording and not run.listeners.steps and not spec.retries
 
 
 def _unrecorded_call(
@@ -582,10 +586,28 @@ def _unrecorded_call(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    """A sync step of an execution that records nothing: a plain call when nobody listens,
-    else timed in its own frame (calls inside it are attributed to it) for the observers."""
-    if not _hooks.observers():
+    """A sync step of an execution that records nothing: a plain call when nobody listens, a
+    timed call when its listeners only count steps (metrics), else timed in its own frame
+    (calls inside it are attributed to it) with the full events."""
+    run = frame[0]
+    listeners = run.listeners
+    if not listeners.steps:
         return fn(*args, **kwargs)  # nothing to record and nobody to tell
+    tallies = listeners.tallies
+    if tallies is not None and not spec.metrics:
+        t0 = _perf_counter()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException:
+            _tally(tallies, run, step_id, "failed", _perf_counter() - t0)
+            raise
+        seconds = _perf_counter() - t0
+        for tally in tallies:  # inline: this is the whole cost of an unsampled step
+            try:
+                tally(run, step_id, "completed", seconds, 0)
+            except Exception:  # a metric must never fail the user's pipeline
+                log.exception("workbench could not count step %r", step_id)
+        return result
     active = UnrecordedStep(frame, step_id, spec.action, spec.metrics)
     _hooks.step_started(active)
     active.enter()
@@ -598,6 +620,19 @@ def _unrecorded_call(
     active.leave()
     active.finish(None)
     return active.result
+
+
+def _tally(
+    tallies: tuple[Callable[..., None], ...], run: Any, step_id: str, status: str, seconds: float
+) -> None:
+    for tally in tallies:
+        try:
+            tally(run, step_id, status, seconds, 0)
+        except Exception:  # a metric must never fail the user's pipeline
+            log.exception("workbench could not count step %r", step_id)
+
+
+_perf_counter = time.perf_counter
 
 
 #: What :func:`_replacement` returns when the step must run: ``None`` is a valid output.
