@@ -206,18 +206,60 @@ def test_async_generator_step(store: Store) -> None:
     assert store.get_execution(asyncio.run(main())).steps[0].result == ["a", "b"]
 
 
-def test_step_outside_an_execution_is_an_error() -> None:
-    """Using a step with no execution running raises RecordingError naming the step and the fix."""
+def test_steps_outside_an_execution_run_unrecorded(store: Store) -> None:
+    """Outside any execution a decorated step (sync, async, generator, async generator) is
+    just its function: same result, its retries, its exception; a span and a state record
+    nothing; and nothing reaches the store."""
+    attempts: list[int] = []
 
-    @workbench.step("lonely")
-    def lonely() -> None: ...
+    @workbench.step("lonely", retries=1, backoff_s=0)
+    def lonely(x: int) -> int:
+        attempts.append(x)
+        if len(attempts) == 1:
+            raise RuntimeError("first attempt")
+        return x * 2
 
-    with pytest.raises(RecordingError, match=r"step 'lonely'.*workbench.record"):
-        lonely()
-    with pytest.raises(RecordingError, match="state 'x'"):
-        workbench.state("x", 1)
-    with pytest.raises(RecordingError, match="span 's'"), workbench.span("s"):
-        pass
+    @workbench.step("alone")
+    async def alone(x: int) -> int:
+        return x + 1
+
+    @workbench.step("items")
+    def items(n: int) -> Iterator[int]:
+        got = yield 0
+        yield from range(1, n + (got or 0))
+
+    @workbench.step("aitems")
+    async def aitems(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            yield i
+
+    @workbench.step("broken")
+    def broken() -> None:
+        raise KeyError("k")
+
+    async def collect() -> list[int]:
+        return [i async for i in aitems(3)]
+
+    assert lonely(21) == 42 and attempts == [21, 21]
+    assert asyncio.run(alone(1)) == 2
+    generator = items(3)
+    assert next(generator) == 0 and generator.send(1) == 1 and list(generator) == [2, 3]
+    assert asyncio.run(collect()) == [0, 1, 2]
+    with pytest.raises(KeyError):
+        broken()
+    with workbench.span("s", k=1) as span:
+        span.set_attribute("more", 2)
+    assert workbench.state("x", 1) == ""
+    assert store.stats()["executions"] == 0
+
+
+def test_a_step_block_outside_an_execution_says_why_it_needs_one() -> None:
+    """A `with workbench.step(...)` block has no run to belong to: RecordingError naming the
+    step, why, and both ways out."""
+    with pytest.raises(RecordingError, match=r"step\('lonely'\).*outside an execution") as info:
+        with workbench.step("lonely"):
+            pass
+    assert "workbench.record" in str(info.value) and "@workbench.step" in str(info.value)
 
 
 def test_span_attributes_events_and_errors(store: Store) -> None:
@@ -356,21 +398,26 @@ def test_threads_with_copied_context_land_on_the_right_execution(store: Store) -
         assert values == sorted(f"{tag}-{i}" for i in range(20))
 
 
-def test_thread_without_context_is_not_attributed(store: Store) -> None:
-    """A plain thread does not inherit the execution, so its step use is a clear error."""
-    errors: list[BaseException] = []
+def test_thread_without_context_is_not_attributed(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plain thread does not inherit the execution: its step runs unrecorded, with one
+    warning naming the step and workbench.carry_context."""
 
-    def work() -> None:
-        try:
-            workbench.state("x", 1)
-        except RecordingError as exc:
-            errors.append(exc)
+    @workbench.step("threaded")
+    def threaded() -> int:
+        return 1
 
-    with workbench.record("p", inputs={}, store=store):
-        thread = threading.Thread(target=work)
-        thread.start()
-        thread.join()
-    assert len(errors) == 1
+    results: list[int] = []
+    with workbench.record("p", inputs={}, store=store) as run:
+        threads = [threading.Thread(target=lambda: results.append(threaded())) for _ in "ab"]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert results == [1, 1] and store.get_execution(run.id).steps == []
+    warned = [r.getMessage() for r in caplog.records if "'threaded'" in r.getMessage()]
+    assert len(warned) == 1 and "carry_context" in warned[0]
 
 
 def test_bad_pipeline_id_is_refused(store: Store) -> None:

@@ -440,6 +440,7 @@ class record(AsyncFromSync):
         run.write_row()
         _hooks.execution_started(run)
         run.listeners = _hooks.listeners(run)
+        _count_open(1)
         self._run = run
         self._token = current.set(Frame(run, run.root_span_id, None))
         return run
@@ -466,8 +467,24 @@ class record(AsyncFromSync):
     def _leave(self) -> LiveExecution:
         run = self._run
         assert run is not None, "record exited without being entered"
+        _count_open(-1)
         try:
             current.reset(self._token)
         except ValueError:  # exited in another context (an async generator's finaliser)
             current.set(None)
         return run
+
+
+_open = 0
+_open_lock = threading.Lock()
+
+
+def _count_open(change: int) -> None:
+    global _open
+    with _open_lock:
+        _open += change
+
+
+def executions_open() -> int:
+    """How many ``workbench.record`` blocks are open in this process, in any thread."""
+    return _open

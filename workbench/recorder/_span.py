@@ -21,7 +21,6 @@ from workbench import _ids, redaction
 from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.recorder._execution import LiveExecution
-from workbench.recorder._step import frame_or_raise as _frame_or_raise
 from workbench.redaction import encode_redacted, scrub_json
 from workbench.store import MAX_QUEUED
 from workbench.types import JSON
@@ -64,8 +63,9 @@ class ActiveSpan(AsyncFromSync):
     # is not specialised: each field is read from it once and kept in a slot.
     def __enter__(self) -> ActiveSpan:
         parent = _get_frame()
-        if parent is None:
-            parent = _frame_or_raise("span", self.name)  # raises
+        if parent is None:  # outside an execution: a span that records nothing, as in OTel
+            self._token = None
+            return self
         run = parent[0]
         if run.keep_trace:
             self._run = run
@@ -143,7 +143,8 @@ class ActiveSpan(AsyncFromSync):
 
 
 def span(name: str, /, **attributes: Any) -> ActiveSpan:
-    """A span inside the current execution: ``with workbench.span("rerank", k=5): ...``.
+    """A span inside the current execution: ``with workbench.span("rerank", k=5): ...``
+    (outside an execution it records nothing, like an OpenTelemetry non-recording span).
 
     ``ActiveSpan(name, **attributes)`` without the class call: a span is made in hot loops,
     and calling a class with a Python ``__init__`` costs a third more than this.
@@ -198,10 +199,13 @@ _dumps = orjson.dumps
 def state(name: str, value: JSON) -> str:
     """Record a named intermediate value (as it is now); returns its content hash.
 
-    Identical values, in any step or execution, are stored once. Returns ``""`` when the
-    execution keeps no intermediate results (debug mode: not sampled, or the feature is off).
+    Identical values, in any step or execution, are stored once. Returns ``""`` outside an
+    execution and when the execution keeps no intermediate results (debug mode: not sampled, or
+    the feature is off).
     """
-    frame = _frame_or_raise("state", name)
+    frame = _get_frame()
+    if frame is None:
+        return ""  # outside an execution: nothing to keep it in
     run = frame.run
     if not run.keep_states:
         return ""  # not sampled, or debug mode keeps no intermediate results

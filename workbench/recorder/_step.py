@@ -19,7 +19,7 @@ from workbench import _hooks, _ids
 from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
 from workbench.exceptions import ConfigError, RecordingError
-from workbench.recorder._execution import LiveExecution, flush_off_loop
+from workbench.recorder._execution import LiveExecution, executions_open, flush_off_loop
 from workbench.types import JSON
 
 __all__ = ["ActiveStep", "UnrecordedStep", "frame_or_raise", "render_parameters", "step"]
@@ -317,6 +317,15 @@ class step(AsyncFromSync):
     def __enter__(self) -> ActiveStep:
         if self.name is None:
             raise RecordingError("`with workbench.step(...)` needs a step name, e.g. step('load')")
+        if current.get() is None:
+            # A decorated function runs unrecorded outside an execution; a block cannot: its
+            # handle (set_result, retries, events) and its exit belong to a running step.
+            raise RecordingError(
+                f"`with workbench.step({self.name!r})` was used outside an execution; a block "
+                f"step is a part of a recorded run: wrap it in `with workbench.record(...)`, or "
+                f"put its body in a function decorated with @workbench.step, which runs "
+                f"unrecorded when no execution is running"
+            )
         if self.retries:
             raise RecordingError(
                 f"step {self.name!r}: retries= works on a decorated function, not on a `with` "
@@ -398,6 +407,24 @@ class step(AsyncFromSync):
 
             @functools.wraps(fn)
             async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                if _get_frame() is None:  # outside an execution: the items, unrecorded
+                    _detached(step_id)
+                    plain = fn(*args, **kwargs)
+                    given: Any = None
+                    raised: BaseException | None = None
+                    while True:
+                        try:
+                            if raised is not None:
+                                item = await plain.athrow(raised)
+                            else:
+                                item = await plain.asend(given)
+                        except StopAsyncIteration:
+                            return
+                        raised = None
+                        try:
+                            given = yield item
+                        except BaseException as exc:  # athrow()/aclose(): the body decides
+                            raised = exc
                 active = start(args, kwargs)
                 replaced = _generator_replacement(active)
                 if replaced is not _RUN:  # a replay supplies the items this step yields
@@ -451,6 +478,9 @@ class step(AsyncFromSync):
 
             @functools.wraps(fn)
             def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+                if _get_frame() is None:  # outside an execution: the items, unrecorded
+                    _detached(step_id)
+                    return (yield from fn(*args, **kwargs))
                 active = start(args, kwargs)
                 replaced = _generator_replacement(active)
                 if replaced is not _RUN:  # a replay supplies the items this step yields
@@ -505,7 +535,10 @@ class step(AsyncFromSync):
                 import asyncio
 
                 frame = _get_frame()
-                if frame is not None and _unobserved(frame, spec):
+                if frame is None:  # outside an execution: the function, its retries, no record
+                    _detached(step_id)
+                    return await _aretrying(spec, fn, args, kwargs)
+                if _unobserved(frame, spec):
                     return await fn(*args, **kwargs)
                 active = start(args, kwargs)
                 active.enter()
@@ -539,7 +572,10 @@ class step(AsyncFromSync):
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             frame = _get_frame()
-            if frame is not None and not frame[0].recording and not spec.retries:
+            if frame is None:  # outside an execution: the function, its retries, no record
+                _detached(step_id)
+                return _retrying(spec, fn, args, kwargs)
+            if not frame[0].recording and not spec.retries:
                 return _unrecorded_call(frame, step_id, spec, fn, args, kwargs)
             active = start(args, kwargs)
             active.enter()
@@ -620,6 +656,51 @@ def _unrecorded_call(
     active.leave()
     active.finish(None)
     return active.result
+
+
+_warned_detached: set[str] = set()
+
+
+def _detached(step_id: str) -> None:
+    """Warn, once per step, when a step runs outside an execution while one is open: the
+    usual cause is a plain thread or executor, which does not inherit the execution."""
+    if executions_open() and step_id not in _warned_detached:
+        _warned_detached.add(step_id)
+        log.warning(
+            "workbench: step %r ran unrecorded: no execution in its context, although one is "
+            "open in this process; a thread or executor does not inherit it - submit the work "
+            "as workbench.carry_context(fn) to record it in that execution",
+            step_id,
+        )
+
+
+def _retrying(spec: step, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """A step's function called outside any execution: retried as declared, nothing kept."""
+    delay = spec.backoff_s
+    for attempt in range(spec.retries + 1):
+        try:
+            return fn(*args, **kwargs)
+        except spec.retry_on:
+            if attempt == spec.retries:
+                raise
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _aretrying(spec: step, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    import asyncio
+
+    delay = spec.backoff_s
+    for attempt in range(spec.retries + 1):
+        try:
+            return await fn(*args, **kwargs)
+        except spec.retry_on:
+            if attempt == spec.retries:
+                raise
+            await asyncio.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _tally(
