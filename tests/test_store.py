@@ -160,6 +160,20 @@ def test_list_executions_filters(store: Store) -> None:
         store.list_executions(status="done")
 
 
+def test_list_executions_takes_the_clis_time_forms_and_refuses_others(store: Store) -> None:
+    """``since="1d"`` means a day ago, as ``--since 1d`` does (not a string compared with a
+    number, which matched nothing); a form it cannot read is a StoreError naming it."""
+    with workbench.record("a", inputs={}, store=store) as run:
+        pass
+    assert [e.id for e in store.list_executions(since="1d")] == [run.id]
+    assert [e.id for e in store.list_executions(since="2000-01-01")] == [run.id]
+    assert store.list_executions(until="1d") == []
+    with pytest.raises(StoreError, match=r"since='yesterday'.*30m, 1h, 2d"):
+        store.list_executions(since="yesterday")
+    with pytest.raises(StoreError, match=r"until=\[1\].*datetime"):
+        store.list_executions(until=[1])  # type: ignore[arg-type]
+
+
 @settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -31,11 +31,10 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from types import ModuleType
 from typing import IO, Any, TypeVar
@@ -47,6 +46,7 @@ from rich.console import Console
 import workbench
 from workbench import _render
 from workbench._json import to_jsonable
+from workbench._when import parse_when
 from workbench.diff._cli import diff_command
 from workbench.exceptions import WorkbenchError
 from workbench.monitoring._cli import report, serve_metrics_command
@@ -127,31 +127,6 @@ def _open_existing(db: Path | None) -> Store:
             f"WORKBENCH_DB at an existing store"
         )
     return Store(path)
-
-
-_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_when(text: str, *, now: datetime | None = None) -> datetime:
-    """A moment from ``30m``/``1h``/``2d``/``1w`` ago, or an ISO date or datetime.
-
-    ISO values without a time zone are local time, as the CLI prints times. Raises
-    ``ValueError`` with the allowed forms.
-    """
-    cleaned = text.strip().lower()
-    match = _RELATIVE.match(cleaned)
-    if match:
-        moment = now or datetime.now(UTC)
-        return moment - timedelta(seconds=float(match[1]) * _UNIT_S[match[2]])
-    try:
-        parsed = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"{text!r} is not a time: use a relative form like 30m, 1h, 2d or 1w, or an ISO "
-            f"date or datetime like 2024-05-01 or 2024-05-01T13:30"
-        ) from None
-    return parsed if parsed.tzinfo is not None else parsed.astimezone()
 
 
 def _when_option(ctx: click.Context, param: click.Parameter, value: str | None) -> datetime | None:

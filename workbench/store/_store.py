@@ -22,6 +22,7 @@ import zstandard
 
 from workbench._gc import paused
 from workbench._json import decode
+from workbench._when import parse_when
 from workbench.exceptions import (
     ExecutionNotFoundError,
     NotAStoreError,
@@ -73,6 +74,23 @@ class ExecutionList(list[Execution]):
         from workbench._notebook import executions_html
 
         return executions_html(self, self.damaged)
+
+
+def _moment(name: str, value: object) -> float:
+    """``since``/``until`` as a Unix time; a value that is none of the forms is refused."""
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return parse_when(value).timestamp()
+        except ValueError as exc:
+            raise StoreError(f"list_executions({name}={value!r}): {exc}") from None
+    raise StoreError(
+        f"list_executions({name}={value!r}): use a datetime, a Unix time in seconds, or a "
+        f"relative or ISO form like '2d' or '2024-05-01'"
+    )
 
 
 def _undecodable_text(exc: BaseException | None) -> bool:
@@ -416,12 +434,15 @@ class Store:
         pipeline_id: str | None = None,
         status: str | None = None,
         user_id: str | None = None,
-        since: datetime | float | None = None,
-        until: datetime | float | None = None,
+        since: datetime | float | str | None = None,
+        until: datetime | float | str | None = None,
         replay_of: str | None = None,
         limit: int | None = 100,
     ) -> ExecutionList:
         """Executions, newest first, without their children (use ``get_execution`` for those).
+
+        ``since``/``until``: a ``datetime``, a Unix time, or what the CLI's ``--since`` takes
+        (``30m``, ``2d``, ``1w`` ago; an ISO date or datetime).
 
         An execution whose record cannot be read (a damaged file) is left out and named, with
         what is wrong, in the result's ``damaged``: one bad row does not hide the others.
@@ -451,10 +472,10 @@ class Store:
                 params.append(value)
         if since is not None:
             where.append("started_at >= ?")
-            params.append(since.timestamp() if isinstance(since, datetime) else since)
+            params.append(_moment("since", since))
         if until is not None:
             where.append("started_at < ?")
-            params.append(until.timestamp() if isinstance(until, datetime) else until)
+            params.append(_moment("until", until))
         sql = "SELECT * FROM executions"
         if where:
             sql += " WHERE " + " AND ".join(where)
