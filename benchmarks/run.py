@@ -1,7 +1,9 @@
 """Run every workbench benchmark and print one table: ours against each peer, with targets.
 
-``python benchmarks/run.py`` (about three to four minutes on two cores) or
-``python benchmarks/run.py --quick`` (smaller N, fewer rounds: well under a minute). Each
+``python benchmarks/run.py`` or ``python benchmarks/run.py --quick`` (smaller N, fewer
+rounds). Before each benchmark it prints how long that one usually takes and how much of the
+run is left: from this machine's last run (kept in ``benchmarks/.timings.json``, not committed)
+or, on a first run, from a run on a quiet two-core machine. Each
 benchmark runs in this one process, one after the other, and returns its rows; see each
 ``bench_*`` module's docstring for what it measures, how, and against which peer:
 
@@ -29,8 +31,10 @@ The exit status is 0 even when a target is missed: the table says which, in ``me
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import bench_bytes
 import bench_capture
@@ -66,14 +70,67 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
 )
 
 
+#: Seconds each benchmark took on a quiet two-core machine (full, quick): the estimate until
+#: this machine has run them once.
+TYPICAL_S: dict[str, tuple[float, float]] = {
+    "capture": (20, 5),
+    "spans": (25, 4),
+    "ingest": (10, 3),
+    "bytes": (5, 2),
+    "diff": (20, 5),
+    "diff_concurrent": (25, 6),
+    "replay": (150, 20),
+    "sampling": (45, 10),
+    "profiling": (60, 20),
+    "metrics": (60, 15),
+    "store_faults": (40, 15),
+    "pricing": (10, 3),
+    "install": (60, 5),
+}
+TIMINGS = Path(__file__).with_name(".timings.json")
+
+
+def _estimates(quick: bool) -> dict[str, float]:
+    estimates = {name: TYPICAL_S.get(name, (60, 15))[quick] for name, _ in BENCHMARKS}
+    try:
+        measured = json.loads(TIMINGS.read_text())["quick" if quick else "full"]
+        estimates.update({k: float(v) for k, v in measured.items() if k in estimates})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no earlier run here (or an unreadable file): the typical figures
+    return estimates
+
+
+def _keep(quick: bool, took: dict[str, float]) -> None:
+    try:
+        kept = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+        if not isinstance(kept, dict):
+            kept = {}
+        kept.setdefault("quick" if quick else "full", {}).update(took)
+        TIMINGS.write_text(json.dumps(kept, indent=1) + "\n")
+    except (OSError, ValueError, AttributeError):
+        pass  # a read-only checkout: the next run estimates from the typical figures
+
+
 def main(quick: bool = False) -> list[Row]:
     rows: list[Row] = []
     started = time.perf_counter()
-    for name, run in BENCHMARKS:
-        print(f"== {name}{' (quick)' if quick else ''}", flush=True)
+    estimates = _estimates(quick)
+    left = sum(estimates.values())
+    source = "this machine's last run" if TIMINGS.exists() else "a quiet two-core machine"
+    print(f"about {left / 60:.0f} min in all, estimated from {source}", flush=True)
+    took: dict[str, float] = {}
+    for index, (name, run) in enumerate(BENCHMARKS, 1):
+        print(
+            f"== [{index}/{len(BENCHMARKS)}] {name}{' (quick)' if quick else ''}: usually "
+            f"{estimates[name]:.0f}s; about {left / 60:.1f} min left",
+            flush=True,
+        )
         begun = time.perf_counter()
         rows.extend(run(quick))
-        print(f"   {name} took {time.perf_counter() - begun:.0f}s", flush=True)
+        took[name] = round(time.perf_counter() - begun, 1)
+        left = max(0.0, left - estimates[name])
+        print(f"   {name} took {took[name]:.0f}s", flush=True)
+    _keep(quick, took)
     print(f"\nall benchmarks took {time.perf_counter() - started:.0f}s\n")
     print_rows(rows)
     return rows
