@@ -581,6 +581,40 @@ def test_assert_matches_fails_with_the_diff(
     )
 
 
+def test_assert_matches_compares_the_whole_body_once_it_has_ended(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """assert_matches in the middle of a test compares the body's execution after it ended:
+    a step the body runs after the call, which the recording does not have, fails the test
+    (before, the comparison ran at once, on a run that had not done it yet)."""
+    project.makepyfile(
+        """
+        import os
+        import workbench
+
+        def test_snapshot(ask, workbench_run):
+            @workbench.step("draft")
+            def draft(topic):
+                return ask(f"write about {topic}")
+
+            draft("llamas")
+            if os.environ.get("MATCH"):
+                workbench_run.assert_matches(os.environ["MATCH"])
+                draft("a second topic")
+        """
+    )
+    run(project, "--workbench-store", "whole.db").assert_outcomes(passed=1)
+    store = Store(project.path / "whole.db")
+    (recorded,) = store.list_executions()
+    store.close()
+    monkeypatch.setenv("MATCH", recorded.id)
+    result = run(project, "--workbench-store", "whole.db", "--workbench-record-mode=all")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [f"*this test's run (exec_*) differs from recorded execution {recorded.id}:*", "*draft#1*"]
+    )
+
+
 def test_assert_matches_pairs_concurrent_calls_by_what_they_asked(
     project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -376,7 +376,7 @@ def _problems(item: pytest.Item, run: TestRun) -> str | None:
         if guard is not None and guard.blocked
         else None
     )
-    parts = [part for part in (run.problems(), blocked) if part]
+    parts = [part for part in (run.problems(), blocked, run.mismatches()) if part]
     return "\n\n".join(parts) if parts else None
 
 

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from workbench import _hooks
-from workbench._json import decode
 from workbench.diff import compare_executions
 from workbench.exceptions import ConfigError, ExecutionNotFoundError
 from workbench.recorder import LiveExecution, record
@@ -128,6 +127,10 @@ class TestRun(_hooks.Observer):
         self._root: LiveExecution | None = None
         self._nested: list[LiveExecution] = []
         self._final: RunSummary | None = None
+        #: ``assert_matches`` calls made while the test body's own execution was open: they
+        #: are compared when it has ended (see :meth:`mismatches`).
+        self._deferred: list[tuple[Execution, str | Iterable[str]]] = []
+        self._mismatches: list[str] = []
 
     def __repr__(self) -> str:
         state = "running" if self.running else ("done" if self._final else "not started")
@@ -185,6 +188,8 @@ class TestRun(_hooks.Observer):
         finally:
             _hooks.remove_observer(self)
         self._final = self._summarise()
+        if exc is None:
+            self._check_deferred()
         return self._final
 
     def execution_started(self, run: Any) -> None:
@@ -247,17 +252,44 @@ class TestRun(_hooks.Observer):
         from execution ``recorded_id`` in content (outputs, steps, prompts, answers, states).
 
         The execution compared is the one the test started with the same pipeline id as the
-        recorded one, else the only one it started, else the test body's own (compared as if
-        it completed now, under the recorded pipeline's id). Cost and time never fail it.
+        recorded one, else the only one it started, else the test body's own, under the
+        recorded pipeline's id — compared when the body has ended, with everything it did
+        after this call too, so the test fails then. Cost and time never fail it.
         """
         recorded = self._find(recorded_id, store)
-        current = self._comparable(recorded)
+        chosen = self._finished_nested(recorded)
+        if chosen is None and self.running:
+            # The test body's own execution is still open: its later steps and calls, its
+            # outputs and its totals are not there yet. Compared when the body has ended; the
+            # plugin then fails the test with the same message.
+            self._deferred.append((recorded, ignore))
+            return
+        message = self._differs(recorded, chosen or self._own(recorded), ignore)
+        if message is not None:
+            raise AssertionError(message)
+
+    def mismatches(self) -> str | None:
+        """What the deferred ``assert_matches`` calls found once the body ended, if anything."""
+        return "\n\n".join(self._mismatches) if self._mismatches else None
+
+    def _check_deferred(self) -> None:
+        for recorded, ignore in self._deferred:
+            message = self._differs(recorded, self._own(recorded), ignore)
+            if message is not None:
+                self._mismatches.append(message)
+        self._deferred.clear()
+
+    @staticmethod
+    def _differs(
+        recorded: Execution, current: Execution, ignore: str | Iterable[str]
+    ) -> str | None:
         diff = compare_executions(recorded, current, ignore=ignore)
-        if diff:
-            raise AssertionError(
-                f"this test's run ({current.id}) differs from recorded execution "
-                f"{recorded_id}:\n{_render(diff)}"
-            )
+        if not diff:
+            return None
+        return (
+            f"this test's run ({current.id}) differs from recorded execution "
+            f"{recorded.id}:\n{_render(diff)}"
+        )
 
     # -- inside ----------------------------------------------------------------------------
 
@@ -287,7 +319,9 @@ class TestRun(_hooks.Observer):
             f"{', '.join(str(s.path) for s in stores)}; pass store= the store that holds it"
         )
 
-    def _comparable(self, recorded: Execution) -> Execution:
+    def _finished_nested(self, recorded: Execution) -> Execution | None:
+        """The ended execution the test started with the recorded one's pipeline id, else the
+        only one it started."""
         nested = [run for run in self._nested if run.recording and run.status != "running"]
         same = [run for run in nested if run.pipeline_id == recorded.pipeline_id]
         if same:
@@ -296,22 +330,15 @@ class TestRun(_hooks.Observer):
             chosen = nested[0]
         else:
             chosen = None
-        if chosen is not None:
-            return chosen.store.get_execution(chosen.id)
+        return chosen.store.get_execution(chosen.id) if chosen is not None else None
+
+    def _own(self, recorded: Execution) -> Execution:
+        """The test body's ended execution, under the recorded pipeline's id."""
         root = self._root
         if root is None:
             raise ConfigError("assert_matches: the test has not started recording yet")
         execution = root.store.get_execution(root.id)
-        if execution.status != "running":
-            return dataclasses.replace(execution, pipeline_id=recorded.pipeline_id)
-        outputs = None if root.outputs is None else decode(root.json_text(root.outputs).encode())
-        return dataclasses.replace(
-            execution,
-            pipeline_id=recorded.pipeline_id,
-            status="completed",
-            success=True if root.success is None else root.success,
-            outputs=outputs,
-        )
+        return dataclasses.replace(execution, pipeline_id=recorded.pipeline_id)
 
 
 def _render(diff: Any) -> str:
