@@ -11,6 +11,7 @@ import asyncio
 import json
 import pstats
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -585,6 +586,16 @@ def test_profile_command_profiles_a_plain_cpu_script(tmp_path: Path) -> None:
     assert _top_row(output)[0] == "burn_cpu_hot"  # the most self time
     assert f"speedscope {speedscope}" in output  # the command that opens it
     assert "no profile was recorded" not in output
+
+
+def test_profile_command_that_profiled_nothing_fails_and_says_so(tmp_path: Path) -> None:
+    """A command with nothing to profile (not a Python program) exits 1, as `py-spy record`
+    does with no stack counts, saying nothing was profiled; a failed command keeps its code."""
+    result = _profile("--cpu", "--", shutil.which("true") or "/bin/true")
+    assert result.exit_code == 1, result.output
+    assert "nothing was profiled" in _flat(result.output)
+    failed = _profile("--cpu", "--", sys.executable, "-c", "raise SystemExit(3)")
+    assert failed.exit_code == 3, failed.output
 
 
 @pytest.mark.parametrize("py_spy", ["missing", "refused"])

@@ -186,6 +186,10 @@ def profile_command(
         ctx.exit(code)
 
 
+#: The exit status when nothing was profiled and the command itself succeeded.
+_NOTHING_PROFILED = 1
+
+
 def _run_whole(
     command: list[str],
     kinds: list[ProfileKind],
@@ -202,12 +206,25 @@ def _run_whole(
     with ProfiledCommand(
         command, kinds=kinds, settings=settings, duration=duration, db=db, progress=progress
     ) as run:
+        sampled = False
         for found in run.profiles():
             out.print(profile_view(found.profile))
+            summary = found.profile.summary
+            sampled = sampled or (summary.samples > 0 and summary.error is None)
             if found.linked:
                 links = ", ".join(f"{p.execution_id} as {p.id}" for p in found.linked)
                 out.print(f"linked to {links}", markup=False)
-        return run.wait()
+        code = run.wait()
+    if not sampled:
+        # As `py-spy record` ("No stack counts found"): a profile of nothing is a failure,
+        # so a script or CI step that profiles a command notices it profiled nothing.
+        err.print(
+            f"nothing was profiled: {command[0]} ended before the first sample, or the "
+            f"profiler could not read it (see above); profile a command that runs longer",
+            style="yellow",
+        )
+        return code or _NOTHING_PROFILED
+    return code
 
 
 def _run_profiled(command: list[str], settings: ProfilingConfig, db: Path | None) -> int:
@@ -258,6 +275,7 @@ def _run_profiled(command: list[str], settings: ProfilingConfig, db: Path | None
             f"@workbench.pipeline); drop --trigger to profile the whole command",
             style="yellow",
         )
+        code = code or _NOTHING_PROFILED
     for event in recorded:
         try:
             with Store(event["store"]) as store:
@@ -354,10 +372,11 @@ def run_command(
         profiles = [p for p in session.profiles if p.execution_id == result.execution_id]
     out = _console()
     out.print(f"replay {result.execution_id} of {execution_id}: {result.status}", markup=False)
-    if not profiles:
-        err.print("no profile was recorded: the trigger never held", style="yellow")
     for profile in profiles:
         out.print(profile_view(profile))
+    if not profiles:
+        err.print("no profile was recorded: the trigger never held", style="yellow")
+        click.get_current_context().exit(_NOTHING_PROFILED)
 
 
 @profile_command.command("show", context_settings=_CONTEXT)
