@@ -716,6 +716,37 @@ def test_cli_run_json_with_the_test_model(tmp_path: Path) -> None:
         assert store.get_execution(printed["execution_id"]).status == "completed"
 
 
+def test_cli_run_without_a_key_fails_at_once_and_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no API key and no base URL, an llm step fails before sending (not retried against
+    the real provider): one error naming OPENAI_API_KEY and --test-model, exit code 1, and no
+    model call recorded."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    path = write(
+        tmp_path,
+        """
+        id: keyless
+        steps:
+          - id: ask
+            action: llm
+            retries: 2
+            backoff: 0
+            parameters: {model: gpt-4o-mini, prompt: hi}
+        """,
+    )
+    db = tmp_path / "keyless.db"
+    outcome = CliRunner().invoke(cli, ["run", str(path), "--db", str(db)])
+    assert outcome.exit_code == 1, outcome.output
+    message = " ".join(outcome.output.split())
+    assert "OPENAI_API_KEY is not set (nothing was sent)" in message and "--test-model" in message
+    with Store(db) as store:
+        (execution,) = store.list_executions()
+        recorded = store.get_execution(execution.id)
+    assert recorded.model_calls == [] and recorded.steps[0].retries == 0
+
+
 def test_cli_run_reports_a_failed_step_with_exit_code_1(
     tmp_path: Path, events: list[tuple[str, str]]
 ) -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar, overload
 
+from workbench._context import current
 from workbench.exceptions import PipelineError
 
 __all__ = [
@@ -44,8 +45,8 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Sent when no API key is configured. The test model server accepts any key, a replay answers
-#: from the recording without sending, and a real provider refuses it with its own clear 401.
+#: Sent when no API key is configured but a base URL is (the test model server accepts any key)
+#: or a recording answers the call without sending it.
 PLACEHOLDER_API_KEY = "sk-workbench-no-key-configured"
 PROVIDERS = ("openai", "anthropic")
 #: Anthropic requires ``max_tokens``; this is used when a step does not set it.
@@ -285,6 +286,35 @@ async def llm(
     )
 
 
+_PROVIDER_ENV = {
+    "openai": ("OPENAI_API_KEY", "OPENAI_BASE_URL", "api.openai.com"),
+    "anthropic": ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "api.anthropic.com"),
+}
+
+
+def _key_or_refuse(provider: str, api_key: str | None, base_url: str | None) -> str:
+    """The API key to send; with none, the placeholder only where no real provider is asked.
+
+    Without a key and a base URL the SDK would send the call to the provider itself, which
+    refuses it (and a step's retries would ask it again): refuse before anything is sent.
+    A base URL (a local server, the test model) or a recording to answer from needs no key.
+    """
+    key_env, url_env, host = _PROVIDER_ENV[provider]
+    key = api_key or os.environ.get(key_env)
+    if key:
+        return key
+    frame = current.get()
+    answered = frame is not None and frame.run.interceptor is not None
+    if base_url or os.environ.get(url_env) or answered:
+        return PLACEHOLDER_API_KEY
+    raise PipelineError(
+        f"the llm step would call {provider} at {host}, but {key_env} is not set (nothing was "
+        f"sent): export {key_env}, or give the step an api_key parameter; to run without a key, "
+        f"use `workbench run FILE --test-model` (workbench's test model server on 127.0.0.1) "
+        f"or point {url_env} at a server of your own"
+    )
+
+
 async def _openai_chat(
     model: str,
     chat: list[Any],
@@ -304,7 +334,7 @@ async def _openai_chat(
         arguments["max_tokens"] = max_tokens
     if response_format is not None:
         arguments["response_format"] = response_format
-    key = api_key or os.environ.get("OPENAI_API_KEY") or PLACEHOLDER_API_KEY
+    key = _key_or_refuse("openai", api_key, base_url)
     async with openai.AsyncOpenAI(base_url=base_url, api_key=key, max_retries=0) as client:
         if not stream:
             response = await client.chat.completions.create(**arguments)
@@ -341,7 +371,7 @@ async def _anthropic_chat(
     }
     if system is not None:
         arguments["system"] = system
-    key = api_key or os.environ.get("ANTHROPIC_API_KEY") or PLACEHOLDER_API_KEY
+    key = _key_or_refuse("anthropic", api_key, base_url)
     async with anthropic.AsyncAnthropic(base_url=base_url, api_key=key, max_retries=0) as client:
         if not stream:
             message = await client.messages.create(**arguments)
