@@ -324,6 +324,8 @@ def test_a_broken_custom_metric_warns_once_and_never_fails_the_step(
         ({"name": "x", "kind": "counter"}, "unknown keys"),
         ({"name": "x", "type": "meter"}, "use one of counter"),
         ({"name": "x", "type": "gauge", "buckets": [1]}, "buckets apply to histograms"),
+        ({"name": "x", "type": "histogram", "buckets": [5, 1]}, "increasing list of numbers"),
+        ({"name": "", "type": "gauge"}, "has no name"),
         ({"name": "x", "value": "{{ results. }}"}, "not a valid expression"),
         ({"name": "x", "labels": ["a"]}, "labels must map"),
     ],

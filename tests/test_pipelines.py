@@ -4,22 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
 
 import workbench
 from examples.research_assistant import research
-from workbench import _hooks
 from workbench.cli import cli
 from workbench.debugging import RequestReplay
-from workbench.exceptions import PipelineChangedWarning, PipelineError, PipelineStepError
+from workbench.exceptions import (
+    ConfigError,
+    PipelineChangedWarning,
+    PipelineError,
+    PipelineStepError,
+)
+from workbench.monitoring import CustomMetric, metrics, serve_metrics
 from workbench.pipelines import load_pipeline, run_pipeline
 from workbench.pipelines._runner import ENTRYPOINT
 from workbench.pipelines._template import render_value
@@ -554,49 +563,89 @@ def test_a_missing_file_is_a_pipeline_error(tmp_path: Path) -> None:
 # -- monitoring -------------------------------------------------------------------------------
 
 
-def test_custom_metrics_reach_observers_rendered_from_the_result(
-    tmp_path: Path, store: Store, events: list[tuple[str, str]]
+def test_custom_metrics_are_recorded_from_the_rendered_result(
+    tmp_path: Path, store: Store, events: list[tuple[str, str]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    """monitoring.custom_metrics become the step's metric declarations, value rendered."""
-    seen: list[_hooks.StepEvent] = []
+    """monitoring.custom_metrics are recorded with value and labels rendered from the result
+    and the pipeline's context (``steps`` too), and nothing is warned about."""
+    name = f"result_chars_{uuid.uuid4().hex[:8]}"
+    path = write(
+        tmp_path,
+        f"""
+        id: metered
+        inputs: {{kind: {{type: string, default: demo}}}}
+        steps:
+          - id: a
+            action: tp_note
+            parameters: {{name: abcde}}
+          - id: b
+            action: tp_note
+            parameters: {{name: xy}}
+            monitoring:
+              custom_metrics:
+                - name: {name}
+                  type: histogram
+                  value: "{{{{ results | length }}}}"
+                  buckets: [1, 10]
+                  labels: {{kind: "{{{{ inputs.kind }}}}", before: "{{{{ steps.a.result }}}}"}}
+        """,
+    )
+    with caplog.at_level(logging.WARNING):
+        run_pipeline(path, store=store)
+        run_pipeline(path, store=store)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    labels = {"kind": "demo", "before": "abcde"}
+    assert metrics.value(f"{name}_count", labels) == 2
+    assert metrics.value(f"{name}_sum", labels) == 4
+    assert metrics.value(f"{name}_bucket", {**labels, "le": "1.0"}) == 0
 
-    class Catch(_hooks.Observer):
-        def step_finished(self, event: _hooks.StepEvent) -> None:
-            seen.append(event)
 
+def test_a_yaml_metric_is_checked_by_the_same_parser_as_a_python_one(tmp_path: Path) -> None:
+    """A declaration the Python parser refuses is refused by the YAML loader with the same
+    words, naming the file and line."""
+    bad = {"name": "x", "type": "gauge", "value": 1, "buckets": [1]}
+    with pytest.raises(ConfigError) as python_error:
+        CustomMetric.parse(bad)
     path = write(
         tmp_path,
         """
         id: metered
-        inputs: {kind: {type: string, default: demo}}
         steps:
           - id: a
             action: tp_note
             parameters: {name: abcde}
             monitoring:
               custom_metrics:
-                - name: result_chars
-                  type: histogram
-                  value: "{{ results | length }}"
-                  buckets: [1, 10]
-                  labels: {kind: "{{ inputs.kind }}"}
+                - {name: x, type: gauge, value: 1, buckets: [1]}
         """,
     )
-    observer = Catch()
-    _hooks.add_observer(observer)
-    try:
-        run_pipeline(path, store=store)
-    finally:
-        _hooks.remove_observer(observer)
-    (declaration,) = next(e for e in seen if e.step_id == "a").metrics
-    assert declaration == {
-        "name": "result_chars",
-        "type": "histogram",
-        "value": 5,
-        "value_template": "{{ results | length }}",
-        "labels": {"kind": "demo"},
-        "buckets": [1.0, 10.0],
+    with pytest.raises(PipelineError) as yaml_error:
+        load_pipeline(path)
+    assert str(python_error.value) in str(yaml_error.value)
+    assert "pipeline.yaml:8" in str(yaml_error.value)
+
+
+def test_the_example_yaml_metric_is_served_on_metrics(
+    store: Store, sdk_env: ModelServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a run of examples/research_assistant.yaml, a real /metrics endpoint serves its
+    draft_chars histogram (workbench warns about nothing)."""
+    before = metrics.value("draft_chars_count") or 0
+    with caplog.at_level(logging.WARNING, logger="workbench"):
+        result = run_pipeline(EXAMPLE, {"topic": "llamas"}, store=store)
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("workbench")] == []
+    draft = len(result.outputs["draft"])
+    with serve_metrics(port=0) as server:
+        text = httpx.get(f"http://127.0.0.1:{server.port}/metrics").text
+    samples = {
+        (sample.name, sample.labels.get("le")): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "draft_chars"
+        for sample in family.samples
     }
+    assert samples[("draft_chars_count", None)] == before + 1
+    assert samples[("draft_chars_bucket", "10000.0")] >= 1
+    assert samples[("draft_chars_sum", None)] >= draft
 
 
 # -- replay -------------------------------------------------------------------------------------

@@ -16,7 +16,9 @@ return value), ``inputs`` (the execution's inputs), ``execution`` (``duration`` 
 seconds —, ``id``, ``pipeline_id``, ``user_id``) and ``step`` (``id``, ``occurrence``,
 ``action``, ``retries``, ``duration``). A plain number is a constant; a value left out is the
 result itself. Counters add the value, gauges are set to it, histograms and summaries observe
-it. Only completed steps are evaluated (a failed step has no result).
+it. Only completed steps are evaluated (a failed step has no result). :meth:`CustomMetric.parse`
+is the one parser of declarations, for Python and YAML pipelines alike; a YAML pipeline renders
+the templates itself (they may read other steps) and hands over an :class:`EvaluatedMetric`.
 
 A declaration that cannot be evaluated never fails the step: it is logged once per step and
 metric, as a warning that names the step, the metric, the problem and the fix.
@@ -39,7 +41,7 @@ from workbench import _hooks
 from workbench.exceptions import ConfigError
 from workbench.monitoring._metrics import METRIC_TYPES, MetricType, metrics
 
-__all__ = ["CustomMetric", "evaluate_step_metrics", "monitor"]
+__all__ = ["CustomMetric", "EvaluatedMetric", "evaluate_step_metrics", "monitor"]
 
 log = logging.getLogger("workbench.monitoring")
 
@@ -78,7 +80,8 @@ class CustomMetric:
                     f"custom metric {declaration.get('name')!r} has unknown keys {unknown}; "
                     f"allowed: {', '.join(_KEYS)}"
                 )
-            if "name" not in declaration:
+            name = declaration.get("name")
+            if not isinstance(name, str) or not name:
                 raise ConfigError(
                     f"custom metric {dict(declaration)!r} has no name; add name: my_metric"
                 )
@@ -101,13 +104,39 @@ class CustomMetric:
                 f"custom metric {metric.name!r} has type {metric.type!r}; use one of "
                 f"{', '.join(METRIC_TYPES)}"
             )
-        if metric.buckets is not None and metric.type != "histogram":
-            raise ConfigError(
-                f"custom metric {metric.name!r}: buckets apply to histograms, and this is a "
-                f"{metric.type}; remove buckets or make it type: histogram"
-            )
+        if metric.buckets is not None:
+            if metric.type != "histogram":
+                raise ConfigError(
+                    f"custom metric {metric.name!r}: buckets apply to histograms, and this is "
+                    f"a {metric.type}; remove buckets or make it type: histogram"
+                )
+            buckets = metric.buckets
+            if (
+                isinstance(buckets, str | bytes)
+                or not isinstance(buckets, Sequence)
+                or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in buckets)
+                or list(buckets) != sorted(buckets)
+            ):
+                raise ConfigError(
+                    f"custom metric {metric.name!r}: buckets must be an increasing list of "
+                    f"numbers, like [0.1, 1, 10], not {buckets!r}"
+                )
         _compiled(metric)  # syntax errors now, not at the first step
         return metric
+
+
+@dataclass(frozen=True)
+class EvaluatedMetric:
+    """A custom metric whose value and label values were already evaluated by its declarer.
+
+    YAML pipelines render a metric's templates themselves, with the pipeline's own context
+    (``steps`` and the rest) and template filters; the step then carries one of these, recorded
+    as given: its value and labels are data, never read as expressions again.
+    """
+
+    metric: CustomMetric
+    value: Any
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -211,10 +240,18 @@ def evaluate_step_metrics(event: _hooks.StepEvent) -> None:
     for declaration in event.metrics:
         name = _declared_name(declaration)
         try:
+            if isinstance(declaration, EvaluatedMetric):
+                metric = declaration.metric
+                _record(metric, declaration.value, dict(declaration.labels))
+                continue
             compiled = _for_declaration(declaration)
             if context is None:
                 context = _context(event, run)
-            _record(compiled, context)
+            _record(
+                compiled.metric,
+                compiled.value(context),
+                {label: fn(context) for label, fn in compiled.labels},
+            )
         except ConfigError as exc:
             _warn_once(event.step_id, name, "ConfigError", str(exc))
         except Exception as exc:  # a template error, a missing key, a value of the wrong type
@@ -228,6 +265,8 @@ def evaluate_step_metrics(event: _hooks.StepEvent) -> None:
 
 
 def _declared_name(declaration: Any) -> str:
+    if isinstance(declaration, EvaluatedMetric):
+        return declaration.metric.name
     if isinstance(declaration, CustomMetric):
         return declaration.name
     if isinstance(declaration, Mapping):
@@ -256,9 +295,7 @@ def _context(event: _hooks.StepEvent, run: Any) -> dict[str, Any]:
     }
 
 
-def _record(compiled: _Compiled, context: dict[str, Any]) -> None:
-    metric = compiled.metric
-    raw = compiled.value(context)
+def _record(metric: CustomMetric, raw: Any, labels: dict[str, str]) -> None:
     try:
         number = float(raw)
     except (TypeError, ValueError):
@@ -270,11 +307,11 @@ def _record(compiled: _Compiled, context: dict[str, Any]) -> None:
         metric.type,
         metric.name,
         metric.description,
-        [label for label, _ in compiled.labels],
+        list(labels),
         metric.buckets,
     )
-    if compiled.labels:
-        target = target.labels(*(fn(context) for _, fn in compiled.labels))
+    if labels:
+        target = target.labels(*labels.values())
     if metric.type == "counter":
         if number < 0:
             raise ConfigError(

@@ -18,14 +18,14 @@ from typing import Any, NoReturn
 
 import orjson
 
-from workbench.exceptions import PipelineError
+from workbench.exceptions import ConfigError, PipelineError
+from workbench.monitoring._custom import CustomMetric
 from workbench.pipelines._actions import get_action, import_function, import_module
 from workbench.pipelines._actions import registered_actions as _registered
 from workbench.pipelines._model import (
     DEFAULT_BACKOFF_S,
     DEFAULT_MAX_CONCURRENCY,
     INPUT_TYPES,
-    METRIC_TYPES,
     InputSpec,
     MetricSpec,
     Pipeline,
@@ -60,7 +60,6 @@ _STEP_KEYS = (
     "monitoring",
 )
 _INPUT_KEYS = ("type", "required", "default", "description")
-_METRIC_KEYS = ("name", "type", "value", "labels", "buckets", "description")
 #: What templates may read, by where they are.
 _STEP_NAMES = frozenset({"inputs", "steps", "execution"})
 _METRIC_NAMES = _STEP_NAMES | {"results"}
@@ -554,44 +553,12 @@ class _Checker:
         for index, metric in enumerate(raw):
             line = line_of(raw, index)
             self.mapping(metric, f"custom metric #{index + 1}", line=line, step=step_id)
-            self.keys(metric, _METRIC_KEYS, f"custom metric #{index + 1}", step=step_id)
-            name = metric.get("name")
-            if not isinstance(name, str) or not name:
-                self.fail(
-                    f"custom metric #{index + 1} needs a name, got {name!r}",
-                    line=line,
-                    step=step_id,
-                )
-            kind = metric.get("type")
-            if kind not in METRIC_TYPES:
-                self.fail(
-                    f"custom metric {name!r} has type {kind!r}; the types are: "
-                    f"{', '.join(METRIC_TYPES)}",
-                    line=line_of(metric, "type") or line,
-                    step=step_id,
-                )
-            if "value" not in metric:
-                self.fail(
-                    f"custom metric {name!r} needs a value, e.g. "
-                    f'value: "{{{{ results | length }}}}"',
-                    line=line,
-                    step=step_id,
-                )
-            labels = metric.get("labels") or {}
-            self.mapping(labels, f"labels of custom metric {name!r}", line=line, step=step_id)
-            buckets = metric.get("buckets")
-            if buckets is not None and (
-                not isinstance(buckets, list)
-                or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in buckets)
-                or list(buckets) != sorted(buckets)
-            ):
-                self.fail(
-                    f"buckets of custom metric {name!r} must be an increasing list of "
-                    f"numbers, got {buckets!r}",
-                    line=line_of(metric, "buckets") or line,
-                    step=step_id,
-                )
-            for path, text in template_strings({"value": metric["value"], "labels": labels}):
+            try:
+                # The parser of Python's @step(metrics=[...]) declarations: one set of rules.
+                parsed = CustomMetric.parse(plain(metric))
+            except ConfigError as exc:
+                self.fail(str(exc), line=line, step=step_id)
+            for path, text in template_strings({"value": parsed.value, "labels": parsed.labels}):
                 used |= self.template(
                     text,
                     _METRIC_NAMES,
@@ -599,19 +566,9 @@ class _Checker:
                     step_ids,
                     line,
                     step_id,
-                    f"custom metric {name!r} {path}",
+                    f"custom metric {parsed.name!r} {path}",
                 )
-            metrics.append(
-                MetricSpec(
-                    name=name,
-                    type=kind,
-                    value=plain(metric["value"]),
-                    labels=plain(labels),
-                    buckets=None if buckets is None else tuple(float(b) for b in buckets),
-                    description=self.optional_text(metric, "description", step_id),
-                    line=line,
-                )
-            )
+            metrics.append(MetricSpec(parsed, line=line))
         return tuple(metrics), used
 
     def cycles(self, steps: list[StepSpec]) -> None:

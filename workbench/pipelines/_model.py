@@ -36,12 +36,12 @@ from typing import Any
 import orjson
 
 from workbench.exceptions import PipelineError
+from workbench.monitoring._custom import CustomMetric
 
 __all__ = [
     "DEFAULT_BACKOFF_S",
     "DEFAULT_MAX_CONCURRENCY",
     "INPUT_TYPES",
-    "METRIC_TYPES",
     "InputSpec",
     "MetricSpec",
     "Pipeline",
@@ -53,7 +53,6 @@ __all__ = [
 DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_BACKOFF_S = 1.0
 INPUT_TYPES = ("string", "integer", "number", "boolean", "array", "object", "any")
-METRIC_TYPES = ("counter", "gauge", "histogram", "summary")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,29 +70,25 @@ class InputSpec:
 
 @dataclass(frozen=True, slots=True)
 class MetricSpec:
-    """A step's custom metric (``monitoring.custom_metrics``), evaluated by the metrics layer."""
+    """A step's custom metric (``monitoring.custom_metrics``): the declaration as
+    :meth:`CustomMetric.parse` checked it — the parser Python declarations go through too — and
+    the line it is on. The runner renders its templates and the metrics layer records it."""
 
-    name: str
-    type: str
-    value: Any  # a template, or a constant
-    labels: Mapping[str, Any] = field(default_factory=dict)
-    buckets: tuple[float, ...] | None = None
-    description: str | None = None
+    metric: CustomMetric
     line: int | None = None
 
-    def declaration(self) -> dict[str, Any]:
-        """The declaration passed to ``@workbench.step(..., metrics=[...])``, as a dict."""
-        declared: dict[str, Any] = {
-            "name": self.name,
-            "type": self.type,
-            "value": self.value,
-            "labels": dict(self.labels),
-        }
-        if self.buckets is not None:
-            declared["buckets"] = list(self.buckets)
-        if self.description is not None:
-            declared["description"] = self.description
-        return declared
+    @property
+    def name(self) -> str:
+        return self.metric.name
+
+    @property
+    def value(self) -> Any:
+        """A template, a constant, or None for the step's result itself."""
+        return self.metric.value
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        return self.metric.labels
 
 
 @dataclass(frozen=True, slots=True)

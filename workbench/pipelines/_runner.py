@@ -29,6 +29,7 @@ from typing import Any
 
 from workbench._context import current
 from workbench.exceptions import PipelineChangedWarning, PipelineError, PipelineStepError
+from workbench.monitoring._custom import EvaluatedMetric
 from workbench.pipelines._actions import Action, get_action
 from workbench.pipelines._load import load_pipeline
 from workbench.pipelines._model import Pipeline, StepSpec
@@ -382,7 +383,6 @@ class _Run:
         decorated: Callable[..., Coroutine[Any, Any, Any]] = workbench_step(
             spec.id,
             action=spec.action,
-            metrics=[metric.declaration() for metric in spec.metrics],
         )(attempts)
         return decorated
 
@@ -403,34 +403,33 @@ class _Run:
 
     def metric_declarations(
         self, spec: StepSpec, result: Any, duration_s: float
-    ) -> tuple[dict[str, Any], ...]:
-        """The step's custom metrics with ``value`` and ``labels`` rendered from its result
-        (``value_template`` keeps the template). A metric that cannot be rendered keeps its
-        template and is logged: a metric never fails the pipeline."""
+    ) -> tuple[EvaluatedMetric, ...]:
+        """The step's custom metrics with ``value`` and ``labels`` rendered from its result and
+        the pipeline's context, for the metrics layer to record as given. A metric that cannot
+        be rendered is logged and left out: a metric never fails the pipeline."""
         context = self.context(results=result)
         context["execution"] = {**context["execution"], "duration": duration_s}
-        declarations: list[dict[str, Any]] = []
-        for metric in spec.metrics:
-            declared = metric.declaration()
+        declarations: list[EvaluatedMetric] = []
+        for spec_metric in spec.metrics:
+            metric = spec_metric.metric
             try:
-                value = render_value(metric.value, context, "value")
+                # No value: the step's result itself, as for a Python declaration.
+                value = result if metric.value is None else render_value(metric.value, context)
                 labels = render_value(dict(metric.labels), context, "labels")
             except RenderFailure as exc:
                 log.warning(
-                    "step %s: custom metric %s: %s template %r failed (%s); the metric keeps "
-                    "its template",
+                    "step %s: custom metric %s was not recorded: %s template %r failed (%s)",
                     spec.id,
                     metric.name,
-                    exc.path,
+                    exc.path or "value",
                     exc.template,
                     exc.message,
                 )
-                declarations.append(declared)
                 continue
-            declared["value_template"] = metric.value
-            declared["value"] = _number(value)
-            declared["labels"] = {str(k): str(v) for k, v in labels.items()}
-            declarations.append(declared)
+            declarations.append(
+                # Text that reads as a number is one: the metrics layer turns it into a float.
+                EvaluatedMetric(metric, value, {str(k): str(v) for k, v in labels.items()})
+            )
         return tuple(declarations)
 
     # -- the end ---------------------------------------------------------------------------
@@ -468,16 +467,3 @@ class _Run:
             step_id=spec.id,
             execution_id=self.run.id,
         )
-
-
-def _number(value: Any) -> Any:
-    """A rendered metric value as a number when it is one (text templates render to text)."""
-    if isinstance(value, str):
-        try:
-            number = float(value)
-        except ValueError:
-            return value
-        return (
-            int(number) if number.is_integer() and value.strip().lstrip("-").isdigit() else number
-        )
-    return value
