@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import http.server
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -201,8 +202,8 @@ def test_show_renders_steps_calls_costs_states_and_logs(
     assert sum(" yes " in line for line in calls) == 1  # the streamed draft
     assert all(re.search(r"\$0\.\d{6}", line) for line in calls)
     assert "retrieval_scores" in out and "doc-" in out
-    # The test model answers JSON mode with {"answer": ...}, which has no "sections" list.
-    assert "outline JSON has no list under 'sections'" in out
+    # The test model answers JSON mode in the shape the prompt shows: nothing to warn about.
+    assert "outline JSON" not in out and "outline answer" not in out
 
 
 def test_show_failed_execution_has_error_and_traceback(
@@ -399,6 +400,25 @@ def test_demo_records_the_research_assistant(runner: CliRunner, tmp_path: Path) 
     assert all(c.cost_usd is not None and c.cost_usd > 0 for c in calls)
     assert execution.cost_usd == pytest.approx(sum(c.cost_usd or 0 for c in calls))
     assert calls[1].ttft_s is not None and len(calls[1].chunks) > 1
+
+
+def test_demo_and_its_replay_warn_about_nothing(
+    runner: CliRunner, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The test model answers the demo's JSON-mode outline with the sections its prompt asks
+    for, so neither `workbench demo` nor `workbench replay` of it logs a warning."""
+    db = str(tmp_path / "demo.db")
+    with caplog.at_level(logging.WARNING):
+        demo = runner.invoke(cli, ["demo", "--db", db], catch_exceptions=False)
+        assert demo.exit_code == 0, demo.output
+        (execution_id,) = set(EXECUTION_ID.findall(demo.stdout))
+        replay = runner.invoke(cli, ["replay", execution_id, "--db", db], catch_exceptions=False)
+        assert replay.exit_code == 0, replay.output
+    assert [r.getMessage() for r in caplog.records] == []
+    assert "warning" not in (demo.output + replay.output).lower()
+    with Store(db) as store:
+        (outline,) = [s for s in store.get_execution(execution_id).steps if s.step_id == "outline"]
+    assert isinstance(outline.result, list) and len(outline.result) == 3
 
 
 def test_demo_finds_the_example_from_the_installed_checkout(

@@ -717,27 +717,55 @@ def test_addresses_need_a_running_server() -> None:
         ("workbench.testing", signal.SIGTERM),
     ],
 )
-def test_module_entry_point_prints_a_url_that_answers(
+def test_module_entry_point_prints_the_base_urls_to_export(
     module: str, stop_signal: signal.Signals
 ) -> None:
-    """`python -m workbench.testmodel` (or its old name) prints its URL first, answers there,
-    exits 0 on a signal."""
+    """`python -m workbench.testing` (or workbench.testmodel) prints the exact OPENAI_BASE_URL
+    and ANTHROPIC_BASE_URL to export, both SDKs answer there, and it exits 0 on a signal."""
     with subprocess.Popen(
         [sys.executable, "-m", module, "--latency", "0.01"],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
         text=True,
     ) as process:
         assert process.stdout is not None
         try:
-            url = process.stdout.readline().strip()
-            assert url.startswith("http://127.0.0.1:")
-            body = {"model": GPT, "messages": QUESTION}
-            response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30)
-            assert response.json()["object"] == "chat.completion"
+            exported = dict(
+                process.stdout.readline().strip().removeprefix("export ").split("=", 1)
+                for _ in range(2)
+            )
+            assert set(exported) == {"OPENAI_BASE_URL", "ANTHROPIC_BASE_URL"}
+            with openai.OpenAI(
+                base_url=exported["OPENAI_BASE_URL"], api_key="sk-test", max_retries=0
+            ) as oai:
+                completion = oai.chat.completions.create(model=GPT, messages=QUESTION)
+            assert completion.object == "chat.completion"
+            with anthropic.Anthropic(
+                base_url=exported["ANTHROPIC_BASE_URL"], api_key="sk-test", max_retries=0
+            ) as claude:
+                message = claude.messages.create(model=CLAUDE, max_tokens=20, messages=QUESTION)
+            assert message.type == "message"
         finally:
             process.send_signal(stop_signal)
             assert process.wait(timeout=30) == 0
+
+
+def test_a_wrong_base_url_is_a_404_naming_the_right_one(server: ModelServer) -> None:
+    """The root URL as OpenAI's base_url, or /v1 on Anthropic's, gets a 404 in the SDK's
+    error shape whose message names the base URL to use instead."""
+    with openai.OpenAI(base_url=server.url, api_key="sk-test", max_retries=0) as oai:
+        with pytest.raises(openai.NotFoundError) as openai_error:
+            oai.chat.completions.create(model=GPT, messages=QUESTION)
+    assert f"OPENAI_BASE_URL={server.openai_base_url}" in str(openai_error.value)
+    assert "/chat/completions" in str(openai_error.value)
+    with anthropic.Anthropic(
+        base_url=server.url + "/v1", api_key="sk-test", max_retries=0
+    ) as claude:
+        with pytest.raises(anthropic.NotFoundError) as anthropic_error:
+            claude.messages.create(model=CLAUDE, max_tokens=20, messages=QUESTION)
+    assert f"ANTHROPIC_BASE_URL={server.anthropic_base_url}" in str(anthropic_error.value)
+    assert _error_body(anthropic_error.value)["error"]["type"] == "not_found_error"
 
 
 def test_public_names_are_exported_and_sorted() -> None:

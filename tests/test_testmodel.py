@@ -496,6 +496,51 @@ def test_chat_json_object_mode_answers_a_json_object(oai: openai.OpenAI) -> None
     assert completion.choices[0].finish_reason == "stop"  # structured output is not cut
 
 
+OUTLINE_SYSTEM = 'Answer with JSON: {"sections": ["<title>", ...], "confidence": 0.5}, 3 titles.'
+
+
+def test_json_object_mode_follows_the_json_example_in_the_prompt(oai: openai.OpenAI) -> None:
+    """json_object answers (chat, streamed chat and Responses) are JSON shaped like the example
+    the prompt gives: its keys, a list of strings where it shows one, a number for a number."""
+    messages: Any = [
+        {"role": "system", "content": OUTLINE_SYSTEM},
+        {"role": "user", "content": "Outline a report on llamas."},
+    ]
+    whole = oai.chat.completions.create(
+        model=GPT, messages=messages, response_format={"type": "json_object"}, max_tokens=200
+    )
+    streamed = oai.chat.completions.create(
+        model=GPT, messages=messages, response_format={"type": "json_object"}, stream=True
+    )
+    response = oai.responses.create(
+        model=GPT,
+        instructions=OUTLINE_SYSTEM,
+        input="Outline a report on llamas.",
+        text={"format": {"type": "json_object"}},
+    )
+    answers = [
+        json.loads(whole.choices[0].message.content or ""),
+        json.loads("".join(c.choices[0].delta.content or "" for c in streamed if c.choices)),
+        json.loads(response.output_text),
+    ]
+    for answer in answers:
+        assert set(answer) == {"sections", "confidence"}
+        assert len(answer["sections"]) >= 3
+        assert all(isinstance(title, str) and title for title in answer["sections"])
+        assert isinstance(answer["confidence"], int | float)
+
+
+def test_json_object_mode_without_an_example_is_still_a_json_object(oai: openai.OpenAI) -> None:
+    """No usable example in the prompt (none, or broken JSON): the answer is still an object."""
+    for system in ("Answer in JSON.", 'Answer with JSON like {"a": [1, 2'):
+        completion = oai.chat.completions.create(
+            model=GPT,
+            messages=[{"role": "system", "content": system}, *_user()],
+            response_format={"type": "json_object"},
+        )
+        assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
+
+
 def test_legacy_completions_answer_as_json_and_as_a_stream(oai: openai.OpenAI) -> None:
     """/v1/completions answers text_completion objects, and a stream with the same text."""
     whole = oai.completions.create(model=GPT, prompt="Say something kind")

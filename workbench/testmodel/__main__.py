@@ -1,7 +1,10 @@
 """``python -m workbench.testmodel``: run the test model server in the foreground.
 
-Prints the server's URL as the first line of stdout, then serves until SIGTERM or SIGINT. Owns only
-this command-line wiring; the server itself is :class:`workbench.testmodel.ModelServer`.
+Prints the two lines to export, ``export OPENAI_BASE_URL=http://127.0.0.1:PORT/v1`` then
+``export ANTHROPIC_BASE_URL=http://127.0.0.1:PORT``, as the first lines of stdout (a hint for
+people goes to stderr), then serves until SIGTERM or SIGINT. The root URL alone is no base URL:
+the OpenAI SDK needs ``/v1`` on it. Owns only this command-line wiring; the server itself is
+:class:`workbench.testmodel.ModelServer`.
 """
 
 from __future__ import annotations
@@ -48,7 +51,14 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m workbench.
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        print(server.url, flush=True)
+        print(f"export OPENAI_BASE_URL={server.openai_base_url}")
+        print(f"export ANTHROPIC_BASE_URL={server.anthropic_base_url}", flush=True)
+        print(
+            "# workbench's test model server: export the lines above in another shell (any API "
+            "key works, e.g. OPENAI_API_KEY=sk-test); Ctrl-C stops it",
+            file=sys.stderr,
+            flush=True,
+        )
         # A bounded wait returns to the interpreter regularly, so the signal handler gets to run.
         while not stopping.wait(0.5):
             pass

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.testmodel._answers import answer_for, count_tokens, cut_answer, fingerprint, text_of
+from workbench.testmodel._example import schema_of_example
 from workbench.testmodel._protocol import (
     CallContext,
     InvalidRequest,
@@ -43,7 +44,7 @@ def chat_completions(body: JsonObject, ctx: CallContext) -> Reply:
     messages = require(body, "messages", list, "a list of message objects")
     limit = optional_token_limit(body, "max_completion_tokens", "max_tokens")
     tools, choice = _tool_choice(body, _tools(body))
-    output = _output_format(body)
+    output = _output_format(body, messages)
     # One digest of the prompt seeds the generated JSON and keys the prompt cache.
     seed = fingerprint("openai", model, messages)
 
@@ -228,7 +229,7 @@ def _turn(messages: list[Any]) -> Turn:
     return Turn(frozenset(called), answered)
 
 
-def _output_format(body: JsonObject) -> OutputFormat:
+def _output_format(body: JsonObject, messages: list[Any]) -> OutputFormat:
     raw = body.get("response_format")
     if raw is None:
         return TEXT
@@ -236,7 +237,10 @@ def _output_format(body: JsonObject) -> OutputFormat:
     if kind == "text":
         return TEXT
     if kind == "json_object":
-        return OutputFormat("json_object")
+        prompt = "\n".join(
+            text_of(message.get("content")) for message in messages if isinstance(message, dict)
+        )
+        return OutputFormat("json_object", schema_of_example(prompt))
     if kind == "json_schema" and isinstance(raw, dict):
         spec = raw.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, dict) else None

@@ -78,7 +78,9 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class OutputFormat:
-    """The reply format the request asks for: prose, any JSON object, or JSON for a schema."""
+    """The reply format the request asks for: prose, any JSON object, or JSON for a schema.
+
+    A ``json_object`` format's schema, if any, is the one its prompt shows by example."""
 
     kind: Literal["text", "json_object", "json_schema"]
     schema: object = None
@@ -164,7 +166,13 @@ def formatted_text(output: OutputFormat, answer: str, seed: str) -> str:
     if output.kind == "json_schema":
         return orjson.dumps(json_for_schema(output.schema, seed=seed)).decode()
     if output.kind == "json_object":
-        return orjson.dumps({"answer": answer}).decode()
+        # Shaped like the prompt's JSON example when it has one (see ``_example``).
+        value = (
+            {"answer": answer}
+            if output.schema is None
+            else json_for_schema(output.schema, seed=seed)
+        )
+        return orjson.dumps(value).decode()
     return answer
 
 

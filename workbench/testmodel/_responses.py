@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.testmodel._answers import answer_for, count_tokens, fingerprint, text_of
+from workbench.testmodel._example import schema_of_example
 from workbench.testmodel._protocol import (
     CallContext,
     InvalidRequest,
@@ -49,7 +50,7 @@ def responses(body: JsonObject, ctx: CallContext) -> Reply:
     instructions = body.get("instructions")
     limit = optional_token_limit(body, "max_output_tokens")
     tools, choice = _tool_choice(body, _tools(body))
-    output = _output_format(body)
+    output = _output_format(body, items, instructions)
     # One digest of the prompt seeds the generated JSON and keys the prompt cache.
     seed = fingerprint("openai-responses", model, items, instructions)
 
@@ -255,7 +256,7 @@ def _turn(items: list[Any]) -> Turn:
     return Turn(frozenset(called), answered)
 
 
-def _output_format(body: JsonObject) -> OutputFormat:
+def _output_format(body: JsonObject, items: list[Any], instructions: object) -> OutputFormat:
     text = body.get("text")
     raw = text.get("format") if isinstance(text, dict) else None
     if raw is None:
@@ -264,7 +265,13 @@ def _output_format(body: JsonObject) -> OutputFormat:
     if kind == "text":
         return TEXT
     if kind == "json_object":
-        return OutputFormat("json_object")
+        prompt = "\n".join(
+            [
+                text_of(instructions),
+                *(text_of(item.get("content")) for item in items if isinstance(item, dict)),
+            ]
+        )
+        return OutputFormat("json_object", schema_of_example(prompt))
     if kind == "json_schema" and isinstance(raw, dict):
         schema = raw.get("schema")
         return OutputFormat("json_schema", {} if schema is None else schema)

@@ -347,6 +347,21 @@ def _route(method: str, path: str, headers: Mapping[str, str]) -> tuple[Dialect,
     return dialects[0], None
 
 
+def _unknown_url(owner: ModelServer, method: str, path: str, dialect: Dialect) -> str:
+    """A 404's message: the usual cause is a base URL missing ``/v1`` (OpenAI) or with one
+    too many (Anthropic), so it names the base URL each SDK needs, the caller's first."""
+    urls = {
+        "openai": f"OPENAI_BASE_URL={owner.openai_base_url}",
+        "anthropic": f"ANTHROPIC_BASE_URL={owner.anthropic_base_url}",
+    }
+    first = urls.pop(dialect.name, None)
+    advice = ", ".join(url for url in (first, *urls.values()) if url is not None)
+    return (
+        f"Unknown request URL: {method} {path}. This is workbench's test model server; point "
+        f"the SDKs at their base URLs: {advice} (base_url= in code)"
+    )
+
+
 def _corrupt(event: bytes) -> bytes:
     """The event with its JSON cut in half, so a client's JSON parser fails on it."""
     head, marker, data = event.partition(b"data: ")
@@ -411,7 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
         number: int,
     ) -> None:
         if endpoint is None:
-            return self._fail(404, f"Unknown request URL: {self.command} {path}")
+            return self._fail(404, _unknown_url(owner, self.command, path, self._dialect))
         if self.command == "POST" and not isinstance(body, dict):
             return self._fail(
                 400,
