@@ -1,5 +1,7 @@
-"""Example pipelines instrumented with workbench, importable as ``examples.<name>``.
+"""The repository's examples: pointers to the ones the package ships, :mod:`workbench.examples`.
 
-A package (not loose scripts) so that a recorded entrypoint such as
-``examples.research_assistant:research`` can be imported again by replay from the repository root.
+The example pipelines live in ``workbench/examples/`` so that ``workbench demo`` runs from an
+installed wheel; nothing here is a copy. ``research_assistant.yaml`` is a symbolic link to the
+packaged file, so ``workbench run examples/research_assistant.yaml`` works from the repository
+root, and ``examples.research_assistant`` is the packaged module under its older name.
 """

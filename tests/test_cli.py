@@ -13,10 +13,12 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,12 +28,13 @@ import click
 import httpx
 import openai
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 import workbench
-from examples.research_assistant import research
 from workbench import _render
-from workbench.cli import _load_example, cli, parse_when
+from workbench.cli import _EXAMPLE, cli, parse_when
+from workbench.examples.research_assistant import research
 from workbench.records import StreamChunk
 from workbench.store import Store
 from workbench.testing import ModelServer
@@ -178,7 +181,7 @@ def test_list_json_shape(runner: CliRunner, store: Store, runs: dict[str, str]) 
     assert isinstance(listed, list) and len(listed) == 4
     alice = next(row for row in listed if row["id"] == runs["alice"])
     assert alice["pipeline_id"] == "research_assistant" and alice["status"] == "completed"
-    assert alice["entrypoint"] == "examples.research_assistant:research"
+    assert alice["entrypoint"] == "workbench.examples.research_assistant:research"
     assert alice["tokens_in"] > 0 and alice["tokens_out"] > 0 and alice["cost_usd"] > 0
     assert alice["inputs"]["topic"] == "streaming latency for alice"
     assert not {"steps", "model_calls", "states", "logs"} & set(alice)
@@ -391,7 +394,7 @@ def test_demo_records_the_research_assistant(runner: CliRunner, tmp_path: Path) 
     with Store(db) as store:
         execution = store.get_execution(execution_id)
     assert execution.status == "completed" and execution.user_id == "demo"
-    assert execution.entrypoint == "examples.research_assistant:research"
+    assert execution.entrypoint == "workbench.examples.research_assistant:research"
     assert [s.step_id for s in execution.steps] == ["retrieve", "outline", "draft", "critique"]
     assert [state.name for state in execution.states] == ["retrieval_scores"]
     calls = execution.model_calls
@@ -421,28 +424,36 @@ def test_demo_and_its_replay_warn_about_nothing(
     assert isinstance(outline.result, list) and len(outline.result) == 3
 
 
-def test_demo_finds_the_example_from_the_installed_checkout(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Without the repository on sys.path (a console script elsewhere), the demo still finds it."""
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if p and Path(p).resolve() != REPO_ROOT])
-    for name in ("examples", "examples.research_assistant"):
-        monkeypatch.delitem(sys.modules, name)
-    module = _load_example()
-    assert module.__name__ == "examples.research_assistant"
-    assert Path(module.__file__ or "").resolve() == REPO_ROOT / "examples" / "research_assistant.py"
-
-
-def test_demo_outside_a_checkout_is_one_clear_line(
-    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    """With no examples/ in the working folder or the package's checkout, demo says where to run."""
-    monkeypatch.setattr(sys, "path", [p for p in sys.path if p and Path(p).resolve() != REPO_ROOT])
-    for name in ("examples", "examples.research_assistant"):
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setattr(workbench, "__file__", str(tmp_path / "site" / "workbench" / "__init__.py"))
-    result = runner.invoke(cli, ["demo", "--db", str(tmp_path / "x.db")])
-    assert_one_error_line(result, "examples/research_assistant.py", "repository root")
+def test_the_built_wheel_ships_the_demo_example(tmp_path: Path) -> None:
+    """The wheel built from the source holds the demo's example pipeline, its YAML twin and
+    the actions that YAML imports, so `workbench demo` works from an install (.ci/run runs it)."""
+    source = tmp_path / "source"
+    # A copy, so that a stale build/ folder of the checkout cannot put files into the wheel.
+    shutil.copytree(
+        REPO_ROOT / "workbench", source / "workbench", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(source), "-w", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert built.returncode == 0, built.stderr
+    (wheel,) = tmp_path.glob("pipeline_workbench-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        pipeline = yaml.safe_load(archive.read("workbench/examples/research_assistant.yaml"))
+    assert {
+        "workbench/examples/__init__.py",
+        "workbench/examples/research_assistant.py",
+        "workbench/examples/research_actions.py",
+        "workbench/examples/research_assistant.yaml",
+    } <= names
+    assert _EXAMPLE.replace(".", "/") + ".py" in names
+    for module in pipeline["imports"]:
+        assert module.replace(".", "/") + ".py" in names
 
 
 # -- replay ----------------------------------------------------------------------------------------

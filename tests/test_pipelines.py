@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 import workbench
-from examples.research_assistant import research
+import workbench.examples
 from workbench.cli import cli
 from workbench.debugging import RequestReplay
+from workbench.examples.research_assistant import research
 from workbench.exceptions import (
     ConfigError,
     PipelineChangedWarning,
@@ -35,7 +36,7 @@ from workbench.pipelines._template import render_value
 from workbench.store import Store
 from workbench.testing import ModelServer
 
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "research_assistant.yaml"
+EXAMPLE = Path(workbench.examples.__file__).parent / "research_assistant.yaml"
 
 # What the test actions below saw, by test: reset by the ``events`` fixture.
 EVENTS: list[tuple[str, str]] = []

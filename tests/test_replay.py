@@ -15,8 +15,8 @@ import pytest
 import requests
 
 import workbench
-from examples.research_assistant import research
 from workbench.debugging import RequestReplay
+from workbench.examples.research_assistant import research
 from workbench.exceptions import (
     ConfigError,
     DamagedRecordingError,

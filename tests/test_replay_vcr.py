@@ -7,8 +7,8 @@ import pytest
 import vcr.errors
 
 import workbench
-from examples.research_assistant import research
 from workbench.debugging import RequestReplay
+from workbench.examples.research_assistant import research
 from workbench.exceptions import ConfigError, ExecutionNotFoundError, ReplayMismatchError
 from workbench.replay import vcr_cassette
 from workbench.store import Store

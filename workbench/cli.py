@@ -19,12 +19,10 @@ Commands::
     workbench alerts check [--notify] [--json] [--db FILE]
     workbench demo
 
-``workbench demo`` runs ``examples/research_assistant.py``, the example a reader of the repository
-opens, rather than a copy of it inside the package: the code that is demonstrated is the code
-that is read, and the recorded entrypoint ``examples.research_assistant:research`` is importable
-again from the repository root. A console script does not put the working directory on
-``sys.path``, so the example is found (like uvicorn finds an app) in the working directory, then
-in the checkout the ``workbench`` package was installed from (``pip install -e .``).
+``workbench demo`` runs the example pipeline shipped in the package,
+:mod:`workbench.examples.research_assistant`, so it works from any install and any folder, and
+the recorded entrypoint ``workbench.examples.research_assistant:research`` imports again
+wherever replay runs. The repository's ``examples/`` folder points at the same files.
 """
 
 from __future__ import annotations
@@ -32,7 +30,6 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
-import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -63,8 +60,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 _STATUSES = ("running", "completed", "failed", "interrupted")
-_EXAMPLE = "examples.research_assistant"
-_EXAMPLE_FILE = Path("examples") / "research_assistant.py"
+_EXAMPLE = "workbench.examples.research_assistant"
 # Rich renders for 80 columns when stdout is not a terminal, which squeezes the wide tables of a
 # piped or captured run; this width keeps each row on one line unless COLUMNS says otherwise.
 _PIPE_WIDTH = 160
@@ -361,7 +357,7 @@ def demo(topic: str | None, db: Path | None) -> None:
     """Record the example research assistant against a local model server.
 
     Starts workbench's test model server on 127.0.0.1 (OpenAI and Anthropic APIs, deterministic
-    answers), runs examples/research_assistant.py through the real openai and anthropic SDKs,
+    answers), runs the example in workbench.examples through the real openai and anthropic SDKs,
     records it into the store, and prints the execution id. Needs no API key and no network.
     """
     try:
@@ -411,30 +407,8 @@ def demo(topic: str | None, db: Path | None) -> None:
 
 
 def _load_example() -> ModuleType:
-    """Import the example pipeline as ``examples.research_assistant`` (see the module docstring).
-
-    The module keeps that name wherever it is found, because it is part of the recorded
-    entrypoint that replay imports.
-    """
-    try:
-        return importlib.import_module(_EXAMPLE)
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("examples", _EXAMPLE):
-            raise  # the example itself failed to import something: a real error, shown whole
-    package_root = Path(workbench.__file__).resolve().parent.parent
-    searched = [Path.cwd(), package_root]
-    for root in searched:
-        if (root / _EXAMPLE_FILE).is_file():
-            sys.path.insert(0, str(root))
-            importlib.invalidate_caches()
-            try:
-                return importlib.import_module(_EXAMPLE)
-            except ModuleNotFoundError:
-                sys.path.remove(str(root))
-    raise CommandError(
-        f"`workbench demo` runs {_EXAMPLE_FILE} from a workbench checkout, and found none in "
-        f"{' or '.join(str(root) for root in searched)}; run it from the repository root"
-    )
+    """The example pipeline, imported only when the demo runs (it imports both SDKs)."""
+    return importlib.import_module(_EXAMPLE)
 
 
 cli.add_command(diff_command)

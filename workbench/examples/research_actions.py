@@ -1,5 +1,5 @@
-"""The two Python actions of ``examples/research_assistant.yaml``, the YAML twin of
-``examples/research_assistant.py``.
+"""The two Python actions of ``research_assistant.yaml``, the YAML twin of
+``research_assistant.py`` (both beside this file).
 
 The model calls of the twin are the built-in ``llm`` action; what is not a model call — picking
 sources from the example's corpus, and reading section titles out of the outline — is Python,
@@ -10,7 +10,7 @@ do the same thing. The YAML file lists this module under ``imports:``.
 from __future__ import annotations
 
 import workbench
-from examples import research_assistant
+from workbench.examples import research_assistant
 
 __all__ = ["retrieve", "sections"]
 
