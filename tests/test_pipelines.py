@@ -601,6 +601,31 @@ def test_custom_metrics_are_recorded_from_the_rendered_result(
     assert metrics.value(f"{name}_bucket", {**labels, "le": "1.0"}) == 0
 
 
+def test_an_unsampled_yaml_run_still_records_its_custom_metric(
+    tmp_path: Path, store: Store, events: list[tuple[str, str]]
+) -> None:
+    """Debug sampling at rate 0 records no rows, yet a YAML step's custom metric still counts
+    (metrics do not shrink with the sampling rate)."""
+    name = f"unsampled_{uuid.uuid4().hex[:8]}"
+    Path("workbench.yaml").write_text("debug:\n  enabled: true\n  sampling: {rate: 0.0}\n")
+    path = write(
+        tmp_path,
+        f"""
+        id: quiet
+        steps:
+          - id: a
+            action: tp_note
+            parameters: {{name: abc}}
+            monitoring:
+              custom_metrics: [{{name: {name}, type: counter, value: "{{{{ results | length }}}}"}}]
+        """,
+    )
+    run_pipeline(path, store=store)
+    store.flush()
+    assert store.list_executions() == []  # unsampled: nothing written
+    assert metrics.value(f"{name}_total") == 3
+
+
 def test_a_yaml_metric_is_checked_by_the_same_parser_as_a_python_one(tmp_path: Path) -> None:
     """A declaration the Python parser refuses is refused by the YAML loader with the same
     words, naming the file and line."""

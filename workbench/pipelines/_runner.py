@@ -383,6 +383,9 @@ class _Run:
         decorated: Callable[..., Coroutine[Any, Any, Any]] = workbench_step(
             spec.id,
             action=spec.action,
+            # Declared so the recorder knows the step has metrics; the runner replaces them with
+            # the rendered ones when the step completes (metric_declarations).
+            metrics=[metric.metric for metric in spec.metrics],
         )(attempts)
         return decorated
 
