@@ -62,3 +62,11 @@ def test_notebook_runs_without_errors(path: Path, kernel_dir: Path) -> None:
         if "text/html" in output.get("data", {})
     ]
     assert len(html) == 2 and html[0].startswith("<div><h4>Replay")
+    # The test model answers the example's JSON-mode outline as asked: no warning on stderr.
+    stderr = [
+        output.get("text", "")
+        for cell in nb.cells
+        for output in cell.get("outputs", [])
+        if output.get("name") == "stderr"
+    ]
+    assert stderr == []
