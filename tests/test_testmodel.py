@@ -30,6 +30,7 @@ import workbench
 from workbench.debugging import RequestReplay
 from workbench.store import Store
 from workbench.testmodel import ModelServer
+from workbench.testmodel._example import schema_of_example
 from workbench.testmodel._schema import json_for_schema
 
 # -- JSON from a schema --------------------------------------------------------------------------
@@ -528,6 +529,43 @@ def test_json_object_mode_follows_the_json_example_in_the_prompt(oai: openai.Ope
         assert len(answer["sections"]) >= 3
         assert all(isinstance(title, str) and title for title in answer["sections"])
         assert isinstance(answer["confidence"], int | float)
+
+
+_EXAMPLE_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-1000, 1000)
+    | st.floats(-10, 10, allow_nan=False)
+    | st.text(string.ascii_letters + " <>", max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.text(string.ascii_lowercase, min_size=1, max_size=8), children)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    example=st.dictionaries(
+        st.text(string.ascii_lowercase, min_size=1, max_size=8), _EXAMPLE_VALUES, min_size=1
+    ),
+    before=st.text(string.ascii_letters + " .:", max_size=30),
+)
+def test_the_schema_of_a_prompt_example_gives_json_of_its_shape(
+    example: dict[str, Any], before: str
+) -> None:
+    """Property: the schema read from a JSON example inside prose is valid, and the JSON made
+    from it has the example's keys and, key by key, its kinds of values."""
+    schema = schema_of_example(f"{before} {json.dumps(example)} and nothing else")
+    assert schema is not None
+    jsonschema.Draft202012Validator.check_schema(schema)
+    answer = json_for_schema(schema, seed=before)
+    jsonschema.validate(answer, schema)
+    assert set(answer) == set(example)
+    for key, value in example.items():
+        kind = type(answer[key])
+        assert kind is type(value) or (isinstance(value, float) and kind is int)
 
 
 def test_json_object_mode_without_an_example_is_still_a_json_object(oai: openai.OpenAI) -> None:
