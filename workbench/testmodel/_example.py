@@ -19,7 +19,7 @@ from workbench.testmodel._protocol import JsonObject
 
 __all__ = ["schema_of_example"]
 
-# Prompts can be long (retrieved documents); only the first few objects are worth trying.
+# Prompts can be long (retrieved documents); only the first few braces are worth trying.
 _MAX_CANDIDATES = 8
 _ELLIPSIS = r"(?:\.\.\.|…)"
 # An ellipsis after the last item, before the first one, or as the only one.
@@ -49,7 +49,10 @@ def _objects(text: str) -> list[str]:
     """Balanced ``{...}`` spans of ``text`` (quoted braces skipped), the first few."""
     spans: list[str] = []
     start = text.find("{")
-    while start != -1 and len(spans) < _MAX_CANDIDATES:
+    # Bounded in tries, not spans: each try may scan the rest of the text (unclosed braces).
+    for _ in range(_MAX_CANDIDATES):
+        if start == -1:
+            break
         end = _closing(text, start)
         if end is not None:
             spans.append(text[start : end + 1])
