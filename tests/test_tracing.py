@@ -6,15 +6,21 @@ The OTLP endpoints are servers this test starts on 127.0.0.1: an ``http.server``
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+import yaml
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -26,6 +32,8 @@ from workbench.monitoring._otel import TraceExporter, resolve_endpoint, tracing_
 from workbench.monitoring._tracing import StatusCode, tracer
 from workbench.store import Store
 from workbench.testing import ModelServer
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class OtlpHttpReceiver:
@@ -319,3 +327,68 @@ def test_documented_tracing_section_parses() -> None:
     assert nested.config.sampling_rate == 0.1
     flat = TracingConfig.model_validate({"provider": "opentelemetry", "endpoint": "http://c:4317"})
     assert flat.enabled and flat.config.endpoint == "http://c:4317"
+
+
+_RECORD_ONE = """
+import logging, sys
+import workbench
+logging.basicConfig(format="%(name)s %(levelname)s %(message)s")
+with workbench.record("short", inputs={}, store=sys.argv[1]):
+    with workbench.step("s"):
+        pass
+"""
+
+
+def _exit_time(tmp_path: Path, name: str, tracing: dict[str, Any]) -> tuple[float, str]:
+    """Seconds from start to exit of a script that records one execution, and its stderr."""
+    script = tmp_path / "record_one.py"
+    script.write_text(_RECORD_ONE)
+    config = tmp_path / f"{name}.yaml"
+    config.write_text(yaml.safe_dump({"tracing": tracing}))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WORKBENCH_CONFIG": str(config)}
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / f"{name}.db")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.perf_counter() - started
+    assert done.returncode == 0, done.stderr
+    return elapsed, done.stderr
+
+
+def test_an_unreachable_or_silent_collector_delays_exit_by_a_bounded_time(
+    tmp_path: Path,
+) -> None:
+    """A collector on a closed port, or one that takes the connection and never answers, adds
+    at most 2.5 s to a short script's exit (the bounded shutdown), and workbench says once,
+    naming the endpoint, that the last traces may not have reached it."""
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now: connection refused
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # the kernel completes the handshake; nobody ever reads or answers
+    try:
+        baseline, _ = _exit_time(tmp_path, "off", {"enabled": False})
+        silent_port = silent.getsockname()[1]
+        for name, endpoint, protocol in (
+            ("closed", f"http://127.0.0.1:{closed_port}/v1/traces", "http/protobuf"),
+            ("silent", f"http://127.0.0.1:{silent_port}/v1/traces", "http/protobuf"),
+            ("silent-grpc", f"http://127.0.0.1:{silent_port}", "grpc"),
+        ):
+            settings = {"enabled": True, "endpoint": endpoint, "protocol": protocol}
+            elapsed, stderr = _exit_time(tmp_path, name, settings)
+            assert elapsed - baseline <= 2.5, (name, elapsed, baseline, stderr)
+            ours = [
+                line
+                for line in stderr.splitlines()
+                if line.startswith("workbench") and " WARNING " in line
+            ]
+            assert len(ours) == 1, stderr
+            assert endpoint in ours[0]
+    finally:
+        silent.close()

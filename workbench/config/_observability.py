@@ -50,7 +50,12 @@ class OtelExportConfig(_Section):
     protocol: Literal["http/protobuf", "grpc"] | None = None
     sampling_rate: float = Field(default=1.0, ge=0, le=1)
     headers: dict[str, str] = Field(default_factory=dict)
+    #: Seconds one export may take, retries included (the exporter's own thread waits, the
+    #: application does not).
     timeout: float = Field(default=10.0, gt=0)
+    #: Seconds the process's exit may wait for the last traces to be sent; a collector that is
+    #: down or silent costs at most this much at exit, and one warning.
+    shutdown_timeout: float = Field(default=1.0, gt=0)
     #: ``jaeger`` receives OTLP natively (ports 4317/4318); ``console`` prints spans to stdout.
     exporters: list[Literal["otlp", "jaeger", "console"]] = ["otlp"]  # noqa: RUF012 (pydantic copies defaults)
     propagators: list[Literal["tracecontext", "baggage"]] = ["tracecontext", "baggage"]  # noqa: RUF012

@@ -17,6 +17,13 @@ append per execution and nothing per span, and what a backend shows is exactly w
 ``workbench runs show`` shows. The price is that a trace reaches the backend when its execution
 ends, not while it runs.
 
+Why the exit is bounded by hand: the SDK's ``BatchSpanProcessor.force_flush`` ignores its
+timeout and exports on the caller's thread, and an OTLP export retries with back-off for its whole
+``timeout`` (10 s by default) against a closed port, or waits that long on a collector that takes
+the connection and never answers. So at exit the flush and the provider's shutdown run on a daemon
+thread that the exiting process waits for at most ``shutdown_timeout`` seconds; what is still in
+flight then is given up, with one warning naming the endpoint.
+
 The SDK and exporters are the ``otel`` extra; they are imported only when tracing is enabled.
 """
 
@@ -26,6 +33,8 @@ import atexit
 import logging
 import queue
 import threading
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -135,7 +144,10 @@ class TraceExporter(Observer):
             resource=Resource.create({"service.name": settings.service_name}),
             sampler=ParentBased(TraceIdRatioBased(settings.sampling_rate)),
             id_generator=ids,  # type: ignore[arg-type]
+            # The SDK's own exit hook would flush without a bound; ``shutdown`` bounds it.
+            shutdown_on_exit=False,
         )
+        self._shutdown_timeout = settings.shutdown_timeout
         for kind in dict.fromkeys(settings.exporters):
             exporter: SpanExporter
             if kind == "console":
@@ -181,25 +193,44 @@ class TraceExporter(Observer):
     # -- lifecycle ------------------------------------------------------------------------------
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
-        """Export every execution finished so far; True when the exporters confirmed it."""
+        """Export every execution finished so far; True when the exporters confirmed it within
+        ``timeout_s`` seconds (the wait is bounded even though the SDK's flush is not)."""
         if self._closed:
             return True
+        deadline = time.monotonic() + timeout_s
         done = threading.Event()
         self._jobs.put(done)
         if not done.wait(timeout_s):
             return False
-        return bool(self.provider.force_flush(int(timeout_s * 1000)))
+        remaining = max(deadline - time.monotonic(), 0.0)
+        return _within(lambda: bool(self.provider.force_flush(int(remaining * 1000))), remaining)
 
-    def shutdown(self) -> None:
-        """Export what is pending, then stop the thread and the exporters (idempotent)."""
+    def shutdown(self, timeout_s: float | None = None) -> None:
+        """Export what is pending, then stop the thread and the exporters (idempotent).
+
+        Waits at most ``timeout_s`` seconds (default ``tracing.config.shutdown_timeout``): this
+        runs at the process's exit, which a collector that is down must not hold up.
+        """
         if self._closed:
             return
-        self.force_flush()
+        budget = self._shutdown_timeout if timeout_s is None else timeout_s
+        deadline = time.monotonic() + budget
+        flushed = self.force_flush(budget)
         self._closed = True
         self._jobs.put(None)
-        self._thread.join(timeout=10)
-        self.provider.shutdown()
+        self._thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+        # Even with the budget spent, shutting the exporter down stops its retries at once (an
+        # export blocked on a silent socket is left to die with the process: daemon threads).
+        _within(lambda: self.provider.shutdown() or True, max(deadline - time.monotonic(), 0.1))
         atexit.unregister(self.shutdown)
+        if not flushed:
+            log.warning(
+                "workbench: the trace collector at %s did not confirm the last export within "
+                "%.1f s (tracing.config.shutdown_timeout); traces of the executions that "
+                "finished last may be missing there",
+                self.endpoint,
+                budget,
+            )
 
     # -- the exporter thread --------------------------------------------------------------------
 
@@ -294,6 +325,18 @@ class TraceExporter(Observer):
                 description = None if error is None else scrub_text(error, self._sensitive)
                 span.set_status(Status(StatusCode.ERROR, description))
             span.end(end_time=_ns(call["started_at"] + (call["latency_s"] or 0.0)))
+
+
+def _within(work: Callable[[], bool], timeout_s: float) -> bool:
+    """``work()``'s answer if it returns within ``timeout_s`` seconds, else False (it carries on,
+    on a daemon thread, until it returns or the process ends)."""
+    answer: list[bool] = []
+    thread = threading.Thread(
+        target=lambda: answer.append(work()), name="workbench-otel-flush", daemon=True
+    )
+    thread.start()
+    thread.join(timeout_s)
+    return bool(answer and answer[0])
 
 
 def _parent_context(trace_id: int, parent_id: str | None, sampled: dict[str, bool]) -> Any:
