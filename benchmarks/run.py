@@ -20,6 +20,8 @@ benchmark runs in this one process, one after the other, and returns its rows; s
   store of 1,000,000 model calls.
 * ``bench_store_faults`` - step latency while another process holds the store's write lock,
   against an unlocked store; the cost of an execution durable at ``record()`` entry.
+* ``bench_scrub`` - scrubbing a 10 KB log line (clean, near misses, a few secrets), against a
+  gitleaks-style single regex and a plain ``re.sub`` of one key pattern.
 * ``bench_pricing`` - pricing lookup per call for each provider family, against
   ``genai_prices.calc_price(..., provider_api_url=...)``.
 * ``bench_install`` - what the pytest plugin adds to an empty session, ``import workbench``,
@@ -47,6 +49,7 @@ import bench_pricing
 import bench_profiling
 import bench_replay
 import bench_sampling
+import bench_scrub
 import bench_spans
 import bench_store_faults
 from _common import Row, print_rows
@@ -65,6 +68,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("profiling", bench_profiling.main),
     ("metrics", bench_metrics.main),
     ("store_faults", bench_store_faults.main),
+    ("scrub", bench_scrub.main),
     ("pricing", bench_pricing.main),
     ("install", bench_install.main),
 )
