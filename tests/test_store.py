@@ -7,6 +7,7 @@ import logging
 import os
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -475,4 +476,72 @@ def test_a_full_disk_is_one_warning_and_recording_resumes(
     got = store.get_execution(run.id)
     assert got.status == "completed" and [s.result for s in got.steps] == ["kept"]
     assert store._query("PRAGMA integrity_check")[0][0] == "ok"
+    store.close()
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["writing", "not-yet-connected"])
+def test_rows_recorded_on_a_full_disk_are_written_once_space_returns(
+    tiny_disk: Path, caplog: pytest.LogCaptureFixture, warm: bool
+) -> None:
+    """An execution recorded while the disk is full is kept in memory and written, whole, once
+    space returns, with nothing new recorded to prompt it (the writer retries by itself);
+    also when the writer's connection is first opened on the full disk."""
+    store = Store(tiny_disk / "w.db")
+    if warm:
+        with workbench.record("warm", inputs={}, store=store):
+            pass  # the writer's connection is open before the disk fills
+    filler = _fill(tiny_disk)
+    caplog.set_level(logging.INFO, logger="workbench")
+    with workbench.record("full", inputs={"n": 50}, store=store) as run:
+        for i in range(50):
+            with workbench.step("s") as step:
+                workbench.state("noise", os.urandom(256).hex())
+                step.set_result(i)
+    store.flush(strict=False)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "kept" in warnings[0], warnings
+    filler.unlink()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            got = store.get_execution(run.id)
+        except ExecutionNotFoundError:
+            time.sleep(0.1)
+            continue
+        if got.status == "completed":
+            break
+        time.sleep(0.1)
+    got = store.get_execution(run.id)
+    assert got.status == "completed" and [s.result for s in got.steps] == list(range(50))
+    assert len(got.states) == 50
+    assert store._query("PRAGMA integrity_check")[0][0] == "ok"
+    assert "lost" not in caplog.text
+    store.close()
+
+
+def test_rows_kept_for_a_full_disk_are_bounded(
+    tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the bound on rows kept for a full disk, newer batches are dropped and counted, the
+    older ones kept and written once there is space; memory stays under the bound."""
+    store = Store(tiny_disk / "w.db")
+    store._unwritten.max_bytes = 40_000  # the bound of a long outage, scaled to a tiny disk
+    filler = _fill(tiny_disk)
+    caplog.set_level(logging.INFO, logger="workbench")
+    with workbench.record("first", inputs={}, store=store) as first:
+        with workbench.step("s") as step:
+            step.set_result("kept")
+    with workbench.record("flood", inputs={}, store=store):
+        for i in range(20):
+            with workbench.step("big") as step:
+                workbench.state("noise", os.urandom(4096).hex())
+                step.set_result(i)
+    store.flush(strict=False)
+    assert 0 < store._unwritten.bytes <= 40_000
+    filler.unlink()
+    store.flush(strict=False)  # prompts the try: there is space now
+    got = store.get_execution(first.id)
+    assert got.status == "completed" and [s.result for s in got.steps] == ["kept"]
+    resumed = [r.getMessage() for r in caplog.records if "writing recordings" in r.getMessage()]
+    assert resumed and "lost" in resumed[0], resumed
     store.close()

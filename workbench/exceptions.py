@@ -17,7 +17,8 @@ the step.
     │   └── MissingExtraError      a feature that is switched on needs an extra not installed
     ├── StoreError             the SQLite store cannot be opened, read or written
     │   ├── SchemaVersionError     the file was written by a newer workbench
-    │   └── NotAStoreError         the file is not a workbench store (or is corrupt)
+    │   ├── NotAStoreError         the file is not a workbench store (or is corrupt)
+    │   └── StoreFullError         the store's disk is full (rows are kept, then written)
     ├── DiffError              two executions cannot be compared (an execution with itself, ...)
     ├── ExecutionNotFoundError the execution id is not in the store (also a KeyError)
     ├── NetworkBlockedError    a test tried to reach a host off this machine (block_network)
@@ -62,6 +63,7 @@ __all__ = [
     "ReplayMismatchError",
     "SchemaVersionError",
     "StoreError",
+    "StoreFullError",
     "TestServerError",
     "UnmatchedIgnoreWarning",
     "WorkbenchError",
@@ -119,6 +121,16 @@ class SchemaVersionError(StoreError):
 
 class NotAStoreError(StoreError):
     """The file is not a workbench store, or it is corrupt."""
+
+
+class StoreFullError(StoreError):
+    """The disk holding the store is full. Rows that could not be written are kept in memory
+    (bounded) and written once there is space; ``dropped`` counts the rows of this write that
+    the bound left out, which are lost."""
+
+    def __init__(self, message: str, *, dropped: int = 0) -> None:
+        super().__init__(message)
+        self.dropped = dropped
 
 
 class DiffError(WorkbenchError):

@@ -13,6 +13,7 @@ import os
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -28,6 +29,7 @@ from workbench.exceptions import (
     NotAStoreError,
     ProfileNotFoundError,
     StoreError,
+    StoreFullError,
 )
 from workbench.records import ErrorInfo, Execution, LogRecord, Profile, ProfileSummary, State
 from workbench.redaction import scrub_rendered
@@ -38,6 +40,7 @@ from workbench.store._owner import is_alive, owner_stamp
 from workbench.store._process import install_sigterm_handler
 from workbench.store._schema import ensure_schema, not_a_store
 from workbench.store._sql import commit_retrying, interrupt
+from workbench.store._unwritten import RETRY_S, Groups, Unwritten
 from workbench.store._writer import Op, Writer
 
 __all__ = [
@@ -54,6 +57,8 @@ log = logging.getLogger("workbench.store")
 #: Free bytes under which SQLite's "disk I/O error" is taken for a full disk (a failed write to
 #: its shared-memory file, which SQLite does not report as SQLITE_FULL).
 _NEARLY_FULL = 1 << 20
+#: Free bytes beyond the kept rows' size that make a full disk worth trying again at once.
+_ROOM_MARGIN = 64 << 10
 
 
 class ExecutionList(list[Execution]):
@@ -128,7 +133,14 @@ class Store:
         self._reader = self._connect()
         self._reader_pid = os.getpid()
         self._known_blobs = KnownBlobs()
-        self._writer = Writer(self._connect, self._write_batch, name=f"store {self.path}")
+        #: Rows a full disk refused, written before the next batch once it has space.
+        self._unwritten = Unwritten()
+        self._writer = Writer(
+            self._connect,
+            self._write_batch,
+            name=f"store {self.path}",
+            retry_due=self._retry_due,
+        )
         self._closed = False
         _process.register(self)
         install_sigterm_handler()
@@ -140,6 +152,7 @@ class Store:
         self._reader = self._connect()
         self._reader_pid = os.getpid()
         self._known_blobs = KnownBlobs()
+        self._unwritten.clear()  # the parent's rows: its writer writes them, not the child's
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -213,17 +226,19 @@ class Store:
                 return False
         return False
 
-    def _full_disk_error(self, *, opening: bool = False) -> StoreError:
+    def _full_disk_error(self, *, opening: bool = False, dropped: int = 0) -> StoreFullError:
         consequence = (
             "cannot be opened"
             if opening
-            else "cannot be written: recorded rows are dropped until there is space again, "
-            "then recording resumes by itself"
+            else "cannot be written: recorded rows are kept in memory (up to "
+            f"{self._unwritten.max_bytes / 2**20:.3g} MB, newer rows are dropped past that) "
+            "and written as soon as there is space again"
         )
-        return StoreError(
+        return StoreFullError(
             f"the disk at {_mount_point(self.path)} is full, so store {self.path} "
             f"{consequence}. Free space on that disk, or point {DB_ENV} (or store.path in "
-            f"workbench.yaml) at another disk"
+            f"workbench.yaml) at another disk",
+            dropped=dropped,
         )
 
     # -- writing (called by the recorder; cheap, never blocks but in flush) ------------------
@@ -302,6 +317,7 @@ class Store:
         if self._closed:
             return
         self._closed = True
+        self._unwritten.retry_at = 0.0  # the last chance for rows a full disk refused
         self._writer.close()
         self._reader.close()
         _process.unregister(self)
@@ -312,8 +328,61 @@ class Store:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _write_batch(self, conn: sqlite3.Connection, ops: list[Op]) -> None:
-        groups: dict[str, list[tuple[Any, ...]]] = {}
+    def _write_batch(self, connection: Callable[[], sqlite3.Connection], ops: list[Op]) -> None:
+        groups = self._built(ops)
+        unwritten = self._unwritten
+        if unwritten and not self._retry_due():
+            # The disk was full a moment ago and still is: keep these rows too, rather than
+            # rewrite all the kept ones at every step's end.
+            self._forget_blobs(groups)
+            raise self._full_disk_error(dropped=unwritten.keep(groups))
+        batch = unwritten.before(groups) if unwritten else groups
+        try:
+            commit_retrying(connection(), batch)
+        except StoreFullError:  # the writer's connection could not even be opened
+            self._forget_blobs(groups)
+            self._retry_later()
+            raise self._full_disk_error(dropped=unwritten.keep(groups)) from None
+        except sqlite3.Error as exc:
+            # Not written: its blobs must not count as stored, or a later row with the same
+            # content would point at a blob that is never written (kept rows carry their own).
+            self._forget_blobs(groups)
+            if self._disk_full(exc):
+                # SQLite rolled the whole transaction back: the rows can be written again.
+                self._retry_later()
+                raise self._full_disk_error(dropped=unwritten.keep(groups)) from exc
+            # Another failure may be caused by a row of the batch: no retry, kept rows included.
+            given_up = unwritten.clear()
+            also = f"; {given_up} rows kept from a full disk were lost with it" if given_up else ""
+            raise StoreError(f"writing to store {self.path} failed: {exc}{also}") from exc
+        unwritten.clear()
+
+    def _retry_later(self) -> None:
+        self._unwritten.retry_at = time.monotonic() + RETRY_S
+        self._unwritten.free_at_failure = self._free_bytes()
+
+    def _retry_due(self) -> bool:
+        """Whether rows a full disk refused are kept, and it is time to try them again: a
+        second after the last try, or at once when the disk has gained room for them since (a
+        statvfs, cheap next to a try, which rewrites them all)."""
+        unwritten = self._unwritten
+        if not unwritten:
+            return False
+        if unwritten.due():
+            return True
+        gained = self._free_bytes() - unwritten.free_at_failure
+        return gained > unwritten.bytes + _ROOM_MARGIN
+
+    def _free_bytes(self) -> int:
+        try:
+            return shutil.disk_usage(self.path.parent).free
+        except OSError:
+            return 0
+
+    def _built(self, ops: list[Op]) -> Groups:
+        """The rows of ``ops`` by kind, deferred builders run, blobs compressed, spans
+        scrubbed: what a transaction writes (and what a full disk's refusal keeps)."""
+        groups: Groups = {}
         for kind, payload in ops:
             if kind == "deferred":
                 try:
@@ -333,16 +402,11 @@ class Store:
             ]
         if "span" in groups:
             groups["span"] = [_scrubbed_span(row) for row in groups["span"]]
-        try:
-            commit_retrying(conn, groups)
-        except sqlite3.Error as exc:
-            # The batch is lost: its blobs must not count as stored, or every later row with
-            # the same content would point at a blob that was never written.
-            for digest, *_ in groups.get("blob", ()):
-                self._known_blobs.discard(digest)
-            if self._disk_full(exc):
-                raise self._full_disk_error() from exc
-            raise StoreError(f"writing to store {self.path} failed: {exc}") from exc
+        return groups
+
+    def _forget_blobs(self, groups: Groups) -> None:
+        for digest, *_ in groups.get("blob", ()):
+            self._known_blobs.discard(digest)
 
     def mark_interrupted(self) -> None:
         """Flush, then mark this process's still-running executions and steps ``interrupted``.

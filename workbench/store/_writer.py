@@ -10,9 +10,11 @@ process holding the write lock, a slow disk). Past that bound the recording lags
 commits as soon as it can, the lag is :attr:`Writer.lag_s` (the ``store_write_lag_seconds``
 metric) and, once it passes a second, one warning says so.
 
-A batch that cannot be written (a full disk) is dropped, not retried: the failure is logged at
-most once a minute with the count of rows lost, and the next batch tries again, so recording
-resumes by itself once the cause is gone.
+A batch that cannot be written is reported at most once a minute, with the count of rows not
+written. On a full disk the store keeps the refused rows (bounded, ``_unwritten``) and this
+thread tries again with the next batch, or on its timer when nothing new comes, so the rows
+recorded meanwhile are written once there is space; other failures lose their batch, and the
+next batch tries again, so recording resumes by itself once the cause is gone.
 
 It owns batching, durability and reporting write failures, not the SQL of any one record nor
 the wording of SQLite's errors: each queued op names a handler in ``_store.Store``'s write
@@ -32,7 +34,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from workbench.exceptions import StoreError
+from workbench.exceptions import StoreError, StoreFullError
 
 __all__ = ["MAX_QUEUED", "SOON_S", "Writer"]
 
@@ -67,37 +69,46 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 Op = tuple[Any, ...]
-Batch = Callable[[sqlite3.Connection, list[Op]], None]
+#: ``write_batch(connection, ops)``: ``connection()`` opens the writer's connection if needed (a
+#: store opened before its disk filled may first open it on a full disk).
+Batch = Callable[[Callable[[], sqlite3.Connection], list[Op]], None]
 
 
 class _Reports:
     """Write failures, each distinct message logged at most once per ``_REPORT_EVERY_S`` with
-    the rows lost since it was last logged: a full disk is one warning a minute, not one
+    the rows not written since it was last logged: a full disk is one warning a minute, not one
     traceback per step."""
 
     def __init__(self) -> None:
         self._last: dict[str, float] = {}
         self._lost: dict[str, int] = {}
+        #: Rows really gone since the first failure (a full disk's refused rows are kept).
+        self._dropped = 0
         self._lock = threading.Lock()
 
-    def failed(self, exc: BaseException, rows: int) -> None:
+    def failed(self, exc: BaseException, rows: int) -> bool:
+        """Count the failure, log it if due; whether rows were lost (not kept for a retry)."""
         message = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+        dropped = exc.dropped if isinstance(exc, StoreFullError) else rows
         now = time.monotonic()
         with self._lock:
+            self._dropped += dropped
             lost = self._lost[message] = self._lost.get(message, 0) + rows
             last = self._last.get(message)
             if last is not None and now - last < _REPORT_EVERY_S:
-                return
+                return dropped > 0
             self._last[message] = now
             self._lost[message] = 0
         level = logging.WARNING if isinstance(exc, StoreError) else logging.ERROR
         log.log(level, "workbench could not write %d recorded rows: %s", lost, message)
+        return dropped > 0
 
     def succeeded(self, name: str) -> None:
         if not self._last:  # the usual case: nothing failed, nothing to say
             return
         with self._lock:
-            lost = sum(self._lost.values())
+            lost = self._dropped
+            self._dropped = 0
             self._last.clear()
             self._lost.clear()
         log.info(
@@ -116,10 +127,15 @@ class Writer:
         write_batch: Batch,
         *,
         name: str = "the store",
+        retry_due: Callable[[], bool] = lambda: False,
     ) -> None:
         self._connect = connect
         self._write_batch = write_batch
         self._name = name
+        #: Whether ``write_batch`` keeps rows a failure refused, to try again now with no batch.
+        self._retry_due = retry_due
+        #: Whether a failure since the last successful write lost rows (rather than kept them).
+        self._lost_rows = False
         self._queue: collections.deque[Op] = collections.deque()
         self._wake = threading.Event()
         self._error: BaseException | None = None
@@ -191,6 +207,7 @@ class Writer:
             return False
         if marker is None or marker.wait(wait_s):
             self._error = None  # reported by the writer thread already
+            self._lost_rows = False
             return True
         if self._lag_marker is None or self._lag_marker.is_set():
             self._lag_since = requested
@@ -251,6 +268,7 @@ class Writer:
     def _raise_pending(self) -> None:
         if self._error is not None:
             error, self._error = self._error, None
+            self._lost_rows = False
             if isinstance(error, StoreError):
                 raise error
             raise StoreError(f"writing to {self._name} failed: {error}") from error
@@ -283,7 +301,7 @@ class Writer:
             while True:
                 self._wake.wait(_IDLE_WAIT_S)
                 self._wake.clear()
-                if self._queue:
+                if self._queue or (not self._closed and self._retry_due()):
                     self._write_some()
                 elif self._closed:
                     return
@@ -302,23 +320,20 @@ class Writer:
             return batch
 
     def _write_some(self, conn: sqlite3.Connection | None = None) -> None:
-        """Write what is queued, on ``conn`` or on the thread's own connection (opened here,
-        so that a store opened on a full disk starts writing once there is space)."""
+        """Write what is queued, on ``conn`` or on the thread's own connection."""
         taken = self._take()
         markers = [op[1] for op in taken if op[0] is _FLUSH]
         batch = [op for op in taken if op[0] is not _FLUSH] if markers else taken
-        if batch:
+        if batch or self._retry_due():
             try:
-                if conn is None:
-                    if self._conn is None:
-                        self._conn = self._connect()
-                    conn = self._conn
-                self._write_batch(conn, batch)
+                self._write_batch(self._own_connection if conn is None else lambda: conn, batch)
             except BaseException as exc:  # keep the thread alive; report to the next flush
-                self._reports.failed(exc, len(batch))
+                self._lost_rows = self._reports.failed(exc, len(batch)) or self._lost_rows
                 self._error = exc
             else:
                 self._reports.succeeded(self._name)
+                if not self._lost_rows:  # rows a full disk refused are written now, too
+                    self._error = None
         for marker in markers:
             marker.set()
         lagging = self._lag_marker
@@ -330,6 +345,13 @@ class Writer:
                     self._name,
                     time.monotonic() - self._lag_since,
                 )
+
+    def _own_connection(self) -> sqlite3.Connection:
+        """The thread's connection, opened here the first time (so that a store opened on a
+        full disk starts writing once there is space)."""
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
 
     def _drain_inline(self) -> None:
         try:
