@@ -241,6 +241,23 @@ def test_cloud_key_environment_names_are_remembered(monkeypatch: pytest.MonkeyPa
     assert text == f"{REDACTED} {REDACTED} /tmp/ssh-XXXX1234/agent.77"
 
 
+def test_the_shells_working_directory_is_not_taken_for_a_password(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, store: Store
+) -> None:
+    """PWD, which every POSIX shell exports, is the working directory, not a password: paths
+    under it stay as they are in recorded inputs and logs (a replay gets the same inputs)."""
+    import workbench
+
+    monkeypatch.setenv("PWD", str(tmp_path))
+    monkeypatch.setenv("OLDPWD", str(tmp_path.parent))
+    path = f"{tmp_path}/data.csv"
+    with workbench.record("paths", inputs={"path": path}, store=store) as run:
+        logging.getLogger("app").warning("reading %s", path)
+    execution = run.execution()
+    assert execution.inputs == {"path": path}
+    assert [log.message for log in execution.logs] == [f"reading {path}"]
+
+
 def test_allowlist_keeps_named_false_positives(tmp_path: Path) -> None:
     """capture.allowlist in workbench.yaml: listed fields and values that match are kept."""
     from workbench.config import load_config

@@ -303,12 +303,19 @@ def forget_secrets() -> None:
         _known_text = frozenset()
 
 
+#: What POSIX shells export as the working directories: ``pwd`` names a password in a body or
+#: a query, but remembering these would scrub every path under the working directory.
+_SHELL_DIRECTORIES = frozenset({"PWD", "OLDPWD"})
+
+
 def remember_environment() -> None:
     """Remember the values of the environment's credentials (by the name rules: ``*_API_KEY``,
     ``*_TOKEN``, ``AWS_SECRET_ACCESS_KEY``, ``*PASSWORD``, ...)."""
     # API keys handed to SDKs through the environment may show up in errors before any request
     # carrying them has been redacted by name.
     for name, value in os.environ.items():
+        if name in _SHELL_DIRECTORIES:
+            continue
         verdict = _BUILTIN.verdict(name)
         if verdict >= _STRONG or (verdict == _WEAK and _looks_like_credential(value)):
             remember_secret(value)
