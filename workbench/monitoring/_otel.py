@@ -221,7 +221,7 @@ class TraceExporter(Observer):
         self._thread.join(timeout=max(deadline - time.monotonic(), 0.0))
         # Even with the budget spent, shutting the exporter down stops its retries at once (an
         # export blocked on a silent socket is left to die with the process: daemon threads).
-        _within(lambda: self.provider.shutdown() or True, max(deadline - time.monotonic(), 0.1))
+        _within(self._stop_provider, max(deadline - time.monotonic(), 0.1))
         atexit.unregister(self.shutdown)
         if not flushed:
             log.warning(
@@ -231,6 +231,10 @@ class TraceExporter(Observer):
                 self.endpoint,
                 budget,
             )
+
+    def _stop_provider(self) -> bool:
+        self.provider.shutdown()
+        return True
 
     # -- the exporter thread --------------------------------------------------------------------
 
