@@ -24,6 +24,7 @@ from workbench.exceptions import (
     NotAStoreError,
     SchemaVersionError,
     StoreError,
+    StoreFullError,
 )
 from workbench.redaction import sensitive_names
 from workbench.store import Store, open_store, resolve_store_path
@@ -517,6 +518,23 @@ def test_rows_recorded_on_a_full_disk_are_written_once_space_returns(
     assert store._query("PRAGMA integrity_check")[0][0] == "ok"
     assert "lost" not in caplog.text
     store.close()
+
+
+def test_closing_a_store_on_a_still_full_disk_says_what_is_lost(
+    tiny_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rows kept for a full disk that is still full when the store closes are named as lost in
+    one warning, and close() raises the full disk's StoreFullError."""
+    store = Store(tiny_disk / "w.db")
+    _fill(tiny_disk)
+    with workbench.record("never", inputs={}, store=store):
+        with workbench.step("s") as step:
+            step.set_result(1)
+    caplog.set_level(logging.WARNING, logger="workbench")
+    with pytest.raises(StoreFullError):
+        store.close()
+    lost = [r.getMessage() for r in caplog.records if "lost" in r.getMessage()]
+    assert len(lost) == 1 and str(store.path) in lost[0], lost
 
 
 def test_rows_kept_for_a_full_disk_are_bounded(

@@ -318,9 +318,20 @@ class Store:
             return
         self._closed = True
         self._unwritten.retry_at = 0.0  # the last chance for rows a full disk refused
-        self._writer.close()
-        self._reader.close()
-        _process.unregister(self)
+        try:
+            self._writer.close()
+        finally:
+            lost = self._unwritten.clear()
+            if lost:
+                log.warning(
+                    "workbench closed store %s with %d recorded rows it kept while the disk at "
+                    "%s was full still unwritten; they are lost",
+                    self.path,
+                    lost,
+                    _mount_point(self.path),
+                )
+            self._reader.close()
+            _process.unregister(self)
 
     def __enter__(self) -> Store:
         return self
