@@ -535,14 +535,17 @@ class Stack:
     pushgateway: str
     sidecar_store: Path
 
-    def query(self, promql: str, deadline_s: float = 30.0) -> float:
-        """The value of ``promql`` once Prometheus has scraped a sample for it."""
+    def query(self, promql: str, deadline_s: float = 30.0, at_least: float | None = None) -> float:
+        """The value of ``promql`` once Prometheus has scraped a sample for it (one of at least
+        ``at_least``: a scrape can fall between two of the test's executions)."""
         end = time.monotonic() + deadline_s
         while True:
             reply = httpx.get(f"{self.prometheus}/api/v1/query", params={"query": promql}).json()
             assert reply["status"] == "success", reply
             if reply["data"]["result"]:
-                return float(reply["data"]["result"][0]["value"][1])
+                value = float(reply["data"]["result"][0]["value"][1])
+                if at_least is None or value >= at_least or time.monotonic() > end:
+                    return value
             if time.monotonic() > end:
                 raise AssertionError(f"Prometheus has no sample for {promql} after {deadline_s}s")
             time.sleep(0.2)
@@ -665,7 +668,7 @@ def test_prometheus_scrapes_the_serve_metrics_sidecar(
             with workbench.record(pipeline, inputs={}, store=store):
                 _ask(_client(model_server))
     selector = f'{{job="sidecar",pipeline="{pipeline}"}}'
-    assert stack.query(f"pipeline_executions_total{selector}") == 2
+    assert stack.query(f"pipeline_executions_total{selector}", at_least=2) == 2
     assert stack.query(f"sum(model_cost_dollars_total{selector})") > 0
     assert stack.query('memory_usage_bytes{job="sidecar",scope="system"}') > 0
 
