@@ -187,6 +187,46 @@ def test_list_json_shape(runner: CliRunner, store: Store, runs: dict[str, str]) 
     assert not {"steps", "model_calls", "states", "logs"} & set(alice)
 
 
+@pytest.mark.parametrize("columns", [80, 120])
+def test_list_fits_the_terminal_with_ids_and_costs_whole(
+    store: Store, runs: dict[str, str], columns: int
+) -> None:
+    """At 80 and 120 columns the listing fits the width, every id and cost is printed whole
+    (never `r… c… $…`), and a column left out for lack of width is named under the table."""
+    runner = CliRunner(env={"COLUMNS": str(columns), "FORCE_COLOR": None, "NO_COLOR": None})
+    result = invoke(runner, store, "runs", "list")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line.rstrip()) <= columns for line in lines), result.stdout
+    assert "…" not in result.stdout
+    for execution_id in runs.values():
+        execution = store.get_execution(execution_id)
+        (row,) = [line for line in lines if execution_id in line]
+        assert _render.format_cost(execution.cost_usd) in row
+        assert execution.status in row
+    if columns == 120:
+        assert "research_assistant" in result.stdout
+    else:
+        assert "not shown for lack of width: pipeline" in " ".join(result.stdout.split())
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_show_model_calls_fit_the_terminal(
+    store: Store, runs: dict[str, str], columns: int
+) -> None:
+    """The model-call table of `runs show` keeps each call's step, model and cost whole at 80
+    and 120 columns, dropping the least useful columns rather than squeezing all of them."""
+    runner = CliRunner(env={"COLUMNS": str(columns), "FORCE_COLOR": None, "NO_COLOR": None})
+    result = invoke(runner, store, "runs", "show", runs["alice"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line.rstrip()) <= columns for line in lines), result.stdout
+    for call in store.get_execution(runs["alice"]).model_calls:
+        (row,) = [line for line in lines if f" {call.step_id}#0 " in line and "$" in line]
+        assert call.model is not None and call.model in row
+        assert _render.format_cost(call.cost_usd) in row
+
+
 # -- runs show ------------------------------------------------------------------------------------
 
 

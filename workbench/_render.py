@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from rich.console import Group, RenderableType
+from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -27,6 +29,7 @@ from workbench.records import ErrorInfo, Execution, ModelCall, Step
 from workbench.types import JSON
 
 __all__ = [
+    "FittedTable",
     "demo_summary",
     "execution_json",
     "execution_view",
@@ -116,21 +119,135 @@ def _step_label(step_id: str | None, occurrence: int | None) -> str:
     return f"{step_id}#{occurrence}" if occurrence is not None else step_id
 
 
+# -- tables that fit the terminal -------------------------------------------------------------
+
+#: A wrapping column is never narrower than its longest word, up to this many cells.
+_WRAP_MAX = 24
+
+
+@dataclass(frozen=True)
+class _Column:
+    header: str
+    priority: int  # the lowest is dropped first when the row does not fit
+    justify: Literal["left", "right"]
+    wrap: bool  # long text that may wrap onto more lines; the others never wrap nor shrink
+    style: str
+
+
+@dataclass
+class FittedTable:
+    """A rich table that chooses its columns for the width it is rendered at.
+
+    Rich squeezes every column of a table wider than the terminal, until ids, costs and
+    statuses read ``r… c… $…``. Here the columns that never wrap (ids, costs, counts, times)
+    keep their full width; text columns wrap down to a minimum; and when the row still does not
+    fit, whole columns are dropped, lowest priority first, and named in the caption. The
+    choice is made at render time, so one renderable fits an 80-column terminal, a 120-column
+    one, or ``Console(width=...)`` in a test.
+    """
+
+    title: str
+    columns: list[_Column] = field(default_factory=list)
+    rows: list[list[str | Text]] = field(default_factory=list)
+
+    def column(
+        self,
+        header: str,
+        priority: int,
+        *,
+        justify: Literal["left", "right"] = "left",
+        wrap: bool = False,
+        style: str = "",
+    ) -> None:
+        self.columns.append(_Column(header, priority, justify, wrap, style))
+
+    def add_row(self, *cells: str | Text) -> None:
+        self.rows.append(list(cells))
+
+    def _widths(self) -> list[tuple[int, int]]:
+        """Each column's (natural, minimum) width in cells."""
+        widths = []
+        for index, column in enumerate(self.columns):
+            cells = [_plain(row[index]) for row in self.rows]
+            natural = max([cell_len(column.header), *(cell_len(c) for c in cells)])
+            minimum = natural
+            if column.wrap:
+                # Text wraps between words down to its longest word (a name like
+                # research_assistant reads badly folded), and folds only a word past _WRAP_MAX.
+                longest = max((cell_len(w) for c in cells for w in c.split()), default=1)
+                minimum = min(natural, max(longest, cell_len(column.header)), _WRAP_MAX)
+            widths.append((natural, minimum))
+        return widths
+
+    def shown(self, width: int) -> list[int]:
+        """The indexes of the columns that fit in ``width`` cells, in table order: the most
+        important first, then each less important one that still fits (a narrow column may
+        fit where a wide one did not)."""
+        widths = self._widths()
+        # A heavy-head box: one border cell per column plus one, one padding cell each side.
+        used = 1
+        kept: list[int] = []
+        by_priority = sorted(range(len(self.columns)), key=lambda i: -self.columns[i].priority)
+        for i in by_priority:
+            if not kept or used + widths[i][1] + 3 <= width:  # the first is shown whatever
+                kept.append(i)
+                used += widths[i][1] + 3
+        return sorted(kept)
+
+    def table(self, width: int) -> Table:
+        kept = self.shown(width)
+        dropped = [c.header for i, c in enumerate(self.columns) if i not in kept]
+        caption = (
+            f"not shown for lack of width: {', '.join(dropped)} (widen the terminal, or --json)"
+            if dropped
+            else None
+        )
+        table = Table(
+            title=self.title,
+            title_justify="left",
+            caption=caption,
+            caption_justify="left",
+            caption_style="dim",
+        )
+        widths = self._widths()
+        for i in kept:
+            column = self.columns[i]
+            table.add_column(
+                column.header,
+                justify=column.justify,
+                style=column.style,
+                no_wrap=not column.wrap,
+                overflow="fold" if column.wrap else "ellipsis",
+                # Rich shrinks wrapping columns first; the minimum keeps ids and costs whole.
+                min_width=None if column.wrap else widths[i][1],
+            )
+        for row in self.rows:
+            table.add_row(*(row[i] for i in kept))
+        return table
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield self.table(options.max_width)
+
+
+def _plain(cell: str | Text) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
+
+
 # -- runs list -------------------------------------------------------------------------------
 
 
-def executions_table(executions: Sequence[Execution]) -> Table:
+def executions_table(executions: Sequence[Execution]) -> FittedTable:
     """One row per execution, newest first (the order the store returns them in)."""
-    table = Table(title=f"{len(executions)} execution(s)", title_justify="left")
-    table.add_column("id", no_wrap=True, style="cyan")
-    table.add_column("pipeline")
-    table.add_column("status")
-    table.add_column("success")
-    table.add_column("user")
-    table.add_column("started", no_wrap=True)
-    table.add_column("duration", justify="right")
-    table.add_column("cost", justify="right")
-    table.add_column("tokens in/out", justify="right")
+    table = FittedTable(f"{len(executions)} execution(s)")
+    table.column("id", 100, style="cyan")
+    table.column("pipeline", 70, wrap=True)
+    table.column("status", 90)
+    table.column("success", 20)
+    table.column("user", 40, wrap=True)
+    table.column("started", 80)
+    table.column("duration", 60, justify="right")
+    table.column("cost", 95, justify="right")
+    table.column("tokens in/out", 50, justify="right")
     for execution in executions:
         table.add_row(
             Text(execution.id),
@@ -229,19 +346,19 @@ def _steps_table(steps: Sequence[Step]) -> Table:
     return table
 
 
-def _calls_table(calls: Sequence[ModelCall]) -> Table:
-    table = Table(title=f"model calls ({len(calls)})", title_justify="left")
-    table.add_column("step", no_wrap=True)
-    table.add_column("provider")
-    table.add_column("model")
-    table.add_column("stream")
-    table.add_column("in", justify="right")
-    table.add_column("out", justify="right")
-    table.add_column("cache r/w", justify="right")
-    table.add_column("cost", justify="right")
-    table.add_column("ttft", justify="right")
-    table.add_column("latency", justify="right")
-    table.add_column("finish")
+def _calls_table(calls: Sequence[ModelCall]) -> FittedTable:
+    table = FittedTable(f"model calls ({len(calls)})")
+    table.column("step", 100)
+    table.column("provider", 50)
+    table.column("model", 90, wrap=True)
+    table.column("stream", 20)
+    table.column("in", 80, justify="right")
+    table.column("out", 80, justify="right")
+    table.column("cache r/w", 10, justify="right")
+    table.column("cost", 95, justify="right")
+    table.column("ttft", 30, justify="right")
+    table.column("latency", 70, justify="right")
+    table.column("finish", 40, wrap=True)
     for call in calls:
         cache = f"{_count(call.cache_read_tokens)} / {_count(call.cache_write_tokens)}"
         finish = call.finish_reason or (f"HTTP {call.status_code}" if call.status_code else _NONE)
