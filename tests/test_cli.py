@@ -523,13 +523,58 @@ def test_replay_prints_json_of_the_new_execution(runner: CliRunner, store: Store
     assert store.get_execution(value["execution_id"]).replay_of == original_id
 
 
-def test_replay_mismatch_is_one_clear_line(runner: CliRunner, store: Store) -> None:
-    """A replay whose request misses is one error line naming the nearest recorded request."""
+def test_replay_mismatch_is_a_short_diff_with_cli_advice(runner: CliRunner, store: Store) -> None:
+    """A replay whose request misses prints a few short lines: the step, the nearest recorded
+    request, the diff cut around the change, and the fix as an option of the command
+    (`--on-miss live`), not as Python."""
     original_id = _recorded_offline(store)
-    result = invoke(
-        runner, store, "replay", original_id, "--modify", 'inputs={"topic": "latency budgets"}'
+    result = invoke(runner, store, "replay", original_id, "--input", "topic=latency budgets")
+    assert result.exit_code == 1, result.output
+    err = result.stderr
+    assert err.startswith("error: ") and "Traceback" not in result.output
+    assert "in step 'outline'" in err and "nearest recorded request" in err
+    assert "--on-miss live" in err and "--on-miss test-model" in err and "on_miss=" not in err
+    lines = err.strip().splitlines()
+    assert 5 <= len(lines) <= 25 and max(map(len, lines)) <= 220, err
+    assert len(err) < 2000, len(err)
+    changed = [line.strip() for line in lines if line.strip().startswith(("-", "+"))]
+    assert any("prompt caching" in line for line in changed if line.startswith("-"))
+    assert any("latency budgets" in line for line in changed if line.startswith("+"))
+
+
+def test_replay_input_and_dotted_modify_change_one_input(runner: CliRunner, store: Store) -> None:
+    """`--input topic=alpacas` and `--modify inputs.topic=alpacas` replay with that topic (the
+    other recorded arguments kept), as `inputs='{"topic": "alpacas"}'` does."""
+    original_id = _recorded_offline(store)
+    for option in (
+        ["--input", "topic=alpacas"],
+        ["--modify", "inputs.topic=alpacas"],
+        ["--modify", 'inputs={"topic": "alpacas"}'],
+    ):
+        args = ["replay", original_id, *option, "--on-miss", "test-model", "--json"]
+        result = invoke(runner, store, *args)
+        assert result.exit_code == 0, result.output
+        replayed = store.get_execution(json.loads(result.stdout)["execution_id"])
+        assert replayed.modifications["inputs"] == {"topic": "alpacas"}, option
+        assert replayed.inputs["topic"] == "alpacas"
+        outline = next(s for s in replayed.steps if s.step_id == "outline")
+        assert "alpacas" in json.dumps(outline.parameters)
+
+
+def test_replay_modify_of_an_input_name_says_how_to_write_it(
+    runner: CliRunner, store: Store
+) -> None:
+    """`--modify topic=alpacas` is one error line naming 'topic', the allowed modifications and
+    the two spellings that change an input; `--input topc=x` names the entrypoint's parameters."""
+    original_id = _recorded_offline(store)
+    result = invoke(runner, store, "replay", original_id, "--modify", "topic=alpacas")
+    assert_one_error_line(
+        result, "'topic'", "log_level", "--input topic=alpacas", "--modify inputs.topic=alpacas"
     )
-    assert_one_error_line(result, "in step 'outline'", "nearest recorded request")
+    typo = invoke(runner, store, "replay", original_id, "--input", "topc=alpacas")
+    assert_one_error_line(typo, "'topc'", "topic, openai_base_url", "--input NAME=VALUE")
+    bad = invoke(runner, store, "replay", original_id, "--input", "topic")
+    assert_one_error_line(bad, "--input 'topic'", "NAME=VALUE")
 
 
 def test_replay_bad_modification_is_one_clear_line(runner: CliRunner, store: Store) -> None:

@@ -28,6 +28,7 @@ from workbench.exceptions import (
     PipelineChangedWarning,
     PipelineError,
     PipelineStepError,
+    ReplayError,
 )
 from workbench.monitoring import CustomMetric, metrics, serve_metrics
 from workbench.pipelines import load_pipeline, run_pipeline
@@ -742,6 +743,23 @@ def test_replay_modifications_apply_to_yaml_steps(
     )
     answer = store.get_execution(other.execution_id).steps[0]
     assert answer.parameters["prompt"] == "Q: why alpacas?"
+
+
+def test_a_yaml_replay_overrides_one_input_by_its_name(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inputs={"question": ...} overrides that one input of a YAML run, as `workbench run
+    --input question=...` names it; an undeclared name is the pipeline's own clear error."""
+    path = write(tmp_path, ASK)
+    original = _record_offline(path, store, monkeypatch)
+    replay = RequestReplay(store)
+    other = replay.replay_execution(
+        original, modifications={"inputs": {"question": "why alpacas?"}}, on_miss="test-model"
+    )
+    answer = store.get_execution(other.execution_id).steps[0]
+    assert answer.parameters["prompt"] == "Q: why alpacas?"
+    with pytest.raises(ReplayError, match=r"has no input.*'questoin'.*its inputs are: question"):
+        replay.replay_execution(original, modifications={"inputs": {"questoin": "x"}})
 
 
 # -- the example ------------------------------------------------------------------------------

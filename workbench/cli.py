@@ -9,7 +9,7 @@ Commands::
 
     workbench runs list [--pipeline P] [--status S] [--user U] [--since WHEN] [--json]
     workbench runs show ID [--json]
-    workbench replay ID [--modify KEY=VALUE ...] [--from-step S]
+    workbench replay ID [--modify KEY=VALUE ...] [--input NAME=VALUE ...] [--from-step S]
                         [--on-miss error|live|test-model] [--json]
     workbench run FILE [--input NAME=VALUE ...] [--test-model] [--json]
     workbench validate FILE [--json]
@@ -45,7 +45,7 @@ from workbench import _render
 from workbench._json import to_jsonable
 from workbench._when import parse_when
 from workbench.diff._cli import diff_command
-from workbench.exceptions import WorkbenchError
+from workbench.exceptions import ConfigError, WorkbenchError
 from workbench.monitoring._cli import report, serve_metrics_command
 from workbench.monitoring._cli_alerts import alerts_group
 from workbench.pipelines._cli import run_command, validate_command
@@ -54,7 +54,7 @@ from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 from workbench.types import JSON
 
-__all__ = ["cli", "main", "parse_when"]
+__all__ = ["cli", "main", "parse_when", "replay_modifications"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -245,34 +245,103 @@ def show_run(execution_id: str, as_json: bool, db: Path | None) -> None:
     _console().print(_render.execution_view(execution))
 
 
-def _modification(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
-    """``KEY=VALUE`` pairs; a value is JSON when it parses as JSON (``true``, ``{"topic": "x"}``),
-    else the text itself (``DEBUG``)."""
-    modifications: dict[str, Any] = {}
-    for item in values:
+def _json_or_text(text: str) -> Any:
+    """A value that parses as JSON is JSON (``true``, ``{"topic": "x"}``), else the text."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def _pairs(option: str, items: tuple[str, ...], form: str, example: str) -> list[tuple[str, Any]]:
+    pairs = []
+    for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
-            raise click.BadParameter(
-                f"{item!r} is not KEY=VALUE; write e.g. --modify realtime=true", ctx, param
+            raise ConfigError(f"{option} {item!r} is not {form}; write e.g. {option} {example}")
+        pairs.append((key, _json_or_text(text)))
+    return pairs
+
+
+def replay_modifications(modify: tuple[str, ...], inputs: tuple[str, ...]) -> dict[str, Any]:
+    """The modifications of ``workbench replay`` from its ``--modify KEY=VALUE`` and
+    ``--input NAME=VALUE`` options.
+
+    A dotted key sets one entry of a mapping modification: ``inputs.topic=alpacas`` is
+    ``{"inputs": {"topic": "alpacas"}}``, merged with ``--input topic=alpacas`` and with an
+    ``inputs='{...}'`` given whole. A key that is neither a modification nor dotted is refused
+    with the allowed keys and, since it is most often meant as one, the spelling of an input.
+    """
+    from workbench.replay._engine import MODIFICATIONS
+
+    mapping = sorted(k for k, types in MODIFICATIONS.items() if types == (dict,))
+    modifications: dict[str, Any] = {}
+    for key, value in _pairs("--modify", modify, "KEY=VALUE", "realtime=true"):
+        name, dot, entry = key.partition(".")
+        if name not in MODIFICATIONS:
+            text = orjson.dumps(value).decode() if not isinstance(value, str) else value
+            raise ConfigError(
+                f"--modify {key}=... names no replay modification: the allowed ones are "
+                f"{', '.join(sorted(MODIFICATIONS))} (dotted for one entry of "
+                f"{', '.join(mapping)}); to change the run's input {key!r}, write "
+                f"--input {key}={text} or --modify inputs.{key}={text}"
             )
-        try:
-            modifications[key] = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            modifications[key] = text
+        if not dot:
+            if isinstance(modifications.get(name), dict) and isinstance(value, dict):
+                value = {**value, **modifications[name]}  # dotted entries given earlier win
+            modifications[name] = value
+            continue
+        if name not in mapping or not entry:
+            raise ConfigError(
+                f"--modify {key}=...: only {', '.join(mapping)} take a dotted entry "
+                f"(e.g. --modify inputs.topic=alpacas); write --modify {name}=VALUE"
+            )
+        current = modifications.setdefault(name, {})
+        if not isinstance(current, dict):
+            raise ConfigError(f"--modify {key}=... contradicts --modify {name}={current!r}")
+        current[entry] = value
+    for name, value in _pairs("--input", inputs, "NAME=VALUE", "topic=alpacas"):
+        modifications.setdefault("inputs", {})
+        if not isinstance(modifications["inputs"], dict):
+            raise ConfigError(
+                f"--input {name}=... contradicts --modify inputs={modifications['inputs']!r}; "
+                f"give the inputs one way"
+            )
+        modifications["inputs"][name] = value
     return modifications
+
+
+class _MismatchError(CommandError):
+    """A replay that missed: a few lines (the misses, short diffs, the options that help)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.secho(f"error: {self.message}", fg="red", err=True, file=file)
+
+
+#: How wide ``workbench replay`` cuts each line of a missed request's diff.
+_DIFF_WIDTH = 100
 
 
 @cli.command()
 @click.argument("execution_id", metavar="ID")
 @click.option(
     "--modify",
-    "modifications",
+    "modify",
     metavar="KEY=VALUE",
     multiple=True,
-    callback=_modification,
     help="Change the replay: realtime=true, log_level=DEBUG, use_test_models=true, "
-    'inputs=\'{"topic": "x"}\', step_outputs=\'{"critique": "ok"}\'. Repeatable; a VALUE '
-    "that parses as JSON is JSON, else text.",
+    "inputs.topic=x, step_outputs.critique=ok (a dotted KEY sets one entry; "
+    'inputs=\'{"topic": "x"}\' sets them whole). Repeatable; a VALUE that parses as JSON is '
+    "JSON, else text.",
+)
+@click.option(
+    "--input",
+    "inputs",
+    metavar="NAME=VALUE",
+    multiple=True,
+    help="Run with input NAME set to VALUE instead of the recorded one, as `workbench run "
+    "--input`: a parameter of the recorded entrypoint, or an input of a YAML pipeline. "
+    "Repeatable; a VALUE that parses as JSON is JSON, else text (quote it, '\"42\"', for text).",
 )
 @click.option(
     "--from-step",
@@ -293,7 +362,8 @@ def _modification(ctx: click.Context, param: click.Parameter, values: tuple[str,
 @_db_option
 def replay(
     execution_id: str,
-    modifications: dict[str, Any],
+    modify: tuple[str, ...],
+    inputs: tuple[str, ...],
     from_step: str | None,
     on_miss: str,
     as_json: bool,
@@ -301,13 +371,16 @@ def replay(
 ) -> None:
     """Re-run a recorded execution with its model calls answered from the recording.
 
-    Imports the recorded @workbench.pipeline entrypoint, calls it with the recorded arguments,
-    and records the replay as a new execution (its replay_of is ID). No network is used unless
-    --on-miss live. Prints the replayed execution; with --json, its id, status, output,
-    mismatches and unused recorded calls.
+    Imports the recorded @workbench.pipeline entrypoint, calls it with the recorded arguments
+    (or those --input changes), and records the replay as a new execution (its replay_of is
+    ID). No network is used unless --on-miss live. Prints the replayed execution; with --json,
+    its id, status, output, mismatches and unused recorded calls.
     """
     from workbench.debugging import RequestReplay
+    from workbench.exceptions import ReplayMismatchError
+    from workbench.replay._engine import mismatch_message
 
+    modifications = replay_modifications(modify, inputs)
     if from_step is not None:
         if modifications.get("from_step", from_step) != from_step:
             raise click.BadParameter(
@@ -316,11 +389,24 @@ def replay(
                 param_hint="'--from-step'",
             )
         modifications = {**modifications, "from_step": from_step}
-
     with _open_existing(db) as store:
-        result = RequestReplay(store).replay_execution(
-            execution_id, modifications=modifications, on_miss=on_miss
-        )
+        try:
+            result = RequestReplay(store).replay_execution(
+                execution_id, modifications=modifications, on_miss=on_miss
+            )
+        except ReplayMismatchError as exc:
+            # The library's message is for Python (whole diffs, on_miss='live'); here the
+            # diff is cut around each change and the fix is an option of this command.
+            raise _MismatchError(
+                mismatch_message(
+                    execution_id,
+                    exc.execution_id,
+                    exc.mismatches,
+                    option=lambda policy: f"--on-miss {policy}",
+                    width=_DIFF_WIDTH,
+                )
+                + f"\nSee it with `workbench runs show {exc.execution_id}`."
+            ) from exc
         replayed = store.get_execution(result.execution_id)
     if as_json:
         _echo_json(

@@ -16,7 +16,7 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,12 +35,12 @@ from workbench.records import ErrorInfo, Execution, ModelCall
 from workbench.replay._from_step import SkippedSteps, steps_before
 from workbench.replay._index import RecordedCalls, request_summary
 from workbench.replay._interceptor import OnMiss, ReplayInterceptor
-from workbench.replay._result import ReplayResult
+from workbench.replay._result import Mismatch, ReplayResult
 from workbench.replay._rewrite import RequestRewriter
 from workbench.replay._vcr import WorkbenchCassette, require_vcrpy, stubs_installed
 from workbench.store import RecordedResponse, Store, open_store
 
-__all__ = ["MODIFICATIONS", "ON_MISS", "STUBS", "RequestReplay"]
+__all__ = ["MODIFICATIONS", "ON_MISS", "STUBS", "RequestReplay", "mismatch_message"]
 
 ON_MISS: tuple[OnMiss, ...] = ("error", "live", "test-model")
 #: Modification keys a replay understands, and the type each value must have.
@@ -240,14 +240,7 @@ class RequestReplay:
             )
         overrides: dict[str, Any] = mods.get("inputs", {})
         signature = _signature(function)
-        unknown = sorted(set(overrides) - set(signature.parameters)) if signature else []
-        if unknown:
-            raise ConfigError(
-                f"modifications['inputs'] names {', '.join(map(repr, unknown))}, which "
-                f"{original.entrypoint} does not take; its parameters are "
-                f"{', '.join(signature.parameters) if signature else '(unknown)'}"
-            )
-        arguments = {**arguments, **overrides}
+        arguments = _overridden(original, signature, arguments, overrides)
         args, kwargs = _call_arguments(signature, arguments)
         inputs = arguments if "entrypoint_arguments" not in original.metadata else original.inputs
         on_miss_policy: OnMiss = on_miss  # narrowed by the check above
@@ -391,16 +384,61 @@ def _raise_on_mismatch(
     if plan.on_miss != "error" or not interceptor.mismatches:
         return
     misses = interceptor.mismatches
-    message = "\n".join(
+    message = mismatch_message(plan.original.id, run.id, misses)
+    raise ReplayMismatchError(message, mismatches=list(misses), execution_id=run.id) from cause
+
+
+def mismatch_message(
+    original_id: str,
+    replay_id: str,
+    misses: Sequence[Mismatch],
+    *,
+    option: Callable[[str], str] = lambda policy: f"on_miss={policy!r}",
+    width: int | None = None,
+) -> str:
+    """What a replay that missed says: each miss (diffs cut to ``width``, see
+    :meth:`Mismatch.describe`), where the failed replay is recorded, and the ``on_miss`` policies
+    that would answer the misses, spelled by ``option`` (the CLI says ``--on-miss live``)."""
+    return "\n".join(
         [
-            f"the replay of {plan.original.id} sent {len(misses)} request(s) the recording has "
+            f"the replay of {original_id} sent {len(misses)} request(s) the recording has "
             f"no answer for:",
-            *(m.describe() for m in misses),
-            f"The replay is recorded as failed: {run.id}. Pass on_miss='live' to send such "
-            f"requests for real, or on_miss='test-model' to answer them from the test model.",
+            *(m.describe(width) for m in misses),
+            f"The replay is recorded as failed: {replay_id}. Pass {option('live')} to send such "
+            f"requests for real, or {option('test-model')} to answer them from the test model.",
         ]
     )
-    raise ReplayMismatchError(message, mismatches=list(misses), execution_id=run.id) from cause
+
+
+def _overridden(
+    original: Execution,
+    signature: inspect.Signature | None,
+    arguments: dict[str, Any],
+    overrides: dict[str, Any],
+) -> dict[str, Any]:
+    """The entrypoint's arguments with the ``inputs`` modification applied.
+
+    A YAML pipeline's run records the runner's arguments (the file, its inputs, its hash), so a
+    name that is not one of the runner's is one of the pipeline's inputs, overriding the
+    recorded value — as ``workbench run --input NAME=VALUE`` names it; ``{"inputs": {...}}``
+    still replaces them all.
+    """
+    parameters = list(signature.parameters) if signature else []
+    recorded_inputs = arguments.get("inputs")
+    if "pipeline" in original.metadata and isinstance(recorded_inputs, dict):
+        # The pipeline checks its inputs itself, naming the declared ones (PipelineError).
+        own = {k: v for k, v in overrides.items() if k in parameters}
+        inputs = {k: v for k, v in overrides.items() if k not in parameters}
+        return {**arguments, **own, "inputs": {**own.get("inputs", recorded_inputs), **inputs}}
+    unknown = sorted(set(overrides) - set(parameters)) if signature else []
+    if unknown:
+        raise ConfigError(
+            f"replay input {', '.join(map(repr, unknown))} is not a parameter of "
+            f"{original.entrypoint}, whose parameters are {', '.join(parameters)}; override "
+            f"one of those (`--input NAME=VALUE` in the CLI, "
+            f"modifications={{'inputs': {{NAME: VALUE}}}} in Python)"
+        )
+    return {**arguments, **overrides}
 
 
 def _check_step_names(original: Execution, mods: dict[str, Any], rewriter: RequestRewriter) -> None:

@@ -34,8 +34,13 @@ class Mismatch:
     diff: str
     answered_by: str
 
-    def describe(self) -> str:
-        """Several lines: the step, the request, the nearest recorded request and the diff."""
+    def describe(self, width: int | None = None) -> str:
+        """Several lines: the step, the request, the nearest recorded request and the diff.
+
+        With ``width``, each diff line is cut to about ``width`` characters around where the
+        recorded and the replayed line first differ, and the diff to :data:`SHORT_DIFF_LINES`
+        lines: a prompt is one JSON line of thousands of characters, shown whole otherwise.
+        """
         where = "outside any step" if self.step_id is None else f"in step {self.step_id!r}"
         lines = [
             f"{where}: {self.request} (occurrence {self.occurrence})",
@@ -43,12 +48,43 @@ class Mismatch:
         ]
         if self.diff:
             lines.append("  diff (- recorded, + replayed):")
-            lines += [f"    {line}" for line in self.diff.splitlines()]
+            diff = self.diff.splitlines() if width is None else _short_diff(self.diff, width)
+            lines += [f"    {line}" for line in diff]
         elif self.nearest is not None:
             lines.append(
                 "  (same body: the recording has fewer identical requests than the replay sent)"
             )
         return "\n".join(lines)
+
+
+#: The most diff lines :meth:`Mismatch.describe` shows when given a width.
+SHORT_DIFF_LINES = 12
+
+
+def _short_diff(diff: str, width: int) -> list[str]:
+    """``diff`` without its file headers, each line cut to ``width`` characters; a removed
+    line and the added line paired with it are cut at the same place, a third of the width
+    before their first difference, so the change itself is in view."""
+    lines = [line for line in diff.splitlines() if not line.startswith(("---", "+++"))]
+    removed = [i for i, line in enumerate(lines) if line.startswith("-")]
+    added = [i for i, line in enumerate(lines) if line.startswith("+")]
+    starts: dict[int, int] = {}
+    for a, b in zip(removed, added, strict=False):
+        old, new = lines[a][1:], lines[b][1:]
+        differ = (n for n, (x, y) in enumerate(zip(old, new, strict=False)) if x != y)
+        common = next(differ, min(len(old), len(new)))
+        # A change already in view (within the first half) keeps the line's start.
+        starts[a] = starts[b] = 0 if common < width // 2 else common - width // 3
+    short = []
+    for i, line in enumerate(lines[:SHORT_DIFF_LINES]):
+        sign, body = line[:1], line[1:]
+        start = starts.get(i, 0)
+        head = "…" if start else ""
+        tail = "…" if start + width < len(body) else ""
+        short.append(f"{sign}{head}{body[start : start + width]}{tail}")
+    if len(lines) > SHORT_DIFF_LINES:
+        short.append(f"… {len(lines) - SHORT_DIFF_LINES} more diff lines")
+    return short
 
 
 @dataclass(frozen=True, slots=True)
