@@ -182,6 +182,23 @@ def test_replays_cost_nothing_and_are_not_stopped(
             _ask(model_server)
 
 
+def test_budget_messages_show_small_amounts_with_significant_digits() -> None:
+    """A budget of millionths reads `$0.0000021 spent of $0.0000025`, never `$0.0000`."""
+    alert = BudgetAlert(
+        budget="daily",
+        action="warn",
+        threshold=0.8,
+        spent_usd=0.0000021,
+        limit_usd=0.0000025,
+        user_id=None,
+        execution_id=None,
+        pipeline_id=None,
+        period_start=0.0,
+    )
+    assert "$0.0000021 spent of $0.0000025 (84%)" in alert.message
+    assert "$0.0000 " not in alert.message
+
+
 _WORKER = """
 import os, sys, time
 import openai, workbench

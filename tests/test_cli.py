@@ -34,7 +34,9 @@ from click.testing import CliRunner, Result
 import workbench
 from workbench import _render
 from workbench.cli import _EXAMPLE, cli, parse_when
+from workbench.config import WorkbenchConfig
 from workbench.examples.research_assistant import research
+from workbench.monitoring._alerts import AlertManager
 from workbench.records import StreamChunk
 from workbench.store import Store
 from workbench.testing import ModelServer
@@ -540,6 +542,37 @@ def test_replay_mismatch_is_a_short_diff_with_cli_advice(runner: CliRunner, stor
     changed = [line.strip() for line in lines if line.strip().startswith(("-", "+"))]
     assert any("prompt caching" in line for line in changed if line.startswith("-"))
     assert any("latency budgets" in line for line in changed if line.startswith("+"))
+
+
+def test_a_replay_costs_the_same_in_every_view(runner: CliRunner, store: Store) -> None:
+    """A replay spent nothing in `runs list`, `runs show`, `report cost` and a cost alert alike,
+    and small costs print with significant digits (`$0.000026`), never `$0.0000`."""
+    original_id = _recorded_offline(store)
+    result = invoke(runner, store, "replay", original_id, "--json")
+    replay_id = json.loads(result.stdout)["execution_id"]
+    original = store.get_execution(original_id)
+    assert original.cost_usd and original.cost_usd < 0.001
+    listing = invoke(runner, store, "runs", "list").stdout.splitlines()
+    (replay_row,) = [line for line in listing if replay_id in line]
+    (original_row,) = [line for line in listing if original_id in line]
+    assert "$0 (replay)" in replay_row
+    assert _render.format_cost(original.cost_usd) in original_row
+    shown = invoke(runner, store, "runs", "show", replay_id).stdout
+    (header,) = [line for line in shown.splitlines() if line.strip("│ ").startswith("cost ")]
+    assert "$0 (replay)" in header and _render.format_cost(original.cost_usd) in header
+    calls = [line for line in shown.splitlines() if "gpt-4o-mini" in line or "claude" in line]
+    assert len(calls) == 3 and all("$0 (replay)" in line for line in calls)
+    report = invoke(runner, store, "report", "cost", "--json")
+    assert json.loads(report.stdout)["daily"]["total_cost"] == pytest.approx(original.cost_usd)
+    text = invoke(runner, store, "report", "cost").stdout
+    assert _render.format_cost(original.cost_usd) in text
+    assert not re.search(r"\$0\.0000(?!\d)", text), text
+    config = WorkbenchConfig.model_validate(
+        {"alerts": [{"name": "spend", "expr": "model_cost_dollars > 0"}]}
+    )
+    manager = AlertManager(config, store=store)
+    manager.evaluate()
+    assert manager.states["spend"].value == pytest.approx(original.cost_usd)
 
 
 def test_replay_input_and_dotted_modify_change_one_input(runner: CliRunner, store: Store) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import openai
 
 import workbench
+from workbench.debugging import RequestReplay
 from workbench.testing import ModelServer
 
 
@@ -25,6 +27,16 @@ def _recorded(tmp_path: Path, server: ModelServer) -> workbench.Store:
         run.outputs = "done"
     store.flush()
     return store
+
+
+@workbench.pipeline
+def ask(base_url: str) -> str:
+    """A one-call pipeline (module level, so replay can import it)."""
+    with openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    return reply.choices[0].message.content or ""
 
 
 def test_execution_model_call_and_step_render_tables_bubbles_and_collapsed_values(
@@ -59,4 +71,24 @@ def test_list_executions_renders_one_row_per_execution_and_names_damaged_ids(
     assert page.count("<tr><td><code>") == 1 and listed[0].id in page
     assert "viewed" in page and "1 execution(s)" in page
     assert "damaged: <code>deadbeef</code> its inputs are not valid JSON" in page
+    store.close()
+
+
+def test_a_replay_costs_nothing_and_small_costs_keep_their_digits(
+    tmp_path: Path, model_server: ModelServer
+) -> None:
+    """In a notebook, as in `workbench runs list`, a replay's cost reads "$0 (replay)" and a
+    call's cost has significant digits (`$0.0000021`), not six fixed places."""
+    store = workbench.Store(tmp_path / "replayed.db")
+    with workbench.record("asked", inputs={}, store=store) as run:
+        ask(model_server.openai_base_url)
+    result = RequestReplay(store).replay_execution(run.id)
+    store.flush()
+    replay = store.get_execution(result.execution_id)
+    assert "$0 (replay)" in replay._repr_html_()
+    assert "$0 (replay)" in replay.model_calls[0]._repr_html_()
+    listed = store.list_executions()._repr_html_()
+    assert listed.count("$0 (replay)") == 1
+    cheap = dataclasses.replace(replay.model_calls[0], cost_usd=0.0000021, replayed=False)
+    assert "$0.0000021" in cheap._repr_html_()
     store.close()

@@ -154,7 +154,7 @@ def test_cost_and_token_markers_pass_and_fail_with_the_costliest_calls(
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
-            "max_cost: this test's model calls cost $*, over the limit of $1e-07 (2 calls).",
+            "max_cost: this test's model calls cost $*, over the limit of $0.0000001 (2 calls).",
             "most expensive calls:",
             "*openai gpt-4o-mini  no step  *",
             "max_tokens: this test's model calls used * tokens *, over the limit of 3.",

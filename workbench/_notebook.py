@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from workbench._money import spent, usd
 from workbench.records import Execution, ModelCall, Step
 
 __all__ = ["execution_html", "executions_html", "model_call_html", "step_html"]
@@ -49,10 +50,6 @@ def value_html(value: Any) -> str:
 def _table(rows: Iterable[tuple[str, str]]) -> str:
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f"<table>{cells}</table>"
-
-
-def _money(cost: float | None) -> str:
-    return "unknown" if cost is None else f"${cost:.6f}"
 
 
 def _when(moment: float | None) -> str:
@@ -92,7 +89,7 @@ def model_call_html(call: ModelCall) -> str:
         ),
         ("status", html.escape(str(call.status_code))),
         ("tokens", tokens + (" (estimated)" if call.tokens_estimated else "")),
-        ("cost", _money(call.cost_usd)),
+        ("cost", spent(call.cost_usd, replay=call.replayed)),
         ("latency", f"{_seconds(call.latency_s)} (first token {_seconds(call.ttft_s)})"),
         ("prompt", prompt),
         (
@@ -124,7 +121,16 @@ def step_html(step: Step) -> str:
     return f"<div class='wb'>{_STYLE}{_table(rows)}</div>"
 
 
+def _execution_cost(execution: Execution) -> str:
+    """As ``workbench runs show`` says it: a replay spent nothing, and its calls sent live
+    would have cost this."""
+    if execution.replay_of is None:
+        return usd(execution.cost_usd)
+    return f"{spent(None, replay=True)}; as live calls: {usd(execution.cost_usd)}"
+
+
 def execution_html(execution: Execution) -> str:
+    replay = execution.replay_of is not None
     rows = [
         (
             "execution",
@@ -133,7 +139,7 @@ def execution_html(execution: Execution) -> str:
         ),
         ("started", _when(execution.started_at)),
         ("duration", _seconds(execution.duration_s)),
-        ("cost", _money(execution.cost_usd)),
+        ("cost", _execution_cost(execution)),
         ("tokens", f"{execution.tokens_in:,} in / {execution.tokens_out:,} out"),
         ("inputs", value_html(execution.inputs)),
         ("outputs", value_html(execution.outputs)),
@@ -146,7 +152,8 @@ def execution_html(execution: Execution) -> str:
         for s in execution.steps
     )
     calls = "".join(
-        f"<tr><td>{html.escape(c.model or '')}</td><td>{_money(c.cost_usd)}</td>"
+        f"<tr><td>{html.escape(c.model or '')}</td>"
+        f"<td>{spent(c.cost_usd, replay=replay or c.replayed)}</td>"
         f"<td>{_seconds(c.latency_s)}</td><td>{chat_html(_messages(c))}</td></tr>"
         for c in execution.model_calls
     )
@@ -173,7 +180,8 @@ def executions_html(executions: Sequence[Execution], damaged: dict[str, str] | N
     rows = "".join(
         f"<tr><td><code>{html.escape(e.id)}</code></td><td>{html.escape(e.pipeline_id)}</td>"
         f"<td>{html.escape(e.status)}</td><td>{_when(e.started_at)}</td>"
-        f"<td>{_seconds(e.duration_s)}</td><td>{_money(e.cost_usd)}</td>"
+        f"<td>{_seconds(e.duration_s)}</td>"
+        f"<td>{spent(e.cost_usd, replay=e.replay_of is not None)}</td>"
         f"<td>{e.tokens_in + e.tokens_out:,}</td></tr>"
         for e in executions
     )

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from workbench._json import encode, to_jsonable
+from workbench._money import spent, usd
 from workbench.records import ErrorInfo, Execution, ModelCall, Step
 from workbench.types import JSON
 
@@ -55,10 +56,9 @@ _NONE = "—"
 
 
 def format_cost(cost: float | None) -> str:
-    """``$0.000104``; ``unknown`` for ``None`` (a model without a price is not free)."""
-    if cost is None:
-        return "unknown"
-    return f"${cost:.6f}" if cost < 1 else f"${cost:,.4f}"
+    """``$0.000104``; ``unknown`` for ``None`` (a model without a price is not free): the one
+    money format of every view (``workbench._money.usd``)."""
+    return usd(cost)
 
 
 def format_duration(seconds: float | None) -> str:
@@ -257,7 +257,7 @@ def executions_table(executions: Sequence[Execution]) -> FittedTable:
             Text(execution.user_id or _NONE),
             format_time(execution.started_at),
             format_duration(execution.duration_s),
-            format_cost(execution.cost_usd),
+            spent(execution.cost_usd, replay=execution.replay_of is not None),
             f"{execution.tokens_in:,} / {execution.tokens_out:,}",
         )
     return table
@@ -280,7 +280,7 @@ def execution_view(execution: Execution) -> Group:
             )
         )
     parts.append(_steps_table(execution.steps))
-    parts.append(_calls_table(execution.model_calls))
+    parts.append(_calls_table(execution.model_calls, replay=execution.replay_of is not None))
     if execution.states:
         parts.append(_states_table(execution))
     errors = _errors_table(execution)
@@ -310,7 +310,7 @@ def _header(execution: Execution) -> Panel:
         ("started", format_time(execution.started_at)),
         ("ended", format_time(execution.ended_at)),
         ("duration", format_duration(execution.duration_s)),
-        ("cost", format_cost(execution.cost_usd)),
+        ("cost", _execution_cost(execution)),
         ("tokens", f"{execution.tokens_in:,} in / {execution.tokens_out:,} out"),
         ("inputs", Text(_short(execution.inputs, 100))),
         ("outputs", Text(_short(execution.outputs, 100))),
@@ -346,7 +346,14 @@ def _steps_table(steps: Sequence[Step]) -> Table:
     return table
 
 
-def _calls_table(calls: Sequence[ModelCall]) -> FittedTable:
+def _execution_cost(execution: Execution) -> str:
+    """The cost in the header: a replay's with what its calls would have cost sent live."""
+    if execution.replay_of is None:
+        return usd(execution.cost_usd)
+    return f"{spent(None, replay=True)}; as live calls: {usd(execution.cost_usd)}"
+
+
+def _calls_table(calls: Sequence[ModelCall], *, replay: bool = False) -> FittedTable:
     table = FittedTable(f"model calls ({len(calls)})")
     table.column("step", 100)
     table.column("provider", 50)
@@ -370,7 +377,9 @@ def _calls_table(calls: Sequence[ModelCall]) -> FittedTable:
             _count(call.input_tokens, estimated=call.tokens_estimated),
             _count(call.output_tokens, estimated=call.tokens_estimated),
             cache,
-            format_cost(call.cost_usd) if call.provider != "http" else _NONE,
+            spent(call.cost_usd, replay=replay or call.replayed)
+            if call.provider != "http"
+            else _NONE,
             format_duration(call.ttft_s),
             format_duration(call.latency_s),
             Text(finish, style="red" if call.error or call.stream_error else ""),
@@ -470,7 +479,7 @@ def demo_summary(execution: Execution, commands: Iterable[str]) -> Group:
     grid.add_row("steps", Text(", ".join(s.step_id for s in execution.steps)))
     grid.add_row("model calls", f"{len(execution.model_calls)} ({streamed} streamed)")
     grid.add_row("tokens", f"{execution.tokens_in:,} in / {execution.tokens_out:,} out")
-    grid.add_row("cost", format_cost(execution.cost_usd))
+    grid.add_row("cost", spent(execution.cost_usd, replay=execution.replay_of is not None))
     grid.add_row("duration", format_duration(execution.duration_s))
     next_steps = Text("\nNext, try:\n")
     for command in commands:

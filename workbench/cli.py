@@ -193,7 +193,8 @@ def list_runs(
 ) -> None:
     """List recorded executions, newest first.
 
-    Costs read "unknown" when a model's price is not known (it is never shown as $0). With
+    Costs read "unknown" when a model's price is not known (it is never shown as $0), and
+    "$0 (replay)" for a replay, which spent nothing (as `workbench report cost` counts). With
     --json, each execution is an object with the fields of workbench.Execution, without its
     steps, calls, states and logs (use `runs show ID --json` for those). Executions whose
     record is damaged are left out and named in a warning on stderr.

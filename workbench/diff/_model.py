@@ -29,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
+from workbench._money import usd
 from workbench.diff._text import unified_diff
 from workbench.records import Execution
 from workbench.types import JSON
@@ -185,8 +186,8 @@ def format_number(value: float | None, metric: str = "") -> str:
     """A metric's value for reading; ``unknown`` for ``None`` (unknown is not zero)."""
     if value is None:
         return "unknown"
-    if metric == "cost_usd":  # eight places: a change of one token costs millionths
-        return f"${value:.8f}"
+    if metric == "cost_usd":  # significant digits: a change of one token costs millionths
+        return usd(value)
     if metric.endswith("_s"):
         return f"{value:.3f}s"
     return f"{value:g}" if isinstance(value, float) else str(value)

@@ -232,6 +232,12 @@ def parse_expr(expr: str) -> Condition:
 # metric -> (table, aggregate over the window, label -> column). Counters are counted over the
 # window (``increase``; ``rate`` divides by its length); an instant value reads the look-back.
 _EXEC = "executions"
+# Calls that spent money: not answered from a recording, not a replay's (the cost ledger's and
+# /metrics' rule), so a cost alert and `workbench report cost` count the same calls.
+_SPENT = (
+    "replayed IS NOT 1 AND NOT EXISTS (SELECT 1 FROM executions e "
+    "WHERE e.id = execution_id AND e.replay_of IS NOT NULL)"
+)
 _SOURCES: dict[str, tuple[str, str, str | None]] = {
     "pipeline_executions_total": (_EXEC, "COUNT(*)", None),
     "pipeline_errors_total": (_EXEC, "SUM(status = 'failed')", None),
@@ -248,9 +254,9 @@ _SOURCES: dict[str, tuple[str, str, str | None]] = {
     "model_tokens_used": (
         "model_calls",
         "SUM(COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0))",
-        None,
+        _SPENT,
     ),
-    "model_cost_dollars": ("model_calls", "SUM(cost_usd)", None),
+    "model_cost_dollars": ("model_calls", "SUM(cost_usd)", _SPENT),
     "model_latency_seconds": ("model_calls", "latency_s", "latency_s IS NOT NULL"),
     "model_error_rate": (
         "model_calls",

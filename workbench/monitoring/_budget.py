@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from workbench import _hooks
+from workbench._money import usd
 from workbench.exceptions import BudgetExceededError, StoreError
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ class BudgetAlert:
     def message(self) -> str:
         whose = f" of user {self.user_id!r}" if self.user_id is not None else ""
         text = (
-            f"{self.budget} budget{whose}: {_usd(self.spent_usd)} spent of {_usd(self.limit_usd)} "
+            f"{self.budget} budget{whose}: {usd(self.spent_usd)} spent of {usd(self.limit_usd)} "
             f"({self.ratio:.0%}), at or past the {self.threshold:.0%} alert ({self.action})"
         )
         if self.delay_s is not None:
@@ -117,10 +118,6 @@ class BudgetAlert:
             "at": self.at,
             "labels": self.labels,
         }
-
-
-def _usd(amount: float) -> str:
-    return f"${amount:,.2f}" if amount >= 100 else f"${amount:.4f}"
 
 
 _listeners: list[Callable[[BudgetAlert], None]] = []
@@ -348,8 +345,8 @@ class BudgetGuard(_hooks.Observer):
                 self._alert(run, budget, alert, spent, limit, period)
                 whose = f" of user {run.user_id!r}" if budget == "per_user" else ""
                 raise BudgetExceededError(
-                    f"the {budget} budget{whose} is spent: {_usd(spent)} of "
-                    f"{_usd(limit)} ({spent / limit:.0%}, stop at {alert.threshold:.0%}); the "
+                    f"the {budget} budget{whose} is spent: {usd(spent)} of "
+                    f"{usd(limit)} ({spent / limit:.0%}, stop at {alert.threshold:.0%}); the "
                     f"model call was not sent. Raise cost_tracking.budgets."
                     f"{budget}_limit in workbench.yaml, or wait for the next "
                     f"{'month' if budget == 'monthly' else 'day'}",

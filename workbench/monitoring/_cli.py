@@ -16,6 +16,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from workbench._money import usd
 from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, resolve_store_path
 
@@ -92,7 +93,7 @@ def report_cost(day: date | None, days: int | None, as_json: bool, db: Path | No
     console = _console()
     console.print(
         f"[bold]Cost of {daily.date.isoformat()}[/] ({daily.timezone}): "
-        f"[bold]${daily.total_cost:.4f}[/] over {daily.calls} model calls, "
+        f"[bold]{usd(daily.total_cost)}[/] over {daily.calls} model calls, "
         f"{daily.input_tokens:,} input / {daily.output_tokens:,} output tokens"
     )
     if daily.unpriced_calls:
@@ -112,12 +113,12 @@ def report_cost(day: date | None, days: int | None, as_json: bool, db: Path | No
         arrow = {"increasing": "↑", "decreasing": "↓"}.get(trends.trend_direction, "→")
         console.print(
             f"\n[bold]Last {trends.days} days[/] ({trends.start} to {trends.end}): "
-            f"${trends.total_cost:.4f} in all, average ${trends.avg_daily_cost:.4f} a day, "
+            f"{usd(trends.total_cost)} in all, average {usd(trends.avg_daily_cost)} a day, "
             f"trend {arrow} {trends.trend_direction} ({trends.trend_percentage:+.1f}%)"
         )
         daily_table = Table("day", "cost", box=None)
         for when, cost in trends.daily_costs.items():
-            daily_table.add_row(when.isoformat(), f"${cost:.4f}")
+            daily_table.add_row(when.isoformat(), usd(cost))
         console.print(daily_table)
 
 
@@ -125,7 +126,7 @@ def _cost_table(title: str, column: str, costs: dict[str, float], total: float) 
     table = Table(column, "cost", "share", title=title, title_justify="left", box=None)
     for name, cost in costs.items():
         share = f"{cost / total:.0%}" if total else "-"
-        table.add_row(name, f"${cost:.4f}", share)
+        table.add_row(name, usd(cost), share)
     return table
 
 

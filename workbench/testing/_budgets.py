@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from workbench._money import usd as _usd
 from workbench.exceptions import ConfigError
 from workbench.records import ModelCall
 from workbench.testing._summary import RunSummary
@@ -176,9 +177,8 @@ def _latency(summary: RunSummary, key: str, limit: float) -> BudgetCheck:
 
 
 def usd(value: float) -> str:
-    """Dollars for reading: six places, or three significant digits below a ten-thousandth
-    (a one-token budget must not read as $0.000000)."""
-    return f"${value:.6f}" if value == 0 or value >= 1e-4 else f"${value:.3g}"
+    """Dollars for reading, as every view writes them (``workbench._money.usd``)."""
+    return _usd(value)
 
 
 def seconds(value: float) -> str:
