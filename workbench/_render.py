@@ -397,12 +397,15 @@ def _states_table(execution: Execution) -> Table:
     return table
 
 
-def _profiles_table(execution: Execution) -> Table:
+def _profiles_table(execution: Execution) -> FittedTable:
     """The profiles triggered in this run: what fired, what it found, where the artifact is
     (``workbench profile show ID`` prints one whole)."""
-    table = Table(title=f"profiles ({len(execution.profiles)})", title_justify="left")
-    for column in ("id", "kind", "trigger", "found", "file"):
-        table.add_column(column, no_wrap=column == "id")
+    table = FittedTable(f"profiles ({len(execution.profiles)})")
+    table.column("id", 100)
+    table.column("kind", 90)
+    table.column("trigger", 50, wrap=True)
+    table.column("found", 60, wrap=True)
+    table.column("file", 70, wrap=True)
     for profile in execution.profiles:
         summary = profile.summary
         if summary.error is not None:

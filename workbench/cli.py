@@ -45,7 +45,7 @@ from workbench import _render
 from workbench._json import to_jsonable
 from workbench._when import parse_when
 from workbench.diff._cli import diff_command
-from workbench.exceptions import ConfigError, WorkbenchError
+from workbench.exceptions import ConfigError, ReplayMismatchError, WorkbenchError
 from workbench.monitoring._cli import report, serve_metrics_command
 from workbench.monitoring._cli_alerts import alerts_group
 from workbench.pipelines._cli import run_command, validate_command
@@ -74,12 +74,40 @@ class CommandError(click.ClickException):
         click.secho(f"error: {' '.join(self.message.split())}", fg="red", err=True, file=file)
 
 
+class _MismatchError(CommandError):
+    """A replay that missed: a few lines (the misses, short diffs, the options that help)."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.secho(f"error: {self.message}", fg="red", err=True, file=file)
+
+
+#: How wide a missed request's diff lines are cut (`workbench replay`, `profile run`).
+_DIFF_WIDTH = 100
+
+
+def _mismatch_error(exc: ReplayMismatchError) -> _MismatchError:
+    """The library's message is for Python (whole diffs, ``on_miss='live'``); on the command
+    line each diff is cut around its change and the fix is the ``--on-miss`` option."""
+    from workbench.replay._engine import mismatch_message
+
+    message = mismatch_message(
+        exc.replay_of or "the execution",
+        exc.execution_id,
+        exc.mismatches,
+        option=lambda policy: f"--on-miss {policy}",
+        width=_DIFF_WIDTH,
+    )
+    return _MismatchError(f"{message}\nSee it with `workbench runs show {exc.execution_id}`.")
+
+
 class _Group(click.Group):
     """A group whose commands' WorkbenchErrors become CommandErrors: one boundary for all."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except ReplayMismatchError as exc:
+            raise _mismatch_error(exc) from exc
         except WorkbenchError as exc:
             raise CommandError(str(exc)) from exc
 
@@ -312,17 +340,6 @@ def replay_modifications(modify: tuple[str, ...], inputs: tuple[str, ...]) -> di
     return modifications
 
 
-class _MismatchError(CommandError):
-    """A replay that missed: a few lines (the misses, short diffs, the options that help)."""
-
-    def show(self, file: IO[Any] | None = None) -> None:
-        click.secho(f"error: {self.message}", fg="red", err=True, file=file)
-
-
-#: How wide ``workbench replay`` cuts each line of a missed request's diff.
-_DIFF_WIDTH = 100
-
-
 @cli.command()
 @click.argument("execution_id", metavar="ID")
 @click.option(
@@ -378,8 +395,6 @@ def replay(
     its id, status, output, mismatches and unused recorded calls.
     """
     from workbench.debugging import RequestReplay
-    from workbench.exceptions import ReplayMismatchError
-    from workbench.replay._engine import mismatch_message
 
     modifications = replay_modifications(modify, inputs)
     if from_step is not None:
@@ -391,23 +406,9 @@ def replay(
             )
         modifications = {**modifications, "from_step": from_step}
     with _open_existing(db) as store:
-        try:
-            result = RequestReplay(store).replay_execution(
-                execution_id, modifications=modifications, on_miss=on_miss
-            )
-        except ReplayMismatchError as exc:
-            # The library's message is for Python (whole diffs, on_miss='live'); here the
-            # diff is cut around each change and the fix is an option of this command.
-            raise _MismatchError(
-                mismatch_message(
-                    execution_id,
-                    exc.execution_id,
-                    exc.mismatches,
-                    option=lambda policy: f"--on-miss {policy}",
-                    width=_DIFF_WIDTH,
-                )
-                + f"\nSee it with `workbench runs show {exc.execution_id}`."
-            ) from exc
+        result = RequestReplay(store).replay_execution(
+            execution_id, modifications=modifications, on_miss=on_miss
+        )
         replayed = store.get_execution(result.execution_id)
     if as_json:
         _echo_json(

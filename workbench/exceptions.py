@@ -219,15 +219,23 @@ class ReplayError(WorkbenchError):
 class ReplayMismatchError(ReplayError):
     """A replayed request has no recorded answer (``on_miss="error"``).
 
-    ``mismatches`` holds one :class:`workbench.replay.Mismatch` per request that missed, and
-    ``execution_id`` the replay's own (failed) execution.
+    ``mismatches`` holds one :class:`workbench.replay.Mismatch` per request that missed,
+    ``execution_id`` the replay's own (failed) execution and ``replay_of`` the one replayed.
     """
 
     execution_id: str
 
-    def __init__(self, message: str, *, mismatches: list[Any], execution_id: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        mismatches: list[Any],
+        execution_id: str,
+        replay_of: str | None = None,
+    ) -> None:
         super().__init__(message, execution_id=execution_id)
         self.mismatches = mismatches
+        self.replay_of = replay_of
 
 
 class DamagedRecordingError(ReplayError):

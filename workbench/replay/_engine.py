@@ -385,7 +385,9 @@ def _raise_on_mismatch(
         return
     misses = interceptor.mismatches
     message = mismatch_message(plan.original.id, run.id, misses)
-    raise ReplayMismatchError(message, mismatches=list(misses), execution_id=run.id) from cause
+    raise ReplayMismatchError(
+        message, mismatches=list(misses), execution_id=run.id, replay_of=plan.original.id
+    ) from cause
 
 
 def mismatch_message(
