@@ -579,19 +579,21 @@ def test_replay_input_and_dotted_modify_change_one_input(runner: CliRunner, stor
     """`--input topic=alpacas` and `--modify inputs.topic=alpacas` replay with that topic (the
     other recorded arguments kept), as `inputs='{"topic": "alpacas"}'` does."""
     original_id = _recorded_offline(store)
-    for option in (
-        ["--input", "topic=alpacas"],
-        ["--modify", "inputs.topic=alpacas"],
-        ["--modify", 'inputs={"topic": "alpacas"}'],
+    for option, topic in (
+        (["--input", "topic=alpacas"], "alpacas"),
+        (["--modify", "inputs.topic=alpacas"], "alpacas"),
+        (["--modify", 'inputs={"topic": "alpacas"}'], "alpacas"),
+        # The recorded topic is text, so a value that parses as JSON stays text too.
+        (["--input", "topic=2024"], "2024"),
     ):
         args = ["replay", original_id, *option, "--on-miss", "test-model", "--json"]
         result = invoke(runner, store, *args)
         assert result.exit_code == 0, result.output
         replayed = store.get_execution(json.loads(result.stdout)["execution_id"])
-        assert replayed.modifications["inputs"] == {"topic": "alpacas"}, option
-        assert replayed.inputs["topic"] == "alpacas"
+        assert replayed.modifications["inputs"] == {"topic": topic}, option
+        assert replayed.inputs["topic"] == topic
         outline = next(s for s in replayed.steps if s.step_id == "outline")
-        assert "alpacas" in json.dumps(outline.parameters)
+        assert topic in json.dumps(outline.parameters)
 
 
 def test_replay_modify_of_an_input_name_says_how_to_write_it(

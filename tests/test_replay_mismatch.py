@@ -130,3 +130,26 @@ def test_a_mismatch_summary_shows_the_prompt_not_the_shared_instructions(
     assert prompt_text(request_["body"]) == prompt
     summary = request_summary(request_)
     assert repr(prompt) in summary and SYSTEM[:20] not in summary
+
+
+def test_a_short_description_cuts_a_long_prompt_line_around_its_change(
+    store: Store, model_server: ModelServer
+) -> None:
+    """describe(width) keeps the change of a 3,000-character prompt line in view, on lines of
+    about the width; describe() and the Python error keep the whole diff and on_miss advice."""
+    shared = "context " * 375
+    with workbench.record("long", inputs={}, store=store) as run:
+        answer_then_check(shared + "what do llamas eat", base_url=model_server.openai_base_url)
+    store.flush()
+    with pytest.raises(ReplayMismatchError) as caught:
+        RequestReplay(store).replay_execution(
+            run.id, modifications={"inputs": {"question": shared + "what do alpacas eat"}}
+        )
+    (miss,) = caught.value.mismatches
+    assert "on_miss='live'" in str(caught.value) and len(miss.describe()) > 6000
+    text = miss.describe(width=60)
+    short = text.split("diff (- recorded, + replayed):\n")[1].splitlines()
+    assert max(len(line) for line in short) <= 60 + 8, text
+    changed = [line.strip() for line in short if line.strip()[:1] in "-+" and "@@" not in line]
+    assert any(line.startswith("-…") and "llamas" in line for line in changed)
+    assert any(line.startswith("+…") and "alpacas" in line for line in changed)

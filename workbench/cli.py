@@ -30,6 +30,8 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
+import shutil
+import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -81,8 +83,11 @@ class _MismatchError(CommandError):
         click.secho(f"error: {self.message}", fg="red", err=True, file=file)
 
 
-#: How wide a missed request's diff lines are cut (`workbench replay`, `profile run`).
-_DIFF_WIDTH = 100
+def _diff_width() -> int:
+    """How wide a missed request's diff lines are cut: the terminal's width less their indent
+    (COLUMNS, else the terminal, else 100), within 40 to 120 characters."""
+    columns = shutil.get_terminal_size((108, 24)).columns
+    return max(40, min(120, columns - 8))
 
 
 def _mismatch_error(exc: ReplayMismatchError) -> _MismatchError:
@@ -95,7 +100,7 @@ def _mismatch_error(exc: ReplayMismatchError) -> _MismatchError:
         exc.execution_id,
         exc.mismatches,
         option=lambda policy: f"--on-miss {policy}",
-        width=_DIFF_WIDTH,
+        width=_diff_width(),
     )
     return _MismatchError(f"{message}\nSee it with `workbench runs show {exc.execution_id}`.")
 
@@ -282,17 +287,19 @@ def _json_or_text(text: str) -> Any:
         return text
 
 
-def _pairs(option: str, items: tuple[str, ...], form: str, example: str) -> list[tuple[str, Any]]:
+def _pairs(option: str, items: tuple[str, ...], form: str, example: str) -> list[tuple[str, str]]:
     pairs = []
     for item in items:
         key, sep, text = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"{option} {item!r} is not {form}; write e.g. {option} {example}")
-        pairs.append((key, _json_or_text(text)))
+        pairs.append((key, text))
     return pairs
 
 
-def replay_modifications(modify: tuple[str, ...], inputs: tuple[str, ...]) -> dict[str, Any]:
+def replay_modifications(
+    modify: tuple[str, ...], inputs: tuple[str, ...], recorded: JSON = None
+) -> dict[str, Any]:
     """The modifications of ``workbench replay`` from its ``--modify KEY=VALUE`` and
     ``--input NAME=VALUE`` options.
 
@@ -300,15 +307,21 @@ def replay_modifications(modify: tuple[str, ...], inputs: tuple[str, ...]) -> di
     ``{"inputs": {"topic": "alpacas"}}``, merged with ``--input topic=alpacas`` and with an
     ``inputs='{...}'`` given whole. A key that is neither a modification nor dotted is refused
     with the allowed keys and, since it is most often meant as one, the spelling of an input.
+    A value is JSON when it parses as JSON, else text — but an input whose ``recorded`` value
+    (the execution's inputs) is text stays text, so ``--input topic=2024`` is ``"2024"``.
     """
     from workbench.replay._engine import MODIFICATIONS
 
+    def input_value(name: str, text: str) -> Any:
+        was = recorded.get(name) if isinstance(recorded, dict) else None
+        return text if isinstance(was, str) else _json_or_text(text)
+
     mapping = sorted(k for k, types in MODIFICATIONS.items() if types == (dict,))
     modifications: dict[str, Any] = {}
-    for key, value in _pairs("--modify", modify, "KEY=VALUE", "realtime=true"):
+    for key, text in _pairs("--modify", modify, "KEY=VALUE", "realtime=true"):
         name, dot, entry = key.partition(".")
+        value = input_value(entry, text) if name == "inputs" and dot else _json_or_text(text)
         if name not in MODIFICATIONS:
-            text = orjson.dumps(value).decode() if not isinstance(value, str) else value
             raise ConfigError(
                 f"--modify {key}=... names no replay modification: the allowed ones are "
                 f"{', '.join(sorted(MODIFICATIONS))} (dotted for one entry of "
@@ -329,7 +342,8 @@ def replay_modifications(modify: tuple[str, ...], inputs: tuple[str, ...]) -> di
         if not isinstance(current, dict):
             raise ConfigError(f"--modify {key}=... contradicts --modify {name}={current!r}")
         current[entry] = value
-    for name, value in _pairs("--input", inputs, "NAME=VALUE", "topic=alpacas"):
+    for name, text in _pairs("--input", inputs, "NAME=VALUE", "topic=alpacas"):
+        value = input_value(name, text)
         modifications.setdefault("inputs", {})
         if not isinstance(modifications["inputs"], dict):
             raise ConfigError(
@@ -359,7 +373,8 @@ def replay_modifications(modify: tuple[str, ...], inputs: tuple[str, ...]) -> di
     multiple=True,
     help="Run with input NAME set to VALUE instead of the recorded one, as `workbench run "
     "--input`: a parameter of the recorded entrypoint, or an input of a YAML pipeline. "
-    "Repeatable; a VALUE that parses as JSON is JSON, else text (quote it, '\"42\"', for text).",
+    "Repeatable; an input recorded as text stays text, any other VALUE that parses as JSON "
+    "is JSON.",
 )
 @click.option(
     "--from-step",
@@ -396,16 +411,20 @@ def replay(
     """
     from workbench.debugging import RequestReplay
 
-    modifications = replay_modifications(modify, inputs)
-    if from_step is not None:
-        if modifications.get("from_step", from_step) != from_step:
-            raise click.BadParameter(
-                f"--from-step {from_step} contradicts --modify "
-                f"from_step={modifications['from_step']}; give the step once",
-                param_hint="'--from-step'",
-            )
-        modifications = {**modifications, "from_step": from_step}
     with _open_existing(db) as store:
+        recorded: JSON = None
+        if inputs or any(key.startswith("inputs.") for key in modify):
+            # The recorded inputs type the new ones: text stays text (topic=2024).
+            recorded = store.get_execution(execution_id, model_calls=False).inputs
+        modifications = replay_modifications(modify, inputs, recorded)
+        if from_step is not None:
+            if modifications.get("from_step", from_step) != from_step:
+                raise click.BadParameter(
+                    f"--from-step {from_step} contradicts --modify "
+                    f"from_step={modifications['from_step']}; give the step once",
+                    param_hint="'--from-step'",
+                )
+            modifications = {**modifications, "from_step": from_step}
         result = RequestReplay(store).replay_execution(
             execution_id, modifications=modifications, on_miss=on_miss
         )

@@ -73,8 +73,8 @@ def _short_diff(diff: str, width: int) -> list[str]:
         old, new = lines[a][1:], lines[b][1:]
         differ = (n for n, (x, y) in enumerate(zip(old, new, strict=False)) if x != y)
         common = next(differ, min(len(old), len(new)))
-        # A change already in view (within the first half) keeps the line's start.
-        starts[a] = starts[b] = 0 if common < width // 2 else common - width // 3
+        # A change already in view (in the first two thirds) keeps the line's start.
+        starts[a] = starts[b] = 0 if common <= width * 2 // 3 else common - width // 3
     short = []
     for i, line in enumerate(lines[:SHORT_DIFF_LINES]):
         sign, body = line[:1], line[1:]
