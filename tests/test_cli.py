@@ -34,9 +34,10 @@ from click.testing import CliRunner, Result
 import workbench
 from workbench import _render
 from workbench.cli import _EXAMPLE, cli, parse_when
-from workbench.config import WorkbenchConfig
+from workbench.config import WorkbenchConfig, load_config
 from workbench.examples.research_assistant import research
 from workbench.monitoring._alerts import AlertManager
+from workbench.monitoring._store_metrics import store_registry
 from workbench.records import StreamChunk
 from workbench.store import Store
 from workbench.testing import ModelServer
@@ -545,8 +546,9 @@ def test_replay_mismatch_is_a_short_diff_with_cli_advice(runner: CliRunner, stor
 
 
 def test_a_replay_costs_the_same_in_every_view(runner: CliRunner, store: Store) -> None:
-    """A replay spent nothing in `runs list`, `runs show`, `report cost` and a cost alert alike,
-    and small costs print with significant digits (`$0.000026`), never `$0.0000`."""
+    """A replay spent nothing in `runs list`, `runs show`, `report cost`, /metrics and a cost
+    alert alike, and small costs print with significant digits (`$0.000026`), never
+    `$0.0000`."""
     original_id = _recorded_offline(store)
     result = invoke(runner, store, "replay", original_id, "--json")
     replay_id = json.loads(result.stdout)["execution_id"]
@@ -573,6 +575,18 @@ def test_a_replay_costs_the_same_in_every_view(runner: CliRunner, store: Store) 
     manager = AlertManager(config, store=store)
     manager.evaluate()
     assert manager.states["spend"].value == pytest.approx(original.cost_usd)
+    registry, collector = store_registry(store.path, load_config(), cache_s=0)
+    try:
+        scraped = sum(
+            sample.value
+            for family in registry.collect()
+            if family.name == "model_cost_dollars"
+            for sample in family.samples
+            if sample.name == "model_cost_dollars_total"
+        )
+    finally:
+        collector.close()
+    assert scraped == pytest.approx(original.cost_usd)
 
 
 def test_replay_input_and_dotted_modify_change_one_input(runner: CliRunner, store: Store) -> None:

@@ -31,7 +31,6 @@ import importlib
 import os
 import shlex
 import shutil
-import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
