@@ -93,7 +93,7 @@ def listed_ids(result: Result) -> list[str]:
 
 
 def assert_one_error_line(result: Result, *fragments: str) -> None:
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output  # 2: trouble, as diff(1) (0/1 are answers)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     for fragment in fragments:
@@ -418,7 +418,7 @@ def test_module_entry_point_runs_in_a_real_process(
     assert shown.returncode == 0, shown.stderr
     assert runs["bob"] in shown.stdout and "draft#0" in shown.stdout
     missing = show("exec_nope")
-    assert missing.returncode == 1 and missing.stdout == ""
+    assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.splitlines() == [missing.stderr.strip()]
     assert missing.stderr.startswith("error: no execution 'exec_nope'")
 
@@ -728,3 +728,24 @@ def test_diff_command_exit_codes_through_the_cli(runner: CliRunner, store: Store
     assert different.exit_code == 1, different.output
     paths = [d["path"] for d in json.loads(different.stdout)["differences"]]
     assert paths == ["outputs.answer"]
+
+
+# -- exit codes and errors for scripts -------------------------------------------------------------
+
+
+def test_errors_exit_2_and_are_json_under_json(
+    runner: CliRunner, store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """As diff(1): 0 equal, 1 different, 2 trouble — for `workbench diff` and every command's
+    errors; with --json an error is one JSON object on stdout, nothing on stderr."""
+    a, b = runs["alice"], runs["bob"]
+    assert invoke(runner, store, "diff", a, a, "--ignore", "**").exit_code == 2  # itself
+    assert invoke(runner, store, "diff", a, b).exit_code == 1
+    missing = runner.invoke(cli, ["diff", a, b, "--db", str(tmp_path / "none.db")])
+    assert missing.exit_code == 2 and missing.stderr.startswith("error: no store at")
+    as_json = invoke(runner, store, "runs", "show", "exec_doesnotexist", "--json")
+    assert as_json.exit_code == 2 and as_json.stderr == ""
+    error = json.loads(as_json.stdout)["error"]
+    assert error["type"] == "ExecutionNotFoundError" and "exec_doesnotexist" in error["message"]
+    plain = invoke(runner, store, "runs", "show", "exec_doesnotexist")
+    assert plain.exit_code == 2 and plain.stdout == "" and plain.stderr.startswith("error: ")

@@ -99,6 +99,6 @@ def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=expected), workbench.record("p", inputs={}):
         pass
     result = CliRunner().invoke(cli, ["runs", "list"])
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and str(path) in line and "UTF-8" in line

@@ -194,7 +194,7 @@ def test_report_cost_bad_input_is_one_clear_line(tmp_path: Path) -> None:
     bad = runner.invoke(cli, ["report", "cost", "--date", "15/01/2024"])
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.stderr
     missing = runner.invoke(cli, ["report", "cost", "--db", str(tmp_path / "none.db")])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
     assert missing.stderr.startswith("error: no store at")
 
 

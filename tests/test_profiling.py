@@ -771,9 +771,9 @@ def test_profile_with_a_trigger_profiles_the_executions_it_holds_in(tmp_path: Pa
 )
 def test_profile_command_bad_input_is_one_error_line(args: list[str], named: str) -> None:
     """No command, memray with yappi, a command that does not exist and a bad trigger: one
-    `error:` line naming the input and the fix, exit code 1, nothing started."""
+    `error:` line naming the input and the fix, exit code 2, nothing started."""
     result = _profile(*args)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 2, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines[0].startswith("error: ") and named in result.output, result.output
     assert "e.g." in result.output or "use" in result.output or "check" in result.output
@@ -785,7 +785,7 @@ def test_profile_show_of_an_unknown_id_is_one_error_line(tmp_path: Path) -> None
     db = tmp_path / "runs.db"
     Store(db).close()
     unknown = CliRunner().invoke(cli, ["profile", "show", "prof_nope", "--db", str(db)])
-    assert unknown.exit_code == 1 and "error: no profile 'prof_nope'" in unknown.output
+    assert unknown.exit_code == 2 and "error: no profile 'prof_nope'" in unknown.output
 
 
 def test_profile_run_replays_a_recorded_execution_with_profiling(

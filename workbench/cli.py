@@ -46,7 +46,12 @@ from workbench import _render
 from workbench._json import to_jsonable
 from workbench._when import parse_when
 from workbench.diff._cli import diff_command
-from workbench.exceptions import ConfigError, ReplayMismatchError, WorkbenchError
+from workbench.exceptions import (
+    ConfigError,
+    PipelineStepError,
+    ReplayMismatchError,
+    WorkbenchError,
+)
 from workbench.monitoring._cli import report, serve_metrics_command
 from workbench.monitoring._cli_alerts import alerts_group
 from workbench.pipelines._cli import run_command, validate_command
@@ -68,9 +73,33 @@ _PIPE_WIDTH = 160
 
 
 class CommandError(click.ClickException):
-    """A failure the user can fix, shown as one red ``error: ...`` line; exit code 1."""
+    """A failure the user can fix, shown as one red ``error: ...`` line; exit code 2.
+
+    As ``diff(1)`` and ``grep(1)``: 0 and 1 are answers (equal/different, completed/failed), 2
+    is trouble. Under ``--json`` the error is a JSON object on stdout instead, so a script
+    that parses the output reads the error too: ``{"error": {"type": ..., "message": ...}}``.
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "CommandError",
+        as_json: bool = False,
+        exit_code: int = 2,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.as_json = as_json
+        self.exit_code = exit_code
 
     def show(self, file: IO[Any] | None = None) -> None:
+        if self.as_json:
+            error = {"type": self.kind, "message": " ".join(self.message.split())}
+            click.echo(orjson.dumps({"error": error}).decode(), file=file)
+            return
         # Messages are one line by contract; collapsing whitespace keeps them so.
         click.secho(f"error: {' '.join(self.message.split())}", fg="red", err=True, file=file)
 
@@ -79,6 +108,9 @@ class _MismatchError(CommandError):
     """A replay that missed: a few lines (the misses, short diffs, the options that help)."""
 
     def show(self, file: IO[Any] | None = None) -> None:
+        if self.as_json:
+            super().show(file)
+            return
         click.secho(f"error: {self.message}", fg="red", err=True, file=file)
 
 
@@ -107,13 +139,38 @@ def _mismatch_error(exc: ReplayMismatchError) -> _MismatchError:
 class _Group(click.Group):
     """A group whose commands' WorkbenchErrors become CommandErrors: one boundary for all."""
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        # The top group sees every word: whether the command was asked for JSON decides how
+        # its error is shown (words after `--` belong to a profiled command, not to us).
+        words = args[: args.index("--")] if "--" in args else args
+        if "--json" in words:
+            ctx.meta[_JSON_META] = True
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except ReplayMismatchError as exc:
-            raise _mismatch_error(exc) from exc
+        except CommandError as exc:
+            exc.as_json = exc.as_json or _wants_json(ctx)
+            raise
+        except ReplayMismatchError as exc:  # an answer (the replay differs), as a failed run
+            error = _mismatch_error(exc)
+            error.kind, error.as_json, error.exit_code = type(exc).__name__, _wants_json(ctx), 1
+            raise error from exc
+        except PipelineStepError as exc:  # an answer, not trouble: the run failed at a step
+            raise CommandError(
+                str(exc), kind=type(exc).__name__, as_json=_wants_json(ctx), exit_code=1
+            ) from exc
         except WorkbenchError as exc:
-            raise CommandError(str(exc)) from exc
+            raise CommandError(str(exc), kind=type(exc).__name__, as_json=_wants_json(ctx)) from exc
+
+
+_JSON_META = "workbench.json"
+
+
+def _wants_json(ctx: click.Context) -> bool:
+    """Whether the command being run was given --json (``ctx.meta`` is shared by all levels)."""
+    return bool(ctx.meta.get(_JSON_META, False))
 
 
 # -- shared options and helpers --------------------------------------------------------------

@@ -1,9 +1,10 @@
 """``workbench diff A B``: the command, as a click command that ``workbench.cli`` registers.
 
-Owns the command's arguments, its output (rich, or ``--json``) and its exit code: 0 when the
-runs are equal in what was compared, 1 when they differ — so that scripts and CI can use it.
-Errors (an unknown id, an execution compared with itself) are WorkbenchErrors, turned into one
-``error: ...`` line by the CLI's group, as for every other command.
+Owns the command's arguments, its output (rich, or ``--json``) and its exit code, as
+``diff(1)``: 0 when the runs are equal in what was compared, 1 when they differ, 2 for trouble.
+Errors (no store, an unknown id, an execution compared with itself) are WorkbenchErrors, turned
+into one ``error: ...`` line (JSON under ``--json``) and exit code 2 by the CLI's group, as for
+every other command.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from rich.console import Console
 
 from workbench.diff._engine import compare_executions
 from workbench.diff._model import CATEGORIES, Category
+from workbench.exceptions import StoreError
 from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 
@@ -70,11 +72,11 @@ def diff_command(
     """Compare execution B with execution A, step by step.
 
     Exit code 0 when they are equal in content (or, with --only cost/latency, in those
-    numbers), 1 when they differ.
+    numbers), 1 when they differ, 2 when they could not be compared (an error).
     """
     path = resolve_store_path(db)
     if not path.exists():
-        raise click.ClickException(
+        raise StoreError(
             f"no store at {path}; point --db or WORKBENCH_DB at the store holding {a} and {b}"
         )
     with Store(path) as store:

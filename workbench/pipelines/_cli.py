@@ -3,9 +3,9 @@ registers.
 
 Owns the commands' options (``--input NAME=VALUE`` parsed as each input's declared type,
 ``--test-model``, ``--json``), their output and exit codes (0 when the run completed or the file
-is valid, 1 otherwise). Errors are WorkbenchErrors, turned into one ``error: ...`` line by the
-CLI's group as for every other command; with ``--json`` a failed run or an invalid file prints
-its JSON too.
+is valid, 1 when the run failed at a step or the file is invalid, 2 for any other error).
+Errors are WorkbenchErrors, turned into one ``error: ...`` line by the CLI's group as for every
+other command; with ``--json`` a failed run or an invalid file prints its JSON too.
 
 ``--test-model`` starts workbench's test model server on 127.0.0.1 and points the ``openai``
 and ``anthropic`` SDKs at it for the run (``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and test
@@ -228,8 +228,9 @@ def validate_command(pipeline_file: Path, input_pairs: tuple[str, ...], as_json:
         if input_pairs:
             spec.check_inputs(_inputs(spec, input_pairs))
     except PipelineError as exc:
-        if not as_json:
-            raise
+        if not as_json:  # an invalid file is validate's answer (1), not trouble (2)
+            click.secho(f"error: {' '.join(str(exc).split())}", fg="red", err=True)
+            raise click.exceptions.Exit(1) from exc
         _echo_json(
             {
                 "valid": False,
