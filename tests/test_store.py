@@ -563,3 +563,21 @@ def test_rows_kept_for_a_full_disk_are_bounded(
     resumed = [r.getMessage() for r in caplog.records if "writing recordings" in r.getMessage()]
     assert resumed and "lost" in resumed[0], resumed
     store.close()
+
+
+def test_a_store_written_before_session_ids_gains_the_column(tmp_path: Path) -> None:
+    """An older store without executions.session_id is brought up to it when opened: its old
+    executions read back with no session, new ones keep theirs."""
+    path = tmp_path / "old.db"
+    with Store(path) as old:
+        with workbench.record("before", inputs={}, store=old) as before:
+            pass
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE executions DROP COLUMN session_id")
+    conn.commit()
+    conn.close()
+    with Store(path) as reopened:
+        assert reopened.get_execution(before.id).session_id is None
+        with workbench.record("after", inputs={}, session_id="s1", store=reopened) as after:
+            pass
+        assert reopened.get_execution(after.id).session_id == "s1"

@@ -398,3 +398,73 @@ def test_an_unreachable_or_silent_collector_delays_exit_by_a_bounded_time(
             assert endpoint in ours[0]
     finally:
         silent.close()
+
+
+def _call_spans(receiver: OtlpHttpReceiver) -> list[Any]:
+    return [span for _, span in spans_of(receiver.requests) if span.kind == span.SPAN_KIND_CLIENT]
+
+
+def test_model_call_spans_follow_the_genai_conventions_for_every_operation(
+    exporting: TraceExporter, receiver: OtlpHttpReceiver, store: Store, model_server: ModelServer
+) -> None:
+    """Chat, Responses, legacy completions and embeddings each export a defined
+    gen_ai.operation.name (Responses is ``chat`` with openai.api.type ``responses``), the
+    request's model and parameters, the response's model and id, finish reasons and usage;
+    the run's session_id is session.id and gen_ai.conversation.id on the root and each call."""
+    client = _client(model_server)
+    with workbench.record(
+        "assistant", inputs={}, user_id="u1", session_id="thread-7", store=store
+    ) as run:
+        chat = client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "hi"}],
+            temperature=0.2,
+            top_p=0.9,
+            max_tokens=50,
+            stop=["END"],
+            seed=3,
+        )
+        responses = client.responses.create(
+            model="gpt-4o-mini", input="hello", max_output_tokens=40, temperature=0.5
+        )
+        client.completions.create(model="gpt-3.5-turbo-instruct", prompt="say", max_tokens=5)
+        client.embeddings.create(model="text-embedding-3-small", input="vector me")
+    assert exporting.force_flush()
+    assert store.get_execution(run.id).session_id == "thread-7"
+    by_api = {}
+    for span in _call_spans(receiver):
+        a = attrs(span)
+        by_api[a.get("openai.api.type", a["gen_ai.operation.name"])] = (span, a)
+        assert a["session.id"] == a["gen_ai.conversation.id"] == "thread-7"
+        assert a["user.id"] == "u1"
+    assert set(by_api) == {"chat_completions", "responses", "text_completion", "embeddings"}
+    span, chat_attrs = by_api["chat_completions"]
+    assert span.name == "chat gpt-4o-mini"
+    assert chat_attrs["gen_ai.operation.name"] == "chat"
+    assert chat_attrs["gen_ai.request.model"] == "gpt-4o-mini"
+    assert chat_attrs["gen_ai.response.model"] == chat.model
+    assert chat_attrs["gen_ai.response.id"] == chat.id
+    assert chat_attrs["gen_ai.request.temperature"] == 0.2
+    assert chat_attrs["gen_ai.request.top_p"] == 0.9
+    assert chat_attrs["gen_ai.request.max_tokens"] == 50
+    assert chat_attrs["gen_ai.request.stop_sequences"] == ["END"]
+    assert chat_attrs["gen_ai.request.seed"] == 3
+    assert chat_attrs["gen_ai.response.finish_reasons"] == [chat.choices[0].finish_reason]
+    assert chat_attrs["gen_ai.usage.input_tokens"] == chat.usage.prompt_tokens  # type: ignore[union-attr]
+    span, responses_attrs = by_api["responses"]
+    assert span.name == "chat gpt-4o-mini"
+    assert responses_attrs["gen_ai.operation.name"] == "chat"
+    assert responses_attrs["gen_ai.response.id"] == responses.id
+    assert responses_attrs["gen_ai.request.max_tokens"] == 40
+    assert responses_attrs["gen_ai.request.temperature"] == 0.5
+    assert responses_attrs["gen_ai.usage.output_tokens"] == responses.usage.output_tokens  # type: ignore[union-attr]
+    span, completion_attrs = by_api["text_completion"]
+    assert span.name == "text_completion gpt-3.5-turbo-instruct"
+    assert completion_attrs["gen_ai.request.max_tokens"] == 5
+    assert "openai.api.type" not in completion_attrs
+    span, embedding_attrs = by_api["embeddings"]
+    assert span.name == "embeddings text-embedding-3-small"
+    assert embedding_attrs["gen_ai.request.model"] == "text-embedding-3-small"
+    assert embedding_attrs["gen_ai.usage.input_tokens"] > 0
+    root = next(s for _, s in spans_of(receiver.requests) if s.name == "assistant")
+    assert attrs(root)["session.id"] == attrs(root)["gen_ai.conversation.id"] == "thread-7"

@@ -343,6 +343,8 @@ class Execution:
     code_version: str | None
     metadata: dict[str, Any]
     trace_id: str
+    #: The conversation the run belongs to (``record(..., session_id=...)``), if one was given.
+    session_id: str | None = None
     steps: list[Step] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
     model_calls: list[ModelCall] = field(default_factory=list)

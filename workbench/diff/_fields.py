@@ -50,6 +50,7 @@ EXECUTION_FIELDS: Final[dict[str, Role]] = {
     "success": "content",
     "error": "content",  # type and message; the traceback holds paths and line numbers
     "user_id": "volatile",  # who ran it, not what it did
+    "session_id": "volatile",  # likewise: in which conversation
     "environment": "volatile",
     "sampled": "volatile",
     "debug": "volatile",

@@ -6,7 +6,8 @@ back from the store — its root span, its steps' spans, custom spans (``tracer.
 parentage the store holds, to an SDK ``TracerProvider`` whose ``ParentBased(TraceIdRatioBased)``
 sampler and ``BatchSpanProcessor`` send it to the configured OTLP endpoint. Model-call spans
 carry the OpenTelemetry GenAI semantic-convention attributes (``gen_ai.operation.name``,
-``gen_ai.provider.name``, ``gen_ai.request.model``, ``gen_ai.usage.input_tokens``, ...).
+``gen_ai.request.model``, ``gen_ai.response.id``, ``gen_ai.usage.input_tokens``, ...), which
+:mod:`workbench.monitoring._genai` reads from each call's stored request and response.
 Names, attributes, events and error descriptions are scrubbed on the way out as the store's rows
 are on the way in (``workbench.redaction``), so a store written before a rule existed leaks
 nothing either.
@@ -41,6 +42,7 @@ from urllib.parse import urlsplit
 from workbench._hooks import Observer
 from workbench._json import decode
 from workbench.exceptions import MissingExtraError, StoreError
+from workbench.monitoring._genai import execution_context, genai_attributes, span_name
 from workbench.monitoring._tracing import STATUS_DESCRIPTION
 from workbench.redaction import scrub_output, scrub_text, sensitive_names_for
 
@@ -48,7 +50,7 @@ if TYPE_CHECKING:
     from workbench.config import TracingConfig, WorkbenchConfig
     from workbench.store import Store
 
-__all__ = ["TraceExporter", "genai_attributes", "tracing_observer"]
+__all__ = ["TraceExporter", "tracing_observer"]
 
 log = logging.getLogger("workbench.monitoring")
 
@@ -262,13 +264,7 @@ class TraceExporter(Observer):
                 "SELECT * FROM spans WHERE execution_id = ? ORDER BY start, span_id",
                 (execution_id,),
             )
-            calls = store._query(
-                "SELECT id, span_id, provider, model, operation, status_code, input_tokens, "
-                "output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, ttft_s, "
-                "latency_s, finish_reason, started_at, error, stream_error, streamed, "
-                "request_key FROM model_calls WHERE execution_id = ? ORDER BY started_at, id",
-                (execution_id,),
-            )
+            calls = store.model_calls(execution_id)
         except StoreError:
             log.warning(
                 "workbench: the store of execution %s is closed; not exported", execution_id
@@ -311,24 +307,26 @@ class TraceExporter(Observer):
                 elif record["kind"] in ("execution", "step"):
                     span.set_status(Status(StatusCode.OK))
             span.end(end_time=_ns(record["end"] if record["end"] is not None else record["start"]))
-        for row in calls:
-            call = dict(row)
-            context = _parent_context(trace_id, call["span_id"], sampled)
-            attributes = scrub_output(genai_attributes(call), self._sensitive)
+        context_attributes = execution_context(execution)
+        for call in calls:
+            context = _parent_context(trace_id, call.span_id, sampled)
+            attributes = scrub_output(
+                {**genai_attributes(call), **context_attributes}, self._sensitive
+            )
             self._ids.trace_id = trace_id
-            self._ids.span_id = int(call["id"].rpartition("_")[2][:16], 16)
+            self._ids.span_id = int(call.id.rpartition("_")[2][:16], 16)
             span = self._tracer.start_span(
-                _call_span_name(call),
+                scrub_text(span_name(call), self._sensitive),
                 context=context,
                 kind=SpanKind.CLIENT,
                 attributes=attributes,
-                start_time=_ns(call["started_at"]),
+                start_time=_ns(call.started_at),
             )
             if span.is_recording() and "error.type" in attributes:
-                error = _str_or_none(call["error"])
+                error = call.error.message if call.error is not None else None
                 description = None if error is None else scrub_text(error, self._sensitive)
                 span.set_status(Status(StatusCode.ERROR, description))
-            span.end(end_time=_ns(call["started_at"] + (call["latency_s"] or 0.0)))
+            span.end(end_time=_ns(call.started_at + (call.latency_s or 0.0)))
 
 
 def _within(work: Callable[[], bool], timeout_s: float) -> bool:
@@ -393,7 +391,6 @@ def _attributes(record: dict[str, Any], execution: dict[str, Any]) -> dict[str, 
                 for key, value in (
                     ("pipeline.id", execution["pipeline_id"]),
                     ("pipeline.version", execution["pipeline_version"]),
-                    ("user.id", execution["user_id"]),
                     ("deployment.environment.name", execution["environment"]),
                     ("workbench.status", execution["status"]),
                     ("workbench.cost_usd", execution["cost_usd"]),
@@ -404,59 +401,10 @@ def _attributes(record: dict[str, Any], execution: dict[str, Any]) -> dict[str, 
                 if value is not None
             }
         )
+        attributes.update(execution_context(execution))
     elif record["kind"] == "step":
         attributes["task.id"] = record["name"]
     return attributes
-
-
-def genai_attributes(call: dict[str, Any]) -> dict[str, Any]:
-    """A model call's span attributes, named by the OpenTelemetry GenAI conventions.
-
-    ``call`` is a ``model_calls`` row. Calls that are not model calls (provider ``http``) get
-    the HTTP client attributes only.
-    """
-    attributes: dict[str, Any] = {"workbench.call_id": call["id"]}
-    if call["provider"] != "http":
-        attributes["gen_ai.operation.name"] = call["operation"]
-        attributes["gen_ai.provider.name"] = call["provider"]
-        if call["model"]:
-            attributes["gen_ai.request.model"] = call["model"]
-        for key, column in (
-            ("gen_ai.usage.input_tokens", "input_tokens"),
-            ("gen_ai.usage.output_tokens", "output_tokens"),
-            ("gen_ai.usage.cache_read.input_tokens", "cache_read_tokens"),
-            ("gen_ai.usage.cache_creation.input_tokens", "cache_write_tokens"),
-        ):
-            if call[column] is not None:
-                attributes[key] = call[column]
-        if call["finish_reason"]:
-            attributes["gen_ai.response.finish_reasons"] = [call["finish_reason"]]
-        if call["cost_usd"] is not None:
-            attributes["workbench.cost_usd"] = call["cost_usd"]
-        if call["ttft_s"] is not None:
-            attributes["workbench.ttft_s"] = call["ttft_s"]
-        attributes["workbench.streamed"] = bool(call["streamed"])
-    else:
-        attributes["http.request.method"] = call["operation"].upper()
-    if call["status_code"] is not None:
-        attributes["http.response.status_code"] = call["status_code"]
-    error = None
-    if call["error"]:
-        info = decode_dict(call["error"])
-        error = str(info.get("type") or "error") if info else "error"
-    elif call["stream_error"]:
-        error = "stream_error"
-    elif call["status_code"] is not None and call["status_code"] >= 400:
-        error = str(call["status_code"])
-    if error is not None:
-        attributes["error.type"] = error
-    return attributes
-
-
-def _call_span_name(call: dict[str, Any]) -> str:
-    if call["provider"] == "http":
-        return str(call["operation"]).upper()
-    return f"{call['operation']} {call['model']}" if call["model"] else str(call["operation"])
 
 
 def _ns(seconds: float) -> int:

@@ -101,6 +101,7 @@ class LiveExecution:
         *,
         inputs: JSON,
         user_id: str | None = None,
+        session_id: str | None = None,
         environment: str | None = None,
         metadata: dict[str, Any] | None = None,
         pipeline_version: str | None = None,
@@ -145,6 +146,9 @@ class LiveExecution:
         self.entrypoint = entrypoint
         self.inputs = inputs
         self.user_id = user_id
+        #: The conversation this run belongs to (a chat session, a thread): exported as
+        #: ``session.id`` and ``gen_ai.conversation.id``, so a backend groups its runs.
+        self.session_id = session_id
         self.environment = environment
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.replay_of = replay_of
@@ -269,6 +273,7 @@ class LiveExecution:
                 None,
                 None,
                 self.user_id,
+                self.session_id,
                 self.environment,
                 int(self.sampled),
                 int(self.debug),
@@ -380,6 +385,10 @@ class record(AsyncFromSync):
 
     ``sampled``: ``True`` records this execution, ``False`` skips it (observers still hear of
     it), ``None`` leaves it to debug mode's sampling (see :mod:`workbench.debug`).
+
+    ``user_id`` and ``session_id`` say who ran it and in which conversation (a chat session,
+    a thread); both are kept on the execution and exported with its trace (``user.id``,
+    ``session.id``, ``gen_ai.conversation.id``).
     """
 
     def __init__(
@@ -388,6 +397,7 @@ class record(AsyncFromSync):
         *,
         inputs: JSON,
         user_id: str | None = None,
+        session_id: str | None = None,
         environment: str | None = None,
         metadata: dict[str, Any] | None = None,
         store: Store | str | os.PathLike[str] | None = None,
@@ -401,6 +411,7 @@ class record(AsyncFromSync):
         self._kwargs: dict[str, Any] = {
             "inputs": inputs,
             "user_id": user_id,
+            "session_id": session_id,
             "environment": environment,
             "metadata": metadata,
             "pipeline_version": pipeline_version,

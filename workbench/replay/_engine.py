@@ -323,6 +323,7 @@ class RequestReplay:
             pipeline_version=original.pipeline_version,
             entrypoint=original.entrypoint,
             user_id=original.user_id,
+            session_id=original.session_id,
             environment=original.environment,
         )
 

@@ -29,6 +29,7 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...] | None]] = {
             "success": int,
             "error": str,
             "user_id": str,
+            "session_id": str,
             "environment": str,
             "sampled": int,
             "debug": int,
@@ -266,6 +267,35 @@ def _ensure_cost_ledger(conn: sqlite3.Connection) -> None:
         raise
 
 
+#: Columns added to version-1 stores after their first release, by table: a store created
+#: before one of them gains it (empty for the rows it already holds) when it is opened.
+_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"executions": ("session_id",)}
+
+
+def _missing_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    missing = []
+    for table, added in _ADDED_COLUMNS.items():
+        have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        missing.extend((table, column) for column in added if column not in have)
+    return missing
+
+
+def _ensure_added_columns(conn: sqlite3.Connection) -> None:
+    """Add the columns an older version-1 store lacks, once, in one transaction (two
+    processes opening the same old store: the second finds them there)."""
+    if not _missing_columns(conn):
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for table, column in _missing_columns(conn):
+            sql_type = "TEXT" if _TABLES[table][0][column] is str else "INTEGER"
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+
+
 def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
     """Create the tables in a new file, or check that an existing file is ours and not newer.
 
@@ -281,6 +311,7 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
     if "workbench_schema" in tables:
         _check_version(conn, path)
         _ensure_cost_ledger(conn)
+        _ensure_added_columns(conn)
         return
     if tables - {"sqlite_sequence"}:
         raise NotAStoreError(

@@ -36,6 +36,7 @@ EXEC_COLUMNS = (
     "success",
     "error",
     "user_id",
+    "session_id",
     "environment",
     "sampled",
     "debug",

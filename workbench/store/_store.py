@@ -31,7 +31,15 @@ from workbench.exceptions import (
     StoreError,
     StoreFullError,
 )
-from workbench.records import ErrorInfo, Execution, LogRecord, Profile, ProfileSummary, State
+from workbench.records import (
+    ErrorInfo,
+    Execution,
+    LogRecord,
+    ModelCall,
+    Profile,
+    ProfileSummary,
+    State,
+)
 from workbench.redaction import scrub_rendered
 from workbench.store import _process
 from workbench.store import _rows as rows
@@ -626,6 +634,7 @@ class Store:
             code_version=row["code_version"],
             metadata=rows.json_column(row["metadata"]) or {},
             trace_id=row["trace_id"],
+            session_id=row["session_id"],
             **children,
         )
 
@@ -702,6 +711,27 @@ class Store:
                 for r in profile_rows
             ],
         }
+
+    def model_calls(self, execution_id: str) -> list[ModelCall]:
+        """An execution's model calls with their requests and responses, in recorded order,
+        as written so far (no flush: a reader on the writer's side, the trace exporter,
+        flushes first as it needs)."""
+        try:
+            with paused():
+                call_rows = self._query(
+                    "SELECT * FROM model_calls WHERE execution_id = ? ORDER BY started_at, id",
+                    (execution_id,),
+                )
+                blobs = self._blobs(
+                    h for r in call_rows for h in (r["request_hash"], r["body_hash"])
+                )
+                return [rows.model_call(r, blobs) for r in call_rows]
+        except (ValueError, zstandard.ZstdError) as exc:
+            raise StoreError(
+                f"execution {execution_id!r} in store {self.path} has a damaged model call "
+                f"({type(exc).__name__}: {exc}); restore the store file from a backup, or "
+                f"record the run again"
+            ) from exc
 
     def recorded_responses(self, execution_id: str) -> list[rows.RecordedResponse]:
         """An execution's model calls as a replay answers from them, in recorded order: one
