@@ -448,7 +448,14 @@ def planted(
     sink = OtlpSink()
     exporter = TraceExporter(
         WorkbenchConfig.model_validate(
-            {"tracing": {"enabled": True, "config": {"endpoint": sink.url}}}
+            # With prompts and answers exported too: the content attributes leak nothing either.
+            {
+                "tracing": {
+                    "enabled": True,
+                    "capture_content": True,
+                    "config": {"endpoint": sink.url},
+                }
+            }
         ).tracing
     )
     _hooks.add_observer(exporter)
@@ -536,8 +543,10 @@ def test_no_planted_secret_is_in_the_log_file_or_stdout(planted: Planted) -> Non
 
 def test_no_planted_secret_is_exported_over_otlp(planted: Planted) -> None:
     """The OTLP payloads a local collector received hold no planted secret, but do hold the
-    spans, with their token counts."""
+    spans, with their token counts, and (content capture on) the prompt around the key."""
     assert b"lookup" in planted.otlp and b"gen_ai.usage.input_tokens" in planted.otlp
+    assert b"gen_ai.input.messages" in planted.otlp and b"input.value" in planted.otlp
+    assert b"repeats my key" in planted.otlp
     assert leaks(planted.otlp) == []
 
 

@@ -468,3 +468,120 @@ def test_model_call_spans_follow_the_genai_conventions_for_every_operation(
     assert embedding_attrs["gen_ai.usage.input_tokens"] > 0
     root = next(s for _, s in spans_of(receiver.requests) if s.name == "assistant")
     assert attrs(root)["session.id"] == attrs(root)["gen_ai.conversation.id"] == "thread-7"
+
+
+def test_content_capture_exports_prompts_and_answers_only_when_asked(
+    receiver: OtlpHttpReceiver, store: Store, model_server: ModelServer
+) -> None:
+    """tracing.capture_content: true puts the prompt and answer on the model-call span as the
+    GenAI conventions' gen_ai.input/output.messages and OpenInference's input.value,
+    output.value and llm.*_messages (with openinference.span.kind LLM); by default the span
+    has its kind but no content."""
+    import json
+
+    client = _client(model_server)
+
+    def exported(capture: bool) -> dict[str, Any]:
+        config = WorkbenchConfig.model_validate(
+            {
+                "tracing": {
+                    "enabled": True,
+                    "capture_content": capture,
+                    "config": {"endpoint": receiver.url},
+                }
+            }
+        )
+        exporter = TraceExporter(config.tracing)
+        _hooks.add_observer(exporter)
+        receiver.requests.clear()
+        try:
+            with workbench.record("content", inputs={}, store=store):
+                reply = client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    messages=[
+                        {"role": "system", "content": "be brief"},
+                        {"role": "user", "content": "name a llama"},
+                    ],
+                )
+            assert exporter.force_flush()
+        finally:
+            _hooks.remove_observer(exporter)
+            exporter.shutdown()
+        (span,) = _call_spans(receiver)
+        return {"answer": reply.choices[0].message.content, **attrs(span)}
+
+    plain = exported(False)
+    assert plain["openinference.span.kind"] == "LLM"
+    assert not {k for k in plain if k.startswith(("input.", "output.", "llm.input_messages"))}
+    assert "gen_ai.input.messages" not in plain and "gen_ai.output.messages" not in plain
+    captured = exported(True)
+    answer = captured["answer"]
+    assert captured["openinference.span.kind"] == "LLM"
+    assert json.loads(captured["gen_ai.input.messages"]) == [
+        {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
+        {"role": "user", "parts": [{"type": "text", "content": "name a llama"}]},
+    ]
+    assert json.loads(captured["gen_ai.output.messages"]) == [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": answer}],
+            "finish_reason": "stop",
+        }
+    ]
+    assert json.loads(captured["input.value"])["messages"][1]["content"] == "name a llama"
+    assert captured["input.mime_type"] == "application/json"
+    assert captured["output.value"] == answer
+    assert captured["llm.input_messages.1.message.role"] == "user"
+    assert captured["llm.input_messages.1.message.content"] == "name a llama"
+    assert captured["llm.output_messages.0.message.content"] == answer
+
+
+def test_content_capture_reads_responses_and_anthropic_messages(
+    receiver: OtlpHttpReceiver, store: Store, model_server: ModelServer
+) -> None:
+    """The Responses API's instructions/input/output and Anthropic's system/content blocks
+    become the same role-and-parts messages."""
+    import json
+
+    import anthropic
+
+    config = WorkbenchConfig.model_validate(
+        {"tracing": {"capture_content": True, "config": {"endpoint": receiver.url}}}
+    )
+    exporter = TraceExporter(config.tracing)
+    _hooks.add_observer(exporter)
+    try:
+        with workbench.record("content", inputs={}, store=store):
+            response = _client(model_server).responses.create(
+                model="gpt-4o-mini", instructions="be brief", input="name a llama"
+            )
+            message = anthropic.Anthropic(
+                base_url=model_server.anthropic_base_url, api_key="sk-ant-test", max_retries=0
+            ).messages.create(
+                model="claude-3-5-haiku-latest",
+                max_tokens=50,
+                system="be kind",
+                messages=[{"role": "user", "content": [{"type": "text", "text": "hello"}]}],
+            )
+        assert exporter.force_flush()
+    finally:
+        _hooks.remove_observer(exporter)
+        exporter.shutdown()
+    by_provider = {attrs(s)["gen_ai.provider.name"]: attrs(s) for s in _call_spans(receiver)}
+    openai_attrs, anthropic_attrs = by_provider["openai"], by_provider["anthropic"]
+    assert json.loads(openai_attrs["gen_ai.system_instructions"]) == [
+        {"type": "text", "content": "be brief"}
+    ]
+    assert json.loads(openai_attrs["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "name a llama"}]}
+    ]
+    assert openai_attrs["output.value"] == response.output_text
+    assert json.loads(anthropic_attrs["gen_ai.system_instructions"]) == [
+        {"type": "text", "content": "be kind"}
+    ]
+    assert json.loads(anthropic_attrs["gen_ai.input.messages"]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hello"}]}
+    ]
+    text = "".join(b.text for b in message.content if b.type == "text")
+    assert anthropic_attrs["output.value"] == text
+    assert anthropic_attrs["llm.input_messages.0.message.role"] == "system"

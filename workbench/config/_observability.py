@@ -67,6 +67,10 @@ class TracingConfig(_Section):
     enabled: bool = False
     provider: Literal["opentelemetry"] = "opentelemetry"
     config: OtelExportConfig = Field(default_factory=OtelExportConfig)
+    #: Export model calls' prompts and answers (``gen_ai.input.messages``/``.output.messages``,
+    #: OpenInference's ``input.value``/``output.value``), scrubbed as the store is. Off by
+    #: default: a trace backend is often read by more people than the store.
+    capture_content: bool = False
 
     @model_validator(mode="before")
     @classmethod

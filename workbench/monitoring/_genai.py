@@ -16,8 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from workbench.records import ModelCall
+from workbench.redaction import scrub_output
 
-__all__ = ["OPERATION_NAMES", "execution_context", "genai_attributes", "span_name"]
+__all__ = [
+    "OPERATION_NAMES",
+    "content_attributes",
+    "execution_context",
+    "genai_attributes",
+    "span_name",
+]
 
 #: ``gen_ai.operation.name`` of each operation workbench records; the Responses API is a chat
 #: whose API is named in ``openai.api.type`` (the conventions define no ``responses`` operation).
@@ -118,6 +125,9 @@ def _model_call(call: ModelCall, attributes: dict[str, Any]) -> None:
     response = _response(call)
     attributes["gen_ai.operation.name"] = OPERATION_NAMES.get(call.operation, call.operation)
     attributes["gen_ai.provider.name"] = call.provider
+    # OpenInference's kind: Phoenix lists a span as an LLM call (tokens, cost, messages) by it.
+    attributes["openinference.span.kind"] = "EMBEDDING" if call.operation == "embeddings" else "LLM"
+    attributes["llm.provider"] = call.provider
     request = call.request if isinstance(call.request, dict) else {}
     path = str(request.get("path") or "").rstrip("/")
     for suffix, api in _OPENAI_APIS:
@@ -126,10 +136,14 @@ def _model_call(call: ModelCall, attributes: dict[str, Any]) -> None:
     model = request_model(call)
     if model:
         attributes["gen_ai.request.model"] = model
+        attributes["llm.model_name"] = call.model or model
+    parameters = {}
     for member, name in _REQUEST_PARAMETERS:
         value = body.get(member)
         if name not in attributes and _is_number_or_flag(value):
-            attributes[name] = value
+            attributes[name] = parameters[member] = value
+    if parameters:
+        attributes["llm.invocation_parameters"] = _json(parameters)
     stop = body.get("stop", body.get("stop_sequences"))
     if isinstance(stop, str):
         stop = [stop]
@@ -200,3 +214,187 @@ def _output_type(body: dict[str, Any]) -> str | None:
     if kind in ("json_object", "json_schema"):
         return "json"
     return "text" if kind == "text" else None
+
+
+# -- content: opt-in (``tracing.capture_content``) ------------------------------------------
+# Prompts and answers as two families of readers look for them: the GenAI conventions'
+# ``gen_ai.input.messages``/``gen_ai.output.messages`` (JSON of role-and-parts messages), and
+# OpenInference's ``input.value``/``output.value`` and ``llm.input_messages.N.message.*``,
+# which Phoenix shows and Langfuse maps to a generation's input and output.
+
+
+def content_attributes(call: ModelCall, sensitive: Any) -> dict[str, Any]:
+    """The call's prompt and answer as span attributes, each value scrubbed before it is
+    encoded (a secret inside a message is redacted by name, not only by its shape)."""
+    if call.provider == "http":
+        return {}
+    body = request_body(call)
+    attributes: dict[str, Any] = {}
+    if body:
+        attributes["input.value"] = _json(scrub_output(body, sensitive))
+        attributes["input.mime_type"] = "application/json"
+    if call.operation == "embeddings":
+        return attributes
+    inputs, system = _input_messages(body)
+    outputs = _output_messages(call)
+    inputs, system, outputs = scrub_output([inputs, system, outputs], sensitive)  # type: ignore[misc]
+    if inputs:
+        attributes["gen_ai.input.messages"] = _json(inputs)
+    if system:
+        attributes["gen_ai.system_instructions"] = _json(system)
+    if outputs:
+        attributes["gen_ai.output.messages"] = _json(outputs)
+    answer = "".join(
+        part.get("content", "")
+        for message in outputs
+        for part in message["parts"]
+        if part.get("type") == "text"
+    )
+    if answer:
+        attributes["output.value"] = answer
+        attributes["output.mime_type"] = "text/plain"
+    elif outputs:
+        attributes["output.value"] = _json(outputs)
+        attributes["output.mime_type"] = "application/json"
+    flat = [{"role": "system", "parts": system}] if system else []
+    for prefix, messages in (
+        ("llm.input_messages", flat + inputs),
+        ("llm.output_messages", outputs),
+    ):
+        for index, message in enumerate(messages):
+            attributes[f"{prefix}.{index}.message.role"] = message["role"]
+            text = "".join(p["content"] for p in message["parts"] if p.get("type") == "text")
+            if text:
+                attributes[f"{prefix}.{index}.message.content"] = text
+            calls = [p for p in message["parts"] if p.get("type") == "tool_call"]
+            for n, tool in enumerate(calls):
+                key = f"{prefix}.{index}.message.tool_calls.{n}.tool_call"
+                attributes[f"{key}.id"] = tool.get("id") or ""
+                attributes[f"{key}.function.name"] = tool.get("name") or ""
+                attributes[f"{key}.function.arguments"] = _json(tool.get("arguments"))
+    return attributes
+
+
+def _json(value: Any) -> str:
+    from workbench._json import encode
+
+    return value if isinstance(value, str) else encode(value).decode()
+
+
+def _input_messages(body: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(messages, system instructions)`` of a chat, Messages, Responses or completions
+    request, in the conventions' shape: ``{"role", "parts": [{"type": "text", ...}]}``."""
+    system = _parts(body.get("system")) + _parts(body.get("instructions"))
+    messages: list[dict[str, Any]] = []
+    source = body.get("messages")
+    if source is None:
+        source = body.get("input")
+    if source is None and body.get("prompt") is not None:
+        source = [{"role": "user", "content": body["prompt"]}]
+    if isinstance(source, str):
+        source = [{"role": "user", "content": source}]
+    for item in source if isinstance(source, list) else []:
+        if not isinstance(item, dict):
+            messages.append({"role": "user", "parts": _parts(item)})
+            continue
+        kind = item.get("type")
+        if kind == "function_call_output":  # the Responses API's tool result item
+            part = {"type": "tool_call_response", "id": item.get("call_id")}
+            messages.append({"role": "tool", "parts": [{**part, "response": item.get("output")}]})
+            continue
+        if kind == "function_call":
+            messages.append({"role": "assistant", "parts": [_tool_call(item)]})
+            continue
+        role = str(item.get("role") or "user")
+        parts = _parts(item.get("content"))
+        if role == "tool":  # chat completions' tool result
+            parts = [
+                {
+                    "type": "tool_call_response",
+                    "id": item.get("tool_call_id"),
+                    "response": item.get("content"),
+                }
+            ]
+        for tool in item.get("tool_calls") or []:
+            if isinstance(tool, dict):
+                parts.append(_tool_call(tool))
+        messages.append({"role": role, "parts": parts})
+    return messages, system
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    """A message's content as parts: text kept as text, tool use and results named as the
+    conventions do, anything else (an image, a file) as its type without its data."""
+    if content is None:
+        return []
+    if isinstance(content, str):
+        return [{"type": "text", "content": content}]
+    if isinstance(content, list):
+        return [part for item in content for part in _parts_of_block(item)]
+    return [{"type": "text", "content": _json(content)}]
+
+
+def _parts_of_block(block: Any) -> list[dict[str, Any]]:
+    if isinstance(block, str):
+        return [{"type": "text", "content": block}]
+    if not isinstance(block, dict):
+        return []
+    kind = block.get("type")
+    text = block.get("text")
+    if isinstance(text, str):  # text, input_text, output_text
+        return [{"type": "text", "content": text}]
+    if kind == "tool_use":  # Anthropic
+        return [_tool_call(block)]
+    if kind == "tool_result":
+        response = block.get("content")
+        return [
+            {"type": "tool_call_response", "id": block.get("tool_use_id"), "response": response}
+        ]
+    return [{"type": str(kind or "unknown")}]
+
+
+def _tool_call(item: dict[str, Any]) -> dict[str, Any]:
+    function = item.get("function") if isinstance(item.get("function"), dict) else item
+    arguments = function.get("arguments", item.get("input"))
+    return {
+        "type": "tool_call",
+        "id": item.get("id") or item.get("call_id"),
+        "name": function.get("name"),
+        "arguments": arguments,
+    }
+
+
+def _output_messages(call: ModelCall) -> list[dict[str, Any]]:
+    """The answer as the conventions' output messages: one per choice, with its reason."""
+    response = _response(call)
+    messages: list[dict[str, Any]] = []
+    for choice in response.get("choices") or []:
+        if not isinstance(choice, dict):
+            continue
+        message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+        parts = _parts(message.get("content", choice.get("text")))
+        for tool in message.get("tool_calls") or []:
+            if isinstance(tool, dict):
+                parts.append(_tool_call(tool))
+        messages.append(
+            {
+                "role": str(message.get("role") or "assistant"),
+                "parts": parts,
+                "finish_reason": choice.get("finish_reason") or "",
+            }
+        )
+    if not messages and isinstance(response.get("output"), list):  # the Responses API
+        parts = []
+        for item in response["output"]:
+            if isinstance(item, dict) and item.get("type") == "function_call":
+                parts.append(_tool_call(item))
+            elif isinstance(item, dict) and item.get("type") == "message":
+                parts.extend(_parts(item.get("content")))
+        messages.append({"role": "assistant", "parts": parts})
+    elif not messages and response.get("type") == "message":  # Anthropic's Messages API
+        messages.append({"role": "assistant", "parts": _parts(response.get("content"))})
+    if not messages and call.text:
+        messages.append({"role": "assistant", "parts": _parts(call.text)})
+    for message in messages:
+        message.setdefault("finish_reason", call.finish_reason or "")
+    return messages

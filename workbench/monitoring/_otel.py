@@ -42,7 +42,12 @@ from urllib.parse import urlsplit
 from workbench._hooks import Observer
 from workbench._json import decode
 from workbench.exceptions import MissingExtraError, StoreError
-from workbench.monitoring._genai import execution_context, genai_attributes, span_name
+from workbench.monitoring._genai import (
+    content_attributes,
+    execution_context,
+    genai_attributes,
+    span_name,
+)
 from workbench.monitoring._tracing import STATUS_DESCRIPTION
 from workbench.redaction import scrub_output, scrub_text, sensitive_names_for
 
@@ -179,6 +184,7 @@ class TraceExporter(Observer):
         self._tracer = self.provider.get_tracer(_SCOPE)
         #: What leaves the process is scrubbed as the store is, whenever the store was written.
         self._sensitive = sensitive_names_for()
+        self._capture_content = config.capture_content
         self._jobs: queue.Queue[tuple[Store, str] | threading.Event | None] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="workbench-otel", daemon=True)
         self._thread.start()
@@ -310,9 +316,10 @@ class TraceExporter(Observer):
         context_attributes = execution_context(execution)
         for call in calls:
             context = _parent_context(trace_id, call.span_id, sampled)
-            attributes = scrub_output(
-                {**genai_attributes(call), **context_attributes}, self._sensitive
-            )
+            attributes = {**genai_attributes(call), **context_attributes}
+            if self._capture_content:
+                attributes.update(content_attributes(call, self._sensitive))
+            attributes = scrub_output(attributes, self._sensitive)
             self._ids.trace_id = trace_id
             self._ids.span_id = int(call.id.rpartition("_")[2][:16], 16)
             span = self._tracer.start_span(
