@@ -585,3 +585,24 @@ def test_content_capture_reads_responses_and_anthropic_messages(
     text = "".join(b.text for b in message.content if b.type == "text")
     assert anthropic_attrs["output.value"] == text
     assert anthropic_attrs["llm.input_messages.0.message.role"] == "system"
+
+
+def test_cost_and_tokens_go_out_under_the_names_langfuse_and_phoenix_read(
+    exporting: TraceExporter, receiver: OtlpHttpReceiver, store: Store, model_server: ModelServer
+) -> None:
+    """A priced call's span carries its cost as gen_ai.usage.cost (Langfuse) and
+    llm.cost.total (OpenInference), and its tokens as llm.token_count.prompt/completion/total."""
+    with workbench.record("priced", inputs={}, store=store) as run:
+        _client(model_server).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert exporting.force_flush()
+    recorded = run.execution().model_calls[0]
+    assert recorded.cost_usd is not None and recorded.cost_usd > 0
+    assert recorded.input_tokens is not None and recorded.output_tokens is not None
+    (span,) = _call_spans(receiver)
+    a = attrs(span)
+    assert a["gen_ai.usage.cost"] == a["llm.cost.total"] == recorded.cost_usd
+    assert a["llm.token_count.prompt"] == recorded.input_tokens
+    assert a["llm.token_count.completion"] == recorded.output_tokens
+    assert a["llm.token_count.total"] == recorded.input_tokens + recorded.output_tokens

@@ -179,13 +179,33 @@ def _model_call(call: ModelCall, attributes: dict[str, Any]) -> None:
     reasons = _finish_reasons(response) or ([call.finish_reason] if call.finish_reason else [])
     if reasons:
         attributes["gen_ai.response.finish_reasons"] = reasons
-    if call.cost_usd is not None:
-        attributes["workbench.cost_usd"] = call.cost_usd
+    _usage_for_consumers(call, attributes)
     if call.ttft_s is not None:
         attributes["workbench.ttft_s"] = call.ttft_s
     attributes["workbench.streamed"] = call.streamed
     if call.tokens_estimated:
         attributes["workbench.tokens_estimated"] = True
+
+
+def _usage_for_consumers(call: ModelCall, attributes: dict[str, Any]) -> None:
+    """Tokens and cost again under the names the backends read them by: the conventions
+    define no cost attribute, so Langfuse maps ``gen_ai.usage.cost`` and Phoenix
+    (OpenInference) ``llm.cost.total`` and ``llm.token_count.*``. An unknown cost is left out,
+    never sent as 0."""
+    if call.cost_usd is not None:
+        attributes["workbench.cost_usd"] = call.cost_usd
+        attributes["gen_ai.usage.cost"] = call.cost_usd
+        attributes["llm.cost.total"] = call.cost_usd
+    for key, count in (
+        ("llm.token_count.prompt", call.input_tokens),
+        ("llm.token_count.completion", call.output_tokens),
+        ("llm.token_count.prompt_details.cache_read", call.cache_read_tokens),
+        ("llm.token_count.prompt_details.cache_write", call.cache_write_tokens),
+    ):
+        if count is not None:
+            attributes[key] = count
+    if call.input_tokens is not None or call.output_tokens is not None:
+        attributes["llm.token_count.total"] = (call.input_tokens or 0) + (call.output_tokens or 0)
 
 
 def _is_number_or_flag(value: Any) -> bool:
