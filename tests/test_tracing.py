@@ -606,3 +606,21 @@ def test_cost_and_tokens_go_out_under_the_names_langfuse_and_phoenix_read(
     assert a["llm.token_count.prompt"] == recorded.input_tokens
     assert a["llm.token_count.completion"] == recorded.output_tokens
     assert a["llm.token_count.total"] == recorded.input_tokens + recorded.output_tokens
+
+
+def test_model_call_span_ids_never_collide_with_recorded_span_ids(
+    exporting: TraceExporter, receiver: OtlpHttpReceiver, store: Store, model_server: ModelServer
+) -> None:
+    """Every exported span of a trace has its own id, also when the process's span and record
+    counters stand at the same number (a fresh process: its first span and its first call),
+    where a backend that keys spans by id (Phoenix) kept one and dropped the other."""
+    from workbench import _ids
+
+    _ids._reseed()  # what a fresh (or forked) process starts from
+    with workbench.record("fresh", inputs={}, store=store):
+        _client(model_server).chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert exporting.force_flush()
+    ids = [span.span_id for _, span in spans_of(receiver.requests)]
+    assert len(ids) == 2 and len(set(ids)) == 2

@@ -31,6 +31,7 @@ The SDK and exporters are the ``otel`` extra; they are imported only when tracin
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import queue
 import threading
@@ -321,7 +322,7 @@ class TraceExporter(Observer):
                 attributes.update(content_attributes(call, self._sensitive))
             attributes = scrub_output(attributes, self._sensitive)
             self._ids.trace_id = trace_id
-            self._ids.span_id = int(call.id.rpartition("_")[2][:16], 16)
+            self._ids.span_id = call_span_id(call.id)
             span = self._tracer.start_span(
                 scrub_text(span_name(call), self._sensitive),
                 context=context,
@@ -346,6 +347,15 @@ def _within(work: Callable[[], bool], timeout_s: float) -> bool:
     thread.start()
     thread.join(timeout_s)
     return bool(answer and answer[0])
+
+
+def call_span_id(call_id: str) -> int:
+    """The exported span id of a model call: a hash of its record id, the same on every
+    export. Not the id's tail: record ids and span ids share the process's prefix and count
+    from 1 each, so a fresh process's first call and first span had the same id, and a backend
+    that keys spans by id kept only one of them."""
+    digest = hashlib.blake2b(call_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") or 1  # 0 is OpenTelemetry's invalid span id
 
 
 def _parent_context(trace_id: int, parent_id: str | None, sampled: dict[str, bool]) -> Any:
