@@ -1,12 +1,16 @@
 """Custom spans are recorded in the store and, with tracing on, exported over real OTLP.
 
 The OTLP endpoints are servers this test starts on 127.0.0.1: an ``http.server`` that decodes
-``ExportTraceServiceRequest`` protobufs, and a gRPC ``TraceService`` from opentelemetry-proto.
+``ExportTraceServiceRequest`` protobufs, a gRPC ``TraceService`` from opentelemetry-proto, and a
+real ``phoenix serve`` (arize-phoenix, from a venv of its own: its dependencies are not ours)
+when ``WORKBENCH_PHOENIX`` names its ``phoenix`` executable or one is on the PATH.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -18,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 import yaml
@@ -477,8 +482,6 @@ def test_content_capture_exports_prompts_and_answers_only_when_asked(
     GenAI conventions' gen_ai.input/output.messages and OpenInference's input.value,
     output.value and llm.*_messages (with openinference.span.kind LLM); by default the span
     has its kind but no content."""
-    import json
-
     client = _client(model_server)
 
     def exported(capture: bool) -> dict[str, Any]:
@@ -541,8 +544,6 @@ def test_content_capture_reads_responses_and_anthropic_messages(
 ) -> None:
     """The Responses API's instructions/input/output and Anthropic's system/content blocks
     become the same role-and-parts messages."""
-    import json
-
     import anthropic
 
     config = WorkbenchConfig.model_validate(
@@ -624,3 +625,123 @@ def test_model_call_span_ids_never_collide_with_recorded_span_ids(
     assert exporting.force_flush()
     ids = [span.span_id for _, span in spans_of(receiver.requests)]
     assert len(ids) == 2 and len(set(ids)) == 2
+
+
+# -- a real Phoenix ----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@pytest.fixture(scope="module")
+def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``phoenix serve`` on 127.0.0.1 with a working folder of its own; yields its base URL."""
+    executable = os.environ.get("WORKBENCH_PHOENIX") or shutil.which("phoenix")
+    if not executable:
+        pytest.skip(
+            "Phoenix is not installed: set WORKBENCH_PHOENIX to the `phoenix` executable of a "
+            "venv with arize-phoenix (python -m venv /tmp/phoenix-venv && /tmp/phoenix-venv/bin/"
+            "pip install arize-phoenix; .ci/run does this)"
+        )
+    folder = tmp_path_factory.mktemp("phoenix")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PHOENIX_WORKING_DIR": str(folder),
+        "PHOENIX_HOST": "127.0.0.1",
+        "PHOENIX_PORT": str(port),
+        "PHOENIX_GRPC_PORT": str(_free_port()),
+        "PHOENIX_TELEMETRY_ENABLED": "false",
+        # Its built-in assistant (which can run shell commands) has no business in a test.
+        "PHOENIX_DISABLE_AGENT_ASSISTANT": "true",
+    }
+    log = (folder / "phoenix.log").open("wb")
+    process = subprocess.Popen(
+        [executable, "serve"], cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120  # a first start creates its database
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(
+                    f"phoenix serve exited ({process.returncode}): "
+                    f"{(folder / 'phoenix.log').read_text(errors='replace')[-2000:]}"
+                )
+            try:
+                if httpx.get(f"{url}/v1/projects", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"phoenix serve did not answer at {url} within 120s")
+            time.sleep(0.25)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def _phoenix_spans(url: str, trace_id: str, count: int) -> list[dict[str, Any]]:
+    """The trace's spans as Phoenix's REST API returns them, once it has ingested ``count``."""
+    deadline = time.monotonic() + 30
+    while True:
+        reply = httpx.get(f"{url}/v1/projects/default/spans", params={"limit": 100}, timeout=10)
+        reply.raise_for_status()
+        spans = [s for s in reply.json()["data"] if s["context"]["trace_id"] == trace_id]
+        if len(spans) >= count:
+            return spans
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Phoenix holds {len(spans)} of the trace's {count} spans")
+        time.sleep(0.25)
+
+
+def test_a_real_phoenix_shows_the_model_call_with_tokens_cost_and_content(
+    phoenix: str, store: Store, model_server: ModelServer
+) -> None:
+    """A recorded run exported over OTLP/HTTP to `phoenix serve` reads back from Phoenix's
+    REST API as one trace whose model call is an LLM span with its tokens, cost, prompt and
+    answer, and the run's session id."""
+    config = WorkbenchConfig.model_validate(
+        {"tracing": {"capture_content": True, "config": {"endpoint": phoenix}}}
+    )
+    exporter = TraceExporter(config.tracing)
+    _hooks.add_observer(exporter)
+    try:
+        with workbench.record("phoenix_run", inputs={}, session_id="chat-42", store=store) as run:
+            with workbench.step("ask"):
+                reply = _client(model_server).chat.completions.create(
+                    model="gpt-4o-mini", messages=[{"role": "user", "content": "name a llama"}]
+                )
+        assert exporter.force_flush()
+    finally:
+        _hooks.remove_observer(exporter)
+        exporter.shutdown()
+    recorded = run.execution().model_calls[0]
+    spans = _phoenix_spans(phoenix, run.trace_id, 3)
+    by_name = {span["name"]: span for span in spans}
+    assert set(by_name) == {"phoenix_run", "ask", "chat gpt-4o-mini"}
+    llm = by_name["chat gpt-4o-mini"]
+    assert llm["span_kind"] == "LLM"
+    assert llm["parent_id"] == by_name["ask"]["context"]["span_id"]
+    a = llm["attributes"]
+    assert a["llm.token_count.prompt"] == recorded.input_tokens
+    assert a["llm.token_count.completion"] == recorded.output_tokens
+    assert a["llm.token_count.total"] == recorded.input_tokens + recorded.output_tokens  # type: ignore[operator]
+    assert recorded.cost_usd is not None
+    assert a["llm.cost.total"] == pytest.approx(recorded.cost_usd)
+    assert a["gen_ai.usage.cost"] == pytest.approx(recorded.cost_usd)
+    assert json.loads(a["input.value"])["messages"] == [{"role": "user", "content": "name a llama"}]
+    assert a["output.value"] == reply.choices[0].message.content
+    assert a["llm.input_messages.0.message.content"] == "name a llama"
+    assert a["llm.model_name"] == "gpt-4o-mini"
+    assert a["session.id"] == "chat-42"
