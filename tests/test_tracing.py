@@ -627,6 +627,40 @@ def test_model_call_span_ids_never_collide_with_recorded_span_ids(
     assert len(ids) == 2 and len(set(ids)) == 2
 
 
+@workbench.pipeline
+def ask_once(question: str, *, base_url: str) -> str:
+    """A one-call pipeline (module level, so that replay can import it)."""
+    with openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0) as client:
+        reply = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+        )
+    return reply.choices[0].message.content or ""
+
+
+def test_a_replayed_call_exports_no_spend_and_keeps_the_session(
+    exporting: TraceExporter, receiver: OtlpHttpReceiver, store: Store, model_server: ModelServer
+) -> None:
+    """A call answered from the recording cost nothing: its span says gen_ai.usage.cost 0
+    (a backend would otherwise count it, or price its tokens itself), while the original's
+    carries the spend; the replay keeps the original's session."""
+    from workbench.debugging import RequestReplay
+
+    with workbench.record("asked", inputs={}, session_id="s-9", store=store) as run:
+        ask_once("hi", base_url=model_server.openai_base_url)
+    result = RequestReplay(store).replay_execution(run.id)
+    assert exporting.force_flush()
+    by_execution = {attrs(s)["workbench.call_id"]: attrs(s) for s in _call_spans(receiver)}
+    (original,) = run.execution().model_calls
+    (replayed,) = store.get_execution(result.execution_id).model_calls
+    assert replayed.replayed and replayed.cost_usd == original.cost_usd
+    assert by_execution[original.id]["gen_ai.usage.cost"] == original.cost_usd
+    assert by_execution[original.id]["llm.cost.total"] == original.cost_usd
+    replay_attrs = by_execution[replayed.id]
+    assert replay_attrs["gen_ai.usage.cost"] == replay_attrs["llm.cost.total"] == 0.0
+    assert replay_attrs["workbench.replayed"] is True
+    assert replay_attrs["session.id"] == "s-9"
+
+
 # -- a real Phoenix ----------------------------------------------------------------------------
 
 

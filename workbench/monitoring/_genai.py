@@ -191,11 +191,16 @@ def _usage_for_consumers(call: ModelCall, attributes: dict[str, Any]) -> None:
     """Tokens and cost again under the names the backends read them by: the conventions
     define no cost attribute, so Langfuse maps ``gen_ai.usage.cost`` and Phoenix
     (OpenInference) ``llm.cost.total`` and ``llm.token_count.*``. An unknown cost is left out,
-    never sent as 0."""
+    never sent as 0; a call answered from a recording is sent as 0, which it cost (left out,
+    a backend would price its tokens itself and count a replay as spend)."""
     if call.cost_usd is not None:
         attributes["workbench.cost_usd"] = call.cost_usd
-        attributes["gen_ai.usage.cost"] = call.cost_usd
-        attributes["llm.cost.total"] = call.cost_usd
+    spent = 0.0 if call.replayed else call.cost_usd
+    if spent is not None:
+        attributes["gen_ai.usage.cost"] = spent
+        attributes["llm.cost.total"] = spent
+    if call.replayed:
+        attributes["workbench.replayed"] = True
     for key, count in (
         ("llm.token_count.prompt", call.input_tokens),
         ("llm.token_count.completion", call.output_tokens),
