@@ -473,6 +473,7 @@ def test_model_call_spans_follow_the_genai_conventions_for_every_operation(
     assert embedding_attrs["gen_ai.usage.input_tokens"] > 0
     root = next(s for _, s in spans_of(receiver.requests) if s.name == "assistant")
     assert attrs(root)["session.id"] == attrs(root)["gen_ai.conversation.id"] == "thread-7"
+    assert attrs(root)["openinference.span.kind"] == "CHAIN"
 
 
 def test_content_capture_exports_prompts_and_answers_only_when_asked(
@@ -767,6 +768,7 @@ def test_a_real_phoenix_shows_the_model_call_with_tokens_cost_and_content(
     llm = by_name["chat gpt-4o-mini"]
     assert llm["span_kind"] == "LLM"
     assert llm["parent_id"] == by_name["ask"]["context"]["span_id"]
+    assert by_name["ask"]["span_kind"] == by_name["phoenix_run"]["span_kind"] == "CHAIN"
     a = llm["attributes"]
     assert a["llm.token_count.prompt"] == recorded.input_tokens
     assert a["llm.token_count.completion"] == recorded.output_tokens

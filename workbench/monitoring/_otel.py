@@ -419,8 +419,12 @@ def _attributes(record: dict[str, Any], execution: dict[str, Any]) -> dict[str, 
             }
         )
         attributes.update(execution_context(execution))
+        # OpenInference's kind for a pipeline run and its steps: Phoenix lists them as chains
+        # around the LLM spans rather than as spans of unknown kind.
+        attributes.setdefault("openinference.span.kind", "CHAIN")
     elif record["kind"] == "step":
         attributes["task.id"] = record["name"]
+        attributes.setdefault("openinference.span.kind", "CHAIN")
     return attributes
 
 
