@@ -13,6 +13,7 @@ the response's id, which only the bodies hold.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from workbench.records import ModelCall
@@ -248,7 +249,7 @@ def _output_type(body: dict[str, Any]) -> str | None:
 # which Phoenix shows and Langfuse maps to a generation's input and output.
 
 
-def content_attributes(call: ModelCall, sensitive: Any) -> dict[str, Any]:
+def content_attributes(call: ModelCall, sensitive: Collection[str] | None) -> dict[str, Any]:
     """The call's prompt and answer as span attributes, each value scrubbed before it is
     encoded (a secret inside a message is redacted by name, not only by its shape)."""
     if call.provider == "http":
