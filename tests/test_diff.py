@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import sys
 import threading
@@ -616,6 +617,20 @@ def two_runs(store: Store, model_server: ModelServer) -> Iterator[tuple[str, str
     a, b = _research(store, model_server, "llamas"), _research(store, model_server, "alpacas")
     store.flush()
     yield a, b, str(store.path)
+
+
+def test_a_piped_diff_marks_removed_and_added_words(
+    two_runs: tuple[str, str, str], store: Store, recorded: Execution
+) -> None:
+    """Without colour (a pipe, NO_COLOR) a changed text keeps before and after apart with
+    git's word-diff marks ([-old-]{+new+}); in colour the marks are left out."""
+    a, b, db = two_runs
+    piped = CliRunner().invoke(diff_command, [a, b, "--db", db])
+    assert "[-llamas-]{+alpacas+}" in piped.output, piped.output
+    diff = compare_executions(a, b, store=store)
+    coloured = Console(file=io.StringIO(), color_system="truecolor", width=200)
+    coloured.print(diff)
+    assert "[-" not in coloured.file.getvalue() and "alpacas" in coloured.file.getvalue()  # type: ignore[attr-defined]
 
 
 def test_cli_exit_code_says_whether_runs_differ(

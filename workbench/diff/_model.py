@@ -35,7 +35,7 @@ from workbench.records import Execution
 from workbench.types import JSON
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, ConsoleOptions, RenderResult
 
 __all__ = [
     "CATEGORIES",
@@ -326,10 +326,11 @@ class ExecutionDiff:
 
         return diff_html(self)
 
-    def __rich__(self) -> RenderableType:
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         from workbench.diff._rich import diff_renderable
 
-        return diff_renderable(self)
+        # Without colour (piped, NO_COLOR) the words removed and added are marked in the text.
+        yield diff_renderable(self, marked=console.no_color or console.color_system is None)
 
 
 def _total(run: Execution, metric: str) -> float | None:

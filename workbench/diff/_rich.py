@@ -25,23 +25,38 @@ def _short(value: object) -> str:
     return text if len(text) <= _MAX_VALUE else f"{text[:_MAX_VALUE]}… ({len(text):,} chars)"
 
 
-def _change(difference: Difference) -> Text:
+def _removed(text: str, marked: bool) -> tuple[str, str]:
+    return (f"[-{text}-]", "red strike") if marked else (text, "red strike")
+
+
+def _added(text: str, marked: bool) -> tuple[str, str]:
+    return (f"{{+{text}+}}", "green") if marked else (text, "green")
+
+
+def _change(difference: Difference, marked: bool = False) -> Text:
+    """The change, coloured; ``marked`` also in ``git diff --word-diff=plain`` marks
+    (``[-old-]{+new+}``), so that before and after stay apart where colour is lost."""
     before, after = difference.before, difference.after
     if difference.kind == "added":
-        return Text(_short(after), style="green")
+        return Text.assemble(_added(_short(after), marked))
     if difference.kind == "removed":
-        return Text(_short(before), style="red strike")
+        return Text.assemble(_removed(_short(before), marked))
     if isinstance(before, str) and isinstance(after, str):
         text = Text()
         for op, part in word_segments(_short(before), _short(after)):
-            style = {"equal": "", "delete": "red strike", "insert": "green"}[op]
-            text.append(part, style=style)
+            if op == "equal":
+                text.append(part)
+            else:
+                text.append(*(_removed if op == "delete" else _added)(part, marked))
         return text
-    return Text.assemble((_short(before), "red strike"), " → ", (_short(after), "green"))
+    return Text.assemble(
+        _removed(_short(before), marked), " → ", _added(_short(after), marked)
+    )
 
 
-def diff_renderable(diff: ExecutionDiff) -> RenderableType:
-    """A header with the totals' deltas, then one row per difference, in run order."""
+def diff_renderable(diff: ExecutionDiff, *, marked: bool = False) -> RenderableType:
+    """A header with the totals' deltas, then one row per difference, in run order; with
+    ``marked``, removed and added words carry ``[-…-]``/``{+…+}`` marks (no colour)."""
     summary = diff.summary()
     header = Table(title=f"{diff.a.id} → {diff.b.id}", show_header=True, title_justify="left")
     header.add_column("total")
@@ -64,7 +79,7 @@ def diff_renderable(diff: ExecutionDiff) -> RenderableType:
             table.add_row(
                 difference.path,
                 Text(difference.kind, style=_KIND_STYLE[difference.kind]),
-                _change(difference),
+                _change(difference, marked),
             )
         lines.append(table)
     if diff.deltas and len(diff.deltas) <= 50:
