@@ -175,6 +175,19 @@ def test_cli_export_writes_the_rule_file(tmp_path: Path) -> None:
     assert printed.output == written
 
 
+def test_cli_export_json_is_the_rule_file_as_json(tmp_path: Path) -> None:
+    """`workbench alerts export --json` prints the same groups and rules as JSON."""
+    (tmp_path / "workbench.yaml").write_text(
+        yaml.safe_dump({"alerts": {"rules": DOC_RULES}}, sort_keys=False)
+    )
+    result = CliRunner().invoke(cli, ["alerts", "export", "--json"])
+    assert result.exit_code == 0, result.output
+    expected = yaml.safe_load(
+        export_rules(WorkbenchConfig.model_validate({"alerts": {"rules": DOC_RULES}}))
+    )
+    assert json.loads(result.output) == expected and len(expected["groups"][0]["rules"]) == 4
+
+
 def _failing_runs(store: Store, pipeline: str, failed: int, ok: int) -> None:
     for _ in range(failed):
         with pytest.raises(RuntimeError), workbench.record(pipeline, inputs={}, store=store):

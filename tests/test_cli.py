@@ -33,6 +33,7 @@ from click.testing import CliRunner, Result
 
 import workbench
 from workbench import _render
+from workbench._jsonout import money_rounded
 from workbench.cli import _EXAMPLE, cli, parse_when
 from workbench.config import WorkbenchConfig, load_config
 from workbench.examples.research_assistant import research
@@ -749,3 +750,58 @@ def test_errors_exit_2_and_are_json_under_json(
     assert error["type"] == "ExecutionNotFoundError" and "exec_doesnotexist" in error["message"]
     plain = invoke(runner, store, "runs", "show", "exec_doesnotexist")
     assert plain.exit_code == 2 and plain.stdout == "" and plain.stderr.startswith("error: ")
+
+
+def test_money_in_json_is_rounded_to_ten_places() -> None:
+    """Amounts under money-named keys lose float noise (10 decimal places); other numbers
+    are left alone."""
+    value = {"cost_usd": 1.0500000000000001e-05, "by": {"model_cost": [0.1 + 0.2]}, "x": 0.1 + 0.2}
+    assert money_rounded(value) == {
+        "cost_usd": 1.05e-05,
+        "by": {"model_cost": [0.3]},
+        "x": 0.1 + 0.2,
+    }
+
+
+def test_demo_json_prints_the_recorded_execution(runner: CliRunner, tmp_path: Path) -> None:
+    """`workbench demo --json` prints the execution it recorded, as `runs show --json` would."""
+    db = tmp_path / "demo.db"
+    result = runner.invoke(cli, ["demo", "--json", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    with Store(db) as store:
+        (listed,) = store.list_executions()
+    assert printed["id"] == listed.id and printed["model_calls"] and printed["cost_usd"] > 0
+
+
+def test_serve_metrics_json_prints_where_it_serves(tmp_path: Path, store: Store) -> None:
+    """`workbench serve-metrics --json` starts with one JSON line naming its /metrics URL."""
+    with workbench.record("served", inputs={}, store=store):
+        pass
+    store.flush()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "workbench.cli",
+            "serve-metrics",
+            "--port",
+            "0",
+            "--json",
+            "--db",
+            str(store.path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        started = json.loads(server.stdout.readline())
+        assert started["store"] == str(store.path) and started["pid"] == server.pid
+        metrics_text = httpx.get(started["url"], timeout=10).text
+        assert 'pipeline_executions_total{pipeline="served"' in metrics_text
+    finally:
+        server.terminate()
+        server.wait(10)
+        if server.stdout is not None:
+            server.stdout.close()

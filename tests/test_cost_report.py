@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import workbench
+from workbench._jsonout import money_rounded
 from workbench.cli import cli
 from workbench.exceptions import ConfigError, StoreError
 from workbench.monitoring import CostReporter
@@ -168,14 +169,15 @@ def test_trend_properties(costs: list[float]) -> None:
 
 
 def test_report_cost_json_matches_the_library(recorded: Store) -> None:
-    """`workbench report cost --json --days 2` prints the daily report and the trends."""
+    """`workbench report cost --json --days 2` prints the daily report (money rounded to 10
+    places, as every --json) and the trends."""
     result = CliRunner().invoke(
         cli, ["report", "cost", "--json", "--days", "2", "--db", str(recorded.path)]
     )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.stdout)
     reporter = CostReporter(recorded)
-    assert printed["daily"] == reporter.get_daily_report().to_json()
+    assert printed["daily"] == money_rounded(reporter.get_daily_report().to_json())
     assert printed["trends"]["days"] == 2
     assert printed["trends"]["total_cost"] == pytest.approx(reporter.get_daily_report().total_cost)
 

@@ -588,6 +588,24 @@ def test_profile_command_profiles_a_plain_cpu_script(tmp_path: Path) -> None:
     assert "no profile was recorded" not in output
 
 
+def test_profile_command_json_prints_the_profiles(tmp_path: Path) -> None:
+    """`workbench profile --json -- CMD` prints the command, its exit code and each profile
+    as `profile show --json` does (the hot function first), and nothing else on stdout."""
+    script = tmp_path / "plain.py"
+    script.write_text(_PLAIN_CPU_SCRIPT)
+    result = CliRunner().invoke(
+        cli, ["profile", "--cpu", "--json", "--", sys.executable, str(script), "0.8", "0"]
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    assert printed["exit_code"] == 0 and printed["command"][-3:] == [str(script), "0.8", "0"]
+    (profile,) = printed["profiles"]
+    assert (
+        profile["kind"] == "cpu"
+        and profile["summary"]["top_functions"][0]["name"] == "burn_cpu_hot"
+    )
+
+
 def test_profile_command_that_profiled_nothing_fails_and_says_so(tmp_path: Path) -> None:
     """A command with nothing to profile (not a Python program) exits 1, as `py-spy record`
     does with no stack counts, saying nothing was profiled; a failed command keeps its code."""

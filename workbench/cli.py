@@ -27,6 +27,7 @@ wherever replay runs. The repository's ``examples/`` folder points at the same f
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import shlex
@@ -44,6 +45,7 @@ from rich.console import Console
 import workbench
 from workbench import _render
 from workbench._json import to_jsonable
+from workbench._jsonout import echo_json
 from workbench._when import parse_when
 from workbench.diff._cli import diff_command
 from workbench.exceptions import (
@@ -56,7 +58,6 @@ from workbench.monitoring._cli import report, serve_metrics_command
 from workbench.monitoring._cli_alerts import alerts_group
 from workbench.pipelines._cli import run_command, validate_command
 from workbench.profiling._cli import profile_command
-from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 from workbench.types import JSON
 
@@ -197,10 +198,7 @@ def _console() -> Console:
     return console
 
 
-def _echo_json(value: JSON) -> None:
-    """Print ``value`` as JSON, scrubbed as the store is (see ``workbench.redaction``)."""
-    value = scrub_output(value, sensitive_names_for())
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+_echo_json = echo_json
 
 
 def _open_existing(db: Path | None) -> Store:
@@ -515,13 +513,15 @@ def replay(
     default=None,
     help="What the research assistant researches. Default: the example's DEFAULT_TOPIC.",
 )
+@_json_option
 @_db_option
-def demo(topic: str | None, db: Path | None) -> None:
+def demo(topic: str | None, as_json: bool, db: Path | None) -> None:
     """Record the example research assistant against a local model server.
 
     Starts workbench's test model server on 127.0.0.1 (OpenAI and Anthropic APIs, deterministic
     answers), runs the example in workbench.examples through the real openai and anthropic SDKs,
     records it into the store, and prints the execution id. Needs no API key and no network.
+    With --json, prints the recorded execution as `runs show ID --json` does.
     """
     try:
         import anthropic
@@ -539,7 +539,8 @@ def demo(topic: str | None, db: Path | None) -> None:
     path = resolve_store_path(db)
     console = _console()
     with Store(path) as store:
-        with ModelServer() as server, console.status("Recording the research assistant…"):
+        status = console.status("Recording the research assistant…")
+        with ModelServer() as server, status if not as_json else contextlib.nullcontext():
             try:
                 with workbench.record(
                     example.PIPELINE_ID,
@@ -560,6 +561,9 @@ def demo(topic: str | None, db: Path | None) -> None:
                     f"see `workbench runs show {run.id}`"
                 ) from exc
         execution = store.get_execution(run.id)
+    if as_json:
+        _echo_json(_render.execution_json(execution))
+        return
     suffix = "" if db is None else f" --db {shlex.quote(str(db))}"
     console.print(
         _render.demo_summary(

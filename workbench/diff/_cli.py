@@ -13,13 +13,12 @@ import os
 from pathlib import Path
 
 import click
-import orjson
 from rich.console import Console
 
+from workbench._jsonout import echo_json
 from workbench.diff._engine import compare_executions
 from workbench.diff._model import CATEGORIES, Category
 from workbench.exceptions import StoreError
-from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 
 __all__ = ["diff_command"]
@@ -84,13 +83,7 @@ def diff_command(
     if only is not None:
         diff = diff.only(only)
     if as_json:
-        click.echo(
-            orjson.dumps(
-                scrub_output(diff.to_json(), sensitive_names_for()),
-                default=repr,
-                option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
-            ).decode()
-        )
+        echo_json(diff.to_json())
     else:
         _console().print(diff)
     different = bool(diff) or (only in ("cost", "latency") and bool(diff.deltas))

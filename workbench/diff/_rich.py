@@ -49,9 +49,7 @@ def _change(difference: Difference, marked: bool = False) -> Text:
             else:
                 text.append(*(_removed if op == "delete" else _added)(part, marked))
         return text
-    return Text.assemble(
-        _removed(_short(before), marked), " → ", _added(_short(after), marked)
-    )
+    return Text.assemble(_removed(_short(before), marked), " → ", _added(_short(after), marked))
 
 
 def diff_renderable(diff: ExecutionDiff, *, marked: bool = False) -> RenderableType:

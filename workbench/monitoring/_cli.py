@@ -16,8 +16,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from workbench._jsonout import echo_json
 from workbench._money import usd
-from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, resolve_store_path
 
 __all__ = ["report", "serve_metrics_command"]
@@ -87,8 +87,7 @@ def report_cost(day: date | None, days: int | None, as_json: bool, db: Path | No
         value = {"daily": daily.to_json()}
         if trends is not None:
             value["trends"] = trends.to_json()
-        value = scrub_output(value, sensitive_names_for())
-        click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2))
+        echo_json(value)
         return
     console = _console()
     console.print(
@@ -151,8 +150,11 @@ def _cost_table(title: str, column: str, costs: dict[str, float], total: float) 
     help="Seconds a scrape's answer is reused, so several scrapers share one pass.",
 )
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None, help=_DB_HELP)
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"url", "store", "pid"} as one JSON line.'
+)
 def serve_metrics_command(
-    port: int | None, host: str | None, cache_s: float, db: Path | None
+    port: int | None, host: str | None, cache_s: float, db: Path | None, as_json: bool
 ) -> None:
     """Serve /metrics for Prometheus, computed from the store, until Ctrl-C.
 
@@ -175,7 +177,10 @@ def serve_metrics_command(
         config=config,
         store_path=path,
     )
-    click.echo(f"serving {server.url} for store {path} (Ctrl-C to stop)", err=True)
+    if as_json:  # one line a supervisor or script can read the port from
+        click.echo(orjson.dumps({"url": server.url, "store": str(path), "pid": os.getpid()}))
+    else:
+        click.echo(f"serving {server.url} for store {path} (Ctrl-C to stop)", err=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

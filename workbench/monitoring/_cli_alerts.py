@@ -11,10 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import orjson
 
+from workbench._jsonout import echo_json
 from workbench.config import load_config
-from workbench.redaction import scrub_output, sensitive_names_for
 
 __all__ = ["alerts_group"]
 
@@ -35,14 +34,21 @@ def alerts_group() -> None:
     default=None,
     help="Write the rule file here instead of printing it.",
 )
-def export_command(output: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the rule groups as JSON instead.")
+def export_command(output: Path | None, as_json: bool) -> None:
     """Print (or write) alerts.rules as a Prometheus rule file.
 
-    The file passes `promtool check rules`; load it with Prometheus' rule_files.
+    The file passes `promtool check rules`; load it with Prometheus' rule_files. With --json,
+    the same groups and rules as JSON (what Prometheus' /api/v1/rules calls them).
     """
+    import yaml
+
     from workbench.monitoring._alerts import export_rules
 
     text = export_rules(load_config())
+    if as_json:
+        echo_json(yaml.safe_load(text))
+        return
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -89,8 +95,7 @@ def check_command(notify: bool, as_json: bool, db: Path | None) -> None:
                 for d in deliveries
             ],
         }
-        report = scrub_output(report, sensitive_names_for())
-        click.echo(orjson.dumps(report, option=orjson.OPT_INDENT_2))
+        echo_json(report)
         return
     if not states:
         click.echo("no alert rules in workbench.yaml (alerts.rules)")

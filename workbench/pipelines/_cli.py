@@ -26,6 +26,7 @@ from rich.console import Console
 
 from workbench import _render
 from workbench._json import to_jsonable
+from workbench._jsonout import echo_json
 from workbench.exceptions import PipelineError, PipelineStepError
 from workbench.pipelines._load import load_pipeline
 from workbench.pipelines._model import Pipeline
@@ -50,10 +51,7 @@ def _console() -> Console:
     return console
 
 
-def _echo_json(value: JSON) -> None:
-    """Print ``value`` as JSON, scrubbed as the store is (see ``workbench.redaction``)."""
-    value = scrub_output(value, sensitive_names_for())
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+_echo_json = echo_json
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ import orjson
 from pydantic import ValidationError
 from rich.console import Console
 
+from workbench._jsonout import echo_json
 from workbench.config import ProfilingConfig, ProfilingTriggerConfig, load_config
 from workbench.exceptions import ConfigError, ProfilerError, StoreError
 from workbench.profiling._command import ProfiledCommand, check_command, check_kinds
@@ -38,7 +39,6 @@ from workbench.profiling._summary import as_json as profile_json
 from workbench.profiling._summary import profile_view
 from workbench.profiling._watchdog import ENV_CONFIG, ENV_EVENTS
 from workbench.records import Profile
-from workbench.redaction import scrub_output, sensitive_names_for
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 from workbench.store._store import DB_ENV
 
@@ -89,6 +89,12 @@ def _profiling_options(fn: F) -> F:
             default=None,
             help=f"Store file. Default: ${DB_ENV}, else store.path in workbench.yaml, "
             f"else {DEFAULT_PATH}.",
+        ),
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="Print the profiles as JSON (as `profile show --json`), progress on stderr.",
         ),
     ]
     for option in reversed(options):
@@ -162,6 +168,7 @@ def profile_command(
     duration: float | None,
     trigger: str | None,
     db: Path | None,
+    as_json: bool,
 ) -> None:
     """Profile a command, e.g. `python script.py`, and every execution it records.
 
@@ -179,9 +186,9 @@ def profile_command(
     kinds = _kinds(cpu, memory, async_io)
     settings = _settings(kinds, duration, trigger)
     if trigger is None:
-        code = _run_whole(command, kinds, settings, duration, db)
+        code = _run_whole(command, kinds, settings, duration, db, as_json)
     else:
-        code = _run_profiled(command, settings, db)
+        code = _run_profiled(command, settings, db, as_json)
     if code:
         ctx.exit(code)
 
@@ -196,9 +203,11 @@ def _run_whole(
     settings: ProfilingConfig,
     duration: float | None,
     db: Path | None,
+    as_json: bool = False,
 ) -> int:
     err = _console(stderr=True)
     out = _console()
+    printed: list[dict[str, Any]] = []
 
     def progress(message: str, style: str | None) -> None:
         err.print(message, style=style, markup=False)
@@ -208,13 +217,19 @@ def _run_whole(
     ) as run:
         sampled = False
         for found in run.profiles():
-            out.print(profile_view(found.profile))
             summary = found.profile.summary
             sampled = sampled or (summary.samples > 0 and summary.error is None)
+            if as_json:
+                linked = [{"execution_id": p.execution_id, "id": p.id} for p in found.linked]
+                printed.append({**profile_json(found.profile), "linked": linked})
+                continue
+            out.print(profile_view(found.profile))
             if found.linked:
                 links = ", ".join(f"{p.execution_id} as {p.id}" for p in found.linked)
                 out.print(f"linked to {links}", markup=False)
         code = run.wait()
+    if as_json:
+        echo_json({"command": command, "exit_code": code, "profiles": printed})
     if not sampled:
         # As `py-spy record` ("No stack counts found"): a profile of nothing is a failure,
         # so a script or CI step that profiles a command notices it profiled nothing.
@@ -227,7 +242,9 @@ def _run_whole(
     return code
 
 
-def _run_profiled(command: list[str], settings: ProfilingConfig, db: Path | None) -> int:
+def _run_profiled(
+    command: list[str], settings: ProfilingConfig, db: Path | None, as_json: bool = False
+) -> int:
     err = _console(stderr=True)
     out = _console()
     with tempfile.TemporaryDirectory(prefix="workbench-profile-") as folder:
@@ -276,6 +293,7 @@ def _run_profiled(command: list[str], settings: ProfilingConfig, db: Path | None
             style="yellow",
         )
         code = code or _NOTHING_PROFILED
+    profiles: list[dict[str, Any]] = []
     for event in recorded:
         try:
             with Store(event["store"]) as store:
@@ -283,7 +301,12 @@ def _run_profiled(command: list[str], settings: ProfilingConfig, db: Path | None
         except (StoreError, KeyError) as exc:
             err.print(f"profile {event.get('profile_id')} cannot be read: {exc}", style="red")
             continue
-        out.print(profile_view(profile))
+        if as_json:
+            profiles.append(profile_json(profile))
+        else:
+            out.print(profile_view(profile))
+    if as_json:
+        echo_json({"command": command, "exit_code": code, "profiles": profiles})
     return code
 
 
@@ -352,6 +375,7 @@ def run_command(
     duration: float | None,
     trigger: str | None,
     db: Path | None,
+    as_json: bool,
     on_miss: str,
 ) -> None:
     """Re-run recorded execution ID under replay, profiled.
@@ -371,9 +395,21 @@ def run_command(
             result = RequestReplay(store).replay_execution(execution_id, on_miss=on_miss)
         profiles = [p for p in session.profiles if p.execution_id == result.execution_id]
     out = _console()
-    out.print(f"replay {result.execution_id} of {execution_id}: {result.status}", markup=False)
-    for profile in profiles:
-        out.print(profile_view(profile))
+    if as_json:
+        echo_json(
+            {
+                "replay": {
+                    "execution_id": result.execution_id,
+                    "replay_of": execution_id,
+                    "status": result.status,
+                },
+                "profiles": [profile_json(p) for p in profiles],
+            }
+        )
+    else:
+        out.print(f"replay {result.execution_id} of {execution_id}: {result.status}", markup=False)
+        for profile in profiles:
+            out.print(profile_view(profile))
     if not profiles:
         err.print("no profile was recorded: the trigger never held", style="yellow")
         click.get_current_context().exit(_NOTHING_PROFILED)
@@ -398,7 +434,6 @@ def show_command(profile_id: str, as_json: bool, db: Path | None) -> None:
     with _open_existing(db) as store:
         profile: Profile = store.get_profile(profile_id)
     if as_json:
-        value = scrub_output(profile_json(profile), sensitive_names_for())
-        click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2))
+        echo_json(profile_json(profile))
         return
     _console().print(profile_view(profile))
