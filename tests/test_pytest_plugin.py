@@ -4,6 +4,7 @@ failing, against the real test model server on 127.0.0.1."""
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -311,10 +312,80 @@ def test_on_ci_the_default_mode_is_none(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*record mode 'none', and the test has no recording in *; record it with "
-            "--workbench-record-mode=once*--workbench-store PATH*"
+            "*record mode 'none', and the test has no recording in */recordings/"
+            "test_on_ci_the_default_mode_is_none.db; record it with "
+            "--workbench-record-mode=once*and commit the recordings file*"
         ]
     )
+
+
+def _recordings(project: pytest.Pytester) -> tuple[bytes, dict[str, int]]:
+    """The committed recordings file of the inner suite's module: its bytes and row counts."""
+    path = project.path / "recordings" / "test_recorded.db"
+    assert path.exists(), "no recordings file beside the tests"
+    with Store(path) as store:
+        counts = store.stats()
+    return path.read_bytes(), counts
+
+
+def test_recordings_persist_beside_the_tests_and_ci_replays_them(
+    project: pytest.Pytester, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no store configured, the default `once` records into recordings/<module>.db beside
+    the test module; the next CI runs replay from it and leave it byte for byte unchanged."""
+    project.makepyfile(test_recorded=RECORDED_TEST)
+    sent = model_server.request_count
+    run(project).assert_outcomes(passed=1)
+    assert model_server.request_count == sent + 2
+    recorded, counts = _recordings(project)
+    assert counts["executions"] == 2  # the test body and the execution it started
+    monkeypatch.setenv("CI", "1")
+    for _ in range(3):
+        run(project).assert_outcomes(passed=1)
+        assert _recordings(project) == (recorded, counts)
+    assert model_server.request_count == sent + 2
+    assert sorted(p.name for p in (project.path / "recordings").iterdir()) == ["test_recorded.db"]
+
+
+def test_all_rewrite_and_new_replace_the_recording_instead_of_appending(
+    project: pytest.Pytester, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """all, rewrite and new each leave one recording per test (the new one), which replays;
+    a shared --workbench-store is replaced in the same way."""
+    project.makepyfile(test_recorded=RECORDED_TEST)
+    run(project).assert_outcomes(passed=1)
+    _, counts = _recordings(project)
+    for mode in ("all", "rewrite", "new", "all"):
+        run(project, f"--workbench-record-mode={mode}").assert_outcomes(passed=1)
+        assert _recordings(project)[1] == counts, mode
+    sent = model_server.request_count
+    run(project, "--workbench-record-mode=none").assert_outcomes(passed=1)
+    assert model_server.request_count == sent
+
+    shared = ["--workbench-store", "shared.db"]
+    for mode in ("once", "all", "rewrite", "none", "none"):
+        run(project, *shared, f"--workbench-record-mode={mode}").assert_outcomes(passed=1)
+        with Store(project.path / "shared.db") as store:
+            assert len(store.list_executions()) == 2, mode
+
+
+def test_disable_recording_sends_calls_for_real_and_keeps_no_recording(
+    project: pytest.Pytester, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--disable-recording (pytest-recording's name) answers nothing from the recording and
+    writes nothing to it, even on CI; without a recording it creates no file."""
+    project.makepyfile(test_recorded=RECORDED_TEST)
+    sent = model_server.request_count
+    run(project, "--disable-recording").assert_outcomes(passed=1)
+    assert model_server.request_count == sent + 2
+    assert not (project.path / "recordings").exists()
+    run(project).assert_outcomes(passed=1)
+    before = _recordings(project)
+    monkeypatch.setenv("CI", "1")
+    monkeypatch.setenv("QUESTION", "a question never recorded")
+    run(project, "--workbench-disable-recording").assert_outcomes(passed=1)
+    assert model_server.request_count == sent + 6
+    assert _recordings(project) == before
 
 
 def test_latency_under_replay_is_the_recorded_latency(
@@ -496,6 +567,7 @@ def workbench_config():
     result.stdout.fnmatch_lines(["*record mode 'none', and the test has no recording*"])
     result = run(project, "--workbench-record-mode=once")
     result.assert_outcomes(passed=2)  # the command line beats the fixture's "none"
+    shutil.rmtree(project.path / "recordings")  # the recordings just made persist: start again
     result = run(project, "--workbench-record-mode=none")
     result.assert_outcomes(passed=1, failed=1)  # ... and the marker beats the command line
 
@@ -567,7 +639,8 @@ def test_assert_matches_fails_with_the_diff(
     (recorded,) = store.list_executions()
     store.close()
     monkeypatch.setenv("MATCH", recorded.id)
-    args = ("--workbench-store", "snap.db", "--workbench-record-mode=all")
+    # Live runs that keep no recording: the reference stays what it was.
+    args = ("--workbench-store", "snap.db", "--disable-recording")
     run(project, *args).assert_outcomes(passed=1)
     monkeypatch.setenv("TOPIC", "alpacas")
     result = run(project, *args)

@@ -144,6 +144,38 @@ def test_identical_states_are_stored_once(store: Store) -> None:
     assert rows[0]["stored"] < rows[0]["size"] / 3  # and it is kept compressed
 
 
+def test_deleting_executions_removes_their_rows_and_only_orphaned_blobs(store: Store) -> None:
+    """delete_executions removes the executions with their steps, spans, states and logs, and
+    the blobs no remaining row names; a blob another execution shares stays readable, and a
+    blob written again after the delete is stored again."""
+    shared = {"rows": list(range(500))}
+    ids = []
+    for n in range(3):
+        with workbench.record("p", inputs={"n": n}, store=store) as run:
+            with workbench.step("s", parameters={"n": n}):
+                workbench.state("shared", shared)
+                workbench.state("own", {"n": n, "text": "x" * 100})
+            logging.getLogger("deleting").warning("run %s", n)
+        ids.append(run.id)
+    before = store.stats()
+    assert store.delete_executions([ids[0], ids[1], "exec_unknown"]) == (
+        2,
+        4,
+    )  # each: inputs = parameters, own state
+    after = store.stats()
+    assert after["executions"] == 1 and after["steps"] == before["steps"] - 2
+    assert after["states"] == 2 and after["blobs"] == before["blobs"] - 4
+    kept = store.get_execution(ids[2])
+    assert [s.value for s in kept.states] == [shared, {"n": 2, "text": "x" * 100}]
+    assert (
+        store._query("SELECT COUNT(*) AS n FROM spans WHERE execution_id = ?", (ids[0],))[0]["n"]
+        == 0
+    )
+    with workbench.record("p", inputs={"n": 0}, store=store) as again:
+        workbench.state("own", {"n": 0, "text": "x" * 100})  # its blob was deleted above
+    assert store.get_execution(again.id).states[0].value == {"n": 0, "text": "x" * 100}
+
+
 def test_list_executions_filters(store: Store) -> None:
     """Listing filters by pipeline, status, user and time range, newest first."""
     with workbench.record("a", inputs={}, user_id="u1", store=store):

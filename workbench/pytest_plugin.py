@@ -13,9 +13,15 @@ needs no pytest: markers are declared in ``pytest_configure``, options live unde
   fail the test with the measured value, the limit and the costliest or slowest calls;
   ``@pytest.mark.replay("exec_...")`` answers the test's model calls from that execution;
   ``@pytest.mark.workbench(record_mode=, block_network=, allowed_hosts=)`` sets one test.
-* ``--workbench-record-mode=none|once|new|all`` (default ``none`` when ``CI`` is set, else
-  ``once``), ``--workbench-block-network``, ``--workbench-allowed-hosts``, ``--workbench-store``.
-* ``workbench_store``: a temporary store per test, or one shared store (``--workbench-store``).
+* ``--workbench-record-mode=none|once|new|all|rewrite`` (default ``none`` when ``CI`` is set,
+  else ``once``), ``--disable-recording``, ``--workbench-block-network``,
+  ``--workbench-allowed-hosts``, ``--workbench-store``.
+* Recordings persist beside the tests, one store per test module,
+  ``<test dir>/recordings/<module>.db`` (as pytest-recording keeps its cassettes in
+  ``cassettes/<module>/``), or in one store for all (``--workbench-store``). A run that only
+  replays writes nothing there: its executions go to a temporary store.
+* ``workbench_store``: where the test's executions are recorded: the recordings store while the
+  test records, else a temporary store per test (or the one ``--workbench-store``).
 * ``workbench_config``: override it to change workbench's configuration for tests (a mapping
   shaped like ``workbench.yaml``). Precedence: marker > command line > fixture > workbench.yaml.
 """
@@ -38,7 +44,7 @@ if TYPE_CHECKING:
     from workbench.testing._budgets import Budget  # noqa: F401 - named in a StashKey
     from workbench.testing._network import NetworkGuard  # noqa: F401 - named in a StashKey
     from workbench.testing._report import SessionReport
-    from workbench.testing._run import TestRun
+    from workbench.testing._run import RunPlan, TestRun
     from workbench.testing._settings import TestSettings
 
 __all__ = ["MARKERS"]
@@ -75,6 +81,7 @@ class _Session:
     block_everywhere: bool = False
     #: workbench.yaml sets a budget in its pytest section: every test is held to it.
     record_everywhere: bool = False
+    recording_disabled: bool = False
 
     def shared_store(self, path: str) -> Store:
         from workbench.store import open_store
@@ -94,6 +101,19 @@ class _Setup:
     project_store: Path | None  # the project's own store, searched for replay ids
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What ``workbench_run`` does with the test's recordings, decided once per test."""
+
+    plan: RunPlan
+    recordings: Store | None  # the recordings store, if it exists or this run records into it
+    search: list[Store]  # other stores holding executions the test may name
+    replay_id: str | None  # @pytest.mark.replay's execution
+
+
+#: The folder, beside a test module, of its recordings (``<module>.db``).
+RECORDINGS_DIR = "recordings"
+
 _SESSION = pytest.StashKey[_Session]()
 _RUN = pytest.StashKey["TestRun"]()
 _BUDGET = pytest.StashKey["Budget"]()
@@ -104,12 +124,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("workbench", "workbench: model-call budgets, recording and replay")
     group.addoption(
         "--workbench-record-mode",
-        choices=("none", "once", "new", "all"),
+        choices=("none", "once", "new", "all", "rewrite"),
         default=None,
         help="how tests using workbench get model answers: none (only from the test's "
         "recording), once (record a test that has no recording, else replay), new (replay, "
-        "and record calls the recording lacks), all (record everything again). Default: none "
-        "when the CI environment variable is set, once otherwise.",
+        "and record calls the recording lacks), all or rewrite (record everything again); "
+        "a new recording replaces the test's old one. Default: none when the CI environment "
+        "variable is set, once otherwise.",
+    )
+    disable = ["--workbench-disable-recording"]
+    if not _pytest_recording_installed():
+        disable.insert(0, "--disable-recording")  # pytest-recording's spelling, if free
+    group.addoption(
+        *disable,
+        action="store_true",
+        default=False,
+        dest="workbench_disable_recording",
+        help="send every model call for real and keep no recording (recordings are neither "
+        "read nor written; @pytest.mark.replay still answers)",
     )
     group.addoption(
         "--workbench-block-network",
@@ -127,8 +159,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--workbench-store",
         default=None,
         metavar="PATH",
-        help="one store for the whole session, kept afterwards (recordings persist there); "
-        "default: a temporary store per test",
+        help="one store for every test's recording; default: recordings/<module>.db beside "
+        "each test module",
     )
 
 
@@ -144,11 +176,16 @@ def pytest_configure(config: pytest.Config) -> None:
         "allowed_hosts": [h.strip() for h in hosts.split(",") if h.strip()] if hosts else None,
         "store": str(invocation / store) if store else None,
     }
+    # pytest-recording's --disable-recording means the same: no recording read or written.
+    disabled = bool(config.getoption("workbench_disable_recording", False)) or bool(
+        config.getoption("disable_recording", False)
+    )
     config.stash[_SESSION] = _Session(
         cli,
         invocation,
         block_everywhere=bool(cli["block_network"]),
         record_everywhere=_file_sets_budgets(),
+        recording_disabled=disabled,
     )
 
 
@@ -210,17 +247,67 @@ def _workbench_setup(request: pytest.FixtureRequest, workbench_config: Any) -> I
 
 
 @pytest.fixture
+def _workbench_plan(request: pytest.FixtureRequest, _workbench_setup: _Setup) -> Iterator[_Plan]:
+    from workbench.exceptions import WorkbenchError
+    from workbench.store import open_store
+    from workbench.testing._run import plan_run
+
+    session = request.config.stash[_SESSION]
+    settings = _workbench_setup.settings
+    node = request.node
+    path = _recordings_path(node, settings.store)
+    records = settings.record_mode != "none" and not session.recording_disabled
+    # A recordings file is only created by a run that records into it.
+    recordings = session.shared_store(str(path)) if path.exists() or records else None
+    search: list[Store] = []
+    project = _workbench_setup.project_store
+    if project is not None and project.exists() and project.resolve() != path.resolve():
+        search.append(open_store(project))
+    replay = node.get_closest_marker("replay")
+    try:
+        replay_id = None
+        if replay is not None:
+            replay_id, where = _replay_marker(replay)
+            if where is not None:
+                search.insert(0, open_store(where))
+        plan = plan_run(
+            None if session.recording_disabled else recordings,
+            node.nodeid,
+            settings.record_mode,
+            location=str(path),
+            replay_id=replay_id,
+            replay_stores=search,
+            block_network=settings.block_network,
+            allowed_hosts=settings.allowed_hosts,
+            disabled=session.recording_disabled,
+        )
+    except WorkbenchError as exc:
+        _fail_setup(exc)
+    if plan.recording and settings.record_mode == "rewrite" and recordings is not None:
+        recordings.delete_executions(plan.replaces)  # as pytest-recording: gone before the run
+    yield _Plan(plan, recordings, search, replay_id)
+
+
+@pytest.fixture
 def workbench_store(request: pytest.FixtureRequest, _workbench_setup: _Setup) -> Iterator[Store]:
-    """The store the test's executions are recorded in: a new temporary one per test, or the
-    session's shared one (``--workbench-store PATH`` or ``pytest.store`` in workbench.yaml).
-    While the test runs it is also the default store (``WORKBENCH_DB``)."""
+    """The store the test's executions are recorded in: the test's recordings store while
+    ``workbench_run`` records, else a new temporary one per test (or the session's shared one,
+    ``--workbench-store PATH`` or ``pytest.store`` in workbench.yaml, for a test without
+    ``workbench_run``). While the test runs it is also the default store (``WORKBENCH_DB``)."""
     from workbench.store import open_store
 
+    session = request.config.stash[_SESSION]
     path = _workbench_setup.settings.store
     folder = None
-    if path is not None:
-        store = request.config.stash[_SESSION].shared_store(path)
+    planned: _Plan | None = None
+    if _uses_run(request, session):
+        planned = request.getfixturevalue("_workbench_plan")
+    if planned is not None and planned.plan.recording and planned.recordings is not None:
+        store = planned.recordings
+    elif planned is None and path is not None:
+        store = session.shared_store(path)
     else:
+        # A run that only replays leaves the recordings as they are: nothing of it is kept.
         folder = Path(tempfile.mkdtemp(prefix="workbench-test-"))
         store = open_store(folder / "workbench.db")
     try:
@@ -235,45 +322,29 @@ def workbench_store(request: pytest.FixtureRequest, _workbench_setup: _Setup) ->
 
 @pytest.fixture
 def workbench_run(
-    request: pytest.FixtureRequest, workbench_store: Store, _workbench_setup: _Setup
+    request: pytest.FixtureRequest,
+    workbench_store: Store,
+    _workbench_setup: _Setup,
+    _workbench_plan: _Plan,
 ) -> Iterator[TestRun]:
     """The test body, recorded: ``cost_usd``, ``tokens``, ``model_calls``, ``steps``,
     ``duration_s``, ``latency`` (``.p50``/``.p95``/``.p99``), ``assert_matches(id)``."""
-    from workbench.exceptions import WorkbenchError
-    from workbench.store import open_store
     from workbench.testing._network import NetworkGuard
-    from workbench.testing._run import TestRun, plan_run
+    from workbench.testing._run import TestRun
 
     settings = _workbench_setup.settings
     node = request.node
-    search: list[Store] = []
-    project = _workbench_setup.project_store
-    if project is not None and project.exists() and project.resolve() != workbench_store.path:
-        search.append(open_store(project))
-    replay = node.get_closest_marker("replay")
-    replay_id: str | None = None
-    try:
-        if replay is not None:
-            replay_id, where = _replay_marker(replay)
-            if where is not None:
-                search.insert(0, open_store(where))
-        cassette, recording = plan_run(
-            workbench_store,
-            node.nodeid,
-            settings.record_mode,
-            replay_id=replay_id,
-            replay_stores=search,
-            block_network=settings.block_network,
-            allowed_hosts=settings.allowed_hosts,
-        )
-    except WorkbenchError as exc:
-        _fail_setup(exc)
+    plan = _workbench_plan.plan
+    recordings = _workbench_plan.recordings
+    search = list(_workbench_plan.search)
+    if recordings is not None and recordings is not workbench_store:
+        search.insert(0, recordings)  # assert_matches finds the recorded executions there
     run = TestRun(
         node.nodeid,
         store=workbench_store,
-        cassette=cassette,
-        recording=recording,
-        record_mode=None if replay_id else settings.record_mode,
+        cassette=plan.cassette,
+        recording=plan.recording,
+        record_mode=None if _workbench_plan.replay_id else settings.record_mode,
         search_stores=search,
     )
     guard = NetworkGuard(settings.allowed_hosts) if settings.block_network else None
@@ -287,6 +358,9 @@ def workbench_run(
             yield run
     if run.running:  # the body never ran to its end under the call hook
         run.stop(None)
+    if plan.recording and plan.replaces and recordings is not None:
+        # One recording per test: the new one replaces the old instead of piling up beside it.
+        recordings.delete_executions(plan.replaces)
 
 
 @pytest.fixture(autouse=True)
@@ -356,6 +430,31 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 # -- helpers -----------------------------------------------------------------------------------
+
+
+def _pytest_recording_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pytest_recording") is not None
+
+
+def _uses_run(request: pytest.FixtureRequest, session: _Session) -> bool:
+    """The test records its body (``workbench_run``), asked for or set up by a marker."""
+    node = request.node
+    return (
+        "workbench_run" in request.fixturenames
+        or session.record_everywhere
+        or any(node.get_closest_marker(name) is not None for name in _RUN_MARKERS)
+    )
+
+
+def _recordings_path(node: pytest.Item, shared: str | None) -> Path:
+    """Where the test's recordings live: the shared store, else ``recordings/<module>.db``
+    beside the test module."""
+    if shared is not None:
+        return Path(shared)
+    module = Path(str(node.path))
+    return module.parent / RECORDINGS_DIR / f"{module.stem}.db"
 
 
 def _report(item: pytest.Item, run: TestRun, checks: list[Any]) -> None:

@@ -71,7 +71,7 @@ class DebugConfig(_Section):
 
 
 #: The pytest plugin's record modes, as in pytest-recording (``new`` is its ``new_episodes``).
-RECORD_MODES: tuple[str, ...] = ("none", "once", "new", "all")
+RECORD_MODES: tuple[str, ...] = ("none", "once", "new", "all", "rewrite")
 
 
 class LatencyBudgetConfig(_Section):
@@ -87,12 +87,14 @@ class PytestConfig(_Section):
     """``pytest``: the pytest plugin's defaults; the ``workbench_config`` fixture, command-line
     options and markers override them, in that order."""
 
-    #: ``none``, ``once``, ``new`` or ``all``; unset: ``none`` when ``CI`` is set, else ``once``.
-    record_mode: Literal["none", "once", "new", "all"] | None = None
+    #: ``none``, ``once``, ``new``, ``all`` or ``rewrite``; unset: ``none`` when ``CI`` is set,
+    #: else ``once``.
+    record_mode: Literal["none", "once", "new", "all", "rewrite"] | None = None
     #: Fail any connection that would leave the machine (loopback is always allowed).
     block_network: bool = False
     allowed_hosts: list[str] = Field(default_factory=list)
-    #: One store shared by the whole session (and kept); unset: a temporary store per test.
+    #: One store for every test's recording; unset: ``recordings/<module>.db`` beside each
+    #: test module.
     store: str | None = None
     max_cost: float | None = Field(default=None, ge=0)
     max_tokens: int | None = Field(default=None, ge=0)

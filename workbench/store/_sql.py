@@ -20,6 +20,7 @@ __all__ = [
     "CALL_COLUMNS",
     "EXEC_COLUMNS",
     "commit_retrying",
+    "delete_executions",
     "interrupt",
 ]
 
@@ -276,3 +277,45 @@ def interrupt(conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> No
     except BaseException:
         rollback(conn)
         raise
+
+
+#: The tables whose rows belong to one execution (``execution_id``), children before parents.
+_CHILD_TABLES = ("steps", "spans", "model_calls", "states", "logs", "profiles")
+#: Every column that names a blob: a blob none of them names is an orphan.
+_BLOB_REFERENCES = (
+    ("executions", "inputs_hash"),
+    ("executions", "outputs_hash"),
+    ("steps", "parameters_hash"),
+    ("steps", "result_hash"),
+    ("model_calls", "request_hash"),
+    ("model_calls", "body_hash"),
+    ("states", "blob_hash"),
+)
+
+
+def delete_executions(conn: sqlite3.Connection, ids: Sequence[str]) -> tuple[int, int]:
+    """Delete executions ``ids`` with their children, then the blobs nothing names any more,
+    in one transaction; how many executions and blobs went.
+
+    The cost ledger keeps its rows: budgets count money spent, and a deleted recording was
+    still paid for (and the ledger's ``seq`` must only grow).
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        removed = 0
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ", ".join("?" for _ in chunk)
+            for table in _CHILD_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE execution_id IN ({marks})", chunk)
+            removed += conn.execute(f"DELETE FROM executions WHERE id IN ({marks})", chunk).rowcount
+        named = " UNION ".join(
+            f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+            for table, column in _BLOB_REFERENCES
+        )
+        blobs = conn.execute(f"DELETE FROM blobs WHERE hash NOT IN ({named})").rowcount
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+    return removed, blobs

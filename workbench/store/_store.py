@@ -47,7 +47,7 @@ from workbench.store._codec import KnownBlobs, blob_hash, compress, decompress
 from workbench.store._owner import is_alive, owner_stamp
 from workbench.store._process import install_sigterm_handler
 from workbench.store._schema import ensure_schema, not_a_store
-from workbench.store._sql import commit_retrying, interrupt
+from workbench.store._sql import commit_retrying, delete_executions, interrupt
 from workbench.store._unwritten import RETRY_S, Groups, Unwritten
 from workbench.store._writer import Op, Writer
 
@@ -440,6 +440,29 @@ class Store:
             interrupt(conn, "pid = ? AND host = ?", (pid, host))
         finally:
             conn.close()
+
+    def delete_executions(self, execution_ids: Iterable[str]) -> tuple[int, int]:
+        """Delete these executions with their steps, spans, model calls, states, logs and
+        profiles, and the blobs no remaining row names; ``(executions, blobs)`` removed.
+
+        Unknown ids are skipped. The cost ledger keeps its rows (money spent stays spent).
+        Another process recording into the store meanwhile may have counted on a blob that
+        goes: prune a store no one is recording into.
+        """
+        ids = list(dict.fromkeys(execution_ids))
+        self.flush()
+        if not ids:
+            return 0, 0
+        conn = self._connect()
+        try:
+            removed = delete_executions(conn, ids)
+        except sqlite3.Error as exc:
+            raise StoreError(f"deleting executions from store {self.path} failed: {exc}") from exc
+        finally:
+            conn.close()
+        # The blobs this process queued may be among those gone: write them again when named.
+        self._known_blobs = KnownBlobs()
+        return removed
 
     # -- reading ---------------------------------------------------------------------------
 

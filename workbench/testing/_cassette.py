@@ -36,6 +36,7 @@ __all__ = [
     "Recording",
     "latest_recording",
     "load_recording",
+    "recorded_runs",
 ]
 
 #: The metadata key of the executions the pytest plugin records.
@@ -61,6 +62,20 @@ def latest_recording(store: Store, nodeid: str) -> Execution | None:
         if isinstance(meta, dict) and meta.get("recording") and execution.status != "running":
             return execution
     return None
+
+
+def recorded_runs(store: Store, nodeid: str) -> list[str]:
+    """The ids of every execution the plugin recorded for ``nodeid`` in ``store`` (its
+    recordings, earlier runs, and the executions they started): what replacing the test's
+    recording removes."""
+    ids: list[str] = []
+    for execution in store.list_executions(pipeline_id=nodeid, limit=None):
+        meta = execution.metadata.get(META)
+        if not isinstance(meta, dict):
+            continue  # not the plugin's: an execution the user named after the test
+        ids.append(execution.id)
+        ids.extend(str(nested) for nested in meta.get("executions") or ())
+    return ids
 
 
 def load_recording(store: Store, execution_id: str) -> Recording:

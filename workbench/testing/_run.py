@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import io
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from workbench import _hooks
@@ -27,69 +28,88 @@ from workbench.testing._cassette import (
     Cassette,
     latest_recording,
     load_recording,
+    recorded_runs,
 )
 from workbench.testing._summary import Latency, RunSummary, Tokens
 
-__all__ = ["TestRun", "plan_run"]
+__all__ = ["RunPlan", "TestRun", "plan_run"]
 
 _FIX = (
-    "record it with --workbench-record-mode=once (or new, to add calls; all, to record "
-    "everything again) and keep the store between runs (--workbench-store PATH, or "
-    "pytest.store in workbench.yaml)"
+    "record it with --workbench-record-mode=once (or new, to add calls; rewrite, to record "
+    "everything again) and commit the recordings file"
 )
 
 
+@dataclass(frozen=True)
+class RunPlan:
+    """What a test's run does with recordings: where its model calls are answered from, and
+    whether the run becomes the test's recording (replacing ``replaces``, its earlier runs)."""
+
+    cassette: Cassette
+    recording: bool
+    replaces: tuple[str, ...] = ()
+
+
 def plan_run(
-    store: Store,
+    store: Store | None,
     nodeid: str,
     record_mode: str,
     *,
+    location: str | None = None,
     replay_id: str | None = None,
     replay_stores: Sequence[Store] = (),
     block_network: bool = False,
     allowed_hosts: Iterable[str] = (),
-) -> tuple[Cassette, bool]:
-    """The cassette a test's executions answer their model calls from, and whether the run
-    becomes the test's new recording.
+    disabled: bool = False,
+) -> RunPlan:
+    """How a test's run uses the recordings in ``store`` (``None``: no recordings file yet,
+    at ``location``).
 
     ``replay_id`` (``@pytest.mark.replay``) serves that execution's calls, looked up in
-    ``store`` then ``replay_stores``, whatever the record mode.
+    ``store`` then ``replay_stores``, whatever the record mode. ``disabled``
+    (``--disable-recording``) sends every call for real and records nothing as the test's.
     """
     options: dict[str, Any] = {"block_network": block_network, "allowed_hosts": allowed_hosts}
+    stores = [candidate for candidate in (store, *replay_stores) if candidate is not None]
     if replay_id is not None:
-        for candidate in (store, *replay_stores):
+        for candidate in stores:
             try:
                 replayed = load_recording(candidate, replay_id)
             except ExecutionNotFoundError:
                 continue
             why = f"@pytest.mark.replay({replay_id!r}) answers calls from that execution only"
-            return Cassette(replayed, on_miss="refuse", why=why, **options), False
-        searched = ", ".join(str(s.path) for s in (store, *replay_stores))
+            return RunPlan(Cassette(replayed, on_miss="refuse", why=why, **options), False)
+        searched = ", ".join(str(s.path) for s in stores) or "no store"
         raise ExecutionNotFoundError(
             f"@pytest.mark.replay({replay_id!r}): no such execution in {searched}; give the "
             f"store with @pytest.mark.replay({replay_id!r}, store='path/to/workbench.db'), "
             f"or list executions with `workbench runs list`"
         )
-    if record_mode == "all":
-        why = "record mode 'all' records every call again"
-        return Cassette(None, on_miss="live", why=why, **options), True
-    found = latest_recording(store, nodeid)
-    recording = load_recording(store, found.id) if found is not None else None
+    if disabled:
+        why = "recording is disabled (--disable-recording)"
+        return RunPlan(Cassette(None, on_miss="live", why=why, **options), False)
+    earlier = tuple(recorded_runs(store, nodeid)) if store is not None else ()
+    if record_mode in ("all", "rewrite"):
+        why = f"record mode {record_mode!r} records every call again"
+        return RunPlan(Cassette(None, on_miss="live", why=why, **options), True, earlier)
+    found = latest_recording(store, nodeid) if store is not None else None
+    recording = load_recording(store, found.id) if store is not None and found else None
     if record_mode == "new":
         why = "record mode 'new' replays recorded calls and records new ones"
-        return Cassette(recording, on_miss="live", why=why, **options), True
+        return RunPlan(Cassette(recording, on_miss="live", why=why, **options), True, earlier)
     if record_mode == "once" and recording is None:
         why = "record mode 'once' records a test that has no recording"
-        return Cassette(None, on_miss="live", why=why, **options), True
+        return RunPlan(Cassette(None, on_miss="live", why=why, **options), True, earlier)
     if recording is None:
-        why = f"record mode {record_mode!r}, and the test has no recording in {store.path}; {_FIX}"
+        where = store.path if store is not None else location
+        why = f"record mode {record_mode!r}, and the test has no recording in {where}; {_FIX}"
     else:
         why = (
             f"record mode {record_mode!r} answers only from the test's recording "
             f"{recording.execution_id}; record the new calls with --workbench-record-mode=new, "
-            f"or everything again with --workbench-record-mode=all"
+            f"or everything again with --workbench-record-mode=rewrite"
         )
-    return Cassette(recording, on_miss="refuse", why=why, **options), False
+    return RunPlan(Cassette(recording, on_miss="refuse", why=why, **options), False)
 
 
 class TestRun(_hooks.Observer):
