@@ -712,6 +712,10 @@ def test_help_walk_sees_every_command() -> None:
         ("serve-metrics",),
         ("run",),
         ("validate",),
+        ("store",),
+        ("store", "export"),
+        ("store", "import"),
+        ("store", "text"),
     }
 
 

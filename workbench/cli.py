@@ -59,6 +59,7 @@ from workbench.monitoring._cli_alerts import alerts_group
 from workbench.pipelines._cli import run_command, validate_command
 from workbench.profiling._cli import profile_command
 from workbench.store import DEFAULT_PATH, Store, resolve_store_path
+from workbench.store._cli import store_group
 from workbench.types import JSON
 
 __all__ = ["cli", "main", "parse_when", "replay_modifications"]
@@ -585,6 +586,7 @@ cli.add_command(run_command)
 cli.add_command(validate_command)
 cli.add_command(alerts_group)
 cli.add_command(profile_command)
+cli.add_command(store_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -21,6 +21,7 @@ __all__ = [
     "EXEC_COLUMNS",
     "commit_retrying",
     "delete_executions",
+    "import_rows",
     "interrupt",
 ]
 
@@ -293,6 +294,25 @@ _BLOB_REFERENCES = (
 )
 
 
+def _delete_rows(conn: sqlite3.Connection, ids: Sequence[str]) -> int:
+    removed = 0
+    for start in range(0, len(ids), 500):
+        chunk = list(ids[start : start + 500])
+        marks = ", ".join("?" for _ in chunk)
+        for table in _CHILD_TABLES:
+            conn.execute(f"DELETE FROM {table} WHERE execution_id IN ({marks})", chunk)
+        removed += conn.execute(f"DELETE FROM executions WHERE id IN ({marks})", chunk).rowcount
+    return removed
+
+
+def _delete_orphaned_blobs(conn: sqlite3.Connection) -> int:
+    named = " UNION ".join(
+        f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
+        for table, column in _BLOB_REFERENCES
+    )
+    return int(conn.execute(f"DELETE FROM blobs WHERE hash NOT IN ({named})").rowcount)
+
+
 def delete_executions(conn: sqlite3.Connection, ids: Sequence[str]) -> tuple[int, int]:
     """Delete executions ``ids`` with their children, then the blobs nothing names any more,
     in one transaction; how many executions and blobs went.
@@ -302,20 +322,36 @@ def delete_executions(conn: sqlite3.Connection, ids: Sequence[str]) -> tuple[int
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        removed = 0
-        for start in range(0, len(ids), 500):
-            chunk = list(ids[start : start + 500])
-            marks = ", ".join("?" for _ in chunk)
-            for table in _CHILD_TABLES:
-                conn.execute(f"DELETE FROM {table} WHERE execution_id IN ({marks})", chunk)
-            removed += conn.execute(f"DELETE FROM executions WHERE id IN ({marks})", chunk).rowcount
-        named = " UNION ".join(
-            f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"
-            for table, column in _BLOB_REFERENCES
-        )
-        blobs = conn.execute(f"DELETE FROM blobs WHERE hash NOT IN ({named})").rowcount
+        removed = _delete_rows(conn, ids)
+        blobs = _delete_orphaned_blobs(conn)
         conn.execute("COMMIT")
     except BaseException:
         rollback(conn)
         raise
     return removed, blobs
+
+
+def import_rows(
+    conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]], ids: Sequence[str]
+) -> None:
+    """Write whole executions ``ids`` (their rows in ``groups``, by kind) in one transaction,
+    replacing executions of the same ids.
+
+    Their model calls add nothing to the cost ledger: that money was spent where they were
+    recorded, and a budget here must not count it again. The ledger rows the insert trigger
+    appends are taken out before anyone can see them, so ``seq`` still only grows.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _delete_rows(conn, ids)
+        last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM cost_ledger").fetchone()[0]
+        for kind in _ORDER:
+            rows = groups.get(kind)
+            if rows:
+                _insert_rows(conn, kind, rows)
+        conn.execute("DELETE FROM cost_ledger WHERE seq > ?", (last,))
+        _delete_orphaned_blobs(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise

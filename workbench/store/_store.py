@@ -47,7 +47,7 @@ from workbench.store._codec import KnownBlobs, blob_hash, compress, decompress
 from workbench.store._owner import is_alive, owner_stamp
 from workbench.store._process import install_sigterm_handler
 from workbench.store._schema import ensure_schema, not_a_store
-from workbench.store._sql import commit_retrying, delete_executions, interrupt
+from workbench.store._sql import commit_retrying, delete_executions, import_rows, interrupt
 from workbench.store._unwritten import RETRY_S, Groups, Unwritten
 from workbench.store._writer import Op, Writer
 
@@ -463,6 +463,29 @@ class Store:
         # The blobs this process queued may be among those gone: write them again when named.
         self._known_blobs = KnownBlobs()
         return removed
+
+    def import_rows(
+        self, rows: dict[str, list[tuple[Any, ...]]], execution_ids: Sequence[str]
+    ) -> None:
+        """Write whole executions at once, as ``(kind, row)`` groups the writer's kinds name
+        (``workbench.store._export`` builds them from exported files), replacing executions
+        of the same ids; their calls add nothing to the cost ledger (spent elsewhere)."""
+        groups = dict(rows)
+        if "blob" in groups:  # kept compressed, as the writer keeps them
+            groups["blob"] = [
+                (digest, codec, len(data), packed)
+                for digest, data in groups["blob"]
+                for codec, packed in (compress(data),)
+            ]
+        self.flush()
+        conn = self._connect()
+        try:
+            import_rows(conn, groups, list(execution_ids))
+        except sqlite3.Error as exc:
+            raise StoreError(f"importing into store {self.path} failed: {exc}") from exc
+        finally:
+            conn.close()
+        self._known_blobs = KnownBlobs()  # orphaned blobs of replaced executions went
 
     # -- reading ---------------------------------------------------------------------------
 
