@@ -715,6 +715,7 @@ def test_help_walk_sees_every_command() -> None:
         ("store",),
         ("store", "export"),
         ("store", "import"),
+        ("store", "prune"),
         ("store", "text"),
     }
 

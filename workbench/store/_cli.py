@@ -41,7 +41,7 @@ def store_group() -> None:
     """A store's executions as reviewable JSON files, and keeping the store small.
 
     `export` writes one canonical JSON file per execution, `import` reads them back, `text`
-    prints a whole store for `git diff`.
+    prints a whole store for `git diff`, `prune` deletes old executions.
     """
 
 
@@ -73,8 +73,8 @@ def export_command(
     """Write one canonical, pretty JSON file per execution.
 
     Each holds the execution's requests, responses, stream chunks, steps, states, spans and
-    logs (secrets already redacted). The same execution always gives the same bytes, so a recording's change reads as a diff
-    in a pull request.
+    logs (secrets already redacted). The same execution always gives the same bytes, so a
+    recording's change reads as a diff in a pull request.
     """
     from workbench.store._export import export_executions, export_text
 
@@ -120,3 +120,45 @@ def text_command(path: Path) -> None:
 
     with _existing(path) as store:
         click.echo(store_text(store), nl=False)
+
+
+@store_group.command("prune")
+@click.option(
+    "--keep-last",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="Remove executions beyond the N newest of each pipeline.",
+)
+@click.option(
+    "--older-than",
+    default=None,
+    metavar="AGE",
+    help="Remove executions started before then: 30d, 2w, 12h, or an ISO date.",
+)
+@click.option("--replays", is_flag=True, help="Remove replays (executions with a replay_of).")
+@click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@_db_option
+def prune_command(
+    keep_last: int | None, older_than: str | None, replays: bool, dry_run: bool, db: Path | None
+) -> None:
+    """Delete old executions to keep a store small.
+
+    An execution goes when it matches every option given (--older-than 30d --replays: the
+    replays older than 30 days), with its steps, calls, states, logs and the blobs nothing
+    else names; running executions stay. The file is compacted afterwards.
+    """
+    with _existing(db) as store:
+        pruned = store.prune(
+            keep_last=keep_last, older_than=older_than, replays=replays, dry_run=dry_run
+        )
+    verb = "would remove" if dry_run else "removed"
+    for execution in pruned.executions:
+        click.echo(f"{verb} {execution.id}  {execution.pipeline_id}  {execution.status}")
+    size = (
+        f"{pruned.bytes_before:,} bytes"
+        if dry_run or not pruned.executions
+        else f"{pruned.bytes_before:,} -> {pruned.bytes_after:,} bytes"
+    )
+    blobs = "" if dry_run else f" and {pruned.blobs} blob(s)"
+    click.echo(f"{verb} {len(pruned.executions)} execution(s){blobs}; store {size}")

@@ -23,6 +23,7 @@ __all__ = [
     "delete_executions",
     "import_rows",
     "interrupt",
+    "vacuum",
 ]
 
 log = logging.getLogger("workbench.store")
@@ -355,3 +356,10 @@ def import_rows(
     except BaseException:
         rollback(conn)
         raise
+
+
+def vacuum(conn: sqlite3.Connection) -> None:
+    """Give the pages freed by deleted rows back to the file system: the file shrinks."""
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("VACUUM")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -46,8 +46,15 @@ from workbench.store import _rows as rows
 from workbench.store._codec import KnownBlobs, blob_hash, compress, decompress
 from workbench.store._owner import is_alive, owner_stamp
 from workbench.store._process import install_sigterm_handler
+from workbench.store._prune import Pruned, prunable
 from workbench.store._schema import ensure_schema, not_a_store
-from workbench.store._sql import commit_retrying, delete_executions, import_rows, interrupt
+from workbench.store._sql import (
+    commit_retrying,
+    delete_executions,
+    import_rows,
+    interrupt,
+    vacuum,
+)
 from workbench.store._unwritten import RETRY_S, Groups, Unwritten
 from workbench.store._writer import Op, Writer
 
@@ -463,6 +470,31 @@ class Store:
         # The blobs this process queued may be among those gone: write them again when named.
         self._known_blobs = KnownBlobs()
         return removed
+
+    def prune(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than: datetime | float | str | None = None,
+        replays: bool = False,
+        dry_run: bool = False,
+    ) -> Pruned:
+        """Delete the executions matching every condition given (see
+        :func:`~workbench.store._prune.prunable`) with their children and orphaned blobs,
+        then compact the file; what went (``dry_run``: what would go, nothing deleted)."""
+        chosen = prunable(self, keep_last=keep_last, older_than=older_than, replays=replays)
+        before = self.stats()["bytes"]
+        if dry_run or not chosen:
+            return Pruned(chosen, 0, before, before)
+        _, blobs = self.delete_executions(execution.id for execution in chosen)
+        conn = self._connect()
+        try:
+            vacuum(conn)
+        except sqlite3.Error as exc:  # the rows are gone; only the file stays as large
+            log.warning("workbench: could not compact store %s after pruning: %s", self.path, exc)
+        finally:
+            conn.close()
+        return Pruned(chosen, blobs, before, self.stats()["bytes"])
 
     def import_rows(
         self, rows: dict[str, list[tuple[Any, ...]]], execution_ids: Sequence[str]
