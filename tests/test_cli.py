@@ -714,7 +714,9 @@ def test_help_walk_sees_every_command() -> None:
         ("validate",),
         ("store",),
         ("store", "export"),
+        ("store", "export-cassette"),
         ("store", "import"),
+        ("store", "import-cassette"),
         ("store", "prune"),
         ("store", "text"),
     }

@@ -44,6 +44,7 @@ from rich.console import Console
 
 import workbench
 from workbench import _render
+from workbench._cli_cassettes import export_cassette_command, import_cassette_command
 from workbench._json import to_jsonable
 from workbench._jsonout import echo_json
 from workbench._when import parse_when
@@ -587,6 +588,8 @@ cli.add_command(validate_command)
 cli.add_command(alerts_group)
 cli.add_command(profile_command)
 cli.add_command(store_group)
+store_group.add_command(import_cassette_command)
+store_group.add_command(export_cassette_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

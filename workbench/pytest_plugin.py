@@ -111,9 +111,6 @@ class _Plan:
     replay_id: str | None  # @pytest.mark.replay's execution
 
 
-#: The folder, beside a test module, of its recordings (``<module>.db``).
-RECORDINGS_DIR = "recordings"
-
 _SESSION = pytest.StashKey[_Session]()
 _RUN = pytest.StashKey["TestRun"]()
 _BUDGET = pytest.StashKey["Budget"]()
@@ -453,6 +450,8 @@ def _recordings_path(node: pytest.Item, shared: str | None) -> Path:
     beside the test module."""
     if shared is not None:
         return Path(shared)
+    from workbench.testing._cassette import RECORDINGS_DIR
+
     module = Path(str(node.path))
     return module.parent / RECORDINGS_DIR / f"{module.stem}.db"
 

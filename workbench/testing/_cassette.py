@@ -32,6 +32,7 @@ from workbench.testing._network import is_local_url
 
 __all__ = [
     "META",
+    "RECORDINGS_DIR",
     "Cassette",
     "Recording",
     "latest_recording",
@@ -41,6 +42,8 @@ __all__ = [
 
 #: The metadata key of the executions the pytest plugin records.
 META = "workbench.pytest"
+#: The folder, beside a test module, of its recordings (``<module>.db``).
+RECORDINGS_DIR = "recordings"
 OnMiss = Literal["refuse", "live"]
 
 
