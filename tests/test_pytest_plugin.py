@@ -347,6 +347,28 @@ def test_recordings_persist_beside_the_tests_and_ci_replays_them(
     assert sorted(p.name for p in (project.path / "recordings").iterdir()) == ["test_recorded.db"]
 
 
+def test_a_test_without_model_calls_keeps_no_recording(project: pytest.Pytester) -> None:
+    """A recording run that calls no model writes no recordings file (as vcrpy writes no empty
+    cassette), and a test that stopped calling models loses its old recording on rewrite."""
+    project.makepyfile(
+        test_recorded="""
+        import os
+
+        def test_maybe(ask, workbench_run):
+            if os.environ.get("ASK"):
+                ask("hi")
+        """
+    )
+    run(project).assert_outcomes(passed=1)
+    assert not (project.path / "recordings").exists()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ASK", "1")
+        run(project).assert_outcomes(passed=1)
+    assert _recordings(project)[1]["executions"] == 1
+    run(project, "--workbench-record-mode=rewrite").assert_outcomes(passed=1)
+    assert _recordings(project)[1]["executions"] == 0
+
+
 def test_all_rewrite_and_new_replace_the_recording_instead_of_appending(
     project: pytest.Pytester, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,8 +20,9 @@ needs no pytest: markers are declared in ``pytest_configure``, options live unde
   ``<test dir>/recordings/<module>.db`` (as pytest-recording keeps its cassettes in
   ``cassettes/<module>/``), or in one store for all (``--workbench-store``). A run that only
   replays writes nothing there: its executions go to a temporary store.
-* ``workbench_store``: where the test's executions are recorded: the recordings store while the
-  test records, else a temporary store per test (or the one ``--workbench-store``).
+* ``workbench_store``: where the test's executions are recorded: a temporary store per test
+  (a new recording is copied into the recordings when the test has run; one without model
+  calls is not kept), or, for tests without ``workbench_run``, ``--workbench-store``'s.
 * ``workbench_config``: override it to change workbench's configuration for tests (a mapping
   shaped like ``workbench.yaml``). Precedence: marker > command line > fixture > workbench.yaml.
 """
@@ -106,7 +107,8 @@ class _Plan:
     """What ``workbench_run`` does with the test's recordings, decided once per test."""
 
     plan: RunPlan
-    recordings: Store | None  # the recordings store, if it exists or this run records into it
+    path: Path  # the recordings store's file
+    recordings: Store | None  # that store, if the file exists
     search: list[Store]  # other stores holding executions the test may name
     replay_id: str | None  # @pytest.mark.replay's execution
 
@@ -253,9 +255,8 @@ def _workbench_plan(request: pytest.FixtureRequest, _workbench_setup: _Setup) ->
     settings = _workbench_setup.settings
     node = request.node
     path = _recordings_path(node, settings.store)
-    records = settings.record_mode != "none" and not session.recording_disabled
-    # A recordings file is only created by a run that records into it.
-    recordings = session.shared_store(str(path)) if path.exists() or records else None
+    # Read if it exists; created only when a recording with model calls is kept in it.
+    recordings = session.shared_store(str(path)) if path.exists() else None
     search: list[Store] = []
     project = _workbench_setup.project_store
     if project is not None and project.exists() and project.resolve() != path.resolve():
@@ -282,29 +283,26 @@ def _workbench_plan(request: pytest.FixtureRequest, _workbench_setup: _Setup) ->
         _fail_setup(exc)
     if plan.recording and settings.record_mode == "rewrite" and recordings is not None:
         recordings.delete_executions(plan.replaces)  # as pytest-recording: gone before the run
-    yield _Plan(plan, recordings, search, replay_id)
+    yield _Plan(plan, path, recordings, search, replay_id)
 
 
 @pytest.fixture
 def workbench_store(request: pytest.FixtureRequest, _workbench_setup: _Setup) -> Iterator[Store]:
-    """The store the test's executions are recorded in: the test's recordings store while
-    ``workbench_run`` records, else a new temporary one per test (or the session's shared one,
-    ``--workbench-store PATH`` or ``pytest.store`` in workbench.yaml, for a test without
-    ``workbench_run``). While the test runs it is also the default store (``WORKBENCH_DB``)."""
+    """The store the test's executions are recorded in: a new temporary one per test (a
+    recording is copied into the test module's recordings once the test has run), or, for a
+    test without ``workbench_run``, the session's shared one (``--workbench-store PATH`` or
+    ``pytest.store`` in workbench.yaml). While the test runs it is also the default store
+    (``WORKBENCH_DB``)."""
     from workbench.store import open_store
 
     session = request.config.stash[_SESSION]
     path = _workbench_setup.settings.store
     folder = None
-    planned: _Plan | None = None
-    if _uses_run(request, session):
-        planned = request.getfixturevalue("_workbench_plan")
-    if planned is not None and planned.plan.recording and planned.recordings is not None:
-        store = planned.recordings
-    elif planned is None and path is not None:
+    if path is not None and not _uses_run(request, session):
         store = session.shared_store(path)
     else:
-        # A run that only replays leaves the recordings as they are: nothing of it is kept.
+        # A test's run goes to the recordings only when it is one, whole and with model calls
+        # (see _keep_recording): a run that only replays leaves them byte for byte as they are.
         folder = Path(tempfile.mkdtemp(prefix="workbench-test-"))
         store = open_store(folder / "workbench.db")
     try:
@@ -334,7 +332,7 @@ def workbench_run(
     plan = _workbench_plan.plan
     recordings = _workbench_plan.recordings
     search = list(_workbench_plan.search)
-    if recordings is not None and recordings is not workbench_store:
+    if recordings is not None:
         search.insert(0, recordings)  # assert_matches finds the recorded executions there
     run = TestRun(
         node.nodeid,
@@ -355,9 +353,8 @@ def workbench_run(
             yield run
     if run.running:  # the body never ran to its end under the call hook
         run.stop(None)
-    if plan.recording and plan.replaces and recordings is not None:
-        # One recording per test: the new one replaces the old instead of piling up beside it.
-        recordings.delete_executions(plan.replaces)
+    if plan.recording:
+        _keep_recording(request.config.stash[_SESSION], _workbench_plan, run)
 
 
 @pytest.fixture(autouse=True)
@@ -433,6 +430,23 @@ def _pytest_recording_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("pytest_recording") is not None
+
+
+def _keep_recording(session: _Session, planned: _Plan, run: TestRun) -> None:
+    """Copy the test's new recording into its recordings store, replacing the old one (one
+    recording per test, as a cassette). A run without model calls keeps nothing (as vcrpy
+    writes no empty cassette), but still replaces: the test no longer calls a model."""
+    from workbench.store._export import copy_executions
+
+    executions = run.executions
+    replaces = planned.plan.replaces
+    if not run.model_calls and not replaces:
+        return
+    recordings = planned.recordings or session.shared_store(str(planned.path))
+    if run.model_calls:
+        copy_executions(run.store, recordings, [execution.id for execution in executions])
+    if replaces:
+        recordings.delete_executions(replaces)
 
 
 def _uses_run(request: pytest.FixtureRequest, session: _Session) -> bool:

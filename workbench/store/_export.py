@@ -42,6 +42,7 @@ from workbench.store._store import Store
 
 __all__ = [
     "FORMAT",
+    "copy_executions",
     "dumps",
     "execution_document",
     "export_executions",
@@ -505,6 +506,17 @@ def import_documents(store: Store, documents: Iterable[tuple[str, Any]]) -> list
     if ids:
         store.import_rows(merged, ids)
     return ids
+
+
+def copy_executions(source: Store, target: Store, execution_ids: Sequence[str]) -> list[str]:
+    """Copy executions from ``source`` into ``target`` whole, as an export and an import
+    would (replacing executions of the same ids there); the ids."""
+    documents = [
+        (f"execution {execution_id} of {source.path}", execution_document(e))
+        for execution_id in execution_ids
+        for e in (source.get_execution(execution_id),)
+    ]
+    return import_documents(target, documents)
 
 
 def import_executions(store: Store, folder: Path) -> list[str]:
