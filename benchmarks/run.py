@@ -24,6 +24,8 @@ benchmark runs in this one process, one after the other, and returns its rows; s
   gitleaks-style single regex and a plain ``re.sub`` of one key pattern.
 * ``bench_pricing`` - pricing lookup per call for each provider family, against
   ``genai_prices.calc_price(..., provider_api_url=...)``.
+* ``bench_export`` - ``workbench store export``/``import`` of 1,000 executions (executions/s)
+  against vcrpy's YAML serializer, and whether the round trip is byte-identical.
 * ``bench_install`` - what the pytest plugin adds to an empty session, ``import workbench``,
   against pytest-recording and ``import vcr``; the base install's packages and MB (not --quick).
 
@@ -42,6 +44,7 @@ import bench_bytes
 import bench_capture
 import bench_diff
 import bench_diff_concurrent
+import bench_export
 import bench_ingest
 import bench_install
 import bench_metrics
@@ -70,6 +73,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("store_faults", bench_store_faults.main),
     ("scrub", bench_scrub.main),
     ("pricing", bench_pricing.main),
+    ("export", bench_export.main),
     ("install", bench_install.main),
 )
 
@@ -89,6 +93,7 @@ TYPICAL_S: dict[str, tuple[float, float]] = {
     "metrics": (60, 15),
     "store_faults": (40, 15),
     "pricing": (10, 3),
+    "export": (30, 8),
     "install": (60, 5),
 }
 TIMINGS = Path(__file__).with_name(".timings.json")

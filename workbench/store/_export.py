@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from workbench._json import encode, to_jsonable
 from workbench.exceptions import StoreError
 from workbench.records import (
@@ -221,8 +223,15 @@ def execution_document(execution: Execution) -> dict[str, Any]:
 
 
 def dumps(document: Any) -> str:
-    """The canonical text of a document: the same content is always the same bytes."""
-    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    """The canonical text of a document: the same content is always the same bytes (sorted
+    keys, two-space indent, UTF-8 as is, one trailing newline)."""
+    try:
+        text = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
+        # Past orjson's reach (an int over 64 bits, deep nesting): the standard library's,
+        # laid out alike.
+        return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return text.decode("utf-8") + "\n"
 
 
 def _selected(
