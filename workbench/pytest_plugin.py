@@ -444,7 +444,10 @@ def _keep_recording(session: _Session, planned: _Plan, run: TestRun) -> None:
         return
     recordings = planned.recordings or session.shared_store(str(planned.path))
     if run.model_calls:
-        copy_executions(run.store, recordings, [execution.id for execution in executions])
+        # An execution the test recorded into a store of its own choosing stays there (a
+        # recording serves the calls of those in its store only, see load_recording).
+        ids = [execution.id for execution in executions]
+        copy_executions(run.store, recordings, ids, skip_missing=True)
     if replaces:
         recordings.delete_executions(replaces)
 

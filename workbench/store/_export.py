@@ -27,7 +27,7 @@ from typing import Any
 import orjson
 
 from workbench._json import encode, to_jsonable
-from workbench.exceptions import StoreError
+from workbench.exceptions import ExecutionNotFoundError, StoreError
 from workbench.records import (
     ErrorInfo,
     Execution,
@@ -517,14 +517,23 @@ def import_documents(store: Store, documents: Iterable[tuple[str, Any]]) -> list
     return ids
 
 
-def copy_executions(source: Store, target: Store, execution_ids: Sequence[str]) -> list[str]:
+def copy_executions(
+    source: Store, target: Store, execution_ids: Sequence[str], *, skip_missing: bool = False
+) -> list[str]:
     """Copy executions from ``source`` into ``target`` whole, as an export and an import
-    would (replacing executions of the same ids there); the ids."""
-    documents = [
-        (f"execution {execution_id} of {source.path}", execution_document(e))
-        for execution_id in execution_ids
-        for e in (source.get_execution(execution_id),)
-    ]
+    would (replacing executions of the same ids there); the ids copied. ``skip_missing``
+    passes over ids ``source`` does not hold instead of raising."""
+    documents = []
+    for execution_id in execution_ids:
+        try:
+            execution = source.get_execution(execution_id)
+        except ExecutionNotFoundError:
+            if skip_missing:
+                continue
+            raise
+        documents.append(
+            (f"execution {execution_id} of {source.path}", execution_document(execution))
+        )
     return import_documents(target, documents)
 
 
