@@ -41,7 +41,10 @@ def record_everything(store: Store, server: ModelServer, question: str = "why?")
         base_url=server.anthropic_base_url, api_key="sk-ant-test", max_retries=0
     )
     with workbench.record(
-        "export", inputs={"question": question, "api_key": SECRET}, store=store
+        "export",
+        inputs={"question": question, "api_key": SECRET},
+        session_id="conversation-1",
+        store=store,
     ) as run:
         with workbench.step("ask", parameters={"question": question}) as step:
             answer = client.chat.completions.create(
@@ -95,7 +98,8 @@ def test_export_import_export_is_byte_identical_and_replays_the_same(
             ]
             got, want = other.get_execution(execution_id), store.get_execution(execution_id)
             assert [c.response for c in got.model_calls] == [c.response for c in want.model_calls]
-            assert (got.outputs, got.cost_usd, got.tokens_in) == (
+            assert (got.session_id, got.outputs, got.cost_usd, got.tokens_in) == (
+                "conversation-1",
                 want.outputs,
                 want.cost_usd,
                 want.tokens_in,

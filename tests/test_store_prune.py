@@ -128,4 +128,4 @@ def test_cli_prune_prints_what_it_removed(store: Store) -> None:
     ]
     assert lines[3].startswith("removed 3 execution(s) and 3 blob(s); store ")
     refused = runner.invoke(cli, ["store", "prune", *db])
-    assert refused.exit_code == 1 and "error: prune needs at least one of" in refused.output
+    assert refused.exit_code == 2 and "error: prune needs at least one of" in refused.output

@@ -193,6 +193,7 @@ def execution_document(execution: Execution) -> dict[str, Any]:
         "success": execution.success,
         "error": _error(execution.error),
         "user_id": execution.user_id,
+        "session_id": execution.session_id,
         "environment": execution.environment,
         "sampled": execution.sampled,
         "debug": execution.debug,
@@ -401,6 +402,7 @@ def _rows_of(document: dict[str, Any]) -> tuple[str, Rows]:
             None if e["success"] is None else int(bool(e["success"])),
             _error_text(e["error"]),
             e["user_id"],
+            e.get("session_id"),  # absent from files exported before sessions were recorded
             e["environment"],
             int(bool(e["sampled"])),
             int(bool(e["debug"])),
