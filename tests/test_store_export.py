@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,8 +21,10 @@ from hypothesis import HealthCheck, given, settings
 import workbench
 from workbench.cli import cli
 from workbench.exceptions import StoreError
+from workbench.records import Execution, ModelCall
 from workbench.store import Store
 from workbench.store._export import (
+    by_column,
     dumps,
     execution_document,
     export_executions,
@@ -238,3 +241,19 @@ def test_git_diff_shows_a_committed_store_as_text(
     assert '+        "question": "second question"' in diff
     # The old recording is unchanged, so the diff is the new execution's lines alone.
     assert diff.count('+  "format": "workbench.execution/1"') == 1 and "\n-  " not in diff
+
+
+def test_the_document_holds_every_recorded_field(store: Store, model_server: ModelServer) -> None:
+    """Every field of an Execution and a ModelCall is in the export (but what the store
+    derives), so a field added to the records later cannot be dropped by export and import
+    unnoticed; the import builds its rows by column name, failing on one it lacks."""
+    document = execution_document(store.get_execution(record_everything(store, model_server)))
+    children = {"steps", "spans", "model_calls", "states", "logs", "profiles"}
+    fields = {f.name for f in dataclasses.fields(Execution)} - children
+    assert set(document["execution"]) == fields
+    derived = {"execution_id", "response", "chunks"}  # the parent's id; parsed from the body
+    call_fields = {f.name for f in dataclasses.fields(ModelCall)} - derived
+    for call in document["model_calls"]:
+        assert set(call) - {"body", "chunks"} == call_fields
+    with pytest.raises(StoreError, match=r"out of date with the schema: missing \['x'\]"):
+        by_column(("id", "x"), {"id": 1})

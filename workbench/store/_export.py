@@ -40,10 +40,12 @@ from workbench.records import (
 )
 from workbench.redaction import scrub_output
 from workbench.store._codec import blob_hash
+from workbench.store._sql import CALL_COLUMNS, EXEC_COLUMNS
 from workbench.store._store import Store
 
 __all__ = [
     "FORMAT",
+    "by_column",
     "copy_executions",
     "dumps",
     "execution_document",
@@ -333,38 +335,42 @@ def _call_row(rows: _Rows, execution_id: str, call: dict[str, Any], where: str) 
         index = json.dumps(marks, separators=(",", ":")) if marks else None
     else:
         body = b"" if call.get("body") is None else _data(call["body"], f"{where} body")
-    return (
-        call["id"],
-        execution_id,
-        call["span_id"],
-        call["step_id"],
-        call["step_occurrence"],
-        call["provider"],
-        call["model"],
-        call["operation"],
-        rows.value(call["request"]),
-        call["status_code"],
-        _json_text(call["response_headers"]),
-        int(streamed),
-        rows.blob(body) if body else None,
-        index,
-        call["input_tokens"],
-        call["output_tokens"],
-        call["cache_read_tokens"],
-        call["cache_write_tokens"],
-        int(bool(call["tokens_estimated"])),
-        call["cost_usd"],
-        call["ttft_s"],
-        call["latency_s"],
-        call["finish_reason"],
-        call["text"],
-        call["request_key"],
-        call["occurrence"],
-        call["started_at"],
-        _error_text(call["error"]),
-        call["stream_error"],
-        int(bool(call["replayed"])),
-    )
+    values = {
+        "id": call["id"],
+        "execution_id": execution_id,
+        "span_id": call["span_id"],
+        "step_id": call["step_id"],
+        "step_occurrence": call["step_occurrence"],
+        "provider": call["provider"],
+        "model": call["model"],
+        "operation": call["operation"],
+        "request_hash": rows.value(call["request"]),
+        "status_code": call["status_code"],
+        "response_headers": _json_text(call["response_headers"]),
+        "streamed": int(streamed),
+        "body_hash": rows.blob(body) if body else None,
+        "chunks": index,
+        "tokens_estimated": int(bool(call["tokens_estimated"])),
+        "error": _error_text(call["error"]),
+        "replayed": int(bool(call["replayed"])),
+    }
+    for name in (
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_usd",
+        "ttft_s",
+        "latency_s",
+        "finish_reason",
+        "text",
+        "request_key",
+        "occurrence",
+        "started_at",
+        "stream_error",
+    ):
+        values[name] = call[name]
+    return by_column(CALL_COLUMNS, values)
 
 
 def document_rows(document: Any, where: str) -> tuple[str, Rows]:
@@ -385,43 +391,57 @@ def document_rows(document: Any, where: str) -> tuple[str, Rows]:
         ) from exc
 
 
+def by_column(columns: Sequence[str], values: dict[str, Any]) -> tuple[Any, ...]:
+    """A row in the table's column order from values named by column; a column without a
+    value, or a value for no column, is a :class:`StoreError` (a schema this module has not
+    caught up with), never a row shifted by one."""
+    if set(values) != set(columns):
+        missing, extra = sorted(set(columns) - set(values)), sorted(set(values) - set(columns))
+        raise StoreError(
+            f"import rows out of date with the schema: missing {missing}, extra {extra}"
+        )
+    return tuple(values[column] for column in columns)
+
+
+def _execution_row(rows: _Rows, execution_id: str, e: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": execution_id,
+        "pipeline_id": e["pipeline_id"],
+        "pipeline_version": e["pipeline_version"],
+        "entrypoint": e["entrypoint"],
+        "inputs_hash": rows.value(e["inputs"]),
+        "outputs_hash": rows.value(e["outputs"]),
+        "status": e["status"],
+        "success": None if e["success"] is None else int(bool(e["success"])),
+        "error": _error_text(e["error"]),
+        "user_id": e["user_id"],
+        "session_id": e.get("session_id"),  # absent from files exported before sessions
+        "environment": e["environment"],
+        "sampled": int(bool(e["sampled"])),
+        "debug": int(bool(e["debug"])),
+        "started_at": e["started_at"],
+        "ended_at": e["ended_at"],
+        "duration_s": e["duration_s"],
+        "cost_usd": e["cost_usd"],
+        "tokens_in": e["tokens_in"],
+        "tokens_out": e["tokens_out"],
+        "replay_of": e["replay_of"],
+        "modifications": _json_text(e["modifications"]),
+        "code_version": e["code_version"],
+        "metadata": _json_text(e["metadata"]),
+        "trace_id": e["trace_id"],
+        # An imported execution runs in no process here: no owner to judge alive.
+        "pid": None,
+        "host": None,
+        "proc_start": None,
+    }
+
+
 def _rows_of(document: dict[str, Any]) -> tuple[str, Rows]:
     e = document["execution"]
     execution_id = str(e["id"])
     rows = _Rows()
-    rows.add(
-        "exec",
-        (
-            execution_id,
-            e["pipeline_id"],
-            e["pipeline_version"],
-            e["entrypoint"],
-            rows.value(e["inputs"]),
-            rows.value(e["outputs"]),
-            e["status"],
-            None if e["success"] is None else int(bool(e["success"])),
-            _error_text(e["error"]),
-            e["user_id"],
-            e.get("session_id"),  # absent from files exported before sessions were recorded
-            e["environment"],
-            int(bool(e["sampled"])),
-            int(bool(e["debug"])),
-            e["started_at"],
-            e["ended_at"],
-            e["duration_s"],
-            e["cost_usd"],
-            e["tokens_in"],
-            e["tokens_out"],
-            e["replay_of"],
-            _json_text(e["modifications"]),
-            e["code_version"],
-            _json_text(e["metadata"]),
-            e["trace_id"],
-            None,  # pid, host, process start: an imported execution runs in no process here
-            None,
-            None,
-        ),
-    )
+    rows.add("exec", by_column(EXEC_COLUMNS, _execution_row(rows, execution_id, e)))
     for s in document["steps"]:
         rows.add(
             "step",
