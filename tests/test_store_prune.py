@@ -4,6 +4,7 @@ with them, the file compacted, and the CLI that prints what it removed."""
 from __future__ import annotations
 
 import copy
+import json
 import time
 from typing import Any
 
@@ -127,5 +128,9 @@ def test_cli_prune_prints_what_it_removed(store: Store) -> None:
         "removed exec_a1  a  completed",
     ]
     assert lines[3].startswith("removed 3 execution(s) and 3 blob(s); store ")
+    as_json = runner.invoke(cli, ["store", "prune", "--replays", "--json", *db])
+    assert as_json.exit_code == 0, as_json.output
+    report = json.loads(as_json.output)
+    assert [e["id"] for e in report["executions"]] == ["exec_a3"] and not report["dry_run"]
     refused = runner.invoke(cli, ["store", "prune", *db])
     assert refused.exit_code == 2 and "error: prune needs at least one of" in refused.output

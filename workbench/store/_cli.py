@@ -138,9 +138,15 @@ def text_command(path: Path) -> None:
 )
 @click.option("--replays", is_flag=True, help="Remove replays (executions with a replay_of).")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 @_db_option
 def prune_command(
-    keep_last: int | None, older_than: str | None, replays: bool, dry_run: bool, db: Path | None
+    keep_last: int | None,
+    older_than: str | None,
+    replays: bool,
+    dry_run: bool,
+    as_json: bool,
+    db: Path | None,
 ) -> None:
     """Delete old executions to keep a store small.
 
@@ -152,6 +158,27 @@ def prune_command(
         pruned = store.prune(
             keep_last=keep_last, older_than=older_than, replays=replays, dry_run=dry_run
         )
+    if as_json:
+        from workbench._jsonout import echo_json
+
+        echo_json(
+            {
+                "dry_run": dry_run,
+                "executions": [
+                    {
+                        "id": e.id,
+                        "pipeline_id": e.pipeline_id,
+                        "status": e.status,
+                        "started_at": e.started_at,
+                    }
+                    for e in pruned.executions
+                ],
+                "blobs": pruned.blobs,
+                "bytes_before": pruned.bytes_before,
+                "bytes_after": pruned.bytes_after,
+            }
+        )
+        return
     verb = "would remove" if dry_run else "removed"
     for execution in pruned.executions:
         click.echo(f"{verb} {execution.id}  {execution.pipeline_id}  {execution.status}")
