@@ -812,3 +812,26 @@ def test_serve_metrics_json_prints_where_it_serves(tmp_path: Path, store: Store)
         server.wait(10)
         if server.stdout is not None:
             server.stdout.close()
+
+
+def test_shell_completion_offers_execution_ids_from_the_store(
+    store: Store, runs: dict[str, str], tmp_path: Path
+) -> None:
+    """Tab after `workbench runs show` (and diff, replay) offers the store's execution ids that
+    start with what was typed; with no store it offers nothing and creates none."""
+    from click.shell_completion import ShellComplete
+
+    def complete(args: list[str], incomplete: str) -> list[str]:
+        completion = ShellComplete(cli, {}, "workbench", "_WORKBENCH_COMPLETE")
+        return [item.value for item in completion.get_completions(args, incomplete)]
+
+    alice = runs["alice"]
+    db = ["--db", str(store.path)]
+    assert alice in complete(["runs", "show", *db], "")
+    assert complete(["runs", "show", *db], alice[:12]) == [
+        i for i in runs.values() if i.startswith(alice[:12])
+    ]
+    assert alice in complete(["diff", *db, runs["bob"]], "exec_")
+    assert alice in complete(["replay", *db], "")
+    missing = tmp_path / "none.db"
+    assert complete(["runs", "show", "--db", str(missing)], "") == [] and not missing.exists()

@@ -45,6 +45,7 @@ from rich.console import Console
 import workbench
 from workbench import _render
 from workbench._cli_cassettes import export_cassette_command, import_cassette_command
+from workbench._complete import execution_ids
 from workbench._json import to_jsonable
 from workbench._jsonout import echo_json
 from workbench._when import parse_when
@@ -317,7 +318,7 @@ def list_runs(
 
 
 @runs.command("show")
-@click.argument("execution_id", metavar="ID")
+@click.argument("execution_id", metavar="ID", shell_complete=execution_ids)
 @_json_option
 @_db_option
 def show_run(execution_id: str, as_json: bool, db: Path | None) -> None:
@@ -411,7 +412,7 @@ def replay_modifications(
 
 
 @cli.command()
-@click.argument("execution_id", metavar="ID")
+@click.argument("execution_id", metavar="ID", shell_complete=execution_ids)
 @click.option(
     "--modify",
     "modify",

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from workbench._complete import execution_ids
 from workbench._jsonout import echo_json
 from workbench.diff._engine import compare_executions
 from workbench.diff._model import CATEGORIES, Category
@@ -35,8 +36,8 @@ def _console() -> Console:
 
 
 @click.command("diff", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("a", metavar="A")
-@click.argument("b", metavar="B")
+@click.argument("a", metavar="A", shell_complete=execution_ids)
+@click.argument("b", metavar="B", shell_complete=execution_ids)
 @click.option("--json", "as_json", is_flag=True, help="Print the diff as JSON (schema 1).")
 @click.option(
     "--only",

@@ -29,6 +29,7 @@ import orjson
 from pydantic import ValidationError
 from rich.console import Console
 
+from workbench._complete import execution_ids
 from workbench._jsonout import echo_json
 from workbench.config import ProfilingConfig, ProfilingTriggerConfig, load_config
 from workbench.exceptions import ConfigError, ProfilerError, StoreError
@@ -358,7 +359,7 @@ def _open_existing(db: Path | None) -> Store:
 
 
 @profile_command.command("run", context_settings=_CONTEXT)
-@click.argument("execution_id", metavar="ID")
+@click.argument("execution_id", metavar="ID", shell_complete=execution_ids)
 @_profiling_options
 @click.option(
     "--on-miss",
