@@ -11,7 +11,16 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from workbench.providers import _anthropic, _openai, _responses
+from workbench.providers import (
+    _anthropic,
+    _bedrock,
+    _cohere,
+    _gemini,
+    _ollama,
+    _openai,
+    _openai_media,
+    _responses,
+)
 from workbench.providers._common import (
     INVALID,
     JSON,
@@ -31,6 +40,11 @@ __all__ = ["FORMATS", "analyse", "identify"]
 
 #: Most specific first: OpenAI's reader takes whatever no other format claims.
 FORMATS: tuple[WireFormat, ...] = (
+    _gemini.FORMAT,
+    _bedrock.FORMAT,
+    _cohere.FORMAT,
+    _ollama.FORMAT,
+    _openai_media.FORMAT,
     _responses.FORMAT,
     _anthropic.FORMAT,
     _openai.FORMAT,
@@ -52,6 +66,14 @@ def identify(method: str, url: str, request_body: JSON) -> tuple[str, str]:
     ``/completions``                      ``openai``      ``text_completion``
     ``/embeddings``                       ``openai``      ``embeddings``
     ``/responses``                        ``openai``      ``responses``
+    ``/audio/transcriptions``             ``openai`` [1]  ``transcription``
+    ``/images/generations``, ``/edits``   ``openai`` [1]  ``image_generation``
+    ``/models/M:generateContent`` [3]     ``gcp.gemini``  ``generate_content``
+    ``/model/M/converse`` [4]             ``aws.bedrock`` ``chat``
+    ``/api/chat``                         ``ollama``      ``chat``
+    ``/api/generate``                     ``ollama``      ``text_completion``
+    ``/api/embed``                        ``ollama``      ``embeddings``
+    ``/v2/chat``, ``/v2/embed``           ``cohere``      ``chat``, ``embeddings``
     ====================================  ==============  ==================
 
     [1] Or the provider whose host it is (``workbench._hosts``): ``anthropic`` on
@@ -60,7 +82,10 @@ def identify(method: str, url: str, request_body: JSON) -> tuple[str, str]:
     ``ollama`` on port 11434, ...; ``openai`` on any host the table does not know.
     [2] Or ``/messages`` on ``api.anthropic.com``, or anywhere when the body is a messages
     request (has ``model``, ``messages`` and ``max_tokens``) and the path is not an OpenAI
-    Assistants thread. Every other call is ``("http", method.lower())``.
+    Assistants thread. [3] And ``:streamGenerateContent``; ``gcp.vertex_ai`` on Vertex AI's
+    hosts. [4] And ``converse-stream``, ``invoke``, ``invoke-with-response-stream``. The native
+    paths take the host's provider too when the host table knows it. Every other call is
+    ``("http", method.lower())``.
     """
     verb = method.lower()
     if verb != "post":
@@ -89,10 +114,14 @@ def analyse(
     status_code: int,
     content_type: str | None,
     body: bytes,
+    *,
+    url: str | None = None,
 ) -> CallFacts:
     """Read a finished call's response into :class:`CallFacts`. Never raises.
 
-    ``request_body`` is the parsed JSON request (as in the canonical request). Error
+    ``request_body`` is the parsed JSON request (as in the canonical request); ``url``, when
+    given, names the model of APIs that put it only in the path (Bedrock's
+    ``/model/<id>/converse``; Gemini's responses name theirs anyway). Error
     responses (status ≥ 400) carry no tokens and no text; ``response`` is the parsed error.
     When a successful model call reports no usage, tokens are estimated as characters / 4 of
     the request's text and of the response's text, and ``tokens_estimated`` is True.
@@ -102,7 +131,7 @@ def analyse(
         request_model = None
     try:
         return _analyse(
-            provider, operation, request_body, request_model, status_code, content_type, body
+            provider, operation, request_body, request_model, status_code, content_type, body, url
         )
     except Exception as exc:  # a reader bug must not break the user's call
         error = f"could not read response: {type(exc).__name__}: {exc}"
@@ -125,6 +154,7 @@ def _analyse(
     status_code: int,
     content_type: str | None,
     body: bytes,
+    url: str | None,
 ) -> CallFacts:
     media_type = (content_type or "").partition(";")[0].strip().lower()
     is_sse = media_type == "text/event-stream" or (
@@ -148,10 +178,13 @@ def _analyse(
         output_tokens = 0 if operation == "embeddings" else estimate(read.output_chars)
         cache_read = cache_write = None
         estimated = True
+    model = read.model or request_model
+    if model is None and url is not None and wire_format is not None and wire_format.model_of:
+        model = wire_format.model_of(_target(url, request_body))
     return CallFacts(
         provider=provider,
         operation=operation,
-        model=read.model or request_model,
+        model=model,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
         cache_read_tokens=cache_read,
@@ -169,8 +202,10 @@ def _read(
 ) -> tuple[WireFormat | None, Read]:
     """The format that claimed the response (None: no format did) and what it read."""
     for wire_format in FORMATS:
-        if media_type in wire_format.stream_types and wire_format.read_stream is not None:
-            return wire_format, wire_format.read_stream(operation, body)
+        if wire_format.read_body is not None and wire_format.reads_body(
+            provider, operation, media_type
+        ):
+            return wire_format, wire_format.read_body(operation, body)
     if is_sse:
         events, truncated = parse_events(body)
         # The readers append to this list and hand it on as their own ``errors``.

@@ -96,8 +96,10 @@ class WireFormat:
     ``recognise`` names ``(provider, operation)`` for a POST it serves, else ``None``. A
     response is offered to the formats in turn: ``reads_json(provider, operation, parsed)``
     claims a JSON body (a dict, or a list for APIs that stream a JSON array),
-    ``reads_sse(provider, operation, events)`` a server-sent-event stream, and a body whose
-    media type is in ``stream_types`` (NDJSON, AWS event streams) goes to ``read_stream``.
+    ``reads_sse(provider, operation, events)`` a server-sent-event stream, and
+    ``reads_body(provider, operation, media_type)`` any other body by its media type (NDJSON
+    and AWS event streams, plain-text transcripts), read by ``read_body(operation, body)``.
+    ``model_of`` names the model from the URL, for APIs whose bodies do not (Bedrock).
     ``estimate`` says whether a call that reported no usage gets tokens estimated from its
     text: not for APIs billed by the second or the image, where characters say nothing.
     """
@@ -108,8 +110,9 @@ class WireFormat:
     read_json: Callable[[str, JSON], Read]
     reads_sse: Callable[[str, str, list[SSEEvent]], bool] = _never
     read_sse: Callable[[str, list[SSEEvent], list[str]], Read] | None = None
-    stream_types: frozenset[str] = frozenset()
-    read_stream: Callable[[str, bytes], Read] | None = None
+    reads_body: Callable[[str, str, str], bool] = _never
+    read_body: Callable[[str, bytes], Read] | None = None
+    model_of: Callable[[Target], str | None] | None = None
     estimate: bool = True
 
 

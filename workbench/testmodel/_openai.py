@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from workbench.testmodel._chat import chat_completions, completions
 from workbench.testmodel._embeddings import KNOWN_DIMENSIONS, embeddings
+from workbench.testmodel._media import image_generations, transcriptions
 from workbench.testmodel._protocol import CallContext, Dialect, JsonObject, JsonReply, Reply
 from workbench.testmodel._responses import responses
 
@@ -49,6 +50,8 @@ OPENAI = Dialect(
         ("POST", "/v1/completions"): completions,
         ("POST", "/v1/responses"): responses,
         ("POST", "/v1/embeddings"): embeddings,
+        ("POST", "/v1/audio/transcriptions"): transcriptions,
+        ("POST", "/v1/images/generations"): image_generations,
         ("GET", "/v1/models"): models,
     },
     error_payload=error_payload,

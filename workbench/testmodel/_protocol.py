@@ -8,8 +8,9 @@ nor any provider's JSON shapes (``_openai``, ``_anthropic``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
@@ -28,13 +29,17 @@ class CallContext:
     call_id: str  # unique per server and call; dialects add their provider's prefix
     created: int  # unix seconds, for the ``created`` fields
     cache: PromptCache
+    path: str = ""  # the request path, for APIs that name the model or the mode in it
+    query: str = ""  # the raw query string (Gemini's ``alt=sse``)
+    raw_body: bytes = b""  # the body as received, for a multipart upload
+    content_type: str = ""
 
 
 @dataclass(frozen=True)
 class JsonReply:
-    """A complete JSON response body."""
+    """A complete JSON response body (a list for Gemini's JSON-array stream)."""
 
-    payload: JsonObject
+    payload: JsonObject | list[Any]
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,8 @@ class StreamReply:
 
     events: tuple[bytes, ...]
     break_at: int  # the content event a malformed-sse fault corrupts, mid-stream on purpose
+    #: NDJSON (Ollama) and AWS event streams (Bedrock) are streamed event by event alike.
+    content_type: str = "text/event-stream; charset=utf-8"
 
 
 Reply = JsonReply | StreamReply
@@ -58,6 +65,8 @@ class Dialect:
     error_payload: Callable[[int, str], JsonObject]
     request_id_header: str
     request_id_prefix: str
+    #: (method, path pattern, endpoint) for APIs with the model in the path (Gemini, Bedrock).
+    patterns: tuple[tuple[str, re.Pattern[str], Endpoint], ...] = field(default=())
 
 
 class InvalidRequest(Exception):

@@ -40,6 +40,7 @@ import orjson
 from workbench.exceptions import TestServerError
 from workbench.testmodel._answers import PromptCache
 from workbench.testmodel._anthropic import ANTHROPIC
+from workbench.testmodel._natives import NATIVE_DIALECTS
 from workbench.testmodel._openai import OPENAI
 from workbench.testmodel._protocol import (
     CallContext,
@@ -312,9 +313,17 @@ class ModelServer:
         with self._lock:
             return self._pending_faults.popleft() if self._pending_faults else None
 
-    def _context(self, number: int) -> CallContext:
+    def _context(
+        self, number: int, path: str = "", query: str = "", raw: bytes = b"", content_type: str = ""
+    ) -> CallContext:
         return CallContext(
-            call_id=f"{self._id_prefix}{number:08d}", created=int(time.time()), cache=self._cache
+            call_id=f"{self._id_prefix}{number:08d}",
+            created=int(time.time()),
+            cache=self._cache,
+            path=path,
+            query=query,
+            raw_body=raw,
+            content_type=content_type,
         )
 
 
@@ -339,11 +348,15 @@ def _route(method: str, path: str, headers: Mapping[str, str]) -> tuple[Dialect,
     The Anthropic SDK always sends ``anthropic-version`` and the OpenAI SDK never does, so that
     header decides which dialect answers a path both know, and the shape of a 404.
     """
-    dialects = (ANTHROPIC, OPENAI) if "anthropic-version" in headers else (OPENAI, ANTHROPIC)
+    first = (ANTHROPIC, OPENAI) if "anthropic-version" in headers else (OPENAI, ANTHROPIC)
+    dialects = (*first, *NATIVE_DIALECTS)
     for dialect in dialects:
         endpoint = dialect.endpoints.get((method, path))
         if endpoint is not None:
             return dialect, endpoint
+        for verb, pattern, patterned in dialect.patterns:
+            if verb == method and pattern.search(path):
+                return dialect, patterned
     return dialects[0], None
 
 
@@ -377,6 +390,8 @@ class _Handler(BaseHTTPRequestHandler):
     # Set per request by _answer() before anything is sent.
     _dialect: Dialect
     _request_id: str
+    _raw: bytes
+    _query: str
 
     def setup(self) -> None:
         super().setup()
@@ -399,7 +414,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         owner = self.server.owner
-        path = self.path.partition("?")[0]
+        path, _, query = self.path.partition("?")
         headers = {name.lower(): value for name, value in self.headers.items()}
         raw = self._read_body(headers)
         body: Any = None
@@ -411,6 +426,7 @@ class _Handler(BaseHTTPRequestHandler):
         number = owner._record(ReceivedRequest(self.command, path, headers, body))
         self._dialect, endpoint = _route(self.command, path, headers)
         self._request_id = f"{self._dialect.request_id_prefix}{owner._id_prefix}{number:08d}"
+        self._raw, self._query = raw, query
         try:
             self._respond(owner, endpoint, path, headers, body, number)
         except (ConnectionError, TimeoutError):
@@ -427,7 +443,8 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         if endpoint is None:
             return self._fail(404, _unknown_url(owner, self.command, path, self._dialect))
-        if self.command == "POST" and not isinstance(body, dict):
+        multipart = headers.get("content-type", "").startswith("multipart/")
+        if self.command == "POST" and not isinstance(body, dict) and not multipart:
             return self._fail(
                 400,
                 "The request body is not a JSON object; send a JSON object with "
@@ -451,7 +468,10 @@ class _Handler(BaseHTTPRequestHandler):
                 500, "The server had an error (fault injected by the workbench test server)"
             )
         try:
-            reply = endpoint(body or {}, owner._context(number))
+            context = owner._context(
+                number, path, self._query, self._raw, headers.get("content-type", "")
+            )
+            reply = endpoint(body or {}, context)
         except InvalidRequest as exc:
             return self._fail(400, str(exc))
         except Exception as exc:  # a bug here must reach the test as a response, not hang it
@@ -491,7 +511,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send_json(
         self,
         status: int,
-        payload: JsonObject,
+        payload: JsonObject | list[Any],
         extra: tuple[tuple[str, str], ...] = (),
         *,
         truncate: bool = False,
@@ -519,7 +539,7 @@ class _Handler(BaseHTTPRequestHandler):
         head = self._head(
             200,
             [
-                ("content-type", "text/event-stream; charset=utf-8"),
+                ("content-type", reply.content_type),
                 ("cache-control", "no-cache"),
                 ("transfer-encoding", "chunked"),
                 (self._dialect.request_id_header, self._request_id),
