@@ -102,3 +102,35 @@ def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "Traceback" not in result.output
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and str(path) in line and "UTF-8" in line
+
+
+def test_providers_map_and_list_forms_are_parsed(tmp_path: Path) -> None:
+    """providers: takes {url: provider} or a list of {url, provider}, as one list of entries."""
+    (tmp_path / "workbench.yaml").write_text(
+        "providers: {'http://gpu-box:9000': vllm, 'https://llm.internal/v1': openai}\n"
+    )
+    routes = [(route.url, route.provider) for route in load_config().providers]
+    assert routes == [("http://gpu-box:9000", "vllm"), ("https://llm.internal/v1", "openai")]
+    (tmp_path / "workbench.yaml").write_text(
+        "providers:\n  - {url: 'http://gpu-box:9000', provider: ollama}\n"
+    )
+    assert [route.provider for route in load_config().providers] == ["ollama"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("providers: {'http://gpu-box:9000': vlm}", r"'vlm' for 'http://gpu-box:9000'.*vllm"),
+        ("providers: {'gpu-box:9000': vllm}", r"'gpu-box:9000' is not a base URL"),
+        ("providers: {'http://gpu-box:99999': vllm}", r"is not a base URL"),
+        ("providers: vllm", r"providers must map base URLs to provider names"),
+        ("providers: [{url: 'http://gpu-box'}]", r"providers.0.provider"),
+    ],
+)
+def test_a_bad_providers_entry_is_a_config_error_naming_it(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    """A misspelt provider, a URL without a scheme or port in range, a bare value: ConfigError."""
+    (tmp_path / "workbench.yaml").write_text(text + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config()

@@ -186,3 +186,37 @@ def test_an_azure_stream_is_named_by_its_deployments_model() -> None:
         facts.provider, facts.model, input_tokens=facts.input_tokens, output_tokens=1
     )
     assert cost is not None
+
+
+def test_workbench_yaml_names_a_self_hosted_server(tmp_path: Any) -> None:
+    """A providers: entry names a server the host table cannot know, longest base URL first."""
+    (tmp_path / "workbench.yaml").write_text(
+        "providers:\n  'http://gpu-box:9000': vllm\n  'http://gpu-box:9000/ollama': ollama\n"
+        "  'https://llm.internal': openai\n"
+    )
+    assert identify("POST", "http://gpu-box:9000/v1" + CHAT, {}) == ("vllm", "chat")
+    assert identify("POST", "http://gpu-box:9000/ollama/api/chat", {}) == ("ollama", "chat")
+    assert identify("POST", "https://llm.internal:443/v1" + CHAT, {}) == ("openai", "chat")
+    # The configured URL wins over the host table's port rule (8000 is vLLM's default).
+    (tmp_path / "workbench.yaml").write_text("providers: {'http://box:8000': litellm}\n")
+    assert identify("POST", "http://box:8000/v1" + CHAT, {}) == ("litellm", "chat")
+
+
+def test_a_call_to_a_configured_self_hosted_server_is_unpriced_and_says_why(
+    tmp_path: Any, store: Store, model_server: ModelServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The real openai SDK calling a URL mapped to vllm records provider vllm, cost None."""
+    (tmp_path / "workbench.yaml").write_text(f"providers: {{'{model_server.url}': vllm}}\n")
+    client = openai.OpenAI(base_url=model_server.openai_base_url, api_key="sk-x", max_retries=0)
+    with (
+        caplog.at_level(logging.WARNING, logger="workbench.pricing"),
+        client,
+        workbench.record("p", inputs={}, store=store) as run,
+    ):
+        client.chat.completions.create(
+            model="Qwen/Qwen3-8B", messages=[{"role": "user", "content": "Hi vLLM"}]
+        )
+    (call,) = store.get_execution(run.id).model_calls
+    assert (call.provider, call.operation) == ("vllm", "chat")
+    assert call.input_tokens is not None and call.cost_usd is None
+    assert "vllm is self-hosted" in caplog.text

@@ -9,7 +9,8 @@ GenAI ``gen_ai.provider.name`` values where the conventions define one (``azure.
 compute prices (``workbench.pricing``).
 
 Any other host speaking an OpenAI path stays ``openai`` and is priced as OpenAI, as before:
-the test model server and gateways in front of OpenAI rely on that.
+the test model server and gateways in front of OpenAI rely on that — unless workbench.yaml's
+``providers:`` names the server (:func:`configured_provider`), which wins over the table.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-__all__ = ["Host", "host_of", "pricing_of"]
+__all__ = ["Host", "configured_provider", "host_of", "known_providers", "pricing_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +104,44 @@ def host_of(host: str, port: int | None) -> Host | None:
 def pricing_of(provider: str) -> Host | None:
     """The table's entry for a provider name (``None``: a name it does not know)."""
     return _BY_NAME.get(provider.lower())
+
+
+def known_providers() -> frozenset[str]:
+    """Every provider name this table prices by, for validating workbench.yaml's ``providers``."""
+    return frozenset(_BY_NAME) | {"openai"}
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@functools.lru_cache(maxsize=64)
+def _route(url: str) -> tuple[str, int | None, str]:
+    parts = urlsplit(url)
+    port = parts.port if parts.port is not None else _DEFAULT_PORTS.get(parts.scheme)
+    return (parts.hostname or "").lower(), port, parts.path.rstrip("/")
+
+
+def configured_provider(scheme: str, host: str, port: int | None, path: str) -> str | None:
+    """The provider workbench.yaml's ``providers:`` names for this URL, if any (the longest
+    matching base URL wins), else ``None``."""
+    from workbench.config import load_config
+    from workbench.exceptions import ConfigError
+
+    try:
+        routes = load_config().providers
+    except ConfigError:  # recording already refused to start on it; do not fail a call here
+        return None
+    if not routes:
+        return None
+    port = port if port is not None else _DEFAULT_PORTS.get(scheme)
+    best: tuple[int, str] | None = None
+    for route in routes:
+        route_host, route_port, route_path = _route(route.url)
+        if (
+            route_host == host
+            and route_port == port
+            and (path == route_path or path.startswith(route_path + "/") or not route_path)
+            and (best is None or len(route_path) > best[0])
+        ):
+            best = (len(route_path), route.provider)
+    return best[1] if best is not None else None

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from workbench.config._debug import (
     DebugConfig,
@@ -30,7 +30,9 @@ from workbench.config._foundation import (
     CaptureConfig,
     ModelPriceConfig,
     ProviderPricesConfig,
+    ProviderRouteConfig,
     StoreConfig,
+    provider_routes,
 )
 from workbench.config._monitoring import (
     BudgetAlertConfig,
@@ -111,6 +113,7 @@ __all__ = [
     "ProfilingConfig",
     "ProfilingTriggerConfig",
     "ProviderPricesConfig",
+    "ProviderRouteConfig",
     "PytestConfig",
     "ReceiverConfig",
     "RouteConfig",
@@ -133,6 +136,8 @@ class WorkbenchConfig(BaseModel):
     store: StoreConfig = Field(default_factory=StoreConfig)
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     cost_tracking: CostTrackingConfig = Field(default_factory=CostTrackingConfig)
+    #: Base URLs of self-hosted or proxied model servers, and whose API each serves.
+    providers: list[ProviderRouteConfig] = Field(default_factory=list)
     # Sections owned by later features; accepted now so one file serves the whole workbench.
     monitoring: MonitoringSectionConfig = Field(default_factory=MonitoringSectionConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -146,6 +151,11 @@ class WorkbenchConfig(BaseModel):
     profiling: ProfilingConfig = Field(default_factory=ProfilingConfig)
     dashboards: DashboardsConfig = Field(default_factory=DashboardsConfig)
     pytest: PytestConfig = Field(default_factory=lambda: PytestConfig())
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _providers_as_list(cls, value: Any) -> Any:
+        return provider_routes(value)
 
     @model_validator(mode="before")
     @classmethod

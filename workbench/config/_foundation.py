@@ -1,14 +1,18 @@
-"""The foundation's sections: ``store``, ``capture``, and ``cost_tracking``'s price overrides."""
+"""The foundation's sections: ``store``, ``capture``, ``providers`` and the price overrides."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import (
     Field,
     field_validator,
+    model_validator,
 )
 
+from workbench._hosts import known_providers
 from workbench.config._section import _Section
 
 
@@ -75,3 +79,55 @@ class ModelPriceConfig(_Section):
 
 class ProviderPricesConfig(_Section):
     models: dict[str, ModelPriceConfig] = Field(default_factory=dict)
+
+
+class ProviderRouteConfig(_Section):
+    """One ``providers:`` entry: calls to ``url`` (and below it) are ``provider``'s.
+
+    For self-hosted and proxied servers the host table cannot know (``http://gpu-box:8000``
+    serving vLLM); ``provider`` is a ``gen_ai.provider.name`` workbench prices by (see the
+    README's providers table), so ``vllm`` is self-hosted and unpriced, ``openai`` is priced
+    as OpenAI.
+    """
+
+    url: str
+    provider: str
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        try:
+            parts.port  # noqa: B018 - raises for a port that is not a number from 0 to 65535
+        except ValueError:
+            parts = parts._replace(netloc="")
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
+            raise ValueError(
+                f"providers url {url!r} is not a base URL; write scheme, host, optional port "
+                "and path, e.g. 'http://gpu-box:8000' or 'https://llm.internal/v1'"
+            )
+        return url
+
+    @model_validator(mode="after")
+    def _known_provider(self) -> ProviderRouteConfig:
+        names = known_providers()
+        if self.provider not in names:
+            raise ValueError(
+                f"provider {self.provider!r} for {self.url!r} is not one workbench knows; "
+                f"use one of {', '.join(sorted(names))}"
+            )
+        return self
+
+
+def provider_routes(value: Any) -> Any:
+    """``providers:`` as a list of entries: a mapping ``{url: provider}`` is one per item."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [{"url": url, "provider": provider} for url, provider in value.items()]
+    if not isinstance(value, list):
+        raise ValueError(
+            "providers must map base URLs to provider names, e.g. "
+            "{'http://gpu-box:8000': vllm}, or be a list of {url, provider}"
+        )
+    return value

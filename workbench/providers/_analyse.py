@@ -76,7 +76,8 @@ def identify(method: str, url: str, request_body: JSON) -> tuple[str, str]:
     ``/v2/chat``, ``/v2/embed``           ``cohere``      ``chat``, ``embeddings``
     ====================================  ==============  ==================
 
-    [1] Or the provider whose host it is (``workbench._hosts``): ``anthropic`` on
+    [1] Or the provider workbench.yaml's ``providers:`` names for the URL, else the one
+    whose host it is (``workbench._hosts``): ``anthropic`` on
     ``api.anthropic.com`` (its OpenAI-compatible endpoint), ``groq`` on ``api.groq.com``,
     ``gcp.gemini`` on Gemini's OpenAI-compatible API, ``azure.ai.openai`` on Azure OpenAI,
     ``ollama`` on port 11434, ...; ``openai`` on any host the table does not know.
@@ -104,7 +105,13 @@ def _target(url: str, request_body: JSON) -> Target:
         port = parts.port
     except ValueError:  # a port out of range: no provider runs there
         port = None
-    return Target((parts.hostname or "").lower(), port, parts.path.rstrip("/"), request_body)
+    return Target(
+        parts.scheme.lower(),
+        (parts.hostname or "").lower(),
+        port,
+        parts.path.rstrip("/"),
+        request_body,
+    )
 
 
 def analyse(

@@ -77,8 +77,9 @@ class Read:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a POST went, as recognition reads it: host (lower-case), port, path, JSON body."""
+    """Where a POST went, as recognition reads it: scheme, host (lower-case), port, path, body."""
 
+    scheme: str
     host: str
     port: int | None
     path: str  #: without a trailing slash

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench._hosts import host_of
+from workbench._hosts import configured_provider, host_of
 from workbench.providers._common import (
     JSON,
     Read,
@@ -40,7 +40,11 @@ _PATHS = (
 
 
 def provider_of(target: Target, default: str = "openai") -> str:
-    """Whose server ``target`` is by its host (``workbench._hosts``), else ``default``."""
+    """Whose server ``target`` is: as workbench.yaml's ``providers:`` names it, else by its
+    host (``workbench._hosts``), else ``default``."""
+    configured = configured_provider(target.scheme, target.host, target.port, target.path)
+    if configured is not None:
+        return configured
     known = host_of(target.host, target.port)
     return known.provider if known is not None else default
 
