@@ -320,3 +320,35 @@ def test_a_per_image_generation_is_unknown_never_estimated(
         )  # fmt: skip
     assert (facts.input_tokens, facts.output_tokens, facts.tokens_estimated) == (None, None, False)
     assert "billed per image" in caplog.text
+
+
+@workbench.pipeline
+def native_streams(*, base_url: str) -> list[str]:
+    """Streams an Ollama chat (NDJSON) and a Bedrock converse-stream (binary event stream)."""
+    with httpx.Client(base_url=base_url) as client:
+        ollama = client.post(
+            "/api/chat",
+            json={"model": "llama3.2", "messages": [{"role": "user", "content": "Hi llama"}]},
+        )
+        bedrock = client.post(f"/model/{HAIKU}/converse-stream", json=BEDROCK_PROMPT)
+    lines = [line for line in ollama.text.splitlines() if line]
+    return [lines[-1], bedrock.content.hex()]
+
+
+def test_native_streams_are_stored_assembled_and_replay_offline(store: Store) -> None:
+    """NDJSON and event-stream calls read back with their assembled response, and replay
+    byte for byte with no server running."""
+    from workbench.debugging import RequestReplay
+
+    with ModelServer() as server, workbench.record("native", inputs={}, store=store) as run:
+        recorded_output = native_streams(base_url=server.url)
+    ollama, bedrock = store.get_execution(run.id).model_calls
+    assert ollama.response["message"]["content"] == ollama.text
+    assert bedrock.response["output"]["message"]["content"][0]["text"] == bedrock.text
+    result = RequestReplay(store).replay_execution(run.id)
+    assert result.status == "completed"
+    assert result.output == recorded_output
+    assert [(c.provider, c.input_tokens, c.output_tokens) for c in result.model_calls] == [
+        ("ollama", 2, 6),
+        ("aws.bedrock", 2, 6),
+    ]

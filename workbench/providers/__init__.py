@@ -7,14 +7,19 @@ recognition (method, host, path), usage parsing and stream assembly as a
 * ``_openai`` — chat completions, legacy completions and embeddings, on OpenAI and on every
   OpenAI-compatible server (the host names whose: ``workbench._hosts``);
 * ``_responses`` — OpenAI's Responses API;
-* ``_anthropic`` — Anthropic's Messages API.
+* ``_anthropic`` — Anthropic's Messages API;
+* ``_gemini`` — Gemini's and Vertex AI's native ``:generateContent`` and its streams;
+* ``_bedrock`` — Bedrock's Converse API (and ``invoke`` of Claude), its binary event stream;
+* ``_ollama`` — Ollama's native ``/api/chat``, ``/api/generate``, ``/api/embed`` and NDJSON;
+* ``_cohere`` — Cohere's v2 chat and embed;
+* ``_openai_media`` — OpenAI's audio transcriptions and image generation.
 
 :func:`identify` tells a model call from any other HTTP call; :func:`analyse` reads the
 response — JSON or a stream — into :class:`CallFacts` (model, tokens, finish reason, text, and
 the response in the provider's non-streaming shape); :class:`SSEParser` is the incremental
 event-stream parser the SSE readers use. It does not capture anything, price anything
 (``workbench.pricing``, by the API URL ``workbench._hosts`` gives each provider) or store
-anything.
+anything. :func:`is_stream` says which content types are streams it assembles.
 
 Everything here is a pure function of bytes already received (run on the store's writer thread
 when a call is recorded, and when a stored stream is read back), and never raises on a malformed
@@ -25,7 +30,7 @@ input tokens *include* cached ones.
 
 from __future__ import annotations
 
-from workbench.providers._analyse import analyse, identify
+from workbench.providers._analyse import analyse, identify, is_stream
 from workbench.providers._common import CallFacts
 from workbench.providers._sse import SSEEvent, SSEParser
 
@@ -35,4 +40,5 @@ __all__ = [
     "SSEParser",
     "analyse",
     "identify",
+    "is_stream",
 ]

@@ -36,7 +36,7 @@ from workbench.providers._common import (
 )
 from workbench.providers._sse import parse_events
 
-__all__ = ["FORMATS", "analyse", "identify"]
+__all__ = ["FORMATS", "analyse", "identify", "is_stream"]
 
 #: Most specific first: OpenAI's reader takes whatever no other format claims.
 FORMATS: tuple[WireFormat, ...] = (
@@ -49,6 +49,16 @@ FORMATS: tuple[WireFormat, ...] = (
     _anthropic.FORMAT,
     _openai.FORMAT,
 )
+
+
+#: Media types of the streams the formats assemble: SSE, Ollama's NDJSON, AWS event streams.
+STREAM_TYPES = frozenset({"text/event-stream", _bedrock.EVENT_STREAM, *_ollama.NDJSON_TYPES})
+
+
+def is_stream(content_type: str | None) -> bool:
+    """Whether a response of this content type is a stream that :func:`analyse` assembles (so
+    its stored body is read back through it, not as JSON)."""
+    return (content_type or "").partition(";")[0].strip().lower() in STREAM_TYPES
 
 
 def identify(method: str, url: str, request_body: JSON) -> tuple[str, str]:

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from workbench._http import body_json, decode_content
 from workbench._json import decode
-from workbench.providers import CallFacts, analyse
+from workbench.providers import CallFacts, analyse, is_stream
 from workbench.records import ErrorInfo, ModelCall, Span, Step, StreamChunk
 
 __all__ = [
@@ -316,7 +316,8 @@ def model_call(r: sqlite3.Row, blobs: dict[str, Any]) -> ModelCall:
     # derived from it here rather than stored a second time.
     response = None
     if body and r["status_code"] is not None:
-        if r["streamed"]:
+        # NDJSON and AWS event streams are stored unflagged (capture flags SSE): assembled too.
+        if r["streamed"] or is_stream(headers.get("content-type")):
             request_body = request.get("body") if isinstance(request, dict) else None
             response = analyse(
                 r["provider"],
