@@ -1,9 +1,10 @@
-"""The built-in test model server: real HTTP/1.1 on 127.0.0.1, speaking OpenAI and Anthropic.
+"""The built-in test model server: real HTTP/1.1 on 127.0.0.1, speaking every provider's API.
 
 Owns the server's lifecycle (:class:`ModelServer`), the HTTP handling (keep-alive connections,
 chunked SSE flushed event by event), routing a request to a provider dialect, injected latency
 and faults, and the log of received requests. Does not own the providers' JSON and SSE shapes
-(``_openai`` routes to ``_chat``, ``_responses`` and ``_embeddings``; ``_anthropic``), what the
+(``_openai`` routes to ``_chat``, ``_responses``, ``_embeddings`` and ``_media``;
+``_anthropic``; ``_natives`` for Gemini, Ollama, Cohere and Bedrock), what the
 model decides to reply (``_reply``, ``_schema``) nor what the answers say and how tokens are
 counted (``_answers``).
 
