@@ -352,3 +352,26 @@ def test_native_streams_are_stored_assembled_and_replay_offline(store: Store) ->
         ("ollama", 2, 6),
         ("aws.bedrock", 2, 6),
     ]
+
+
+def test_a_multipart_transcription_request_names_its_model() -> None:
+    """request_fields reads a multipart upload's text fields (not its file) from the canonical
+    request, so a transcription's model can be known and priced."""
+    from workbench.capture.canonical import canonical_request
+    from workbench.providers import request_fields
+
+    request = httpx.Request(
+        "POST",
+        "https://api.openai.com/v1/audio/transcriptions",
+        files={"file": ("a.wav", b"RIFF\x00\xff" * 100)},
+        data={"model": "gpt-4o-transcribe", "response_format": "json"},
+    )
+    canonical = canonical_request(
+        request.method, str(request.url), list(request.headers.items()), request.read()
+    )
+    fields = request_fields(canonical)
+    assert fields == {"model": "gpt-4o-transcribe", "response_format": "json"}
+    body = b'{"text":"Hi","usage":{"type":"tokens","input_tokens":20,"output_tokens":2}}'
+    facts = analyse("openai", "transcription", fields, 200, "application/json", body)
+    assert facts.model == "gpt-4o-transcribe"
+    assert request_fields({"body_format": "json", "body": {"model": "m"}}) == {"model": "m"}

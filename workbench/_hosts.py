@@ -124,6 +124,7 @@ def _route(url: str) -> tuple[str, int | None, str]:
 def configured_provider(scheme: str, host: str, port: int | None, path: str) -> str | None:
     """The provider workbench.yaml's ``providers:`` names for this URL, if any (the longest
     matching base URL wins), else ``None``."""
+    # Imported here: the configuration validates its provider names against this table.
     from workbench.config import load_config
     from workbench.exceptions import ConfigError
 

@@ -19,7 +19,9 @@ response — JSON or a stream — into :class:`CallFacts` (model, tokens, finish
 the response in the provider's non-streaming shape); :class:`SSEParser` is the incremental
 event-stream parser the SSE readers use. It does not capture anything, price anything
 (``workbench.pricing``, by the API URL ``workbench._hosts`` gives each provider) or store
-anything. :func:`is_stream` says which content types are streams it assembles.
+anything. :func:`is_stream` says which content types are streams it assembles;
+:func:`request_fields` gives the request value they read from a canonical request (a
+multipart form's fields too).
 
 Everything here is a pure function of bytes already received (run on the store's writer thread
 when a call is recorded, and when a stored stream is read back), and never raises on a malformed
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 from workbench.providers._analyse import analyse, identify, is_stream
 from workbench.providers._common import CallFacts
+from workbench.providers._request import request_fields
 from workbench.providers._sse import SSEEvent, SSEParser
 
 __all__ = [
@@ -41,4 +44,5 @@ __all__ = [
     "analyse",
     "identify",
     "is_stream",
+    "request_fields",
 ]
