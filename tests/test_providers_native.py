@@ -375,3 +375,33 @@ def test_a_multipart_transcription_request_names_its_model() -> None:
     facts = analyse("openai", "transcription", fields, 200, "application/json", body)
     assert facts.model == "gpt-4o-transcribe"
     assert request_fields({"body_format": "json", "body": {"model": "m"}}) == {"model": "m"}
+
+
+def test_an_applications_own_api_chat_path_stays_plain_http() -> None:
+    """/api/chat or /v2/chat on an unnamed host without a model in the body is not a model call."""
+    assert identify("POST", "https://shop.example.com/api/chat", {"text": "hi"}) == (
+        "http",
+        "post",
+    )
+    assert identify("POST", "https://shop.example.com/v2/chat", None) == ("http", "post")
+    assert identify("POST", "http://127.0.0.1:9/api/chat", {"model": "llama3.2"}) == (
+        "ollama",
+        "chat",
+    )
+    assert identify("POST", "http://localhost:11434/api/chat", None) == ("ollama", "chat")
+
+
+def test_a_vertex_call_is_priced_under_vertex(store: Store, model_server: ModelServer) -> None:
+    """Vertex AI's generateContent is gcp.vertex_ai, priced by genai-prices' Google prices."""
+    url = (
+        VERTEX + "/v1/projects/p/locations/us-central1/publishers/google/models/"
+        "gemini-2.0-flash:generateContent"
+    )
+    call = _call(store, model_server, url, json=GEMINI_PROMPT)
+    assert (call.provider, call.operation, call.model) == (
+        "gcp.vertex_ai",
+        "generate_content",
+        "gemini-2.0-flash",
+    )
+    expected = _price("gemini-2.0-flash", "https://aiplatform.googleapis.com", 3, 7)
+    assert call.cost_usd == pytest.approx(expected)

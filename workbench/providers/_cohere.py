@@ -34,7 +34,14 @@ _PATHS = (("/v2/chat", "chat"), ("/v2/embed", "embeddings"))
 def _recognise(target: Target) -> tuple[str, str] | None:
     for suffix, operation in _PATHS:
         if target.path.endswith(suffix):
-            return provider_of(target, "cohere"), operation
+            known = provider_of(target, "")
+            # A path this generic may be an application's own API: on a host nobody named,
+            # only a body naming a model makes it a model call.
+            if known or (
+                isinstance(target.body, dict) and isinstance(target.body.get("model"), str)
+            ):
+                return known or "cohere", operation
+            return None
     return None
 
 

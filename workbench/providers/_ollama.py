@@ -41,7 +41,14 @@ NDJSON_TYPES = frozenset({"application/x-ndjson", "application/ndjson", "applica
 def _recognise(target: Target) -> tuple[str, str] | None:
     for suffix, operation in _PATHS:
         if target.path.endswith(suffix):
-            return provider_of(target, "ollama"), operation
+            known = provider_of(target, "")
+            # A path this generic may be an application's own API: on a host nobody named,
+            # only a body naming a model makes it a model call.
+            if known or (
+                isinstance(target.body, dict) and isinstance(target.body.get("model"), str)
+            ):
+                return known or "ollama", operation
+            return None
     return None
 
 
