@@ -5,14 +5,19 @@ They are thin wrappers over ``workbench.testing``, which works without pytest.
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import importlib
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
+import openai
 import pytest
 
 from workbench.redaction import forget_secrets
 from workbench.store import Store
-from workbench.testing import ModelServer, fresh_store
+from workbench.testing import ModelServer, NetworkGuard, fresh_store
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +41,28 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)
     forget_secrets()  # secret values remembered by one test must not scrub another's data
+
+
+@pytest.fixture
+def offline_litellm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """litellm, kept off the network: its bundled cost map and offline mode (it fetches both
+    from GitHub otherwise), and a guard that fails the test on any connection off the machine."""
+    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    monkeypatch.setenv("LITELLM_OFFLINE_MODE", "true")
+    monkeypatch.delenv("DISABLE_AIOHTTP_TRANSPORT", raising=False)
+    # Where asyncio.run leaves it: else litellm's sync calls make the main thread an event loop
+    # that nobody closes (its sockets then warn in whichever test collects them).
+    asyncio.set_event_loop(None)
+    with NetworkGuard() as guard:
+        module = importlib.import_module("litellm")
+        assert module.disable_aiohttp_transport is False  # its default: aiohttp under httpx
+        yield module
+    # litellm keeps its clients for the life of the process; close the ones these tests made
+    # (the async ones are closed in their own event loop, by the test) for the same reason.
+    cache = module.in_memory_llm_clients_cache
+    for client in list(cache.cache_dict.values()):
+        if isinstance(client, openai.OpenAI):
+            client.close()
+    cache.flush_cache()
+    gc.collect()  # anything still left open warns here, in these tests, not in another one
+    assert guard.blocked == []

@@ -8,15 +8,12 @@ to its promise without litellm too. Everything talks to a ModelServer on 127.0.0
 from __future__ import annotations
 
 import asyncio
-import gc
-import importlib
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from types import ModuleType
 from typing import Any
 
 import aiohttp
 import httpx
-import openai
 import pytest
 import requests
 
@@ -26,7 +23,7 @@ from workbench.debugging import RequestReplay
 from workbench.records import ModelCall
 from workbench.replay import ReplayResult
 from workbench.store import Store
-from workbench.testing import ModelServer, NetworkGuard
+from workbench.testing import ModelServer
 
 KEY = "sk-test-nesting-0123456789abcdef"
 MODEL = "gpt-4o-mini"
@@ -146,31 +143,6 @@ def ask_over_requests(question: str, *, base_url: str) -> str:
 
 
 # -- litellm, with its real default transport -------------------------------------------------
-
-
-@pytest.fixture
-def offline_litellm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """litellm, kept off the network: its bundled cost map and offline mode (it fetches both
-    from GitHub otherwise), and a guard that fails the test on any connection off the machine."""
-    monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    monkeypatch.setenv("LITELLM_OFFLINE_MODE", "true")
-    monkeypatch.delenv("DISABLE_AIOHTTP_TRANSPORT", raising=False)
-    # Where asyncio.run leaves it: else litellm's sync calls make the main thread an event loop
-    # that nobody closes (its sockets then warn in whichever test collects them).
-    asyncio.set_event_loop(None)
-    with NetworkGuard() as guard:
-        module = importlib.import_module("litellm")
-        assert module.disable_aiohttp_transport is False  # its default: aiohttp under httpx
-        yield module
-    # litellm keeps its clients for the life of the process; close the ones these tests made
-    # (the async ones are closed in their own event loop, by the test) for the same reason.
-    cache = module.in_memory_llm_clients_cache
-    for client in list(cache.cache_dict.values()):
-        if isinstance(client, openai.OpenAI):
-            client.close()
-    cache.flush_cache()
-    gc.collect()  # anything still left open warns here, in these tests, not in another one
-    assert guard.blocked == []
 
 
 @pytest.fixture
