@@ -198,6 +198,9 @@ def test_bedrock_converse_and_its_event_stream_are_read(
     assert (call.input_tokens, call.output_tokens, call.tokens_estimated) == (2, 6, False)
     assert call.finish_reason == "end_turn" and call.stream_error is None
     assert call.text is not None and call.text.endswith("Hi Bedrock")
+    # The model is in the path, not the body: the recorded call names it and is priced.
+    assert call.model == HAIKU and call.cost_usd == pytest.approx(_price(HAIKU, BEDROCK, 2, 6))
+    assert call.streamed is (method == "converse-stream")
 
 
 def test_bedrock_names_its_model_from_the_path_and_is_priced() -> None:

@@ -28,7 +28,7 @@ from workbench._http import decode_content
 from workbench._ids import new_id
 from workbench._json import encode
 from workbench.capture.canonical import canonical_request, request_key
-from workbench.providers import CallFacts, analyse, identify
+from workbench.providers import CallFacts, analyse, identify, is_stream, request_fields
 from workbench.records import ErrorInfo
 from workbench.redaction import (
     redact_headers,
@@ -334,9 +334,7 @@ class PendingCall:
             chunks = scrub_chunks(chunks, run.sensitive)
         body = b"".join(data for _, data in chunks)
         content_type = self.headers.get("content-type")
-        request_body = (
-            self.canonical.get("body") if self.canonical.get("body_format") == "json" else None
-        )
+        request_body = request_fields(self.canonical)
         # What the response was: analysed here, or, for a replay that served these very bytes,
         # the recording's own analysis (a RecordedResponse carries the same fields, read as is).
         facts: CallFacts | RecordedResponse | None = None
@@ -351,7 +349,7 @@ class PendingCall:
             provider, operation = identify(self.method, self.url, request_body)
             if self.status_code is not None:
                 facts, cost = self._analyse(provider, operation, request_body, content_type, body)
-        streamed = bool(content_type and content_type.startswith("text/event-stream"))
+        streamed = is_stream(content_type)
         step = self.frame.step
         error = None if self.error is None else run.error_text(self.error)
         # Debug mode: an unsampled run keeps no row (its observers still hear of the call);
@@ -449,7 +447,9 @@ class PendingCall:
         try:
             # Scrubbed like the body: a content-encoded body's text was out of the scrub's reach.
             facts = scrub_derived(
-                analyse(provider, operation, request_body, status, content_type, readable),
+                analyse(
+                    provider, operation, request_body, status, content_type, readable, url=self.url
+                ),
                 self.frame.run.sensitive,
             )
             if facts is None or status >= 400:
