@@ -497,6 +497,70 @@ def test_corrupt_recorded_stream_is_a_damaged_recording_error(store: Store) -> N
     assert store.get_execution(original_id) == before
 
 
+def _request_hashes(store: Store, execution_id: str) -> list[str]:
+    store.flush()
+    with sqlite3.connect(store.path) as conn:
+        found = conn.execute(
+            "SELECT request_hash FROM model_calls WHERE execution_id = ? ORDER BY started_at, id",
+            (execution_id,),
+        ).fetchall()
+    conn.close()
+    return [digest for (digest,) in found]
+
+
+def _blob_count(store: Store) -> int:
+    store.flush()
+    with sqlite3.connect(store.path) as conn:
+        (count,) = conn.execute("SELECT COUNT(*) FROM blobs").fetchone()
+    conn.close()
+    return int(count)
+
+
+def test_replayed_calls_name_the_recorded_request_and_response_blobs(store: Store) -> None:
+    """A replay opened from another Store (nothing known in memory) records each call with the
+    recording's own request and response blobs, adds no blob, and reads back the same request,
+    response, headers and analysis as the original's calls."""
+    original_id = _recorded_offline(store)
+    blobs = _blob_count(store)
+    with Store(store.path) as fresh:
+        responses = fresh.recorded_responses(original_id)
+        assert [r.request_hash for r in responses] == _request_hashes(fresh, original_id)
+        result = RequestReplay(fresh).replay_execution(original_id)
+        assert result.status == "completed"
+        assert _request_hashes(fresh, result.execution_id) == _request_hashes(fresh, original_id)
+        assert _blob_count(fresh) == blobs  # the outputs and states are the same blobs too
+        before = fresh.get_execution(original_id).model_calls
+        after = fresh.get_execution(result.execution_id).model_calls
+    assert [c.request for c in after] == [c.request for c in before]
+    for name in ("response", "response_headers", "text", "input_tokens", "cost_usd"):
+        assert [getattr(c, name) for c in after] == [getattr(c, name) for c in before], name
+    assert all(c.replayed for c in after)
+
+
+def test_a_recorded_request_blob_gone_is_stored_again_by_the_replay(store: Store) -> None:
+    """When the store has lost a recorded request's blob, the recording offers no blob to point
+    at for that call, and its replay stores the request it sent, so the replay reads whole."""
+    original_id = _recorded_offline(store)
+    call_id = _call_id(store, original_id, "outline")
+    _edit_store(
+        store,
+        "DELETE FROM blobs WHERE hash = (SELECT request_hash FROM model_calls WHERE id = ?)",
+        call_id,
+    )
+    with Store(store.path) as fresh:
+        responses = fresh.recorded_responses(original_id)
+        gone = [r.call_id for r in responses if r.request_hash is None]
+        assert gone == [call_id] and len(responses) > 1
+        result = RequestReplay(fresh).replay_execution(original_id)
+        assert result.status == "completed"
+        replayed = next(c for c in result.model_calls if c.step_id == "outline")
+        assert replayed.request["body"]["messages"][0]["role"] == "system"
+        assert (
+            next(c for c in fresh.get_execution(original_id).model_calls if c.id == call_id).request
+            == replayed.request
+        )  # the replay put the blob back
+
+
 def test_prompt_override_with_test_model_changes_what_follows(store: Store) -> None:
     """A message override in 'outline' is sent as rewritten, answered by the test model, and
     changes the outline and everything downstream of it."""

@@ -355,6 +355,7 @@ class PendingCall:
         # Debug mode: an unsampled run keeps no row (its observers still hear of the call);
         # a sampled one without log_model_prompts keeps the call but not what was said.
         keep, prompts = run.recording, run.keep_prompts
+        request_hash = self._request_blob(blob, prompts) if keep else None
         row = (
             self.id,
             run.id,
@@ -364,13 +365,7 @@ class PendingCall:
             facts.provider if facts else provider,
             (facts.model if facts else None) or _request_model(request_body),
             facts.operation if facts else operation,
-            blob(
-                scrub_rendered(
-                    encode(self.canonical if prompts else _unsaid(self.canonical)), run.sensitive
-                )
-            )
-            if keep
-            else None,
+            request_hash,
             self.status_code,
             scrub_rendered(encode(self.headers), run.sensitive).decode() if keep else "{}",
             int(streamed),
@@ -429,6 +424,19 @@ class PendingCall:
                 )
             )
         return ops
+
+    def _request_blob(self, blob: Callable[[bytes], str | None], prompts: bool) -> str | None:
+        """The hash of the stored request; the recorded call's own blob when this call sent
+        the very request the recording holds (a replay, mostly), so it is neither scrubbed
+        nor stored again: those bytes were scrubbed when the recording was made."""
+        run = self.frame.run
+        rendered = encode(self.canonical if prompts else _unsaid(self.canonical))
+        recorded = self.recorded
+        if recorded is not None and recorded.request_hash is not None:
+            digest = run.store.blob_hash(rendered)
+            if digest == recorded.request_hash:
+                return digest
+        return blob(scrub_rendered(rendered, run.sensitive))
 
     def _analyse(
         self,

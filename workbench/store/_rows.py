@@ -67,6 +67,9 @@ class RecordedResponse(NamedTuple):
     #: What the caller got instead of a (whole) response: the connection failed before it, or
     #: the stream was cut after ``chunks``. A replay raises it again at the same point.
     error: ErrorInfo | None = None
+    #: The blob of the recorded (canonical, scrubbed) request, when the store holds it: a
+    #: replayed call that sends these very bytes names it instead of storing them again.
+    request_hash: str | None = None
 
     @classmethod
     def from_model_call(cls, call: ModelCall) -> RecordedResponse:
@@ -246,9 +249,12 @@ RESPONSE_COLUMNS = (
 )
 
 
-def recorded_response(values: tuple[Any, ...], stored_body: bytes | None) -> RecordedResponse:
+def recorded_response(
+    values: tuple[Any, ...], stored_body: bytes | None, request_hash: str | None = None
+) -> RecordedResponse:
     """One row of :data:`RESPONSE_COLUMNS`; ``stored_body`` is ``None`` when the row names a
-    body blob the store does not hold."""
+    body blob the store does not hold, ``request_hash`` the request's blob if the store holds
+    it."""
     (
         call_id,
         step_id,
@@ -301,6 +307,7 @@ def recorded_response(values: tuple[Any, ...], stored_body: bytes | None) -> Rec
         stream_error=stream_error,
         damage=damage,
         error=None if error is None else ErrorInfo.from_json(json_column(error)),
+        request_hash=request_hash,
     )
 
 

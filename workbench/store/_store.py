@@ -276,6 +276,11 @@ class Store:
         """Queue work that produces rows, to be done by the writer thread, not the caller."""
         self._writer.put(("deferred", build))
 
+    @staticmethod
+    def blob_hash(data: bytes) -> str:
+        """The hash ``data`` is stored under as a blob (to compare with one already stored)."""
+        return blob_hash(data)
+
     def blob_op(self, data: bytes) -> tuple[str, tuple[str, tuple[str, bytes]] | None]:
         """For deferred builders on the writer thread: the hash, and the op to queue if new."""
         digest = blob_hash(data)
@@ -820,10 +825,14 @@ class Store:
                 columns = ", ".join(f"c.{name}" for name in rows.RESPONSE_COLUMNS)
                 return [
                     rows.recorded_response(
-                        values[:-2], None if values[-1] is None else decompress(*values[-2:])
+                        values[:-3],
+                        None if values[-1] is None else decompress(*values[-2:]),
+                        values[-3],
                     )
                     for values in self._query(
-                        f"SELECT {columns}, b.codec, b.data FROM model_calls AS c "
+                        # The request's hash only where its blob is there to point at.
+                        f"SELECT {columns}, r.hash, b.codec, b.data FROM model_calls AS c "
+                        "LEFT JOIN blobs AS r ON r.hash = c.request_hash "
                         "LEFT JOIN blobs AS b ON b.hash = c.body_hash "
                         "WHERE c.execution_id = ? ORDER BY c.started_at, c.id",
                         (execution_id,),
