@@ -13,6 +13,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from workbench.capture.canonical import _KEPT_HEADERS as KEPT_HEADERS
 from workbench.capture.canonical import (
     REDACTED,
     canonical_request,
@@ -21,6 +22,7 @@ from workbench.capture.canonical import (
     request_key,
 )
 from workbench.exceptions import ConfigError
+from workbench.redaction import sensitive_names
 
 URL = "https://api.openai.com/v1/chat/completions"
 JSON_HEADERS = {"content-type": "application/json"}
@@ -130,6 +132,44 @@ def test_redact_headers_keeps_all_and_joins_repeats() -> None:
         sensitive_fields=["x-tenant"],
     )
     assert result == {"accept": "a, b", "cookie": REDACTED, "x-tenant": REDACTED}
+
+
+_HEADER_NAMES = st.sampled_from(
+    [
+        "Content-Type",
+        "accept",
+        "Accept",
+        "OpenAI-Organization",
+        "anthropic-beta",
+        "Authorization",
+        "x-api-key",
+        "Cookie",
+        "X-Auth-Token",
+        "x-tenant",
+        "user-agent",
+        "X-Stainless-Retry-Count",
+        "x-request-tag",
+    ]
+)
+_HEADER_VALUES = st.sampled_from(["a", "public-1", "sk-live-123", "Bearer tok123456", ""])
+
+
+@given(st.lists(st.tuples(_HEADER_NAMES, _HEADER_VALUES), max_size=8), st.booleans())
+def test_canonical_headers_are_the_redacted_headers_kept(
+    headers: list[tuple[str, str]], configured: bool
+) -> None:
+    """The canonical request's headers are exactly redact_headers' result filtered to the kept
+    and the credential ones, repeats, allow-listed values and configured names included."""
+    sensitive = sensitive_names(
+        ["x-tenant", "openai-organization"] if configured else [],
+        allowed_values=["public-[0-9]+"],
+    )
+    redacted = redact_headers(headers, sensitive)
+    expected = {
+        name: value for name, value in redacted.items() if name in KEPT_HEADERS or value == REDACTED
+    }
+    canonical = canonical_request("POST", URL, headers, b"{}", sensitive_fields=sensitive)
+    assert canonical["headers"] == expected
 
 
 def test_non_json_bodies_are_kept_as_text_or_base64() -> None:

@@ -70,6 +70,24 @@ def test_scrubbing_keeps_json_valid_whatever_the_secret_looks_like() -> None:
         forget_secrets()
 
 
+def test_a_secret_remembered_again_after_forgetting_is_scrubbed_again() -> None:
+    """remember_secret skips values it has taken in, but forget_secrets forgets those too: the
+    same credential remembered afresh is scrubbed, and one never remembered is not."""
+    from workbench.redaction import forget_secrets, remember_secret, scrub_text
+
+    secret = "Bearer wbtok-7f3a9c2e51"
+    try:
+        remember_secret(secret)
+        remember_secret(secret)  # seen: taken in once
+        assert scrub_text("sent wbtok-7f3a9c2e51 here") == "sent [REDACTED] here"
+        forget_secrets()
+        assert scrub_text("sent wbtok-7f3a9c2e51 here") == "sent wbtok-7f3a9c2e51 here"
+        remember_secret(secret)
+        assert scrub_text("sent wbtok-7f3a9c2e51 here") == "sent [REDACTED] here"
+    finally:
+        forget_secrets()
+
+
 def test_url_query_credentials_are_scrubbed_from_strings() -> None:
     """A key in a URL query inside a recorded string is scrubbed."""
     data = encode_redacted({"url": "https://h/v1?key=AIzaSyExample&x=1"}, sensitive_names())

@@ -160,7 +160,8 @@ def _looks_like_credential(value: str) -> bool:
 
 
 def _redact(value: _JSON, sensitive: SensitiveNames) -> _JSON:
-    if isinstance(value, Mapping):
+    # ``type() is dict`` first: parsed JSON is plain dicts, and the ABC check costs more.
+    if type(value) is dict or isinstance(value, Mapping):
         changed: dict[Any, Any] | None = None
         verdicts = sensitive._verdicts.get
         for name, item in value.items():
@@ -265,13 +266,18 @@ _known: frozenset[bytes] = frozenset()
 _known_text: frozenset[str] = frozenset()
 _known_in_json: frozenset[bytes] = frozenset()
 _known_lock = threading.Lock()
+# The values ``remember_secret`` has taken in (whether or not they were long enough to keep):
+# a value seen again costs one set lookup. Only a cache, so bounded: past it, values are
+# judged again each time, with the same outcome.
+_remembered: set[str] = set()
+_REMEMBERED_MAX = 4096
 
 
 def remember_secret(value: str) -> None:
     """Scrub ``value`` (and, for ``Bearer x``, ``x``) from everything recorded from now on."""
     global _known, _known_text, _known_in_json
-    if not isinstance(value, str):
-        return
+    if not isinstance(value, str) or value in _remembered:
+        return  # seen: the same credential header goes with every request of a client
     candidates = {value.strip()}
     scheme, _, credential = value.strip().partition(" ")
     if credential and scheme.lower() in ("bearer", "basic", "token"):
@@ -289,6 +295,8 @@ def remember_secret(value: str) -> None:
             _known = _known | encoded
             _known_text = _known_text | new
             _known_in_json = _known_in_json | encoded | in_json
+    if len(_remembered) < _REMEMBERED_MAX:
+        _remembered.add(value)
 
 
 def has_known_secrets() -> bool:
@@ -301,6 +309,7 @@ def forget_secrets() -> None:
     with _known_lock:
         _known = _known_in_json = frozenset()
         _known_text = frozenset()
+        _remembered.clear()
 
 
 #: What POSIX shells export as the working directories: ``pwd`` names a password in a body or

@@ -49,12 +49,12 @@ from urllib.parse import parse_qsl, urlsplit
 import orjson
 
 from workbench._json import too_deep
+from workbench._sensitive import SensitiveNames
 from workbench.exceptions import ConfigError
 from workbench.redaction import (
     REDACTED,
     _normalise_name,
     _redact,
-    _redact_headers,
     _sensitive_set,
     redact_headers,
     redact_json,
@@ -139,14 +139,8 @@ def canonical_request(
     query_sensitive = sensitive | _SENSITIVE_QUERY_ONLY
     query = _pairs(raw_query, query_sensitive) if raw_query else []
 
-    all_headers = _redact_headers(headers, sensitive)
-    kept = {
-        name: value
-        for name, value in all_headers.items()
-        # ``is REDACTED``: exactly the credential headers ``_redact_headers`` just replaced.
-        if name in _KEPT_HEADERS or value is REDACTED
-    }
-    content_type = all_headers.get("content-type", "")
+    kept = _kept_headers(headers, sensitive)
+    content_type = kept.get("content-type", "")
     body_format, parsed = _canonical_body(body, content_type, sensitive, query_sensitive)
     if "content-type" in kept and "multipart/" in content_type:
         kept["content-type"] = _fixed_boundary_content_type(content_type)
@@ -161,6 +155,37 @@ def canonical_request(
         "body": parsed,
         "volatile": sorted(volatile),
     }
+
+
+def _kept_headers(headers: _Headers, sensitive: SensitiveNames) -> dict[str, str]:
+    """The headers the canonical request keeps: :data:`_KEPT_HEADERS`, and credential headers
+    as ``"[REDACTED]"``; what ``redact_headers`` gives, filtered to those.
+
+    Only the kept headers are built (an SDK sends a dozen more on every request, telemetry and
+    retry counters), each name judged once per configuration.
+    """
+    kept: dict[str, str] = {}
+    joined = False
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    verdicts = sensitive._verdicts.get  # inlined cache hit
+    for raw_name, value in items:
+        name = raw_name.lower()
+        verdict = verdicts(name)
+        if verdict is None:
+            verdict = sensitive.verdict(name)
+        if verdict and not sensitive.allows(value):
+            remember_secret(value)
+            kept[name] = REDACTED
+        elif name in kept:  # repeated: joined, as redact_headers joins it
+            kept[name] = f"{kept[name]}, {value}"
+            joined = True
+        elif name in _KEPT_HEADERS:
+            kept[name] = value
+    if joined:
+        # A credential header joined with an allow-listed value of the same name is neither
+        # a kept header nor exactly "[REDACTED]": redact_headers' result would not keep it.
+        return {n: v for n, v in kept.items() if n in _KEPT_HEADERS or v is REDACTED}
+    return kept
 
 
 @functools.lru_cache(maxsize=512)
