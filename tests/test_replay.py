@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import sqlite3
@@ -110,6 +111,20 @@ async def ask_aiohttp(question: str, *, base_url: str) -> dict[str, Any]:
     return {"reply": reply["choices"][0]["message"]["content"], "lines": lines}
 
 
+@workbench.pipeline
+def ask_many(count: int, *, base_url: str) -> list[float]:
+    """``count`` distinct questions over one client, each answer's ``elapsed`` read raw."""
+    elapsed = []
+    with openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
+        for index in range(count):
+            raw = client.chat.completions.with_raw_response.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"Question {index}"}]
+            )
+            raw.parse()
+            elapsed.append(raw.elapsed.total_seconds())
+    return elapsed
+
+
 @workbench.step("ask")
 def _ask_step(client: openai.OpenAI, question: str) -> str:
     reply = client.chat.completions.create(
@@ -187,6 +202,32 @@ def test_default_replay_touches_no_network(store: Store) -> None:
     assert result.status == "completed"
     assert result.output == store.get_execution(original_id).outputs
     assert all(c.status_code == 200 for c in result.model_calls)
+
+
+def test_replayed_responses_are_freed_without_the_cyclic_collector(
+    store: Store, model_server: ModelServer
+) -> None:
+    """A replayed httpx response (with its request, headers and stream) is freed as soon as
+    the SDK drops it: no reference cycle is left for the garbage collector per call, which
+    ran it every few dozen calls and made long replays slower per call; ``elapsed`` still
+    reads as after a real response."""
+    with workbench.record("ask_many", inputs={}, store=store) as run:
+        ask_many(30, base_url=model_server.openai_base_url)
+    replay = RequestReplay(store)
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        result = replay.replay_execution(run.id)
+        gc.collect()
+        left = [o for o in gc.garbage if type(o).__name__ in ("Response", "Request", "Headers")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert result.status == "completed" and len(result.output) == 30
+    assert all(elapsed >= 0.0 for elapsed in result.output)
+    assert len(left) <= 3  # the client's own, once, when it is closed; not one per call
 
 
 def test_streamed_call_replays_with_the_original_chunking(store: Store) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import time
 import types
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -53,6 +54,12 @@ def _rewrite(module: types.ModuleType, frame: Any, request: Any, url: str) -> by
     return new
 
 
+def _set_elapsed(response: weakref.ref[Any] | None, started: float) -> None:
+    found = None if response is None else response()
+    if found is not None:
+        found.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
+
+
 def patch(module: types.ModuleType) -> None:
     """Install capture on one httpx-compatible module (``httpx`` or ``httpx2``)."""
     if getattr(module, "__workbench_patched__", False):
@@ -63,6 +70,12 @@ def patch(module: types.ModuleType) -> None:
         def __init__(self, inner: Any, call: PendingCall) -> None:
             self._inner = inner
             self._call = call
+
+        @property
+        def elapsed(self) -> Any:
+            # httpx2 reads a response's ``elapsed`` from its stream (its own bound stream,
+            # which this tee wraps), where httpx sets it on the response.
+            return getattr(self._inner, "elapsed", None)
 
         def __iter__(self) -> Iterator[bytes]:
             call = self._call
@@ -92,6 +105,12 @@ def patch(module: types.ModuleType) -> None:
         def __init__(self, inner: Any, call: PendingCall) -> None:
             self._inner = inner
             self._call = call
+
+        @property
+        def elapsed(self) -> Any:
+            # httpx2 reads a response's ``elapsed`` from its stream (its own bound stream,
+            # which this tee wraps), where httpx sets it on the response.
+            return getattr(self._inner, "elapsed", None)
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             call = self._call
@@ -127,13 +146,11 @@ def patch(module: types.ModuleType) -> None:
         def __init__(self, answer: RecordedAnswer, call: PendingCall) -> None:
             self._started = time.perf_counter()
             super().__init__(answer_chunks(answer, self._started), call)
-            self.response: Any = None
+            self.response: weakref.ref[Any] | None = None
 
         def close(self) -> None:
             # What httpx's own bound stream does: SDKs may read ``response.elapsed``.
-            if self.response is not None:
-                elapsed = time.perf_counter() - self._started
-                self.response.elapsed = datetime.timedelta(seconds=elapsed)
+            _set_elapsed(self.response, self._started)
             super().close()
 
     class AsyncReplayStream(AsyncTee):
@@ -142,12 +159,10 @@ def patch(module: types.ModuleType) -> None:
         def __init__(self, answer: RecordedAnswer, call: PendingCall) -> None:
             self._started = time.perf_counter()
             super().__init__(answer_chunks_async(answer, self._started), call)
-            self.response: Any = None
+            self.response: weakref.ref[Any] | None = None
 
         async def aclose(self) -> None:
-            if self.response is not None:
-                elapsed = time.perf_counter() - self._started
-                self.response.elapsed = datetime.timedelta(seconds=elapsed)
+            _set_elapsed(self.response, self._started)
             await super().aclose()
 
     def replayed(client: Any, request: Any, answer: RecordedAnswer, stream: Any) -> Any:
@@ -155,7 +170,11 @@ def patch(module: types.ModuleType) -> None:
         response = module.Response(
             answer.status_code, headers=answer.headers, stream=stream, request=request
         )
-        stream.response = response
+        # A weak reference: the response holds the stream, and a cycle of the two (with the
+        # request, headers and the call they lead to) per replayed call was freed only by the
+        # cyclic collector, which then ran every ~25 calls and, as a long replay's survivors
+        # piled up, made full collections whose cost grows with the recording.
+        stream.response = weakref.ref(response)
         client.cookies.extract_cookies(response)
         response.default_encoding = client._default_encoding
         return response
