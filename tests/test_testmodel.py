@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 import anthropic
+import httpx
 import jsonschema
 import openai
 import pytest
@@ -979,9 +980,18 @@ def test_langchain_agent_with_a_tool_runs_to_its_final_answer(
         """The weather in a city."""
         return f"Sunny in {city}"
 
-    llm = ChatOpenAI(model=GPT, base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
-    agent = agents.create_agent(llm, [weather])
-    messages = agent.invoke({"messages": [("user", QUESTION)]})["messages"]
+    # A client of the test's own: langchain-openai's default one lives in a process-wide
+    # cache, and its socket would outlive the test (a ResourceWarning at the session's end).
+    with httpx.Client() as http:
+        llm = ChatOpenAI(
+            model=GPT,
+            base_url=server.openai_base_url,
+            api_key="sk-test",
+            max_retries=0,
+            http_client=http,
+        )
+        agent = agents.create_agent(llm, [weather])
+        messages = agent.invoke({"messages": [("user", QUESTION)]})["messages"]
     assert [type(message).__name__ for message in messages[1:]] == [
         "AIMessage",
         "ToolMessage",
@@ -1003,14 +1013,17 @@ def test_langchain_structured_output_parses_into_the_model(
     pytest.importorskip("langchain_openai")
     from langchain_openai import ChatOpenAI
 
-    llm = ChatOpenAI(
-        model=GPT,
-        base_url=server.openai_base_url,
-        api_key="sk-test",
-        max_retries=0,
-        use_responses_api=responses_api,
-    )
-    assert isinstance(llm.with_structured_output(City, method=method).invoke(QUESTION), City)
+    with httpx.Client() as http:  # not langchain-openai's cached default client (see above)
+        llm = ChatOpenAI(
+            model=GPT,
+            base_url=server.openai_base_url,
+            api_key="sk-test",
+            max_retries=0,
+            use_responses_api=responses_api,
+            http_client=http,
+        )
+        answer = llm.with_structured_output(City, method=method).invoke(QUESTION)
+    assert isinstance(answer, City)
 
 
 # -- replay with use_test_models -----------------------------------------------------------------
