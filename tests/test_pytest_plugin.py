@@ -205,10 +205,11 @@ def test_latency_marker_passes_and_fails_on_percentiles_and_total(project: pytes
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(
         [
+            # Timed on a shared machine: the figures are at least the server's delays.
             "max_latency: p95 model-call latency 0.1*s is over the limit of 0.050s (over 2 calls).",
             "slowest calls:",
             "    0.1*s  openai gpt-4o-mini*",
-            "max_latency: total time 0.1*s is over the limit of 0.050s (the wall time of the "
+            "max_latency: total time *s is over the limit of 0.050s (the wall time of the "
             "test body).",
         ]
     )
