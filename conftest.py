@@ -56,13 +56,20 @@ def offline_litellm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     with NetworkGuard() as guard:
         module = importlib.import_module("litellm")
         assert module.disable_aiohttp_transport is False  # its default: aiohttp under httpx
+        # The sync client litellm makes at import serves its native-API providers (Ollama,
+        # Cohere, Gemini, Bedrock): one of the test's own, closed below.
+        from litellm.llms.custom_httpx.http_handler import HTTPHandler
+
+        handler = HTTPHandler()
+        monkeypatch.setattr(module, "module_level_client", handler)
         yield module
     # litellm keeps its clients for the life of the process; close the ones these tests made
     # (the async ones are closed in their own event loop, by the test) for the same reason.
     cache = module.in_memory_llm_clients_cache
     for client in list(cache.cache_dict.values()):
-        if isinstance(client, openai.OpenAI):
+        if isinstance(client, openai.OpenAI | HTTPHandler):
             client.close()
     cache.flush_cache()
+    handler.close()
     gc.collect()  # anything still left open warns here, in these tests, not in another one
     assert guard.blocked == []

@@ -115,8 +115,22 @@ def exporting(receiver: OtlpHttpReceiver) -> Iterator[TraceExporter]:
     exporter.shutdown()
 
 
+_clients: list[openai.OpenAI] = []
+
+
 def _client(server: ModelServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
+    client = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
+    _clients.append(client)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Each test's clients closed when it ends: an unclosed one's socket, kept in a reference
+    cycle, warned wherever the collector next ran (at the session's end: a failed run)."""
+    yield
+    while _clients:
+        _clients.pop().close()
 
 
 def test_custom_spans_nest_and_keep_attributes_status_and_exception(store: Store) -> None:
