@@ -68,7 +68,7 @@ def _run(run_id: str, n: int, differing: set[int], rng: random.Random) -> Execut
     return Execution(
         run_id, "bench_diff", "1", None, {"n": n}, {"steps": n}, "completed", True, None,
         None, None, False, False, 1000.0, 1000.0 + n, float(n), 2e-5 * n, 20 * n, 12 * n,
-        None, {}, None, {}, "0" * 32, steps, [], calls,
+        None, {}, None, {}, "0" * 32, steps=steps, spans=[], model_calls=calls,
     )  # fmt: skip
 
 

@@ -343,14 +343,15 @@ class Execution:
     code_version: str | None
     metadata: dict[str, Any]
     trace_id: str
-    #: The conversation the run belongs to (``record(..., session_id=...)``), if one was given.
-    session_id: str | None = None
     steps: list[Step] = field(default_factory=list)
     spans: list[Span] = field(default_factory=list)
     model_calls: list[ModelCall] = field(default_factory=list)
     states: list[State] = field(default_factory=list)
     logs: list[LogRecord] = field(default_factory=list)
     profiles: list[Profile] = field(default_factory=list)
+    #: The conversation the run belongs to (``record(..., session_id=...)``), if one was given.
+    #: Last, so that records built by position before it existed still mean what they meant.
+    session_id: str | None = None
 
     def _repr_html_(self) -> str:
         """Jupyter's view: a compact table (see :mod:`workbench._notebook`)."""
