@@ -3,7 +3,7 @@
 ``python benchmarks/run.py`` or ``python benchmarks/run.py --quick`` (smaller N, fewer
 rounds). Before each benchmark it prints how long that one usually takes and how much of the
 run is left: from this machine's last run (kept in ``benchmarks/.timings.json``, not committed)
-or, on a first run, from a run on a quiet two-core machine. Each
+or, on a first run, from a run on this project's two-core machine. Each
 benchmark runs in this one process, one after the other, and returns its rows; see each
 ``bench_*`` module's docstring for what it measures, how, and against which peer:
 
@@ -78,23 +78,25 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
 )
 
 
-#: Seconds each benchmark took on a quiet two-core machine (full, quick): the estimate until
+#: Seconds each benchmark took on this project's two-core machine with other work running
+#: (full: measured on 2026-12-08, diff after its fix; quick: about a fifth), the estimate until
 #: this machine has run them once.
 TYPICAL_S: dict[str, tuple[float, float]] = {
-    "capture": (20, 5),
-    "spans": (25, 4),
-    "ingest": (10, 3),
-    "bytes": (5, 2),
-    "diff": (20, 5),
-    "diff_concurrent": (25, 6),
-    "replay": (150, 20),
-    "sampling": (45, 10),
-    "profiling": (60, 20),
-    "metrics": (60, 15),
-    "store_faults": (40, 15),
-    "pricing": (10, 3),
-    "export": (30, 8),
-    "install": (60, 5),
+    "capture": (165, 35),
+    "spans": (17, 4),
+    "ingest": (9, 3),
+    "bytes": (4, 2),
+    "diff": (75, 10),
+    "diff_concurrent": (15, 5),
+    "replay": (146, 25),
+    "sampling": (18, 6),
+    "profiling": (124, 30),
+    "metrics": (58, 15),
+    "store_faults": (37, 15),
+    "scrub": (30, 6),
+    "pricing": (8, 3),
+    "export": (11, 4),
+    "install": (28, 5),
 }
 TIMINGS = Path(__file__).with_name(".timings.json")
 
@@ -125,7 +127,7 @@ def main(quick: bool = False) -> list[Row]:
     started = time.perf_counter()
     estimates = _estimates(quick)
     left = sum(estimates.values())
-    source = "this machine's last run" if TIMINGS.exists() else "a quiet two-core machine"
+    source = "this machine's last run" if TIMINGS.exists() else "a two-core machine's run"
     print(f"about {left / 60:.0f} min in all, estimated from {source}", flush=True)
     took: dict[str, float] = {}
     for index, (name, run) in enumerate(BENCHMARKS, 1):
