@@ -31,11 +31,8 @@ from workbench.exceptions import ExecutionNotFoundError, StoreError
 from workbench.records import (
     ErrorInfo,
     Execution,
-    LogRecord,
     ModelCall,
     Profile,
-    Span,
-    State,
     Step,
 )
 from workbench.redaction import scrub_output
@@ -133,41 +130,13 @@ def _call(call: ModelCall) -> dict[str, Any]:
     return document
 
 
-def _state(state: State) -> dict[str, Any]:
+def _fields(record: Any, *left_out: str) -> dict[str, Any]:
+    """A record's fields, less those the document holds once (the execution's id) or that
+    the store derives (a state's blob hash)."""
     return {
-        "step_id": state.step_id,
-        "name": state.name,
-        "seq": state.seq,
-        "value": state.value,
-        "recorded_at": state.recorded_at,
-    }
-
-
-def _span(span: Span) -> dict[str, Any]:
-    return {
-        "span_id": span.span_id,
-        "trace_id": span.trace_id,
-        "parent_span_id": span.parent_span_id,
-        "name": span.name,
-        "kind": span.kind,
-        "attributes": span.attributes,
-        "events": span.events,
-        "status": span.status,
-        "start": span.start,
-        "end": span.end,
-    }
-
-
-def _log(log: LogRecord) -> dict[str, Any]:
-    return {
-        "trace_id": log.trace_id,
-        "span_id": log.span_id,
-        "step_id": log.step_id,
-        "level": log.level,
-        "logger": log.logger,
-        "message": log.message,
-        "fields": log.fields,
-        "created_at": log.created_at,
+        field.name: getattr(record, field.name)
+        for field in dataclasses.fields(record)
+        if field.name not in left_out
     }
 
 
@@ -216,9 +185,9 @@ def execution_document(execution: Execution) -> dict[str, Any]:
         "execution": fields,
         "steps": [_step(step) for step in execution.steps],
         "model_calls": [_call(call) for call in execution.model_calls],
-        "states": [_state(state) for state in execution.states],
-        "spans": [_span(span) for span in execution.spans],
-        "logs": [_log(log) for log in execution.logs],
+        "states": [_fields(state, "execution_id", "blob_hash") for state in execution.states],
+        "spans": [_fields(span, "execution_id") for span in execution.spans],
+        "logs": [_fields(log, "execution_id") for log in execution.logs],
         "profiles": [_profile(profile) for profile in execution.profiles],
     }
     scrubbed: dict[str, Any] = scrub_output(to_jsonable(document))  # type: ignore[assignment]
