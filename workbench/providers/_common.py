@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 
 import orjson
 
+from workbench._hosts import configured_provider, host_of
 from workbench._json import MAX_DEPTH, too_deep
 from workbench.providers._sse import SSEEvent
 
@@ -35,6 +36,7 @@ __all__ = [
     "estimate",
     "event_objects",
     "parse_json",
+    "provider_of",
     "request_chars",
     "text_chars",
 ]
@@ -223,3 +225,13 @@ def error_text(value: Any) -> str:
             return ": ".join(str(part) for part in (kind, message) if part) or "unknown"
         return str(error)
     return str(value)
+
+
+def provider_of(target: Target, default: str = "openai") -> str:
+    """Whose server ``target`` is: as workbench.yaml's ``providers:`` names it, else by its
+    host (``workbench._hosts``), else ``default``."""
+    configured = configured_provider(target.scheme, target.host, target.port, target.path)
+    if configured is not None:
+        return configured
+    known = host_of(target.host, target.port)
+    return known.provider if known is not None else default

@@ -24,9 +24,9 @@ from workbench.providers._common import (
     as_list,
     as_str,
     parse_json,
+    provider_of,
     text_chars,
 )
-from workbench.providers._openai import provider_of
 
 __all__ = ["FORMAT"]
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from workbench._hosts import configured_provider, host_of
 from workbench.providers._common import (
     JSON,
     Read,
@@ -25,6 +24,7 @@ from workbench.providers._common import (
     as_str,
     error_text,
     event_objects,
+    provider_of,
     text_chars,
 )
 from workbench.providers._sse import SSEEvent
@@ -37,16 +37,6 @@ _PATHS = (
     ("/completions", "text_completion"),
     ("/embeddings", "embeddings"),
 )
-
-
-def provider_of(target: Target, default: str = "openai") -> str:
-    """Whose server ``target`` is: as workbench.yaml's ``providers:`` names it, else by its
-    host (``workbench._hosts``), else ``default``."""
-    configured = configured_provider(target.scheme, target.host, target.port, target.path)
-    if configured is not None:
-        return configured
-    known = host_of(target.host, target.port)
-    return known.provider if known is not None else default
 
 
 def _recognise(target: Target) -> tuple[str, str] | None:

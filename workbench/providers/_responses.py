@@ -17,9 +17,10 @@ from workbench.providers._common import (
     as_str,
     error_text,
     event_objects,
+    provider_of,
     text_chars,
 )
-from workbench.providers._openai import openai_usage, provider_of
+from workbench.providers._openai import openai_usage
 from workbench.providers._sse import SSEEvent
 
 __all__ = ["FORMAT"]
