@@ -147,6 +147,8 @@ class Store:
         self._read_lock = threading.Lock()
         self._reader = self._connect()
         self._reader_pid = os.getpid()
+        #: The SQLAlchemy engine that ``_read`` runs statements on, made on first use.
+        self._engine: Any = None
         self._known_blobs = KnownBlobs()
         #: Rows a full disk refused, written before the next batch once it has space.
         self._unwritten = Unwritten()
@@ -166,6 +168,8 @@ class Store:
         self._read_lock = threading.Lock()
         self._reader = self._connect()
         self._reader_pid = os.getpid()
+        if self._engine is not None:
+            self._engine.dispose(close=False)  # the parent's connections stay the parent's
         self._known_blobs = KnownBlobs()
         self._unwritten.clear()  # the parent's rows: its writer writes them, not the child's
 
@@ -351,6 +355,8 @@ class Store:
                     _mount_point(self.path),
                 )
             self._reader.close()
+            if self._engine is not None:
+                self._engine.dispose()
             _process.unregister(self)
 
     def __enter__(self) -> Store:
@@ -536,6 +542,22 @@ class Store:
                 return list(self._reader.execute(sql, params))
             except sqlite3.DatabaseError as exc:
                 raise StoreError(f"reading store {self.path} failed: {exc}") from exc
+
+    def _read(self, statement: Any) -> list[Any]:
+        """The rows of a SQLAlchemy Core ``statement`` over :mod:`._tables`, as mappings
+        (``row["column"]``), rendered for this store's backend."""
+        import sqlalchemy as sa
+
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed; open it again with Store(path)")
+        if self._engine is None:
+            # Each pooled connection is one of the store's own (WAL, its timeout).
+            self._engine = sa.create_engine("sqlite+pysqlite://", creator=self._connect)
+        try:
+            with self._engine.connect() as conn:
+                return list(conn.execute(statement).mappings())
+        except sa.exc.DBAPIError as exc:
+            raise StoreError(f"reading store {self.path} failed: {exc.orig}") from exc
 
     def _blobs(self, hashes: Iterable[str | None]) -> dict[str, Any]:
         wanted = sorted({h for h in hashes if h})
