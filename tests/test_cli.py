@@ -33,8 +33,9 @@ from click.testing import CliRunner, Result
 
 import workbench
 from workbench import _render
-from workbench._jsonout import money_rounded
-from workbench.cli import _EXAMPLE, cli, parse_when
+from workbench.cli import cli, parse_when
+from workbench.cli._options import DB_HELP, db_option, json_option, money_rounded
+from workbench.cli.demo import _EXAMPLE
 from workbench.config import WorkbenchConfig, load_config
 from workbench.examples.research_assistant import research
 from workbench.monitoring._alerts import AlertManager
@@ -722,6 +723,73 @@ def test_help_walk_sees_every_command() -> None:
     }
 
 
+def _options_named(flag: str) -> list[tuple[tuple[str, ...], click.Parameter]]:
+    """Every option spelled ``flag`` in the whole command tree, with its command's path."""
+    return [
+        (path, param)
+        for path in _commands(cli)
+        for param in _command_at(path).params
+        if flag in param.opts
+    ]
+
+
+def _definition(param: click.Parameter, *, help: bool = True) -> dict[str, Any]:
+    info = param.to_info_dict()
+    return info if help else {key: value for key, value in info.items() if key != "help"}
+
+
+def test_db_option_is_defined_once() -> None:
+    """Every --db in the tree is the shared option (same name, type, default, no click
+    envvar, same help); only import-cassette words its default differently."""
+    reference = click.command()(db_option()(lambda db: None)).params[0]
+    found = _options_named("--db")
+    assert len(found) >= 15  # runs list/show, replay, diff, demo, run, report, store ...
+    for path, param in found:
+        assert _definition(param, help=False) == _definition(reference, help=False), path
+        assert param.envvar is None and param.help is not None
+        if path == ("store", "import-cassette"):
+            assert "pytest-recording cassette's module recordings" in param.help
+        else:
+            assert param.help == DB_HELP, path
+
+
+def test_json_option_is_defined_once() -> None:
+    """Every --json in the tree is the shared flag (``as_json``, off by default); commands
+    differ only in the words of its help, which say what they print."""
+    reference = click.command()(json_option()(lambda as_json: None)).params[0]
+    found = _options_named("--json")
+    assert len(found) >= 15
+    for path, param in found:
+        assert _definition(param, help=False) == _definition(reference, help=False), path
+        assert param.name == "as_json" and param.help, path
+
+
+def test_the_source_spells_db_and_json_once() -> None:
+    """No module writes a second ``--db`` or ``--json`` option: each flag is spelled once in
+    the package, in workbench/cli/_options.py."""
+    package = REPO_ROOT / "workbench"
+    for flag in ('"--db"', '"--json"'):
+        spelled = [
+            path.relative_to(REPO_ROOT).as_posix()
+            for path in sorted(package.rglob("*.py"))
+            for _ in range(path.read_text(encoding="utf-8").count(flag))
+        ]
+        assert spelled == ["workbench/cli/_options.py"], (flag, spelled)
+
+
+def test_python_m_workbench_cli_help_runs() -> None:
+    """`python -m workbench.cli --help` runs as a process and lists every top-level command."""
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    shown = subprocess.run(
+        [sys.executable, "-m", "workbench.cli", "--help"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith("Usage: workbench ")
+    for name in cli.commands:
+        assert f"  {name} " in shown.stdout, name
+
+
 def test_diff_command_exit_codes_through_the_cli(runner: CliRunner, store: Store) -> None:
     """`workbench diff` exits 0 for equal runs, 1 for different ones, and --json is parseable."""
     ids = []
@@ -757,6 +825,32 @@ def test_errors_exit_2_and_are_json_under_json(
     assert error["type"] == "ExecutionNotFoundError" and "exec_doesnotexist" in error["message"]
     plain = invoke(runner, store, "runs", "show", "exec_doesnotexist")
     assert plain.exit_code == 2 and plain.stdout == "" and plain.stderr.startswith("error: ")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("runs", "list"),
+        ("runs", "show", "exec_x"),
+        ("replay", "exec_x"),
+        ("diff", "exec_a", "exec_b"),
+        ("profile", "show", "prof_x"),
+        ("store", "export", "--stdout"),
+        ("store", "prune", "--replays"),
+        ("store", "export-cassette", "exec_x", "-o", "cassette.yaml"),
+    ],
+    ids=" ".join,
+)
+def test_a_missing_store_is_one_error_line_for_every_reader(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...]
+) -> None:
+    """Each command that reads a store names a missing --db in one line, exit 2, and creates
+    nothing (the one shared check, not a copy per command)."""
+    monkeypatch.chdir(tmp_path)
+    missing = tmp_path / "none.db"
+    result = runner.invoke(cli, [*args, "--db", str(missing)])
+    assert_one_error_line(result, f"no store at {missing}")
+    assert not missing.exists()
 
 
 def test_money_in_json_is_rounded_to_ten_places() -> None:

@@ -15,8 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import workbench
-from workbench._jsonout import money_rounded
 from workbench.cli import cli
+from workbench.cli._options import money_rounded
 from workbench.exceptions import ConfigError, StoreError
 from workbench.monitoring import CostReporter
 from workbench.monitoring._cost_report import STABLE_PERCENT, trend

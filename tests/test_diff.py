@@ -22,6 +22,7 @@ from rich.console import Console
 import workbench
 from examples import research_assistant as ra
 from workbench import Execution, compare_executions
+from workbench.cli.diff import diff_command
 from workbench.debugging import RequestReplay
 from workbench.diff import (
     Difference,
@@ -29,7 +30,6 @@ from workbench.diff import (
     ExecutionDiff,
     UnmatchedIgnoreWarning,
 )
-from workbench.diff._cli import diff_command
 from workbench.diff._document import build_documents
 from workbench.diff._engine import DEEPDIFF_OPTIONS, translate
 from workbench.diff._fields import EXECUTION_FIELDS, MODEL_CALL_FIELDS, STATE_FIELDS, STEP_FIELDS

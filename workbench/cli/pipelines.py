@@ -1,11 +1,11 @@
-"""``workbench run FILE`` and ``workbench validate FILE``: the commands, which ``workbench.cli``
-registers.
+"""``workbench run FILE`` and ``workbench validate FILE``: YAML pipelines, run or checked.
 
 Owns the commands' options (``--input NAME=VALUE`` parsed as each input's declared type,
 ``--test-model``, ``--json``), their output and exit codes (0 when the run completed or the file
 is valid, 1 when the run failed at a step or the file is invalid, 2 for any other error).
-Errors are WorkbenchErrors, turned into one ``error: ...`` line by the CLI's group as for every
-other command; with ``--json`` a failed run or an invalid file prints its JSON too.
+Errors go through the CLI's group as for every other command (one ``error: ...`` line, JSON
+under ``--json``); with ``--json`` a failed run or an invalid file prints its JSON answer
+instead. Loading and running are ``workbench.pipelines``' work.
 
 ``--test-model`` starts workbench's test model server on 127.0.0.1 and points the ``openai``
 and ``anthropic`` SDKs at it for the run (``OPENAI_BASE_URL``, ``ANTHROPIC_BASE_URL`` and test
@@ -22,36 +22,29 @@ from typing import Any
 
 import click
 import orjson
-from rich.console import Console
 
 from workbench import _render
 from workbench._json import to_jsonable
-from workbench._jsonout import echo_json
+from workbench.cli._options import (
+    CONTEXT,
+    CommandError,
+    console,
+    db_option,
+    echo_json,
+    json_option,
+)
 from workbench.exceptions import PipelineError, PipelineStepError
 from workbench.pipelines._load import load_pipeline
 from workbench.pipelines._model import Pipeline
 from workbench.pipelines._runner import run_pipeline
 from workbench.redaction import scrub_output, sensitive_names_for
-from workbench.store import DEFAULT_PATH, Store, resolve_store_path
+from workbench.store import Store, resolve_store_path
 from workbench.types import JSON
 
 __all__ = ["run_command", "test_model_environment", "validate_command"]
 
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-# As in workbench.cli: rich renders for 80 columns when stdout is not a terminal.
-_PIPE_WIDTH = 160
 #: The test key the SDKs send to the test model server (it accepts any key).
 TEST_MODEL_KEY = "sk-workbench-test-model"
-
-
-def _console() -> Console:
-    console = Console(highlight=False)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(highlight=False, width=_PIPE_WIDTH)
-    return console
-
-
-_echo_json = echo_json
 
 
 @contextlib.contextmanager
@@ -102,7 +95,7 @@ _input_option = click.option(
 )
 
 
-@click.command("run", context_settings=_CONTEXT)
+@click.command("run", context_settings=CONTEXT)
 @click.argument("pipeline_file", metavar="FILE", type=click.Path(path_type=Path))
 @_input_option
 @click.option(
@@ -120,14 +113,8 @@ _input_option = click.option(
 )
 @click.option("--user", "user_id", metavar="U", default=None, help="Record the run for user U.")
 @click.option("--environment", metavar="ENV", default=None, help="Record the run's environment.")
-@click.option("--json", "as_json", is_flag=True, help="Print the run's result as JSON.")
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Store file. Default: $WORKBENCH_DB, else store.path in workbench.yaml, "
-    f"else {DEFAULT_PATH}.",
-)
+@json_option("Print the run's result as JSON.")
+@db_option()
 def run_command(
     pipeline_file: Path,
     input_pairs: tuple[str, ...],
@@ -163,22 +150,22 @@ def run_command(
                 if not as_json or exc.execution_id is None:
                     raise
                 execution = store.get_execution(exc.execution_id)
-                _echo_json(_run_json(execution, None, error=str(exc), step_id=exc.step_id))
+                echo_json(_run_json(execution, None, error=str(exc), step_id=exc.step_id))
                 raise click.exceptions.Exit(1) from exc
         execution = store.get_execution(result.execution_id)
     if as_json:
-        _echo_json(_run_json(execution, result.outputs))
+        echo_json(_run_json(execution, result.outputs))
         return
-    console = _console()
-    console.print(
+    out = console()
+    out.print(
         _render.demo_summary(
             execution,
             [f"workbench runs show {execution.id}", f"workbench replay {execution.id}"],
         )
     )
-    console.print("\nOutputs:", style="bold")
+    out.print("\nOutputs:", style="bold")
     outputs = scrub_output(result.outputs, sensitive_names_for())
-    console.print(orjson.dumps(outputs, option=orjson.OPT_INDENT_2).decode(), markup=False)
+    out.print(orjson.dumps(outputs, option=orjson.OPT_INDENT_2).decode(), markup=False)
 
 
 def _run_json(
@@ -210,10 +197,10 @@ def _run_json(
     return to_jsonable(value)
 
 
-@click.command("validate", context_settings=_CONTEXT)
+@click.command("validate", context_settings=CONTEXT)
 @click.argument("pipeline_file", metavar="FILE", type=click.Path(path_type=Path))
 @_input_option
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 def validate_command(pipeline_file: Path, input_pairs: tuple[str, ...], as_json: bool) -> None:
     """Check a YAML pipeline without running anything.
 
@@ -227,9 +214,8 @@ def validate_command(pipeline_file: Path, input_pairs: tuple[str, ...], as_json:
             spec.check_inputs(_inputs(spec, input_pairs))
     except PipelineError as exc:
         if not as_json:  # an invalid file is validate's answer (1), not trouble (2)
-            click.secho(f"error: {' '.join(str(exc).split())}", fg="red", err=True)
-            raise click.exceptions.Exit(1) from exc
-        _echo_json(
+            raise CommandError(str(exc), kind=type(exc).__name__, exit_code=1) from exc
+        echo_json(
             {
                 "valid": False,
                 "error": str(exc),
@@ -241,7 +227,7 @@ def validate_command(pipeline_file: Path, input_pairs: tuple[str, ...], as_json:
         raise click.exceptions.Exit(1) from exc
     order = spec.order()
     if as_json:
-        _echo_json(
+        echo_json(
             to_jsonable(
                 {
                     "valid": True,

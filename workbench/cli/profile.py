@@ -1,6 +1,6 @@
 """``workbench profile``: profile a command, re-run a recorded execution profiled, show one.
 
-Owns the click group that ``workbench.cli`` registers, and nothing about profiling itself::
+Owns the command group's options and output, and nothing about profiling itself::
 
     workbench profile [--cpu] [--memory] [--async] [--duration S] [--trigger COND] -- CMD ...
     workbench profile run ID [--cpu] [--memory] [--async] [--duration S] [--trigger COND]
@@ -11,7 +11,7 @@ the profile to every execution CMD records. With ``--trigger`` it profiles CMD's
 instead, each once the condition holds in it: it hands the child a ``profiling`` section in
 ``WORKBENCH_PROFILING`` (the child's own watchdog does the work) and follows the progress the
 child appends to the file in ``WORKBENCH_PROFILE_EVENTS``. WorkbenchErrors become one
-``error: ...`` line through the main group, as for every command.
+``error: ...`` line through the CLI's group, as for every command.
 """
 
 from __future__ import annotations
@@ -29,8 +29,15 @@ import orjson
 from pydantic import ValidationError
 from rich.console import Console
 
-from workbench._complete import execution_ids
-from workbench._jsonout import echo_json
+from workbench.cli._options import (
+    CONTEXT,
+    console,
+    db_option,
+    echo_json,
+    execution_ids,
+    json_option,
+    open_existing,
+)
 from workbench.config import ProfilingConfig, ProfilingTriggerConfig, load_config
 from workbench.exceptions import ConfigError, ProfilerError, StoreError
 from workbench.profiling._command import ProfiledCommand, check_command, check_kinds
@@ -40,22 +47,13 @@ from workbench.profiling._summary import as_json as profile_json
 from workbench.profiling._summary import profile_view
 from workbench.profiling._watchdog import ENV_CONFIG, ENV_EVENTS
 from workbench.records import Profile
-from workbench.store import DEFAULT_PATH, Store, resolve_store_path
+from workbench.store import Store
 from workbench.store._store import DB_ENV
 
 __all__ = ["profile_command"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 _COMMAND_KEY = "workbench.profile.command"
-_PIPE_WIDTH = 160  # as in workbench.cli: rich assumes 80 columns when not on a terminal
-
-
-def _console(*, stderr: bool = False) -> Console:
-    console = Console(highlight=False, stderr=stderr)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(highlight=False, stderr=stderr, width=_PIPE_WIDTH)
-    return console
 
 
 def _profiling_options(fn: F) -> F:
@@ -84,19 +82,8 @@ def _profiling_options(fn: F) -> F:
             "or 'memory_usage > 500MB'. Default: from the start (for CMD: the whole command, "
             "not each execution).",
         ),
-        click.option(
-            "--db",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            help=f"Store file. Default: ${DB_ENV}, else store.path in workbench.yaml, "
-            f"else {DEFAULT_PATH}.",
-        ),
-        click.option(
-            "--json",
-            "as_json",
-            is_flag=True,
-            help="Print the profiles as JSON (as `profile show --json`), progress on stderr.",
-        ),
+        db_option(),
+        json_option("Print the profiles as JSON (as `profile show --json`), progress on stderr."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -158,7 +145,7 @@ class _ProfileGroup(click.Group):
         return ["[OPTIONS] -- CMD [ARGS]...", "|", "run ID", "|", "show PROFILE_ID"]
 
 
-@click.group("profile", cls=_ProfileGroup, invoke_without_command=True, context_settings=_CONTEXT)
+@click.group("profile", cls=_ProfileGroup, invoke_without_command=True, context_settings=CONTEXT)
 @_profiling_options
 @click.pass_context
 def profile_command(
@@ -206,8 +193,8 @@ def _run_whole(
     db: Path | None,
     as_json: bool = False,
 ) -> int:
-    err = _console(stderr=True)
-    out = _console()
+    err = console(stderr=True)
+    out = console()
     printed: list[dict[str, Any]] = []
 
     def progress(message: str, style: str | None) -> None:
@@ -246,8 +233,8 @@ def _run_whole(
 def _run_profiled(
     command: list[str], settings: ProfilingConfig, db: Path | None, as_json: bool = False
 ) -> int:
-    err = _console(stderr=True)
-    out = _console()
+    err = console(stderr=True)
+    out = console()
     with tempfile.TemporaryDirectory(prefix="workbench-profile-") as folder:
         events = Path(folder) / "events.jsonl"
         events.touch()
@@ -318,7 +305,7 @@ class _Events:
         self.path = path
         self.offset = 0
 
-    def show(self, console: Console) -> list[dict[str, Any]]:
+    def show(self, printer: Console) -> list[dict[str, Any]]:
         with self.path.open("rb") as file:
             file.seek(self.offset)
             data = file.read()
@@ -328,37 +315,27 @@ class _Events:
         for line in complete.splitlines():
             event = orjson.loads(line)
             if event["event"] == "started":
-                console.print(
+                printer.print(
                     f"▶ {event['kind']} profile started for {event['execution_id']} "
                     f"({event['trigger']})",
                     markup=False,
                 )
             elif event.get("error"):
-                console.print(
+                printer.print(
                     f"✗ {event['kind']} profile of {event['execution_id']}: {event['error']}",
                     style="red",
                     markup=False,
                 )
                 recorded.append(event)
             else:
-                console.print(
+                printer.print(
                     f"✓ {event['kind']} profile {event['profile_id']} recorded", markup=False
                 )
                 recorded.append(event)
         return recorded
 
 
-def _open_existing(db: Path | None) -> Store:
-    path = resolve_store_path(db)
-    if not path.exists():
-        raise StoreError(
-            f"no store at {path}; record a run first, or point --db or {DB_ENV} at an "
-            f"existing store"
-        )
-    return Store(path)
-
-
-@profile_command.command("run", context_settings=_CONTEXT)
+@profile_command.command("run", context_settings=CONTEXT)
 @click.argument("execution_id", metavar="ID", shell_complete=execution_ids)
 @_profiling_options
 @click.option(
@@ -387,15 +364,15 @@ def run_command(
     from workbench.debugging import RequestReplay
 
     settings = _settings(_kinds(cpu, memory, async_io), duration, trigger)
-    err = _console(stderr=True)
-    with _open_existing(db) as store:
+    err = console(stderr=True)
+    with open_existing(db) as store:
         with (
             profile_executions(settings=settings) as session,
             err.status(f"replaying {execution_id} with profiling…"),
         ):
             result = RequestReplay(store).replay_execution(execution_id, on_miss=on_miss)
         profiles = [p for p in session.profiles if p.execution_id == result.execution_id]
-    out = _console()
+    out = console()
     if as_json:
         echo_json(
             {
@@ -416,15 +393,10 @@ def run_command(
         click.get_current_context().exit(_NOTHING_PROFILED)
 
 
-@profile_command.command("show", context_settings=_CONTEXT)
+@profile_command.command("show", context_settings=CONTEXT)
 @click.argument("profile_id", metavar="PROFILE_ID")
-@click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON.")
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Store file. Default: ${DB_ENV}, else store.path in workbench.yaml, else {DEFAULT_PATH}.",
-)
+@json_option("Print the profile as JSON.")
+@db_option()
 def show_command(profile_id: str, as_json: bool, db: Path | None) -> None:
     """Show a profile's summary and the path of its flame graph.
 
@@ -432,9 +404,9 @@ def show_command(profile_id: str, as_json: bool, db: Path | None) -> None:
     profiles), the peak heap, and the largest stacks of a heap dump; the path is the flame
     graph, speedscope or pstat file to open.
     """
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         profile: Profile = store.get_profile(profile_id)
     if as_json:
         echo_json(profile_json(profile))
         return
-    _console().print(profile_view(profile))
+    console().print(profile_view(profile))

@@ -1,9 +1,10 @@
-"""``workbench alerts export|check``: the alert rules as a click group that ``workbench.cli`` adds.
+"""``workbench alerts export|check``: workbench.yaml's alert rules, for Prometheus or run here.
 
 Owns the commands' arguments and output. ``export`` writes the Prometheus rule file;
 ``check`` evaluates the rules workbench can evaluate itself once, against the store, and (with
-``--notify``) sends what fires to the routed receivers. Errors are WorkbenchErrors, turned into
-one ``error: ...`` line by the CLI's top-level group.
+``--notify``) sends what fires to the routed receivers; both are
+``workbench.monitoring._alerts``' work. Errors are WorkbenchErrors, turned into one
+``error: ...`` line by the CLI's group.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from pathlib import Path
 
 import click
 
-from workbench._jsonout import echo_json
+from workbench.cli._options import CONTEXT, db_option, echo_json, json_option
 from workbench.config import load_config
 
 __all__ = ["alerts_group"]
 
 
-@click.group("alerts", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("alerts", context_settings=CONTEXT)
 def alerts_group() -> None:
     """Export workbench.yaml's alert rules, or evaluate them here.
 
@@ -34,7 +35,7 @@ def alerts_group() -> None:
     default=None,
     help="Write the rule file here instead of printing it.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the rule groups as JSON instead.")
+@json_option("Print the rule groups as JSON instead.")
 def export_command(output: Path | None, as_json: bool) -> None:
     """Print (or write) alerts.rules as a Prometheus rule file.
 
@@ -59,13 +60,8 @@ def export_command(output: Path | None, as_json: bool) -> None:
 
 @alerts_group.command("check")
 @click.option("--notify", is_flag=True, help="Send firing alerts to their routed receivers.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Store file (default: as for every other command).",
-)
+@json_option("Print JSON instead of lines.")
+@db_option()
 def check_command(notify: bool, as_json: bool, db: Path | None) -> None:
     """Evaluate the rules once against the store.
 

@@ -1,8 +1,8 @@
-"""``workbench store export|import|text|prune``: a store's recordings as files, and its upkeep.
+"""``workbench store export|import|text|prune|import-cassette|export-cassette``.
 
-A click group that ``workbench.cli`` adds. Each command calls one function of
-``workbench.store._export`` or one :class:`Store` method; errors are WorkbenchErrors, turned
-into one ``error: ...`` line by the CLI's top-level group.
+A store's recordings as reviewable files and its upkeep: each command calls one function of
+``workbench.store._export`` or ``workbench.testing._cassette_files``, or one :class:`Store`
+method. Errors are WorkbenchErrors, turned into one ``error: ...`` line by the CLI's group.
 """
 
 from __future__ import annotations
@@ -11,32 +11,20 @@ from pathlib import Path
 
 import click
 
-from workbench.exceptions import StoreError
-from workbench.store._store import DEFAULT_PATH, Store, resolve_store_path
+from workbench.cli._options import (
+    CONTEXT,
+    db_option,
+    echo_json,
+    execution_ids,
+    json_option,
+    open_existing,
+)
+from workbench.store._store import DB_ENV, DEFAULT_PATH, Store, resolve_store_path
 
 __all__ = ["store_group"]
 
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-
-def _db_option(fn: click.decorators.FC) -> click.decorators.FC:
-    return click.option(
-        "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help=f"Store file. Default: $WORKBENCH_DB, else store.path in workbench.yaml, "
-        f"else {DEFAULT_PATH}.",
-    )(fn)
-
-
-def _existing(db: Path | None) -> Store:
-    path = resolve_store_path(db)
-    if not path.exists():
-        raise StoreError(f"no store at {path}; point --db or WORKBENCH_DB at an existing store")
-    return Store(path)
-
-
-@click.group("store", context_settings=_CONTEXT)
+@click.group("store", context_settings=CONTEXT)
 def store_group() -> None:
     """A store's executions as reviewable JSON files, and keeping the store small.
 
@@ -62,7 +50,7 @@ def store_group() -> None:
     help="Folder to write <execution id>.json files into.",
 )
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the files one after another.")
-@_db_option
+@db_option()
 def export_command(
     execution_ids: tuple[str, ...],
     pipeline_id: str | None,
@@ -80,7 +68,7 @@ def export_command(
 
     if (output is None) == (not to_stdout):
         raise click.UsageError("give one of -o DIR or --stdout")
-    with _existing(db) as store:
+    with open_existing(db) as store:
         if output is None:
             text = export_text(store, execution_ids=execution_ids, pipeline_id=pipeline_id)
             click.echo(text, nl=False)
@@ -93,7 +81,7 @@ def export_command(
 
 @store_group.command("import")
 @click.argument("folder", type=click.Path(path_type=Path), metavar="DIR")
-@_db_option
+@db_option()
 def import_command(folder: Path, db: Path | None) -> None:
     """Read files `workbench store export` wrote into the store.
 
@@ -118,7 +106,7 @@ def text_command(path: Path) -> None:
     """
     from workbench.store._export import store_text
 
-    with _existing(path) as store:
+    with open_existing(path, fix="give the path of an existing store file") as store:
         click.echo(store_text(store), nl=False)
 
 
@@ -138,8 +126,8 @@ def text_command(path: Path) -> None:
 )
 @click.option("--replays", is_flag=True, help="Remove replays (executions with a replay_of).")
 @click.option("--dry-run", is_flag=True, help="Print what would be removed; remove nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
-@_db_option
+@json_option("Print JSON instead of lines.")
+@db_option()
 def prune_command(
     keep_last: int | None,
     older_than: str | None,
@@ -154,13 +142,11 @@ def prune_command(
     replays older than 30 days), with its steps, calls, states, logs and the blobs nothing
     else names; running executions stay. The file is compacted afterwards.
     """
-    with _existing(db) as store:
+    with open_existing(db) as store:
         pruned = store.prune(
             keep_last=keep_last, older_than=older_than, replays=replays, dry_run=dry_run
         )
     if as_json:
-        from workbench._jsonout import echo_json
-
         echo_json(
             {
                 "dry_run": dry_run,
@@ -189,3 +175,61 @@ def prune_command(
     )
     blobs = "" if dry_run else f" and {pruned.blobs} blob(s)"
     click.echo(f"{verb} {len(pruned.executions)} execution(s){blobs}; store {size}")
+
+
+# -- vcrpy cassettes in and out ----------------------------------------------------------------
+
+
+@store_group.command("import-cassette")
+@click.argument(
+    "cassettes",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    metavar="CASSETTE...",
+)
+@db_option(
+    f"Store file. Default for import: a pytest-recording cassette's module recordings "
+    f"(<dir>/recordings/<module>.db), any other into ${DB_ENV}, store.path in "
+    f"workbench.yaml, else {DEFAULT_PATH}."
+)
+def import_cassette_command(cassettes: tuple[Path, ...], db: Path | None) -> None:
+    """Turn vcrpy / pytest-recording cassettes into recordings.
+
+    Each cassette becomes one recording: for tests/cassettes/test_x/test_a.yaml, the recording
+    of test tests/test_x.py::test_a in tests/recordings/test_x.db, which the pytest plugin
+    replays. Run it from the directory pytest runs from (node ids are relative to it).
+    """
+    from workbench.testing._cassette_files import import_cassette
+
+    store = Store(resolve_store_path(db)) if db is not None else None
+    try:
+        for path in cassettes:
+            done = import_cassette(path, store=store)
+            click.echo(f"{path} -> {done.store} as {done.name} ({done.calls} call(s))")
+    finally:
+        if store is not None:
+            store.close()
+
+
+@store_group.command("export-cassette")
+@click.argument("execution_id", metavar="ID", shell_complete=execution_ids)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The cassette file to write (YAML, as vcrpy writes it).",
+)
+@db_option()
+def export_cassette_command(execution_id: str, output: Path, db: Path | None) -> None:
+    """Write an execution's model calls as a vcrpy cassette.
+
+    For a test's recording, the calls of the executions it started come too, in the order
+    they were made; vcrpy (or pytest-recording) plays the file.
+    """
+    from workbench.testing._cassette_files import export_cassette
+
+    with open_existing(db) as store:
+        count = export_cassette(store, execution_id, output)
+    click.echo(f"wrote {count} interaction(s) to {output}", err=True)
