@@ -776,6 +776,45 @@ def test_profile_with_a_trigger_profiles_the_executions_it_holds_in(tmp_path: Pa
             assert profile.trigger == "execution_time > 50ms" and "spin" in _names(profile)
 
 
+_EVENT_WRITER = """
+import json, os, sys
+with open(os.environ["WORKBENCH_PROFILE_EVENTS"], "a") as file:
+    for line in ({"event": "started", "db": os.environ["WORKBENCH_DB"]}, {"event": "ended"}):
+        file.write(json.dumps(line) + "\\n")
+    file.write('{"event": "half')  # a line still being written is not an event yet
+sys.exit(3)
+"""
+
+
+def test_triggered_command_hands_the_child_its_settings_and_reads_its_events(
+    tmp_path: Path,
+) -> None:
+    """TriggeredCommand runs CMD with the store in WORKBENCH_DB, returns each whole event
+    line CMD appends once (a half-written line waits), and CMD's exit code."""
+    from workbench.config import ProfilingConfig
+    from workbench.profiling._triggered import TriggeredCommand
+
+    script = tmp_path / "events.py"
+    script.write_text(_EVENT_WRITER)
+    db = tmp_path / "runs.db"
+    with TriggeredCommand(
+        [sys.executable, str(script)], settings=ProfilingConfig(enabled=True), db=db
+    ) as run:
+        while (code := run.wait(0.1)) is None:
+            pass
+        events = run.events()
+        assert run.events() == []
+    assert code == 3
+    assert events == [{"event": "started", "db": str(db.absolute())}, {"event": "ended"}]
+
+
+def test_profile_with_a_trigger_names_a_command_that_cannot_run() -> None:
+    """--trigger with a command that does not exist: one error line naming it, exit 2."""
+    result = _profile("--trigger", "execution_time > 1s", "--", "no-such-command-here")
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: cannot run 'no-such-command-here'"), result.output
+
+
 @pytest.mark.parametrize(
     ("args", "named"),
     [

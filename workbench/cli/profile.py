@@ -16,16 +16,12 @@ child appends to the file in ``WORKBENCH_PROFILE_EVENTS``. WorkbenchErrors becom
 
 from __future__ import annotations
 
-import os
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import orjson
 from pydantic import ValidationError
 from rich.console import Console
 
@@ -39,16 +35,15 @@ from workbench.cli._options import (
     open_existing,
 )
 from workbench.config import ProfilingConfig, ProfilingTriggerConfig, load_config
-from workbench.exceptions import ConfigError, ProfilerError, StoreError
+from workbench.exceptions import ConfigError, StoreError
 from workbench.profiling._command import ProfiledCommand, check_command, check_kinds
 from workbench.profiling._conditions import ProfileKind
 from workbench.profiling._session import FROM_THE_START, profile_executions
 from workbench.profiling._summary import as_json as profile_json
 from workbench.profiling._summary import profile_view
-from workbench.profiling._watchdog import ENV_CONFIG, ENV_EVENTS
+from workbench.profiling._triggered import TriggeredCommand
 from workbench.records import Profile
 from workbench.store import Store
-from workbench.store._store import DB_ENV
 
 __all__ = ["profile_command"]
 
@@ -235,20 +230,8 @@ def _run_profiled(
 ) -> int:
     err = console(stderr=True)
     out = console()
-    with tempfile.TemporaryDirectory(prefix="workbench-profile-") as folder:
-        events = Path(folder) / "events.jsonl"
-        events.touch()
-        env = {**os.environ, ENV_CONFIG: settings.model_dump_json(), ENV_EVENTS: str(events)}
-        if db is not None:
-            env[DB_ENV] = str(db.expanduser().absolute())
-        try:
-            child = subprocess.Popen(command, env=env)
-        except OSError as exc:
-            raise ProfilerError(
-                f"cannot run {' '.join(command)!r}: {exc.strerror}; check the command after --"
-            ) from exc
-        follower = _Events(events)
-        recorded: list[dict[str, Any]] = []
+    recorded: list[dict[str, Any]] = []
+    with TriggeredCommand(command, settings=settings, db=db) as run:
         started = time.perf_counter()
         status = err.status(f"running {command[0]} with profiling…") if err.is_terminal else None
         if status is not None:
@@ -256,13 +239,13 @@ def _run_profiled(
         try:
             while True:
                 try:
-                    code = child.wait(0.1)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
+                    finished = run.wait(0.1)
                 except KeyboardInterrupt:
                     continue  # the child got the Ctrl-C too; wait for it to write its rows
-                recorded += follower.show(err)
+                if finished is not None:
+                    code = finished
+                    break
+                recorded += _show(run.events(), err)
                 if status is not None:
                     status.update(
                         f"running {command[0]} with profiling… "
@@ -272,7 +255,7 @@ def _run_profiled(
         finally:
             if status is not None:
                 status.stop()
-        recorded += follower.show(err)
+        recorded += _show(run.events(), err)
     if not recorded:
         err.print(
             f"no profile was recorded: {command[0]} recorded no execution in which the "
@@ -298,41 +281,27 @@ def _run_profiled(
     return code
 
 
-class _Events:
-    """Follows the child's progress file and prints each new event."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.offset = 0
-
-    def show(self, printer: Console) -> list[dict[str, Any]]:
-        with self.path.open("rb") as file:
-            file.seek(self.offset)
-            data = file.read()
-        complete = data[: data.rfind(b"\n") + 1]
-        self.offset += len(complete)
-        recorded = []
-        for line in complete.splitlines():
-            event = orjson.loads(line)
-            if event["event"] == "started":
-                printer.print(
-                    f"▶ {event['kind']} profile started for {event['execution_id']} "
-                    f"({event['trigger']})",
-                    markup=False,
-                )
-            elif event.get("error"):
-                printer.print(
-                    f"✗ {event['kind']} profile of {event['execution_id']}: {event['error']}",
-                    style="red",
-                    markup=False,
-                )
-                recorded.append(event)
-            else:
-                printer.print(
-                    f"✓ {event['kind']} profile {event['profile_id']} recorded", markup=False
-                )
-                recorded.append(event)
-        return recorded
+def _show(events: list[dict[str, Any]], printer: Console) -> list[dict[str, Any]]:
+    """Print each progress event; the events that ended a profile (recorded or failed)."""
+    ended = []
+    for event in events:
+        if event["event"] == "started":
+            printer.print(
+                f"▶ {event['kind']} profile started for {event['execution_id']} "
+                f"({event['trigger']})",
+                markup=False,
+            )
+        elif event.get("error"):
+            printer.print(
+                f"✗ {event['kind']} profile of {event['execution_id']}: {event['error']}",
+                style="red",
+                markup=False,
+            )
+            ended.append(event)
+        else:
+            printer.print(f"✓ {event['kind']} profile {event['profile_id']} recorded", markup=False)
+            ended.append(event)
+    return ended
 
 
 @profile_command.command("run", context_settings=CONTEXT)
