@@ -6,7 +6,7 @@ its output, and calls the library to do the work; ``_options`` owns what they sh
 red ``error: ...`` line and exit code 2, JSON under ``--json``), the JSON printer and the shell
 completion of execution ids. This module builds the root group from them.
 
-Commands::
+Commands, and the module beside this one that owns each::
 
     workbench runs list [--pipeline P] [--status S] [--user U] [--since WHEN] [--json]  runs
     workbench runs show ID [--json]                                                     runs
