@@ -756,7 +756,10 @@ def test_profile_command_links_the_profile_to_every_execution(tmp_path: Path) ->
     as_json = CliRunner().invoke(
         cli, ["profile", "show", profiles[0].id, "--db", str(db), "--json"]
     )
-    assert json.loads(as_json.output)["summary"]["top_functions"][0]["name"] == "spin"
+    # Among the top, not necessarily first: on a loaded machine importing workbench can take
+    # as long as the spin, and py-spy samples wall-clock time.
+    top = json.loads(as_json.output)["summary"]["top_functions"]
+    assert "spin" in [f["name"] for f in top]
 
 
 def test_profile_with_a_trigger_profiles_the_executions_it_holds_in(tmp_path: Path) -> None:
