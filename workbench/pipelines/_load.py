@@ -1,16 +1,16 @@
 """Checking a pipeline before anything runs, and building its :class:`Pipeline`.
 
-Owns every check of a pipeline document (from a file or a mapping): known keys and their types,
-step ids, actions and their parameters, ``imports`` (imported here, so their actions are
-registered), the ``python`` action's function, dependencies and cycles, template syntax and the
-names templates read (``steps.X`` adds a dependency on X). Every problem is a
-:class:`PipelineError` naming the file, the line, the step and the fix.
+Owns what a pipeline document (from a file or a mapping) means once ``_schema``'s models have
+checked its shape (keys, types, bounds, step ids): actions and their parameters, ``imports``
+(imported here, so their actions are registered), the ``python`` action's function,
+dependencies and cycles, template syntax and the names templates read (``steps.X`` adds a
+dependency on X). Every problem is a :class:`PipelineError` naming the file, the line, the step
+and the fix.
 """
 
 from __future__ import annotations
 
 import hashlib
-import keyword
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,53 +18,26 @@ from typing import Any, NoReturn
 
 import orjson
 
-from workbench.exceptions import ConfigError, PipelineError
-from workbench.monitoring._custom import CustomMetric
+from workbench.exceptions import PipelineError
 from workbench.pipelines._actions import get_action, import_function, import_module
 from workbench.pipelines._actions import registered_actions as _registered
 from workbench.pipelines._model import (
     DEFAULT_BACKOFF_S,
-    DEFAULT_MAX_CONCURRENCY,
-    INPUT_TYPES,
     InputSpec,
     MetricSpec,
     Pipeline,
     StepSpec,
     suggest,
-    type_problem,
 )
+from workbench.pipelines._schema import PipelineDocument, StepDocument, kind_of, validate_document
 from workbench.pipelines._template import TemplateProblem, is_template, references, template_strings
 from workbench.pipelines._yaml import line_of, parse_file, plain
 
 __all__ = ["load_pipeline"]
 
-_TOP_KEYS = (
-    "id",
-    "version",
-    "description",
-    "imports",
-    "max_concurrency",
-    "inputs",
-    "steps",
-    "outputs",
-)
-_STEP_KEYS = (
-    "id",
-    "action",
-    "description",
-    "parameters",
-    "depends_on",
-    "retries",
-    "backoff",
-    "timeout",
-    "monitoring",
-)
-_INPUT_KEYS = ("type", "required", "default", "description")
 #: What templates may read, by where they are.
 _STEP_NAMES = frozenset({"inputs", "steps", "execution"})
 _METRIC_NAMES = _STEP_NAMES | {"results"}
-
-_NO_DEFAULT: Any = object()
 
 
 def load_pipeline(pipeline: str | os.PathLike[str] | Mapping[str, Any] | Pipeline) -> Pipeline:
@@ -103,7 +76,8 @@ def load_pipeline(pipeline: str | os.PathLike[str] | Mapping[str, Any] | Pipelin
 
 
 class _Checker:
-    """Checks one pipeline document; every ``fail`` names the file, the line and the step."""
+    """Checks what one pipeline document means once its shape is right (``_schema``); every
+    ``fail`` names the file, the line and the step."""
 
     def __init__(self, source: str, digest: str, search: tuple[Path, ...]) -> None:
         self.source = source
@@ -115,31 +89,6 @@ class _Checker:
         prefix = f"{where}: step {step!r}: " if step is not None else f"{where}: "
         raise PipelineError(prefix + message, source=self.source, line=line, step_id=step)
 
-    def mapping(self, value: Any, what: str, *, line: int | None, step: str | None = None) -> None:
-        if not isinstance(value, Mapping):
-            self.fail(
-                f"{what} must be a mapping (key: value lines), got {_kind(value)}",
-                line=line,
-                step=step,
-            )
-
-    def keys(
-        self,
-        value: Mapping[Any, Any],
-        allowed: tuple[str, ...],
-        what: str,
-        *,
-        step: str | None = None,
-    ) -> None:
-        for key in value:
-            if key not in allowed:
-                self.fail(
-                    f"unknown key {key!r} in {what}{suggest(str(key), allowed)}; the keys "
-                    f"allowed are: {', '.join(allowed)}",
-                    line=line_of(value, key),
-                    step=step,
-                )
-
     # -- the document --------------------------------------------------------------------
 
     def pipeline(self, document: Any, plain_document: Any) -> Pipeline:
@@ -148,71 +97,31 @@ class _Checker:
             # /etc/passwd, a key file), and the error is printed and logged.
             self.fail(
                 f"a pipeline file holds a mapping with id: and steps:, got "
-                f"{_kind(document, quote=False)}; start the file with 'id: my_pipeline'",
+                f"{kind_of(document, quote=False)}; start the file with 'id: my_pipeline'",
                 line=line_of(document),
             )
-        self.keys(document, _TOP_KEYS, "the pipeline")
-        pipeline_id = document.get("id")
-        if not isinstance(pipeline_id, str) or not pipeline_id.strip():
-            self.fail(
-                f"the pipeline needs an id (a non-empty string naming it in the store), got "
-                f"{pipeline_id!r}; add e.g. 'id: research_assistant'",
-                line=line_of(document, "id") if "id" in document else line_of(document),
-            )
-        version = document.get("version")
-        if version is not None and not isinstance(version, str | int | float):
-            self.fail(
-                f'version must be a string like "1.0", got {_kind(version)}',
-                line=line_of(document, "version"),
-            )
-        description = self.optional_text(document, "description")
-        imports = self.imports(document)
-        limit = document.get("max_concurrency", DEFAULT_MAX_CONCURRENCY)
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            self.fail(
-                f"max_concurrency must be a whole number >= 1 (steps running at once), got "
-                f"{limit!r}",
-                line=line_of(document, "max_concurrency"),
-            )
-        inputs = self.inputs(document)
-        steps = self.steps(document, inputs)
+        checked = validate_document(document, self.source)
+        self.imports(checked.imports, document.get("imports"), line_of(document, "imports"))
+        inputs = self.inputs(checked, document.get("inputs"))
+        steps = self.steps(checked, document["steps"], inputs)
         outputs, output_lines = self.outputs(document, inputs, {s.id for s in steps})
         return Pipeline(
-            id=pipeline_id,
+            id=checked.id,
             steps=steps,
             inputs=inputs,
             outputs=outputs,
             source=self.source,
             sha256=self.digest,
             document=plain_document,
-            version=None if version is None else str(version),
-            description=description,
-            imports=imports,
-            max_concurrency=limit,
+            version=None if checked.version is None else str(checked.version),
+            description=checked.description,
+            imports=tuple(checked.imports),
+            max_concurrency=checked.max_concurrency,
             output_lines=output_lines,
         )
 
-    def optional_text(
-        self, container: Mapping[str, Any], key: str, step: str | None = None
-    ) -> str | None:
-        value = container.get(key)
-        if value is not None and not isinstance(value, str):
-            self.fail(
-                f"{key} must be text, got {_kind(value)}", line=line_of(container, key), step=step
-            )
-        return value
-
-    def imports(self, document: Mapping[str, Any]) -> tuple[str, ...]:
-        raw = document.get("imports", [])
-        line = line_of(document, "imports")
-        if isinstance(raw, str):
-            raw = [raw]
-        if not isinstance(raw, list) or not all(isinstance(m, str) and m for m in raw):
-            self.fail(
-                f"imports must be a list of module names, like [my_project.actions], got {raw!r}",
-                line=line,
-            )
-        for index, name in enumerate(raw):
+    def imports(self, names: list[str], raw: Any, line: int | None) -> None:
+        for index, name in enumerate(names):
             try:
                 import_module(name, self.search)
             except Exception as exc:  # the user's module: any error it raises is shown
@@ -222,138 +131,63 @@ class _Checker:
                     f"file's folder, or fix the module",
                     line=line_of(raw, index) or line,
                 )
-        return tuple(raw)
 
-    def inputs(self, document: Mapping[str, Any]) -> dict[str, InputSpec]:
-        raw = document.get("inputs", {})
-        if raw is None:
-            return {}
-        self.mapping(raw, "inputs", line=line_of(document, "inputs"))
-        inputs: dict[str, InputSpec] = {}
-        for name, spec in raw.items():
-            line = line_of(raw, name)
-            if not isinstance(name, str) or not name.isidentifier():
-                self.fail(
-                    f"input name {name!r} is not an identifier; templates read it as "
-                    f"inputs.NAME, so use letters, digits and _",
-                    line=line,
-                )
-            if isinstance(spec, str):
-                spec = {"type": spec}
-            elif spec is None:
-                spec = {}
-            self.mapping(spec, f"input {name!r}", line=line)
-            self.keys(spec, _INPUT_KEYS, f"input {name!r}")
-            kind = spec.get("type", "any")
-            if kind not in INPUT_TYPES:
-                self.fail(
-                    f"input {name!r} has type {kind!r}{suggest(str(kind), INPUT_TYPES)}; the "
-                    f"types are: {', '.join(INPUT_TYPES)}",
-                    line=line_of(spec, "type") or line,
-                )
-            required = spec.get("required", False)
-            if not isinstance(required, bool):
-                self.fail(
-                    f"input {name!r}: required must be true or false, got {required!r}",
-                    line=line_of(spec, "required") or line,
-                )
-            default = spec.get("default", _NO_DEFAULT)
-            if default is not _NO_DEFAULT and default is not None:
-                problem = type_problem(default, kind)
-                if problem:
-                    self.fail(
-                        f"the default of input {name!r} must be {problem}, got {default!r}",
-                        line=line_of(spec, "default") or line,
-                    )
-            inputs[name] = InputSpec(
+    def inputs(self, checked: PipelineDocument, raw: Any) -> dict[str, InputSpec]:
+        return {
+            name: InputSpec(
                 name=name,
-                type=kind,
-                required=required,
-                default=plain(default) if default is not _NO_DEFAULT else None,
-                has_default=default is not _NO_DEFAULT,
-                description=self.optional_text(spec, "description"),
-                line=line,
+                type=spec.type,
+                required=spec.required,
+                default=plain(spec.default),
+                has_default=spec.has_default,
+                description=spec.description,
+                line=line_of(raw, name),
             )
-        return inputs
+            for name, spec in checked.inputs.items()
+        }
 
     # -- steps ---------------------------------------------------------------------------
 
     def steps(
-        self, document: Mapping[str, Any], inputs: Mapping[str, InputSpec]
+        self, checked: PipelineDocument, raw: Any, inputs: Mapping[str, InputSpec]
     ) -> tuple[StepSpec, ...]:
-        raw = document.get("steps")
-        line = line_of(document, "steps") if "steps" in document else line_of(document)
-        if not isinstance(raw, list) or not raw:
-            self.fail(
-                f"steps must be a non-empty list of steps (each '- id: ... action: ...'), got "
-                f"{_kind(raw)}",
-                line=line,
-            )
-        seen: dict[str, int | None] = {}
-        for index, item in enumerate(raw):
-            item_line = line_of(raw, index)
-            self.mapping(item, f"step #{index + 1}", line=item_line)
-            step_id = item.get("id")
-            if (
-                not isinstance(step_id, str)
-                or not step_id.isidentifier()
-                or (keyword.iskeyword(step_id))
-            ):
-                self.fail(
-                    f"step #{index + 1} needs an id that is a Python identifier (letters, "
-                    f"digits and _; templates read it as steps.ID), got {step_id!r}",
-                    line=line_of(item, "id") if "id" in item else item_line,
-                )
-            if step_id in seen:
-                self.fail(
-                    f"step id {step_id!r} is used twice (first at line {seen[step_id]}); give "
-                    f"each step its own id",
-                    line=line_of(item, "id"),
-                    step=step_id,
-                )
-            seen[step_id] = line_of(item, "id")
-        steps = [self.step(item, line_of(raw, i), inputs, set(seen)) for i, item in enumerate(raw)]
+        step_ids = {step.id for step in checked.steps}
+        steps = [
+            self.step(step, raw[index], line_of(raw, index), inputs, step_ids)
+            for index, step in enumerate(checked.steps)
+        ]
         self.cycles(steps)
         return tuple(steps)
 
     def step(
         self,
+        step: StepDocument,
         item: Mapping[str, Any],
         line: int | None,
         inputs: Mapping[str, InputSpec],
         step_ids: set[str],
     ) -> StepSpec:
-        step_id: str = item["id"]
-        self.keys(item, _STEP_KEYS, f"step {step_id!r}", step=step_id)
-        action_name = item.get("action")
-        if not isinstance(action_name, str) or not action_name:
-            self.fail(
-                f"the step needs an action (a registered action's name, or llm, http, python), "
-                f"got {action_name!r}",
-                line=line_of(item, "action") if "action" in item else line,
-                step=step_id,
-            )
-        found = get_action(action_name)
+        step_id = step.id
+        found = get_action(step.action)
         if found is None:
             known = sorted(_registered())
             self.fail(
-                f"unknown action {action_name!r}{suggest(action_name, known)}; the registered "
+                f"unknown action {step.action!r}{suggest(step.action, known)}; the registered "
                 f"actions are: {', '.join(known)}. Register it with "
-                f"@workbench.action({action_name!r}) in a module listed under imports:, or use "
+                f"@workbench.action({step.action!r}) in a module listed under imports:, or use "
                 f"action: python with function: 'module:function'",
                 line=line_of(item, "action"),
                 step=step_id,
             )
-        parameters = item.get("parameters", {})
-        if parameters is None:
-            parameters = {}
-        self.mapping(parameters, "parameters", line=line_of(item, "parameters"), step=step_id)
+        # The YAML mapping (it knows its lines), or the mapping a dict pipeline was given as.
+        raw_parameters = item.get("parameters") or {}
+        parameters = plain(step.parameters)
         problem = found.check(parameters)
         if problem:
             self.fail(problem, line=line_of(item, "parameters") or line, step=step_id)
-        if action_name == "python":
-            self.python_function(parameters, step_id, line_of(parameters, "function"))
-        parameter_lines = self.parameter_lines(parameters, line_of(item, "parameters") or line)
+        if step.action == "python":
+            self.python_function(parameters, step_id, line_of(raw_parameters, "function"))
+        parameter_lines = self.parameter_lines(raw_parameters, line_of(item, "parameters") or line)
         used_steps: set[str] = set()
         for path, text in template_strings(parameters):
             used_steps |= self.template(
@@ -365,7 +199,7 @@ class _Checker:
                 step_id,
                 f"parameter {path!r}",
             )
-        depends_on = self.depends_on(item, step_id, step_ids)
+        depends_on = self.depends_on(step, item, step_ids)
         if step_id in used_steps:
             self.fail(
                 "its parameters read its own result (steps."
@@ -373,22 +207,21 @@ class _Checker:
                 line=line_of(item, "parameters"),
                 step=step_id,
             )
-        metrics, metric_steps = self.metrics(item, step_id, inputs, step_ids)
+        metrics, metric_steps = self.metrics(step, item, inputs, step_ids)
         used_steps |= metric_steps
         used_steps.discard(step_id)  # a metric may read its own step's results
         dependencies = [*depends_on, *sorted(used_steps - set(depends_on))]
-        backoff = self.seconds(item, "backoff", step_id, zero_ok=True)
         return StepSpec(
             id=step_id,
-            action=action_name,
-            parameters=plain(parameters),
+            action=step.action,
+            parameters=parameters,
             depends_on=depends_on,
             dependencies=tuple(dependencies),
-            retries=self.retries(item, step_id),
-            backoff_s=DEFAULT_BACKOFF_S if backoff is None else backoff,
-            timeout_s=self.seconds(item, "timeout", step_id, zero_ok=False),
+            retries=step.retries,
+            backoff_s=DEFAULT_BACKOFF_S if step.backoff is None else float(step.backoff),
+            timeout_s=None if step.timeout is None else float(step.timeout),
             metrics=metrics,
-            description=self.optional_text(item, "description", step_id),
+            description=step.description,
             line=line,
             parameter_lines=parameter_lines,
         )
@@ -472,103 +305,44 @@ class _Checker:
         return set(found.steps)
 
     def depends_on(
-        self, item: Mapping[str, Any], step_id: str, step_ids: set[str]
+        self, step: StepDocument, item: Mapping[str, Any], step_ids: set[str]
     ) -> tuple[str, ...]:
-        raw = item.get("depends_on", [])
-        line = line_of(item, "depends_on")
-        if raw is None:
-            raw = []
-        if isinstance(raw, str):
-            raw = [raw]
-        if not isinstance(raw, list) or not all(isinstance(d, str) for d in raw):
-            self.fail(
-                f"depends_on must be a list of step ids, got {raw!r}", line=line, step=step_id
-            )
-        for index, name in enumerate(raw):
+        raw = item.get("depends_on")
+        for index, name in enumerate(step.depends_on):
             if name not in step_ids:
                 self.fail(
                     f"depends_on names {name!r}, which is not a step"
                     f"{suggest(name, step_ids)}; the steps are: {', '.join(sorted(step_ids))}",
-                    line=line_of(raw, index) or line,
-                    step=step_id,
+                    line=line_of(raw, index) or line_of(item, "depends_on"),
+                    step=step.id,
                 )
-        return tuple(dict.fromkeys(raw))
-
-    def retries(self, item: Mapping[str, Any], step_id: str) -> int:
-        value = item.get("retries", 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            self.fail(
-                f"retries must be a whole number >= 0 (attempts after a failure), got {value!r}",
-                line=line_of(item, "retries"),
-                step=step_id,
-            )
-        return int(value)
-
-    def seconds(
-        self,
-        item: Mapping[str, Any],
-        key: str,
-        step_id: str,
-        *,
-        zero_ok: bool,
-    ) -> float | None:
-        value = item.get(key)
-        if value is None:
-            return None
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int | float)
-            or value < 0
-            or (value == 0 and not zero_ok)
-        ):
-            bound = ">= 0" if zero_ok else "> 0"
-            self.fail(
-                f"{key} must be a number of seconds {bound}, got {value!r}",
-                line=line_of(item, key),
-                step=step_id,
-            )
-        return float(value)
+        return tuple(dict.fromkeys(step.depends_on))
 
     def metrics(
         self,
+        step: StepDocument,
         item: Mapping[str, Any],
-        step_id: str,
         inputs: Mapping[str, InputSpec],
         step_ids: set[str],
     ) -> tuple[tuple[MetricSpec, ...], set[str]]:
-        monitoring = item.get("monitoring")
-        if monitoring is None:
+        if step.monitoring is None:
             return (), set()
-        self.mapping(monitoring, "monitoring", line=line_of(item, "monitoring"), step=step_id)
-        self.keys(monitoring, ("custom_metrics",), "monitoring", step=step_id)
-        raw = monitoring.get("custom_metrics") or []
-        if not isinstance(raw, list):
-            self.fail(
-                f"custom_metrics must be a list of metrics, got {_kind(raw)}",
-                line=line_of(monitoring, "custom_metrics"),
-                step=step_id,
-            )
+        raw = item["monitoring"].get("custom_metrics")
         metrics: list[MetricSpec] = []
         used: set[str] = set()
-        for index, metric in enumerate(raw):
+        for index, metric in enumerate(step.monitoring.custom_metrics):
             line = line_of(raw, index)
-            self.mapping(metric, f"custom metric #{index + 1}", line=line, step=step_id)
-            try:
-                # The parser of Python's @step(metrics=[...]) declarations: one set of rules.
-                parsed = CustomMetric.parse(plain(metric))
-            except ConfigError as exc:
-                self.fail(str(exc), line=line, step=step_id)
-            for path, text in template_strings({"value": parsed.value, "labels": parsed.labels}):
+            for path, text in template_strings({"value": metric.value, "labels": metric.labels}):
                 used |= self.template(
                     text,
                     _METRIC_NAMES,
                     inputs,
                     step_ids,
                     line,
-                    step_id,
-                    f"custom metric {parsed.name!r} {path}",
+                    step.id,
+                    f"custom metric {metric.name!r} {path}",
                 )
-            metrics.append(MetricSpec(parsed, line=line))
+            metrics.append(MetricSpec(metric, line=line))
         return tuple(metrics), used
 
     def cycles(self, steps: list[StepSpec]) -> None:
@@ -619,24 +393,3 @@ class _Checker:
                 f"outputs.{path}" if path else "outputs",
             )
         return plain(raw), lines
-
-
-#: The most characters of a bad value an error message quotes.
-_QUOTED = 60
-
-
-def _kind(value: Any, *, quote: bool = True) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str) and not quote:
-        return "plain text"
-    if not quote:
-        return f"a {type(value).__name__}"
-    shown = repr(value)
-    if len(shown) > _QUOTED:
-        shown = shown[: _QUOTED - 3] + "..."
-    return f"{type(value).__name__} {shown}"
