@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench._context import current
+from workbench._retry import RetryPolicy
 from workbench.exceptions import PipelineChangedWarning, PipelineError, PipelineStepError
 from workbench.monitoring._custom import EvaluatedMetric
 from workbench.pipelines._actions import Action, get_action
@@ -338,40 +339,38 @@ class _Run:
         async def attempts(**values: Any) -> Any:
             frame = current.get()
             active = frame.step if frame is not None else None
-            delay = spec.backoff_s
-            attempt = 0
-            while True:
-                attempt += 1
-                self.attempts[spec.id] = attempt
+            started = time.perf_counter()
+
+            async def attempt() -> Any:
+                nonlocal started
+                self.attempts[spec.id] = self.attempts.get(spec.id, 0) + 1
                 started = time.perf_counter()
-                try:
-                    result = await self.attempt(spec, action, values)
-                    break
-                except PipelineError:
-                    raise  # a mistake in the pipeline: the same on every attempt
-                except Exception as exc:
-                    if active is None or attempt > spec.retries:
-                        raise
-                    active.retries += 1
-                    active.events.append(
-                        {
-                            "name": "retry",
-                            "time": time.time(),
-                            "attempt": active.retries,
-                            "error.type": type(exc).__name__,
-                            "error.message": str(exc),
-                        }
-                    )
-                    log.info(
-                        "step %s: attempt %d failed (%s: %s); retrying in %gs",
-                        spec.id,
-                        attempt,
-                        type(exc).__name__,
-                        exc,
-                        delay,
-                    )
-                    await asyncio.sleep(delay)
-                    delay *= 2
+                return await self.attempt(spec, action, values)
+
+            def retrying(exc: BaseException, retry: int, wait_s: float) -> None:
+                assert active is not None  # a policy with retries only where a step records
+                active.retries += 1
+                active.events.append(
+                    {
+                        "name": "retry",
+                        "time": time.time(),
+                        "attempt": active.retries,
+                        "error.type": type(exc).__name__,
+                        "error.message": str(exc),
+                    }
+                )
+                log.info(
+                    "step %s: attempt %d failed (%s: %s); retrying in %gs",
+                    spec.id,
+                    retry,
+                    type(exc).__name__,
+                    exc,
+                    wait_s,
+                )
+
+            self.attempts[spec.id] = 0
+            policy = _NO_RETRIES if active is None else _retry_policy(spec)
+            result = await policy.acall(attempt, retrying)
             if spec.metrics and active is not None:
                 active.metrics = self.metric_declarations(
                     spec, result, time.perf_counter() - started
@@ -470,3 +469,17 @@ class _Run:
             step_id=spec.id,
             execution_id=self.run.id,
         )
+
+
+#: Outside a recorded step a YAML step runs once (nowhere to count its retries).
+_NO_RETRIES = RetryPolicy()
+
+
+def _retry_policy(spec: StepSpec) -> RetryPolicy:
+    """A YAML step's ``retries`` and ``backoff``: any failure but a mistake in the pipeline,
+    which would be the same on every attempt."""
+    return RetryPolicy(retries=spec.retries, retry_if=_worth_retrying, backoff_s=spec.backoff_s)
+
+
+def _worth_retrying(exc: BaseException) -> bool:
+    return isinstance(exc, Exception) and not isinstance(exc, PipelineError)

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from workbench import _hooks, _ids
 from workbench._context import AsyncFromSync, Frame, current
 from workbench._json import encode
+from workbench._retry import OnRetry, RetryPolicy
 from workbench.exceptions import ConfigError, RecordingError
 from workbench.recorder._execution import LiveExecution, executions_open, flush_off_loop
 from workbench.types import JSON
@@ -309,6 +310,9 @@ class step(AsyncFromSync):
         self.retries = retries
         self.retry_on = retry_on
         self.backoff_s = backoff_s
+        self.retry_policy = RetryPolicy(
+            retries=retries, retry_if=lambda exc: isinstance(exc, retry_on), backoff_s=backoff_s
+        )
         #: Custom metric declarations evaluated from the step's result by the metrics layer.
         self.metrics = tuple(metrics)
 
@@ -532,7 +536,6 @@ class step(AsyncFromSync):
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                import asyncio
 
                 frame = _get_frame()
                 if frame is None:  # outside an execution: the function, its retries, no record
@@ -542,23 +545,15 @@ class step(AsyncFromSync):
                     return await fn(*args, **kwargs)
                 active = start(args, kwargs)
                 active.enter()
-                delay = spec.backoff_s
+
+                async def attempt() -> Any:
+                    replaced = _replacement(active, generator=False)
+                    if replaced is not _RUN:  # a replay supplies this step's output
+                        return replaced
+                    return await fn(*args, **kwargs)
+
                 try:
-                    while True:
-                        try:
-                            replaced = _replacement(active, generator=False)
-                            if replaced is not _RUN:  # a replay supplies this step's output
-                                active.result = replaced
-                            else:
-                                active.result = await fn(*args, **kwargs)
-                            break
-                        except spec.retry_on as exc:
-                            if active.retries >= spec.retries:
-                                raise
-                            active.retries += 1
-                            active.events.append(_retry_event(exc, active.retries))
-                            await asyncio.sleep(delay)
-                            delay *= 2
+                    active.result = await spec.retry_policy.acall(attempt, _on_retry(active))
                 except BaseException as exc:
                     active.leave()
                     await active.afinish(exc)
@@ -579,23 +574,15 @@ class step(AsyncFromSync):
                 return _unrecorded_call(frame, step_id, spec, fn, args, kwargs)
             active = start(args, kwargs)
             active.enter()
-            delay = spec.backoff_s
+
+            def attempt() -> Any:
+                replaced = _replacement(active, generator=False)
+                if replaced is not _RUN:  # a replay supplies this step's output
+                    return replaced
+                return fn(*args, **kwargs)
+
             try:
-                while True:
-                    try:
-                        replaced = _replacement(active, generator=False)
-                        if replaced is not _RUN:  # a replay supplies this step's output
-                            active.result = replaced
-                        else:
-                            active.result = fn(*args, **kwargs)
-                        break
-                    except spec.retry_on as exc:
-                        if active.retries >= spec.retries:
-                            raise
-                        active.retries += 1
-                        active.events.append(_retry_event(exc, active.retries))
-                        time.sleep(delay)
-                        delay *= 2
+                active.result = spec.retry_policy.call(attempt, _on_retry(active))
             except BaseException as exc:
                 active.leave()
                 active.finish(exc)
@@ -676,31 +663,11 @@ def _detached(step_id: str) -> None:
 
 def _retrying(spec: step, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
     """A step's function called outside any execution: retried as declared, nothing kept."""
-    delay = spec.backoff_s
-    for attempt in range(spec.retries + 1):
-        try:
-            return fn(*args, **kwargs)
-        except spec.retry_on:
-            if attempt == spec.retries:
-                raise
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover
+    return spec.retry_policy.call(lambda: fn(*args, **kwargs))
 
 
 async def _aretrying(spec: step, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
-    import asyncio
-
-    delay = spec.backoff_s
-    for attempt in range(spec.retries + 1):
-        try:
-            return await fn(*args, **kwargs)
-        except spec.retry_on:
-            if attempt == spec.retries:
-                raise
-            await asyncio.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover
+    return await spec.retry_policy.acall(lambda: fn(*args, **kwargs))
 
 
 def _tally(
@@ -754,6 +721,16 @@ def _generator_replacement(active: ActiveStep) -> Any:
     except ConfigError as exc:
         active.finish(exc)
         raise
+
+
+def _on_retry(active: ActiveStep) -> OnRetry:
+    """What a retry leaves on the step: its count, and an event naming the failure."""
+
+    def record(exc: BaseException, retry: int, wait_s: float) -> None:
+        active.retries += 1
+        active.events.append(_retry_event(exc, active.retries))
+
+    return record
 
 
 def _retry_event(exc: BaseException, attempt: int) -> dict[str, Any]:

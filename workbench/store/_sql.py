@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from workbench._json import encode
+from workbench._retry import RetryPolicy
 from workbench.store._schema import rollback
 
 __all__ = [
@@ -204,15 +205,21 @@ def _insert_rows(conn: sqlite3.Connection, kind: str, rows: list[tuple[Any, ...]
 
 def commit_retrying(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]) -> None:
     """Commit, retrying when other processes keep the store locked past the busy timeout."""
-    for attempt in range(3):
-        try:
-            _commit_binding_safely(conn, groups)
-            return
-        except sqlite3.OperationalError as exc:
-            if ("locked" not in str(exc) and "busy" not in str(exc)) or attempt == 2:
-                raise
-            log.warning("workbench store is locked by another process; retrying the write")
-            time.sleep(0.5 * (attempt + 1))
+    _LOCKED.call(lambda: _commit_binding_safely(conn, groups), on_retry=_warn_locked)
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def _warn_locked(exc: BaseException, retry: int, wait_s: float) -> None:
+    log.warning("workbench store is locked by another process; retrying the write")
+
+
+#: Three attempts in all, 0.5 s then 1 s apart: the busy timeout already waited inside each.
+_LOCKED = RetryPolicy(retries=2, retry_if=_locked, backoff_s=0.5)
 
 
 def _commit_binding_safely(
