@@ -33,6 +33,7 @@ import _common
 from _common import Row, fmt, median, rotated
 
 import workbench
+from workbench._stats import percentile
 from workbench.recorder._execution import record
 
 __all__ = ["main"]
@@ -93,11 +94,6 @@ def locked_latencies(store: workbench.Store) -> list[float]:
     finally:
         holder.communicate(timeout=30)
         store.flush()  # the lagging rows are committed before the next variant runs
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
 def entry_seconds(store: workbench.Store, variant: str, n: int) -> float:

@@ -12,14 +12,11 @@ from pathlib import Path
 import openai
 import pytest
 from _pytest.pytester import SysModulesSnapshot
-from hypothesis import given
-from hypothesis import strategies as st
 
 import workbench
 from workbench.exceptions import ConfigError
 from workbench.store import Store
 from workbench.testing import Budget, ModelServer, TestRun
-from workbench.testing._summary import percentile
 
 pytest_plugins = ["pytester"]
 
@@ -802,18 +799,6 @@ def test_importing_workbench_does_not_import_pytest() -> None:
 
 
 # -- the pytest-free parts ---------------------------------------------------------------------
-
-
-@given(values=st.lists(st.floats(0, 1e6), min_size=1, max_size=50), q=st.floats(0, 100))
-def test_percentile_lies_between_min_and_max_and_grows_with_q(
-    values: list[float], q: float
-) -> None:
-    """A percentile is within the data's range, the 0th is the min, the 100th the max, and a
-    higher q never gives a lower value."""
-    value = percentile(values, q)
-    assert min(values) <= value <= max(values) or math.isclose(value, min(values))
-    assert percentile(values, 0) == min(values) and percentile(values, 100) == max(values)
-    assert percentile(values, min(100.0, q + 1)) >= value - 1e-9
 
 
 def test_budget_refuses_unknown_latency_keys_and_negative_limits() -> None:

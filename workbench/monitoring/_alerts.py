@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from workbench._stats import percentile
 from workbench.config import AlertRuleConfig, WorkbenchConfig, load_config
 from workbench.config._observability import duration_seconds
 from workbench.exceptions import ConfigError
-from workbench.monitoring._performance import percentile
 from workbench.monitoring._receivers import Delivery, deliver
 
 if TYPE_CHECKING:

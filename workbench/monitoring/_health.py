@@ -126,7 +126,7 @@ class PipelineHealth:
                 errors[f"HTTP {call['status_code']} from {call['provider']}"] += 1
             else:
                 errors[f"{_error_type(call['error'])} calling {call['provider']}"] += 1
-        from workbench.monitoring._performance import percentile
+        from workbench._stats import percentile
 
         success_rate = successes / len(rows)
         avg = sum(durations) / len(durations) if durations else 0.0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from workbench._stats import percentile
 from workbench.config import PerformanceConfig, WorkbenchConfig, load_config
 from workbench.monitoring._resources import ResourceMonitor, ResourceUsage
 
@@ -30,18 +31,6 @@ __all__ = [
 ]
 
 _MAX_SLOW = 100  # slow task occurrences reported, slowest first
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile (0 < q < 1) by linear interpolation between closest ranks (numpy's
-    default); 0.0 for no values."""
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _key(q: float) -> str:

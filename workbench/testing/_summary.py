@@ -13,16 +13,10 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from workbench.monitoring._performance import percentile as quantile
+from workbench._stats import percentile
 from workbench.records import Execution, ModelCall, Step
 
-__all__ = ["Latency", "Percentiles", "RunSummary", "Tokens", "percentile"]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0-100), as the monitoring layer computes its quantiles (linear
-    interpolation between closest ranks, numpy's default); ``0.0`` for no values."""
-    return quantile(list(values), q / 100)
+__all__ = ["Latency", "Percentiles", "RunSummary", "Tokens"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +34,9 @@ class Percentiles:
         kept = [v for v in values if v is not None]
         return cls(
             len(kept),
-            percentile(kept, 50),
-            percentile(kept, 95),
-            percentile(kept, 99),
+            percentile(kept, 0.50),
+            percentile(kept, 0.95),
+            percentile(kept, 0.99),
             max(kept, default=0.0),
         )
 
