@@ -14,13 +14,13 @@ pipeline.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from workbench._imports import import_function
 from workbench.exceptions import CallRefused
 
 if TYPE_CHECKING:
@@ -236,11 +236,8 @@ def load_builtin_observers(config: WorkbenchConfig) -> None:
         if _builtin_loaded:
             return
         for target in BUILTIN:
-            module, _, name = target.partition(":")
             try:
-                factory: Callable[[WorkbenchConfig], Observer | None] = getattr(
-                    importlib.import_module(module), name
-                )
+                factory: Callable[[WorkbenchConfig], Observer | None] = import_function(target)
                 observer = factory(config)
             except Exception as exc:
                 log.error("workbench could not start the built-in observer %s: %s", target, exc)

@@ -23,23 +23,19 @@ import asyncio
 import importlib
 import inspect
 import os
-import sys
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any, TypeVar, overload
 
 from workbench._context import current
+from workbench._imports import import_function
 from workbench.exceptions import PipelineError
 
 __all__ = [
     "Action",
     "action",
     "get_action",
-    "import_function",
-    "import_module",
     "registered_actions",
 ]
 
@@ -170,50 +166,6 @@ def get_action(name: str) -> Action | None:
 def registered_actions() -> dict[str, Action]:
     """Every registered action by name, the built-in ones included."""
     return dict(_registry)
-
-
-# -- imports ----------------------------------------------------------------------------------
-
-
-def import_module(name: str, search: Iterable[Path] = ()) -> ModuleType:
-    """Import ``name``; if its top-level package is not importable, look for it in the working
-    directory and then in ``search`` (a pipeline file's folder and its parents), as ``python``
-    run from there would. The folder found stays on ``sys.path``. Raises ``ImportError``."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        top = name.partition(".")[0]
-        if exc.name is None or exc.name.partition(".")[0] != top:
-            raise  # the module exists and failed to import something else: a real error
-        for folder in (Path.cwd(), *search):
-            if not ((folder / top).is_dir() or (folder / f"{top}.py").is_file()):
-                continue
-            entry = str(folder)
-            if entry in sys.path:
-                continue
-            sys.path.insert(0, entry)
-            importlib.invalidate_caches()
-            try:
-                return importlib.import_module(name)
-            except ModuleNotFoundError as again:
-                if again.name is None or again.name.partition(".")[0] != top:
-                    raise
-                sys.path.remove(entry)
-        raise
-
-
-def import_function(path: str, search: Iterable[Path] = ()) -> Callable[..., Any]:
-    """The callable at ``module:qualname`` (``ValueError`` for a malformed path, ``ImportError``
-    or ``AttributeError`` when it is not there)."""
-    module_name, sep, qualname = path.partition(":")
-    if not sep or not module_name or not qualname:
-        raise ValueError(f"{path!r} is not an import path; write it as 'package.module:function'")
-    target: Any = import_module(module_name, search)
-    for part in qualname.split("."):
-        target = getattr(target, part)
-    if not callable(target):
-        raise ValueError(f"{path} is a {type(target).__name__}, not a function")
-    return target  # type: ignore[no-any-return]
 
 
 # -- built-in actions -------------------------------------------------------------------------

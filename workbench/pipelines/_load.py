@@ -18,8 +18,9 @@ from typing import Any, NoReturn
 
 import orjson
 
+from workbench._imports import import_function, import_module
 from workbench.exceptions import PipelineError
-from workbench.pipelines._actions import get_action, import_function, import_module
+from workbench.pipelines._actions import get_action
 from workbench.pipelines._actions import registered_actions as _registered
 from workbench.pipelines._model import (
     DEFAULT_BACKOFF_S,

@@ -11,16 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import importlib
 import inspect
 import logging
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from workbench._imports import attribute_at, import_module
 from workbench._json import decode
 from workbench.diff import ExecutionDiff
 from workbench.diff import compare_executions as _compare_executions
@@ -528,42 +526,33 @@ def _log_level(level: str | int | None) -> Iterator[None]:
 
 def _load_entrypoint(path: str, execution_id: str) -> Callable[..., Any]:
     """The function at ``module:qualname``; the working directory is searched too, as
-    ``python -m`` would, because recorded paths are relative to where the run started."""
+    ``python -m`` would, because recorded paths are relative to where the run started (the
+    finding is ``workbench._imports``'; the words of each failure are the replay's)."""
     module_name, _, qualname = path.partition(":")
     fix = (
         "run the replay from the directory the execution was recorded in, or make the module "
         "importable (pip install -e . or PYTHONPATH)"
     )
     try:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            cwd = str(Path.cwd())
-            if exc.name is None or not module_name.startswith(exc.name) or cwd in sys.path:
-                raise
-            sys.path.insert(0, cwd)
-            importlib.invalidate_caches()
-            module = importlib.import_module(module_name)
+        module = import_module(module_name)
     except Exception as exc:
         raise ReplayError(
             f"the entrypoint {path} of execution {execution_id} cannot be imported "
             f"({type(exc).__name__}: {exc}); {fix}"
         ) from exc
-    target: Any = module
-    for part in qualname.split("."):
-        if part == "<locals>":
-            raise ReplayError(
-                f"the entrypoint {path} of execution {execution_id} is a function defined "
-                f"inside another function, which cannot be imported; decorate a module-level "
-                f"function with @workbench.pipeline"
-            )
-        try:
-            target = getattr(target, part)
-        except AttributeError as exc:
-            raise ReplayError(
-                f"the entrypoint {path} of execution {execution_id} cannot be imported: "
-                f"{module_name} has no {qualname} any more; {fix}"
-            ) from exc
+    try:
+        target = attribute_at(module, qualname)
+    except ValueError as exc:  # <locals> in the path
+        raise ReplayError(
+            f"the entrypoint {path} of execution {execution_id} is a function defined "
+            f"inside another function, which cannot be imported; decorate a module-level "
+            f"function with @workbench.pipeline"
+        ) from exc
+    except AttributeError as exc:
+        raise ReplayError(
+            f"the entrypoint {path} of execution {execution_id} cannot be imported: "
+            f"{module_name} has no {qualname} any more; {fix}"
+        ) from exc
     if not callable(target):
         raise ReplayError(f"the entrypoint {path} of execution {execution_id} is not callable")
     return target  # type: ignore[no-any-return]
