@@ -42,7 +42,7 @@ from zoneinfo import ZoneInfo
 
 from workbench import _hooks
 from workbench._money import usd
-from workbench.exceptions import BudgetExceededError, StoreError
+from workbench.exceptions import BudgetExceededError
 
 if TYPE_CHECKING:
     from workbench.config import BudgetAlertConfig, CostTrackingConfig, WorkbenchConfig
@@ -168,7 +168,9 @@ class Ledger:
                     self.path, timeout=60, isolation_level=None, check_same_thread=False
                 )
             except sqlite3.Error as exc:
-                raise StoreError(f"cannot read spend from store {self.path}: {exc}") from exc
+                from workbench.store._errors import store_error
+
+                raise store_error(exc, self.path, "reading spend from") from exc
             self._pid = os.getpid()
             self.day_end = 0.0  # reload the totals from this connection
         return self._conn
@@ -188,9 +190,10 @@ class Ledger:
                     if user is None:
                         user = self.user_day[user_id] = self._user_total(conn, user_id)
             except sqlite3.Error as exc:
-                raise StoreError(
-                    f"reading spend from store {self.path} failed: {exc}; budgets need a "
-                    f"readable store"
+                from workbench.store._errors import store_error
+
+                raise store_error(
+                    exc, self.path, "reading spend from", fix="budgets need a readable store"
                 ) from exc
             return self.day_total, self.month_total, user
 

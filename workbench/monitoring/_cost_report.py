@@ -164,7 +164,9 @@ class CostReporter:
             finally:
                 conn.close()
         except sqlite3.Error as exc:
-            raise StoreError(f"reading costs from store {self.path} failed: {exc}") from exc
+            from workbench.store._errors import store_error
+
+            raise store_error(exc, self.path, "reading costs from") from exc
 
     def _day(self, value: date | str | None) -> date:
         if value is None:

@@ -34,7 +34,6 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from workbench.exceptions import StoreError
 from workbench.monitoring._builtin import DEFAULT_BUCKETS, ResourceCollector
 
 if TYPE_CHECKING:
@@ -81,9 +80,9 @@ class StoreCollector(Collector):
                 try:
                     self._cached = (now, self._families())
                 except sqlite3.Error as exc:
-                    raise StoreError(
-                        f"reading metrics from store {self.path} failed: {exc}"
-                    ) from exc
+                    from workbench.store._errors import store_error
+
+                    raise store_error(exc, self.path, "reading metrics from") from exc
             return iter(self._cached[1])
 
     # -- the queries ---------------------------------------------------------------------------

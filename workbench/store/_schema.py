@@ -10,6 +10,7 @@ import sqlite3
 import time
 
 from workbench.exceptions import NotAStoreError, SchemaVersionError
+from workbench.store._errors import not_a_store, store_error
 
 __all__ = ["SCHEMA_VERSION", "ensure_schema", "not_a_store", "rollback"]
 
@@ -215,17 +216,6 @@ _COST_LEDGER_BACKFILL = """
     ORDER BY c.started_at"""
 
 
-def not_a_store(path: str, exc: BaseException) -> str:
-    """The message for a file SQLite cannot read as a database: another file, or a damaged
-    store, and the ways back from each (a damaged store is restored or recovered, not lost)."""
-    return (
-        f"{path} is not a workbench store, or is a damaged one (SQLite says: {exc}). If it is "
-        f"a store, restore it from a backup, or recover what SQLite can still read with "
-        f"`sqlite3 {path} .recover | sqlite3 {path}.recovered` and use {path}.recovered; "
-        f"if it is another file, pass the path of a store"
-    )
-
-
 def rollback(conn: sqlite3.Connection) -> None:
     """Roll back the open transaction, if SQLite has not already (it does on a full disk, and
     a second ROLLBACK would hide the cause behind "no transaction is active")."""
@@ -307,7 +297,7 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
             row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")
         }
     except sqlite3.DatabaseError as exc:
-        raise NotAStoreError(not_a_store(path, exc)) from exc
+        raise store_error(exc, path, "reading") from exc
     if "workbench_schema" in tables:
         _check_version(conn, path)
         _ensure_cost_ledger(conn)

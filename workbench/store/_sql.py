@@ -15,6 +15,7 @@ from typing import Any
 
 from workbench._json import encode
 from workbench._retry import RetryPolicy
+from workbench.store._errors import locked
 from workbench.store._schema import rollback
 
 __all__ = [
@@ -208,18 +209,12 @@ def commit_retrying(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, 
     _LOCKED.call(lambda: _commit_binding_safely(conn, groups), on_retry=_warn_locked)
 
 
-def _locked(exc: BaseException) -> bool:
-    return isinstance(exc, sqlite3.OperationalError) and (
-        "locked" in str(exc) or "busy" in str(exc)
-    )
-
-
 def _warn_locked(exc: BaseException, retry: int, wait_s: float) -> None:
     log.warning("workbench store is locked by another process; retrying the write")
 
 
 #: Three attempts in all, 0.5 s then 1 s apart: the busy timeout already waited inside each.
-_LOCKED = RetryPolicy(retries=2, retry_if=_locked, backoff_s=0.5)
+_LOCKED = RetryPolicy(retries=2, retry_if=locked, backoff_s=0.5)
 
 
 def _commit_binding_safely(

@@ -26,7 +26,6 @@ from workbench._json import decode
 from workbench._when import parse_when
 from workbench.exceptions import (
     ExecutionNotFoundError,
-    NotAStoreError,
     ProfileNotFoundError,
     StoreError,
     StoreFullError,
@@ -44,10 +43,11 @@ from workbench.redaction import scrub_rendered
 from workbench.store import _process
 from workbench.store import _rows as rows
 from workbench.store._codec import KnownBlobs, blob_hash, compress, decompress
+from workbench.store._errors import disk_full, store_error
 from workbench.store._owner import is_alive, owner_stamp
 from workbench.store._process import install_sigterm_handler
 from workbench.store._prune import Pruned, prunable
-from workbench.store._schema import ensure_schema, not_a_store
+from workbench.store._schema import ensure_schema
 from workbench.store._sql import (
     commit_retrying,
     delete_executions,
@@ -69,9 +69,6 @@ __all__ = [
 DEFAULT_PATH = Path("recordings") / "workbench.db"
 DB_ENV = "WORKBENCH_DB"
 log = logging.getLogger("workbench.store")
-#: Free bytes under which SQLite's "disk I/O error" is taken for a full disk (a failed write to
-#: its shared-memory file, which SQLite does not report as SQLITE_FULL).
-_NEARLY_FULL = 1 << 20
 #: Free bytes beyond the kept rows' size that make a full disk worth trying again at once.
 _ROOM_MARGIN = 64 << 10
 
@@ -204,7 +201,7 @@ class Store:
         except sqlite3.OperationalError as exc:
             if self._disk_full(exc):
                 raise self._full_disk_error(opening=True) from exc
-            raise StoreError(f"cannot create the tables of store {self.path}: {exc}") from exc
+            raise store_error(exc, self.path, "creating the tables of") from exc
         finally:
             conn.close()
 
@@ -214,9 +211,11 @@ class Store:
                 self.path, timeout=60, isolation_level=None, check_same_thread=False
             )
         except sqlite3.Error as exc:
-            raise StoreError(
-                f"cannot open store {self.path}: {exc}; choose a writable path "
-                f"(argument, {DB_ENV}, or store.path in workbench.yaml)"
+            raise store_error(
+                exc,
+                self.path,
+                "opening",
+                fix=f"choose a writable path (argument, {DB_ENV}, or store.path in workbench.yaml)",
             ) from exc
         try:
             if wal:
@@ -226,24 +225,13 @@ class Store:
                 conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if isinstance(exc, sqlite3.OperationalError) and "readonly" in str(exc):
-                raise StoreError(f"store {self.path} is read-only: {exc}") from exc
             if self._disk_full(exc):
                 raise self._full_disk_error() from exc
-            raise NotAStoreError(not_a_store(str(self.path), exc)) from exc
+            raise store_error(exc, self.path, "opening") from exc
         return conn
 
     def _disk_full(self, exc: sqlite3.Error) -> bool:
-        code = getattr(exc, "sqlite_errorcode", None)
-        primary = None if code is None else code & 0xFF
-        if primary == sqlite3.SQLITE_FULL or "disk is full" in str(exc):
-            return True
-        if primary == sqlite3.SQLITE_IOERR or "disk I/O error" in str(exc):
-            try:
-                return shutil.disk_usage(self.path.parent).free < _NEARLY_FULL
-            except OSError:
-                return False
-        return False
+        return disk_full(exc, self.path)
 
     def _full_disk_error(self, *, opening: bool = False, dropped: int = 0) -> StoreFullError:
         consequence = (
@@ -391,7 +379,7 @@ class Store:
             # Another failure may be caused by a row of the batch: no retry, kept rows included.
             given_up = unwritten.clear()
             also = f"; {given_up} rows kept from a full disk were lost with it" if given_up else ""
-            raise StoreError(f"writing to store {self.path} failed: {exc}{also}") from exc
+            raise store_error(exc, self.path, "writing to", detail=also) from exc
         unwritten.clear()
 
     def _retry_later(self) -> None:
@@ -475,7 +463,7 @@ class Store:
         try:
             removed = delete_executions(conn, ids)
         except sqlite3.Error as exc:
-            raise StoreError(f"deleting executions from store {self.path} failed: {exc}") from exc
+            raise store_error(exc, self.path, "deleting executions from") from exc
         finally:
             conn.close()
         # The blobs this process queued may be among those gone: write them again when named.
@@ -525,7 +513,7 @@ class Store:
         try:
             import_rows(conn, groups, list(execution_ids))
         except sqlite3.Error as exc:
-            raise StoreError(f"importing into store {self.path} failed: {exc}") from exc
+            raise store_error(exc, self.path, "importing into") from exc
         finally:
             conn.close()
         self._known_blobs = KnownBlobs()  # orphaned blobs of replaced executions went
@@ -541,7 +529,7 @@ class Store:
             try:
                 return list(self._reader.execute(sql, params))
             except sqlite3.DatabaseError as exc:
-                raise StoreError(f"reading store {self.path} failed: {exc}") from exc
+                raise store_error(exc, self.path, "reading") from exc
 
     def _read(self, statement: Any) -> list[Any]:
         """The rows of a SQLAlchemy Core ``statement`` over :mod:`._tables`, as mappings
@@ -557,7 +545,7 @@ class Store:
             with self._engine.connect() as conn:
                 return list(conn.execute(statement).mappings())
         except sa.exc.DBAPIError as exc:
-            raise StoreError(f"reading store {self.path} failed: {exc.orig}") from exc
+            raise store_error(exc.orig or exc, self.path, "reading") from exc
 
     def _blobs(self, hashes: Iterable[str | None]) -> dict[str, Any]:
         wanted = sorted({h for h in hashes if h})
@@ -584,9 +572,11 @@ class Store:
                 with self._read_lock:
                     interrupt(self._reader, f"id IN ({marks})", dead)
             except sqlite3.Error as exc:
-                raise StoreError(
-                    f"store {self.path}: could not mark {len(dead)} execution(s) of ended "
-                    f"processes interrupted ({exc}); try again when other writers are done"
+                raise store_error(
+                    exc,
+                    self.path,
+                    f"marking {len(dead)} execution(s) of ended processes interrupted in",
+                    fix="try again when other writers are done",
                 ) from exc
         return dead
 
