@@ -119,7 +119,8 @@ class Observer:
         """On the caller's thread before the request leaves; raise ``CallRefused`` to stop it."""
 
     def model_call_finished(self, event: ModelCallEvent) -> None:
-        """On the writer thread: keep it short."""
+        """On the writer thread, where the call is analysed: keep it short. It may come after
+        :meth:`execution_finished` of the call's run (the caller's path never waits for it)."""
 
     # -- what an observer listens to, asked once per execution --------------------------------
 
