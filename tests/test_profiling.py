@@ -588,6 +588,30 @@ def test_profile_command_profiles_a_plain_cpu_script(tmp_path: Path) -> None:
     assert "no profile was recorded" not in output
 
 
+def test_profile_command_prints_a_long_path_whole_on_a_narrow_terminal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At 80 columns a profile path longer than the line is printed on one line, whole (never
+    cut with "…"), and so is the command that opens it."""
+    folder = tmp_path / ("a_rather_long_project_folder_name_" * 3)
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    script = folder / "plain.py"
+    script.write_text(_PLAIN_CPU_SCRIPT)
+    result = CliRunner().invoke(
+        cli,
+        ["profile", "--cpu", "--", sys.executable, str(script), "0.3", "0"],
+        env={"COLUMNS": "80"},
+    )
+    assert result.exit_code == 0, result.output
+    speedscope = _artefact(folder / "profiles", ".speedscope.json")
+    assert len(str(speedscope)) > 80
+    lines = result.output.splitlines()
+    assert any(line.split() == ["file", str(speedscope)] for line in lines), result.output
+    assert any(f"speedscope {speedscope}" in line for line in lines), result.output
+    assert "…" not in result.output.split("top functions")[0]
+
+
 def test_profile_command_json_prints_the_profiles(tmp_path: Path) -> None:
     """`workbench profile --json -- CMD` prints the command, its exit code and each profile
     as `profile show --json` does (the hot function first), and nothing else on stdout."""
@@ -728,7 +752,7 @@ def spin(seconds):
 
 for name in ("first", "second"):
     with workbench.record(name, inputs={}) as run:
-        spin(0.3)
+        spin(float(sys.argv[2]) if len(sys.argv) > 2 else 0.3)
     print("recorded", run.id, flush=True)
 sys.exit(int(sys.argv[1]))
 """
@@ -768,9 +792,16 @@ def test_profile_with_a_trigger_profiles_the_executions_it_holds_in(tmp_path: Pa
     script.write_text(_RECORDING_SCRIPT)
     db = tmp_path / "runs.db"
     result = _profile(
-        "--trigger", "execution_time > 50ms", "--db", str(db), "--", sys.executable,
-        str(script), "0",
-    )  # fmt: skip
+        "--trigger",
+        "execution_time > 50ms",
+        "--db",
+        str(db),
+        "--",
+        sys.executable,
+        str(script),
+        "0",
+        "1.0",
+    )  # fmt: skip  (spins long enough to be sampled after a loaded machine's late start)
     assert result.exit_code == 0, result.output
     assert "cpu profile started for exec_" in result.output
     with Store(db) as store:

@@ -206,7 +206,7 @@ def _run_whole(
                 linked = [{"execution_id": p.execution_id, "id": p.id} for p in found.linked]
                 printed.append({**profile_json(found.profile), "linked": linked})
                 continue
-            out.print(profile_view(found.profile))
+            out.print(profile_view(found.profile), crop=False)
             if found.linked:
                 links = ", ".join(f"{p.execution_id} as {p.id}" for p in found.linked)
                 out.print(f"linked to {links}", markup=False)
@@ -275,7 +275,7 @@ def _run_profiled(
         if as_json:
             profiles.append(profile_json(profile))
         else:
-            out.print(profile_view(profile))
+            out.print(profile_view(profile), crop=False)
     if as_json:
         echo_json({"command": command, "exit_code": code, "profiles": profiles})
     return code
@@ -356,7 +356,7 @@ def run_command(
     else:
         out.print(f"replay {result.execution_id} of {execution_id}: {result.status}", markup=False)
         for profile in profiles:
-            out.print(profile_view(profile))
+            out.print(profile_view(profile), crop=False)
     if not profiles:
         err.print("no profile was recorded: the trigger never held", style="yellow")
         click.get_current_context().exit(_NOTHING_PROFILED)
@@ -378,4 +378,4 @@ def show_command(profile_id: str, as_json: bool, db: Path | None) -> None:
     if as_json:
         echo_json(profile_json(profile))
         return
-    console().print(profile_view(profile))
+    console().print(profile_view(profile), crop=False)

@@ -169,31 +169,44 @@ def open_command(summary: ProfileSummary) -> tuple[str, str] | None:
 
 
 def profile_view(profile: Profile) -> RenderableType:
-    """The summary of ``profile`` as ``workbench profile show`` prints it."""
+    """The summary of ``profile`` as ``workbench profile show`` prints it (print it with
+    ``crop=False``, so that its paths come out whole)."""
     summary = profile.summary
-    header = Table.grid(padding=(0, 2))
-    header.add_column(style="bold")
-    header.add_column()
-    header.add_row("profile", profile.id)
-    header.add_row("execution", profile.execution_id or "—")
-    header.add_row("kind", f"{profile.kind} ({summary.sampler or 'no sampler'})")
-    header.add_row("trigger", profile.trigger or "—")
+    rows: list[tuple[str, str | Text]] = [
+        ("profile", profile.id),
+        ("execution", profile.execution_id or "—"),
+        ("kind", f"{profile.kind} ({summary.sampler or 'no sampler'})"),
+        ("trigger", profile.trigger or "—"),
+    ]
     if summary.error:
-        header.add_row("error", Text(summary.error, style="red"))
+        rows.append(("error", Text(summary.error, style="red")))
     else:
-        header.add_row("duration", f"{summary.duration_s:.2f} s, {summary.samples} samples")
+        rows.append(("duration", f"{summary.duration_s:.2f} s, {summary.samples} samples"))
     if summary.peak_bytes is not None:
-        header.add_row("peak", format_bytes(summary.peak_bytes))
+        rows.append(("peak", format_bytes(summary.peak_bytes)))
+    # Paths and the command that opens them are there to be copied whole: each is one line
+    # that is never cut or broken (printed with ``crop=False``; the terminal wraps it).
+    whole: list[tuple[str, str | Text]] = []
     if profile.path:
-        header.add_row("file", profile.path)
+        whole.append(("file", profile.path))
     for role, path in summary.artifacts.items():
         if path != profile.path:
-            header.add_row(role, path)
+            whole.append((role, path))
     opener = open_command(summary) if not summary.error else None
     if opener is not None:
         command, hint = opener
-        header.add_row("open", Text.assemble(command, (f"  ({hint})", "dim")))
+        whole.append(("open", Text.assemble(command, (f"  ({hint})", "dim"))))
+    width = max(len(label) for label, _ in rows + whole) + 2
+    header = Table.grid()
+    header.add_column(style="bold", min_width=width)
+    header.add_column()
+    for label, value in rows:
+        header.add_row(label, value)
     parts: list[RenderableType] = [header]
+    for label, value in whole:
+        parts.append(
+            Text.assemble((label.ljust(width), "bold"), value, no_wrap=True, overflow="ignore")
+        )
     if summary.top_functions:
         unit = summary.top_functions[0].unit
         table = Table(title="top functions", title_justify="left", expand=False)
