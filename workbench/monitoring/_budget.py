@@ -30,8 +30,6 @@ unknown count as zero.
 from __future__ import annotations
 
 import logging
-import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -42,10 +40,11 @@ from zoneinfo import ZoneInfo
 
 from workbench import _hooks
 from workbench._money import usd
-from workbench.exceptions import BudgetExceededError
+from workbench.exceptions import BudgetExceededError, StoreError
 
 if TYPE_CHECKING:
     from workbench.config import BudgetAlertConfig, CostTrackingConfig, WorkbenchConfig
+    from workbench.store import Store
 
 __all__ = [
     "BudgetAlert",
@@ -147,102 +146,79 @@ _MAX_LEDGERS = 8
 
 
 class Ledger:
-    """This process's running totals of one store's ``cost_ledger``, read incrementally."""
+    """This process's running totals of one store's ``cost_ledger``, read incrementally
+    through the store's ledger queries (``Store.ledger_snapshot``, ``Store.ledger_since``)."""
 
     def __init__(self, path: str, tz: ZoneInfo) -> None:
         self.path = path
         self.tz = tz
         self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-        self._pid = 0
+        self._store: Store | None = None
         self.day_start = self.day_end = self.month_start = 0.0
         self.seq = 0
         self.day_total = 0.0
         self.month_total = 0.0
         self.user_day: dict[str, float] = {}
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():  # connections must not cross a fork
-            try:
-                self._conn = sqlite3.connect(
-                    self.path, timeout=60, isolation_level=None, check_same_thread=False
-                )
-            except sqlite3.Error as exc:
-                from workbench.store._errors import store_error
+    def _reader(self, store: Store | None) -> Store:
+        if store is not None and not store._closed:
+            return store
+        if self._store is None or self._store._closed:
+            from workbench.store import Store
 
-                raise store_error(exc, self.path, "reading spend from") from exc
-            self._pid = os.getpid()
-            self.day_end = 0.0  # reload the totals from this connection
-        return self._conn
+            self._store = Store(self.path)  # this ledger's own, closed by close()
+        return self._store
 
-    def totals(self, user_id: str | None, now: float) -> tuple[float, float, float | None]:
-        """``(today, this month, this user today)`` in US dollars, up to date with the store."""
+    def totals(
+        self, user_id: str | None, now: float, store: Store | None = None
+    ) -> tuple[float, float, float | None]:
+        """``(today, this month, this user today)`` in US dollars, up to date with the store
+        (``store``, the run's, when given; else the process's shared store for the path)."""
         with self._lock:
+            reader = self._reader(store)
             try:
-                conn = self._connection()
                 if now >= self.day_end or now < self.day_start:
-                    self._reload(conn, now)
+                    self._reload(reader, now)
                 else:
-                    self._advance(conn)
+                    self._advance(reader)
                 user = None
                 if user_id is not None:
                     user = self.user_day.get(user_id)
                     if user is None:
-                        user = self.user_day[user_id] = self._user_total(conn, user_id)
-            except sqlite3.Error as exc:
-                from workbench.store._errors import store_error
-
-                raise store_error(
-                    exc, self.path, "reading spend from", fix="budgets need a readable store"
-                ) from exc
+                        user = self.user_day[user_id] = reader.ledger_user_total(
+                            user_id, since=self.day_start, up_to_seq=self.seq
+                        )
+            except StoreError as exc:
+                raise StoreError(f"{exc}; budgets need a readable store") from exc
             return self.day_total, self.month_total, user
 
-    def _reload(self, conn: sqlite3.Connection, now: float) -> None:
+    def _reload(self, store: Store, now: float) -> None:
         self.day_start, self.day_end, self.month_start = period_bounds(now, self.tz)
-        conn.execute("BEGIN")  # one snapshot for the high-water mark and the sums
-        try:
-            self.seq = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM cost_ledger").fetchone()[0]
-            self.month_total, self.day_total = conn.execute(
-                "SELECT COALESCE(SUM(cost_usd), 0.0), "
-                "COALESCE(SUM(CASE WHEN started_at >= ? THEN cost_usd END), 0.0) "
-                "FROM cost_ledger WHERE started_at >= ?",
-                (self.day_start, self.month_start),
-            ).fetchone()
-        finally:
-            conn.execute("COMMIT")
+        snapshot = store.ledger_snapshot(since=self.month_start, recent_since=self.day_start)
+        self.seq = snapshot.seq
+        self.month_total, self.day_total = snapshot.since_usd, snapshot.recent_usd
         self.user_day = {}
 
-    def _advance(self, conn: sqlite3.Connection) -> None:
-        rows = conn.execute(
-            "SELECT seq, started_at, user_id, cost_usd FROM cost_ledger WHERE seq > ?",
-            (self.seq,),
-        ).fetchall()
-        if not rows:
-            return
-        for seq, started_at, user_id, cost in rows:
-            if seq > self.seq:
-                self.seq = seq
+    def _advance(self, store: Store) -> None:
+        for entry in store.ledger_since(self.seq):
+            if entry.seq > self.seq:
+                self.seq = entry.seq
+            cost, started_at = entry.cost_usd, entry.started_at
             if not cost or started_at is None or started_at < self.month_start:
                 continue
             self.month_total += cost
             if started_at >= self.day_start:
                 self.day_total += cost
+                user_id = entry.user_id
                 if user_id is not None and user_id in self.user_day:
                     self.user_day[user_id] += cost
 
-    def _user_total(self, conn: sqlite3.Connection, user_id: str) -> float:
-        total: float = conn.execute(
-            "SELECT COALESCE(SUM(cost_usd), 0.0) FROM cost_ledger "
-            "WHERE user_id = ? AND started_at >= ? AND seq <= ?",
-            (user_id, self.day_start, self.seq),
-        ).fetchone()[0]
-        return total
-
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+            if self._store is not None:
+                self._store.close()
+            self._store = None
+            self.day_end = 0.0  # a ledger used again reads its totals again
 
 
 @dataclass(frozen=True)
@@ -382,7 +358,7 @@ class BudgetGuard(_hooks.Observer):
         store = run.store
         ledger = self._ledger(str(store.path), policy.tz)
         calls = self._calls_of(store.path)
-        day, month, user = ledger.totals(run.user_id, time.time())
+        day, month, user = ledger.totals(run.user_id, time.time(), store)
         acting = policy.acting != float("inf")
         if acting:
             dearest = calls.max_cost
@@ -400,7 +376,7 @@ class BudgetGuard(_hooks.Observer):
                 finished = calls.finished
                 store.flush(strict=False)
                 calls.written = max(calls.written, finished)
-                day, month, user = ledger.totals(run.user_id, time.time())
+                day, month, user = ledger.totals(run.user_id, time.time(), store)
         reached = []
         for budget, limit in policy.budgets:
             if budget == "daily":

@@ -1,5 +1,19 @@
 """The store subsystem: SQLite recordings, written in the background, read as records."""
 
+from workbench.store._aggregates import (
+    CostGroup,
+    ExecutionAggregate,
+    ExecutionOutcome,
+    ExecutionTiming,
+    Histogram,
+    LedgerEntry,
+    LedgerSnapshot,
+    ModelCallAggregate,
+    ModelCallFailure,
+    ModelCallTiming,
+    StepAggregate,
+    StepTiming,
+)
 from workbench.store._owner import owner_stamp
 from workbench.store._process import install_sigterm_handler, write_lag_s
 from workbench.store._rows import RecordedResponse
@@ -13,10 +27,22 @@ from workbench.store._store import (
 from workbench.store._writer import MAX_QUEUED
 
 __all__ = [  # noqa: RUF022 - sorted as sorted() sorts (test_exported_members)
+    "CostGroup",
     "DEFAULT_PATH",
+    "ExecutionAggregate",
     "ExecutionList",
+    "ExecutionOutcome",
+    "ExecutionTiming",
+    "Histogram",
+    "LedgerEntry",
+    "LedgerSnapshot",
     "MAX_QUEUED",
+    "ModelCallAggregate",
+    "ModelCallFailure",
+    "ModelCallTiming",
     "RecordedResponse",
+    "StepAggregate",
+    "StepTiming",
     "Store",
     "install_sigterm_handler",
     "open_store",

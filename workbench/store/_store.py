@@ -47,6 +47,7 @@ from workbench.store._errors import disk_full, store_error
 from workbench.store._owner import is_alive, owner_stamp
 from workbench.store._process import install_sigterm_handler
 from workbench.store._prune import Pruned, prunable
+from workbench.store._queries import Queries
 from workbench.store._schema import ensure_schema
 from workbench.store._sql import (
     commit_retrying,
@@ -135,7 +136,7 @@ def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path:
     return configured if configured is not None else DEFAULT_PATH
 
 
-class Store:
+class Store(Queries):
     """A workbench store in one SQLite file. Thread-safe; one per file per process is enough."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
