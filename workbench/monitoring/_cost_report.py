@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -126,7 +125,7 @@ class CostReporter:
         timezone: str | None = None,
         config: WorkbenchConfig | None = None,
     ) -> None:
-        from workbench.store import Store, resolve_store_path
+        from workbench.store import Store, open_store, resolve_store_path
 
         if config is None:
             from workbench.config import load_config
@@ -140,10 +139,8 @@ class CostReporter:
                 f"timezone {name!r} is not a time zone; use an IANA name such as 'UTC' or "
                 f"'Europe/Paris'"
             ) from None
-        self._store: Store | None = None
         if isinstance(store, Store):
             self._store = store
-            path = store.path
         else:
             path = resolve_store_path(store)
             if not Path(path).exists():
@@ -151,22 +148,12 @@ class CostReporter:
                     f"no store at {path}; record a run first, or pass the store's path "
                     f"(CostReporter(store=...), --db, WORKBENCH_DB or store.path)"
                 )
-            Store(path).close()  # an older store gains the cost ledger on opening
-        self.path = Path(path)
+            self._store = open_store(path)  # an older store gains the cost ledger on opening
+        self.path = Path(self._store.path)
 
-    def _rows(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        if self._store is not None:
-            self._store.flush()  # this process's calls too, not only those already written
-        try:
-            conn = sqlite3.connect(self.path, timeout=60)
-            try:
-                return conn.execute(sql, params).fetchall()
-            finally:
-                conn.close()
-        except sqlite3.Error as exc:
-            from workbench.store._errors import store_error
-
-            raise store_error(exc, self.path, "reading costs from") from exc
+    def _ledger(self) -> Store:
+        self._store.flush()  # this process's calls too, not only those already written
+        return self._store
 
     def _day(self, value: date | str | None) -> date:
         if value is None:
@@ -195,23 +182,18 @@ class CostReporter:
         by_user: dict[str, float] = {}
         calls = unpriced = tokens_in = tokens_out = 0
         total = 0.0
-        for model, pipeline, user, cost, count, unknown, t_in, t_out in self._rows(
-            "SELECT model, pipeline_id, user_id, SUM(cost_usd), COUNT(*), "
-            "SUM(cost_usd IS NULL), SUM(input_tokens), SUM(output_tokens) FROM cost_ledger "
-            "WHERE started_at >= ? AND started_at < ? GROUP BY model, pipeline_id, user_id",
-            (start, end),
-        ):
-            calls += count
-            unpriced += unknown or 0
-            tokens_in += t_in or 0
-            tokens_out += t_out or 0
+        for group in self._ledger().cost_groups(since=start, until=end):
+            calls += group.calls
+            unpriced += group.unpriced_calls
+            tokens_in += group.input_tokens
+            tokens_out += group.output_tokens
             for table, key in (
-                (by_model, model or _UNKNOWN),
-                (by_pipeline, pipeline or _UNKNOWN),
-                (by_user, user or _NO_USER),
+                (by_model, group.model or _UNKNOWN),
+                (by_pipeline, group.pipeline_id or _UNKNOWN),
+                (by_user, group.user_id or _NO_USER),
             ):
-                table[key] = table.get(key, 0.0) + (cost or 0.0)
-            total += cost or 0.0
+                table[key] = table.get(key, 0.0) + group.cost_usd
+            total += group.cost_usd
         return DailyCostReport(
             date=day,
             timezone=self.tz.key,
@@ -234,16 +216,7 @@ class CostReporter:
         first = last - timedelta(days=days - 1)
         edges = [self._bounds(first + timedelta(days=i))[0] for i in range(days)]
         edges.append(self._bounds(last)[1])
-        # One indexed range sum per day: the ledger's (started_at, cost_usd) index covers it.
-        selects = " UNION ALL ".join(
-            f"SELECT {i}, (SELECT COALESCE(SUM(cost_usd), 0.0) FROM cost_ledger "
-            f"WHERE started_at >= ? AND started_at < ?)"
-            for i in range(days)
-        )
-        params = tuple(value for i in range(days) for value in (edges[i], edges[i + 1]))
-        costs = [0.0] * days
-        for i, cost in self._rows(selects, params):
-            costs[i] = cost
+        costs = self._ledger().ledger_sums(edges)
         total = sum(costs)
         direction, percentage = trend(costs)
         return CostTrends(

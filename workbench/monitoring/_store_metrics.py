@@ -18,7 +18,6 @@ stores of a few million rows; beyond that, scrape the processes themselves.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -38,6 +37,7 @@ from workbench.monitoring._builtin import DEFAULT_BUCKETS, ResourceCollector
 
 if TYPE_CHECKING:
     from workbench.config import WorkbenchConfig
+    from workbench.store import Histogram
 
 __all__ = ["StoreCollector", "store_registry"]
 
@@ -56,18 +56,14 @@ class StoreCollector(Collector):
         from workbench.store import Store
 
         self.path = path
-        self.buckets = tuple(buckets)
+        self.buckets = tuple(float(b) for b in buckets)
         self.window_s = window_s
         self.cache_s = cache_s
         self._store = Store(path)  # creates or upgrades the schema; judges liveness
-        self._conn = sqlite3.connect(
-            path, timeout=60, isolation_level=None, check_same_thread=False
-        )
         self._lock = threading.Lock()
         self._cached: tuple[float, list[Metric]] | None = None
 
     def close(self) -> None:
-        self._conn.close()
         self._store.close()
 
     def describe(self) -> Iterator[Metric]:
@@ -77,32 +73,23 @@ class StoreCollector(Collector):
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] >= self.cache_s:
-                try:
-                    self._cached = (now, self._families())
-                except sqlite3.Error as exc:
-                    from workbench.store._errors import store_error
-
-                    raise store_error(exc, self.path, "reading metrics from") from exc
+                self._cached = (now, self._families())
             return iter(self._cached[1])
 
     # -- the queries ---------------------------------------------------------------------------
 
-    def _histogram_sql(self, column: str) -> str:
-        counts = ", ".join(f"SUM({column} <= {float(b)!r})" for b in self.buckets)
-        return f"COUNT({column}), SUM({column}), {counts}"
-
     def _histogram(
-        self, family: HistogramMetricFamily, labels: list[str], row: Sequence[Any]
+        self, family: HistogramMetricFamily, labels: list[str], histogram: Histogram | None
     ) -> None:
-        count, total, *cumulative = row
-        if not count:
+        if histogram is None or not histogram.count:
             return
-        points = [(_le(b), c or 0) for b, c in zip(self.buckets, cumulative, strict=True)]
-        family.add_metric(labels, [*points, ("+Inf", count)], total or 0.0)
+        points = [(_le(b), c) for b, c in zip(histogram.bounds, histogram.cumulative, strict=True)]
+        family.add_metric(labels, [*points, ("+Inf", histogram.count)], histogram.total)
 
     def _families(self) -> list[Metric]:
-        q = self._conn.execute
+        store = self._store
         since = time.time() - self.window_s
+        finished = ("completed", "failed", "interrupted")
         families: list[Metric] = []
 
         executions = CounterMetricFamily(
@@ -111,16 +98,12 @@ class StoreCollector(Collector):
         duration = HistogramMetricFamily(
             "pipeline_duration_seconds", "Pipeline execution time", labels=["pipeline"]
         )
-        for pipeline, status, count in q(
-            "SELECT pipeline_id, status, COUNT(*) FROM executions WHERE status != 'running' "
-            "GROUP BY pipeline_id, status"
+        for group in store.execution_aggregates(by=("pipeline_id", "status"), statuses=finished):
+            executions.add_metric([_name(group.pipeline_id), str(group.status)], group.executions)
+        for group in store.execution_aggregates(
+            by=("pipeline_id",), statuses=finished, duration_buckets=self.buckets
         ):
-            executions.add_metric([pipeline, status], count)
-        for pipeline, *row in q(
-            f"SELECT pipeline_id, {self._histogram_sql('duration_s')} FROM executions "
-            f"WHERE status != 'running' GROUP BY pipeline_id"
-        ):
-            self._histogram(duration, [pipeline], row)
+            self._histogram(duration, [_name(group.pipeline_id)], group.duration)
         success = GaugeMetricFamily(
             "pipeline_success_rate",
             "Successful executions / finished executions (0-1), over the rate window",
@@ -131,19 +114,17 @@ class StoreCollector(Collector):
             "Failed executions / finished executions (0-1), over the rate window",
             labels=["pipeline"],
         )
-        for pipeline, finished, ok in q(
-            "SELECT pipeline_id, COUNT(*), SUM(COALESCE(success, status = 'completed')) "
-            "FROM executions WHERE status IN ('completed', 'failed') AND ended_at >= ? "
-            "GROUP BY pipeline_id",
-            (since,),
+        for group in store.execution_aggregates(
+            by=("pipeline_id",), statuses=("completed", "failed"), ended_since=since
         ):
-            success.add_metric([pipeline], ok / finished)
-            error.add_metric([pipeline], (finished - ok) / finished)
+            ok, count = group.judged_successful, group.executions
+            success.add_metric([_name(group.pipeline_id)], ok / count)
+            error.add_metric([_name(group.pipeline_id)], (count - ok) / count)
         active = GaugeMetricFamily(
             "pipeline_active_count", "Pipeline executions running now", labels=["pipeline"]
         )
         running: dict[str, int] = {}
-        for execution in self._store.list_executions(status="running", limit=None):
+        for execution in store.list_executions(status="running", limit=None):
             running[execution.pipeline_id] = running.get(execution.pipeline_id, 0) + 1
         for pipeline, count in running.items():
             active.add_metric([pipeline], count)
@@ -158,37 +139,31 @@ class StoreCollector(Collector):
         retries = CounterMetricFamily(
             "task_retry_count", "Retries the steps took", labels=["pipeline", "task"]
         )
-        step_join = (
-            "FROM steps s JOIN executions e ON e.id = s.execution_id "
-            "WHERE s.status IN ('completed', 'failed')"
-        )
+        ended = ("completed", "failed")
         retried: dict[tuple[str, str], int] = {}
-        for pipeline, task, status, count, step_retries in q(
-            f"SELECT e.pipeline_id, s.step_id, s.status, COUNT(*), SUM(s.retries) {step_join} "
-            f"GROUP BY e.pipeline_id, s.step_id, s.status"
-        ):
-            tasks.add_metric([pipeline, task, status], count)
-            if step_retries:
+        for step in store.step_aggregates(by=("pipeline_id", "step_id", "status"), statuses=ended):
+            pipeline, task = _name(step.pipeline_id), str(step.step_id)
+            tasks.add_metric([pipeline, task, str(step.status)], step.steps)
+            if step.retries:
                 key = (pipeline, task)
-                retried[key] = retried.get(key, 0) + step_retries
+                retried[key] = retried.get(key, 0) + step.retries
         for (pipeline, task), count in retried.items():
             retries.add_metric([pipeline, task], count)
-        for pipeline, task, *row in q(
-            f"SELECT e.pipeline_id, s.step_id, {self._histogram_sql('s.duration_s')} "
-            f"{step_join} GROUP BY e.pipeline_id, s.step_id"
+        for step in store.step_aggregates(
+            by=("pipeline_id", "step_id"), statuses=ended, duration_buckets=self.buckets
         ):
-            self._histogram(task_duration, [pipeline, task], row)
+            self._histogram(
+                task_duration, [_name(step.pipeline_id), str(step.step_id)], step.duration
+            )
         concurrency = GaugeMetricFamily(
             "task_concurrency",
             "Steps running at once, averaged over the rate window",
             labels=["pipeline"],
         )
-        for pipeline, busy in q(
-            f"SELECT e.pipeline_id, SUM(MIN(s.duration_s, ?)) {step_join} AND s.ended_at >= ? "
-            f"GROUP BY e.pipeline_id",
-            (self.window_s, since),
+        for step in store.step_aggregates(
+            by=("pipeline_id",), statuses=ended, ended_since=since, busy_cap_s=self.window_s
         ):
-            concurrency.add_metric([pipeline], (busy or 0.0) / self.window_s)
+            concurrency.add_metric([_name(step.pipeline_id)], step.busy_s / self.window_s)
         families += [tasks, task_duration, retries, concurrency]
 
         requests = CounterMetricFamily(
@@ -210,30 +185,30 @@ class StoreCollector(Collector):
             "Model calls that failed / model calls (0-1), over the rate window",
             labels=["provider", "model"],
         )
-        call_join = (
-            "FROM model_calls c LEFT JOIN executions e ON e.id = c.execution_id "
-            "WHERE c.provider IS NOT 'http'"
-        )
-        failed = "(c.status_code IS NULL OR c.status_code >= 400 OR c.error IS NOT NULL)"
-        state = (
-            f"CASE WHEN e.replay_of IS NOT NULL THEN 'replayed' WHEN {failed} THEN 'error' "
-            f"ELSE 'ok' END"
-        )
         token_sums: dict[tuple[str, str], list[int]] = {}
-        for provider, model, pipeline, status, count, *sums in q(
-            f"SELECT COALESCE(c.provider, 'unknown'), COALESCE(c.model, 'unknown'), "
-            f"e.pipeline_id, {state}, COUNT(*), SUM(c.input_tokens), SUM(c.output_tokens), "
-            f"SUM(c.cache_read_tokens), SUM(c.cache_write_tokens), SUM(c.cost_usd) "
-            f"{call_join} GROUP BY 1, 2, 3, 4"
+        for group in store.model_call_aggregates(
+            by=("provider", "model", "pipeline_id", "in_replay"), http=False
         ):
-            requests.add_metric([provider, model, status], count)  # summed over pipelines below
-            if status == "replayed":
+            provider, model = _name(group.provider), _name(group.model)
+            if group.in_replay:
+                requests.add_metric([provider, model, "replayed"], group.calls)
                 continue
+            failed = group.errors + group.unanswered  # no answer counts as a failure here
+            for status, count in (("error", failed), ("ok", group.calls - failed)):
+                if count:  # summed over pipelines below
+                    requests.add_metric([provider, model, status], count)
             totals = token_sums.setdefault((provider, model), [0, 0, 0, 0])
-            for i, value in enumerate(sums[:4]):
-                totals[i] += value or 0
-            if sums[4]:
-                cost.add_metric([provider, model, pipeline or "unknown"], sums[4])
+            for i, value in enumerate(
+                (
+                    group.input_tokens,
+                    group.output_tokens,
+                    group.cache_read_tokens,
+                    group.cache_write_tokens,
+                )
+            ):
+                totals[i] += value
+            if group.cost_usd:
+                cost.add_metric([provider, model, _name(group.pipeline_id)], group.cost_usd)
         requests.samples = _summed(requests.samples)
         for (provider, model), totals in token_sums.items():
             for kind, value in zip(
@@ -241,21 +216,23 @@ class StoreCollector(Collector):
             ):
                 if value:
                     tokens.add_metric([provider, model, kind], value)
-        for provider, model, *row in q(
-            f"SELECT COALESCE(c.provider, 'unknown'), COALESCE(c.model, 'unknown'), "
-            f"{self._histogram_sql('c.latency_s')} {call_join} AND e.replay_of IS NULL "
-            f"GROUP BY 1, 2"
+        for group in store.model_call_aggregates(
+            by=("provider", "model"), http=False, in_replays=False, latency_buckets=self.buckets
         ):
-            self._histogram(latency, [provider, model], row)
-        for provider, model, count, errors in q(
-            f"SELECT COALESCE(c.provider, 'unknown'), COALESCE(c.model, 'unknown'), COUNT(*), "
-            f"SUM({failed}) {call_join} AND e.replay_of IS NULL AND c.started_at >= ? "
-            f"GROUP BY 1, 2",
-            (since,),
+            self._histogram(latency, [_name(group.provider), _name(group.model)], group.latency)
+        for group in store.model_call_aggregates(
+            by=("provider", "model"), http=False, in_replays=False, since=since
         ):
-            model_error.add_metric([provider, model], (errors or 0) / count)
+            failed = group.errors + group.unanswered
+            labels = [_name(group.provider), _name(group.model)]
+            model_error.add_metric(labels, failed / group.calls)
         families += [requests, tokens, cost, latency, model_error]
         return families
+
+
+def _name(value: str | None) -> str:
+    """A label value: what the store holds, ``unknown`` where it holds nothing."""
+    return "unknown" if value is None else value
 
 
 def _le(bound: float) -> str:

@@ -591,7 +591,7 @@ class Queries:
             "pipeline_id": e.pipeline_id,
             "in_replay": sa.case((e.replay_of.is_not(None), 1), else_=0).label("in_replay"),
         }
-        key_columns = [derived.get(key, c[key]) for key in keys]
+        key_columns = [derived[key] if key in derived else c[key] for key in keys]
         statement = self._call_statement(
             [
                 *key_columns,
