@@ -229,56 +229,45 @@ def parse_expr(expr: str) -> Condition:
 
 # -- where each metric's numbers come from ------------------------------------------------------
 
-# metric -> (table, aggregate over the window, label -> column). Counters are counted over the
-# window (``increase``; ``rate`` divides by its length); an instant value reads the look-back.
+# metric -> (where it is read, which measure). Counters are counted over the window
+# (``increase``; ``rate`` divides by its length); an instant value reads the look-back. Money and
+# tokens count the calls that spent money: not answered from a recording, not a replay's (the
+# cost ledger's and /metrics' rule), so a cost alert and `workbench report cost` count the same.
 _EXEC = "executions"
-# Calls that spent money: not answered from a recording, not a replay's (the cost ledger's and
-# /metrics' rule), so a cost alert and `workbench report cost` count the same calls.
-_SPENT = (
-    "replayed IS NOT 1 AND NOT EXISTS (SELECT 1 FROM executions e "
-    "WHERE e.id = execution_id AND e.replay_of IS NOT NULL)"
-)
-_SOURCES: dict[str, tuple[str, str, str | None]] = {
-    "pipeline_executions_total": (_EXEC, "COUNT(*)", None),
-    "pipeline_errors_total": (_EXEC, "SUM(status = 'failed')", None),
-    "pipeline_failures_total": (_EXEC, "SUM(status = 'failed')", None),
-    "pipeline_success_total": (_EXEC, "SUM(success = 1)", None),
-    "pipeline_error_rate": (_EXEC, "AVG(status = 'failed')", "status != 'running'"),
-    "pipeline_success_rate": (_EXEC, "AVG(success = 1)", "status != 'running'"),
-    "pipeline_active_count": (_EXEC, "SUM(status = 'running')", None),
-    "pipeline_duration_seconds": (_EXEC, "duration_s", "duration_s IS NOT NULL"),
-    "task_executions_total": ("steps", "COUNT(*)", None),
-    "task_retry_count": ("steps", "SUM(retries)", None),
-    "task_duration_seconds": ("steps", "duration_s", "duration_s IS NOT NULL"),
-    "model_requests_total": ("model_calls", "COUNT(*)", None),
-    "model_tokens_used": (
-        "model_calls",
-        "SUM(COALESCE(input_tokens, 0) + COALESCE(output_tokens, 0))",
-        _SPENT,
-    ),
-    "model_cost_dollars": ("model_calls", "SUM(cost_usd)", _SPENT),
-    "model_latency_seconds": ("model_calls", "latency_s", "latency_s IS NOT NULL"),
-    "model_error_rate": (
-        "model_calls",
-        "AVG(error IS NOT NULL OR status_code >= 400)",
-        None,
-    ),
-    "memory_usage_percent": ("psutil", "memory_percent", None),
-    "memory_usage_bytes": ("psutil", "memory_bytes", None),
-    "cpu_usage_percent": ("psutil", "cpu_percent", None),
+_SOURCES: dict[str, tuple[str, str]] = {
+    "pipeline_executions_total": (_EXEC, "count"),
+    "pipeline_errors_total": (_EXEC, "failed"),
+    "pipeline_failures_total": (_EXEC, "failed"),
+    "pipeline_success_total": (_EXEC, "succeeded"),
+    "pipeline_error_rate": (_EXEC, "error_rate"),  # of the finished executions
+    "pipeline_success_rate": (_EXEC, "success_rate"),  # of the finished ones judged
+    "pipeline_active_count": (_EXEC, "running"),
+    "pipeline_duration_seconds": (_EXEC, "durations"),
+    "task_executions_total": ("steps", "count"),
+    "task_retry_count": ("steps", "retries"),
+    "task_duration_seconds": ("steps", "durations"),
+    "model_requests_total": ("model_calls", "count"),
+    "model_tokens_used": ("model_calls", "tokens"),
+    "model_cost_dollars": ("model_calls", "cost"),
+    "model_latency_seconds": ("model_calls", "durations"),
+    "model_error_rate": ("model_calls", "error_rate"),  # of the calls answered or failed
+    "memory_usage_percent": ("psutil", "memory_percent"),
+    "memory_usage_bytes": ("psutil", "memory_bytes"),
+    "cpu_usage_percent": ("psutil", "cpu_percent"),
 }
 # prometheus_client exposes a counter family ``x`` as ``x_total``: both names are accepted.
 for _name in ("model_cost_dollars", "model_tokens_used", "task_retry_count"):
     _SOURCES[f"{_name}_total"] = _SOURCES[_name]
-_TIME_COLUMN = {_EXEC: "started_at", "steps": "started_at", "model_calls": "started_at"}
-_LABEL_COLUMNS = {
+# label -> the store query's filter of that name.
+_LABEL_FILTERS = {
     _EXEC: {"pipeline": "pipeline_id", "pipeline_id": "pipeline_id", "user": "user_id",
             "user_id": "user_id", "status": "status", "environment": "environment"},
     "steps": {"task": "step_id", "task_id": "step_id", "step": "step_id", "status": "status",
-              "pipeline": "(SELECT pipeline_id FROM executions e WHERE e.id = execution_id)"},
+              "pipeline": "pipeline_id"},
     "model_calls": {"model": "model", "provider": "provider", "operation": "operation",
-                    "pipeline": "(SELECT pipeline_id FROM executions e WHERE e.id = execution_id)"},
+                    "pipeline": "pipeline_id"},
 }  # fmt: skip
+_FINISHED = ("completed", "failed", "interrupted")
 
 
 class _Source:
@@ -289,41 +278,85 @@ class _Source:
         self._usage: Any = None
 
     def value(self, term: Term, now: float) -> float:
-        table, aggregate, where = _SOURCES[term.selector.metric]
-        if table == "psutil":
-            return self._machine(aggregate)
+        source, measure = _SOURCES[term.selector.metric]
+        if source == "psutil":
+            return self._machine(measure)
         if self.store is None:
             raise ConfigError(
                 f"alert metric {term.selector.metric!r} is read from the store; give "
                 f"AlertManager(store=...) or record executions first"
             )
         window = term.selector.window_s or LOOKBACK_S
-        clauses = [f"{_TIME_COLUMN[table]} >= ?"]
-        params: list[Any] = [now - window]
-        if where:
-            clauses.append(where)
-        columns = _LABEL_COLUMNS[table]
+        filters: dict[str, Any] = {}
+        names = _LABEL_FILTERS[source]
         for label, wanted in term.selector.labels:
-            if label not in columns:
+            if label not in names:
                 raise ConfigError(
                     f"label {label!r} of {term.selector.metric} cannot be filtered in-process; "
-                    f"use one of {', '.join(sorted(columns))}"
+                    f"use one of {', '.join(sorted(names))}"
                 )
-            clauses.append(f"{columns[label]} = ?")
-            params.append(wanted)
-        sql_where = " AND ".join(clauses)
-        if term.fn == "quantile" or aggregate in ("duration_s", "latency_s"):
-            rows = self.store._query(
-                f"SELECT {aggregate} AS v FROM {table} WHERE {sql_where}", params
-            )
-            values = [float(r["v"]) for r in rows]
+            filters[names[label]] = wanted
+        since = now - window
+        if term.fn == "quantile" or measure == "durations":
+            values = self._durations(source, since, filters)
             q = term.quantile if term.quantile is not None else 0.5
             return percentile(values, q)
-        rows = self.store._query(f"SELECT {aggregate} AS v FROM {table} WHERE {sql_where}", params)
-        total = float(rows[0]["v"] or 0.0)
+        total = self._total(source, measure, since, filters)
         if term.fn == "rate":
             return total / window
         return total
+
+    def _durations(self, source: str, since: float, filters: dict[str, Any]) -> list[float]:
+        assert self.store is not None
+        if source == _EXEC:
+            status = filters.pop("status", None)
+            statuses = None if status is None else (status,)
+            found = self.store.execution_timings(since=since, statuses=statuses, **filters)
+            return [e.duration_s for e in found]
+        if source == "steps":
+            status = filters.pop("status", None)
+            statuses = None if status is None else (status,)
+            return [
+                s.duration_s
+                for s in self.store.step_timings(since=since, statuses=statuses, **filters)
+            ]
+        return [c.latency_s for c in self.store.model_call_timings(since=since, **filters)]
+
+    def _total(self, source: str, measure: str, since: float, filters: dict[str, Any]) -> float:
+        assert self.store is not None
+        if source == _EXEC:
+            status = filters.pop("status", None)
+            statuses: set[str] | None = None if status is None else {status}
+            if measure in ("error_rate", "success_rate"):
+                statuses = set(_FINISHED) & (statuses or set(_FINISHED))
+            (e,) = self.store.execution_aggregates(since=since, statuses=statuses, **filters)
+            if measure == "error_rate":
+                return e.failed / e.executions if e.executions else 0.0
+            if measure == "success_rate":
+                return e.succeeded / e.judged if e.judged else 0.0
+            return float({"count": e.executions, "failed": e.failed, "succeeded": e.succeeded,
+                          "running": e.running}[measure])  # fmt: skip
+        if source == "steps":
+            status = filters.pop("status", None)
+            statuses = None if status is None else (status,)
+            (s,) = self.store.step_aggregates(since=since, statuses=statuses, **filters)
+            return float(s.steps if measure == "count" else s.retries)
+        spent = measure in ("tokens", "cost")
+        (c,) = self.store.model_call_aggregates(
+            since=since,
+            in_replays=False if spent else None,
+            answered_from_recordings=False if spent else None,
+            **filters,
+        )
+        if measure == "tokens":
+            return float(c.input_tokens + c.output_tokens)
+        if measure == "cost":
+            return c.cost_usd or 0.0
+        if measure == "error_rate":
+            # Calls with neither an answer nor an error are not counted either way.
+            judged = c.calls - c.unanswered
+            return c.errors / judged if judged else 0.0
+        return float(c.calls)
 
     def _machine(self, what: str) -> float:
         import psutil

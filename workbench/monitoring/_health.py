@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import psutil
 
-from workbench._json import decode
 from workbench.config import (
     HealthCheckConfig,
     HealthChecksConfig,
@@ -67,18 +66,6 @@ class PipelineStatus:
     reasons: tuple[str, ...] = ()
 
 
-def _error_type(text: str | None) -> str | None:
-    if not text:
-        return None
-    try:
-        value = decode(text.encode())
-    except ValueError:
-        return "error"
-    if isinstance(value, dict) and value.get("type"):
-        return str(value["type"])
-    return "error"
-
-
 class PipelineHealth:
     """``check_pipeline(pipeline_id)`` and ``get_recommendations(status)``, from the store."""
 
@@ -101,31 +88,20 @@ class PipelineHealth:
     def check_pipeline(self, pipeline_id: str) -> PipelineStatus:
         """Judge ``pipeline_id`` by its last ``health_checks.pipeline.window`` finished runs."""
         self.store.list_executions(status="running", limit=1)  # marks dead runs interrupted
-        rows = self.store._query(
-            "SELECT id, status, success, duration_s, error, started_at FROM executions "
-            "WHERE pipeline_id = ? AND status != 'running' ORDER BY started_at DESC LIMIT ?",
-            (pipeline_id, self.config.window),
-        )
+        rows = self.store.execution_outcomes(pipeline_id, limit=self.config.window)
         if not rows:
             return PipelineStatus(pipeline_id, "unknown", 0.0, 0.0, 0.0, 0, 0, {}, None)
-        durations = [float(r["duration_s"]) for r in rows if r["duration_s"] is not None]
-        successes = sum(1 for r in rows if r["success"])
+        durations = [r.duration_s for r in rows if r.duration_s is not None]
+        successes = sum(1 for r in rows if r.success)
         errors: Counter[str] = Counter()
         for r in rows:
-            kind = _error_type(r["error"])
-            if kind is not None:
-                errors[kind] += 1
-        ids = [r["id"] for r in rows]
-        marks = ", ".join("?" for _ in ids)
-        for call in self.store._query(
-            f"SELECT provider, status_code, error FROM model_calls WHERE execution_id IN ({marks})"
-            " AND (status_code >= 400 OR error IS NOT NULL)",
-            ids,
-        ):
-            if call["status_code"] is not None and call["status_code"] >= 400:
-                errors[f"HTTP {call['status_code']} from {call['provider']}"] += 1
+            if r.error_type is not None:
+                errors[r.error_type] += 1
+        for call in self.store.model_call_failures([r.id for r in rows]):
+            if call.status_code is not None and call.status_code >= 400:
+                errors[f"HTTP {call.status_code} from {call.provider}"] += 1
             else:
-                errors[f"{_error_type(call['error'])} calling {call['provider']}"] += 1
+                errors[f"{call.error_type} calling {call.provider}"] += 1
         from workbench._stats import percentile
 
         success_rate = successes / len(rows)
@@ -157,7 +133,7 @@ class PipelineHealth:
             executions=len(rows),
             failures=len(rows) - successes,
             recent_errors=dict(errors.most_common()),
-            last_execution_at=rows[0]["started_at"],
+            last_execution_at=rows[0].started_at,
             reasons=tuple(reasons),
         )
 
@@ -310,7 +286,7 @@ class HealthChecker:
 
     def _check_database(self, check: HealthCheckConfig) -> tuple[bool, str, dict[str, Any]]:
         store = self._store_now()
-        rows = store._query(check.query)
+        rows = store.run_user_sql(check.query)
         return True, f"{store.path}: {check.query!r} answered {len(rows)} row(s)", {}
 
     def _check_disk_space(self, check: HealthCheckConfig) -> tuple[bool, str, dict[str, Any]]:

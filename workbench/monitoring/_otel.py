@@ -41,7 +41,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from workbench._hooks import Observer
-from workbench._json import decode
 from workbench.exceptions import MissingExtraError, StoreError
 from workbench.monitoring._genai import (
     content_attributes,
@@ -54,6 +53,7 @@ from workbench.redaction import scrub_output, scrub_text, sensitive_names_for
 
 if TYPE_CHECKING:
     from workbench.config import TracingConfig, WorkbenchConfig
+    from workbench.records import Execution, Span
     from workbench.store import Store
 
 __all__ = ["TraceExporter", "tracing_observer"]
@@ -266,54 +266,52 @@ class TraceExporter(Observer):
 
         try:
             store.flush(strict=False)
-            executions = store._query("SELECT * FROM executions WHERE id = ?", (execution_id,))
-            spans = store._query(
-                "SELECT * FROM spans WHERE execution_id = ? ORDER BY start, span_id",
-                (execution_id,),
-            )
+            found = store.find_execution(execution_id)
+            spans = store.spans(execution_id)
             calls = store.model_calls(execution_id)
         except StoreError:
             log.warning(
                 "workbench: the store of execution %s is closed; not exported", execution_id
             )
             return
-        if not executions:
+        if found is None:
             return
-        execution = dict(executions[0])
-        trace_id = int(execution["trace_id"], 16)
+        execution = _execution_fields(found)
+        trace_id = int(found.trace_id, 16)
         # Parents before children: the sampler of a child reads its parent's decision.
-        records = _in_tree_order([dict(r) for r in spans])
+        records = _in_tree_order(spans)
         sampled: dict[str, bool] = {}
         for record in records:
-            parent_id = record["parent_span_id"]
+            parent_id = record.parent_span_id
             context = _parent_context(trace_id, parent_id, sampled)
             attributes = scrub_output(_attributes(record, execution), self._sensitive)
             kind = SpanKind.INTERNAL
-            self._ids.trace_id, self._ids.span_id = trace_id, int(record["span_id"], 16)
+            self._ids.trace_id, self._ids.span_id = trace_id, int(record.span_id, 16)
             span = self._tracer.start_span(
-                scrub_text(record["name"], self._sensitive),
+                scrub_text(record.name, self._sensitive),
                 context=context,
                 kind=kind,
                 attributes=attributes,
-                start_time=_ns(record["start"]),
+                start_time=_ns(record.start),
             )
             is_sampled = span.get_span_context().trace_flags.sampled
-            sampled[record["span_id"]] = is_sampled
+            sampled[record.span_id] = is_sampled
             if not parent_id:
                 sampled["root"] = is_sampled
             if span.is_recording():
-                for event in scrub_output(decode_list(record["events"]), self._sensitive):
+                events = [dict(e) for e in record.events if isinstance(e, dict)]
+                for event in scrub_output(events, self._sensitive):
                     name = str(event.pop("name", "event"))
                     when = event.pop("time", None)
                     span.add_event(
                         name, _flat(event), timestamp=_ns(when) if when is not None else None
                     )
-                if record["status"] == "error":
+                if record.status == "error":
                     description = attributes.get(STATUS_DESCRIPTION)
                     span.set_status(Status(StatusCode.ERROR, _str_or_none(description)))
-                elif record["kind"] in ("execution", "step"):
+                elif record.kind in ("execution", "step"):
                     span.set_status(Status(StatusCode.OK))
-            span.end(end_time=_ns(record["end"] if record["end"] is not None else record["start"]))
+            span.end(end_time=_ns(record.end if record.end is not None else record.start))
         context_attributes = execution_context(execution)
         for call in calls:
             context = _parent_context(trace_id, call.span_id, sampled)
@@ -377,20 +375,20 @@ def _parent_context(trace_id: int, parent_id: str | None, sampled: dict[str, boo
     return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
-def _in_tree_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _in_tree_order(records: list[Span]) -> list[Span]:
     """Spans ordered so that each comes after its parent (a child can end, and so be stored,
     before its parent; the sort by start time already holds for all but ties)."""
-    by_id = {r["span_id"]: r for r in records}
+    by_id = {r.span_id: r for r in records}
     placed: set[str] = set()
-    ordered: list[dict[str, Any]] = []
+    ordered: list[Span] = []
 
-    def place(record: dict[str, Any], depth: int = 0) -> None:
-        if record["span_id"] in placed:
+    def place(record: Span, depth: int = 0) -> None:
+        if record.span_id in placed:
             return
-        parent = by_id.get(record["parent_span_id"] or "")
+        parent = by_id.get(record.parent_span_id or "")
         if parent is not None and depth < 1000:
             place(parent, depth + 1)
-        placed.add(record["span_id"])
+        placed.add(record.span_id)
         ordered.append(record)
 
     for record in records:
@@ -398,10 +396,21 @@ def _in_tree_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ordered
 
 
-def _attributes(record: dict[str, Any], execution: dict[str, Any]) -> dict[str, Any]:
-    attributes = _flat(decode_dict(record["attributes"]))
+def _execution_fields(execution: Execution) -> dict[str, Any]:
+    """The execution's fields its spans carry, as the attribute builders read them."""
+    return {
+        name: getattr(execution, name)
+        for name in (
+            "id", "pipeline_id", "pipeline_version", "environment", "status", "cost_usd",
+            "tokens_in", "tokens_out", "replay_of", "user_id", "session_id",
+        )
+    }  # fmt: skip
+
+
+def _attributes(record: Span, execution: dict[str, Any]) -> dict[str, Any]:
+    attributes = _flat(record.attributes if isinstance(record.attributes, dict) else {})
     attributes["workbench.execution_id"] = execution["id"]
-    if record["kind"] == "execution":
+    if record.kind == "execution":
         attributes.update(
             {
                 key: value
@@ -422,8 +431,8 @@ def _attributes(record: dict[str, Any], execution: dict[str, Any]) -> dict[str, 
         # OpenInference's kind for a pipeline run and its steps: Phoenix lists them as chains
         # around the LLM spans rather than as spans of unknown kind.
         attributes.setdefault("openinference.span.kind", "CHAIN")
-    elif record["kind"] == "step":
-        attributes["task.id"] = record["name"]
+    elif record.kind == "step":
+        attributes["task.id"] = record.name
         attributes.setdefault("openinference.span.kind", "CHAIN")
     return attributes
 
@@ -434,20 +443,6 @@ def _ns(seconds: float) -> int:
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-def decode_dict(text: str | bytes | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    value = decode(text.encode() if isinstance(text, str) else text)
-    return value if isinstance(value, dict) else {}
-
-
-def decode_list(text: str | bytes | None) -> list[dict[str, Any]]:
-    if not text:
-        return []
-    value = decode(text.encode() if isinstance(text, str) else text)
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 _PRIMITIVE = (str, bool, int, float)

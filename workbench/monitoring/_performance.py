@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from workbench._stats import percentile
 from workbench.config import PerformanceConfig, WorkbenchConfig, load_config
@@ -120,9 +120,9 @@ class PerformanceMonitor:
         self.config = config.performance if isinstance(config, WorkbenchConfig) else config
         self._resources = resources
 
-    def _rows(self, sql: str, params: list[Any]) -> list[Any]:
+    def _flushed(self) -> Store:
         self.store.flush(strict=False)
-        return self.store._query(sql, params)
+        return self.store
 
     # -- latency ----------------------------------------------------------------------------
 
@@ -131,29 +131,16 @@ class PerformanceMonitor:
     ) -> LatencyReport:
         """Percentiles of finished executions per pipeline and of finished steps per task."""
         tracking = self.config.latency_tracking
-        where: list[str] = ["e.duration_s IS NOT NULL"]
-        params: list[Any] = []
-        if pipeline_id is not None:
-            where.append("e.pipeline_id = ?")
-            params.append(pipeline_id)
         start = _since(since)
-        if start is not None:
-            where.append("e.started_at >= ?")
-            params.append(start)
-        clause = " AND ".join(where)
+        store = self._flushed()
         by_pipeline: dict[str, list[float]] = {}
-        for row in self._rows(
-            f"SELECT e.pipeline_id AS name, e.duration_s AS d FROM executions e WHERE {clause}",
-            params,
-        ):
-            by_pipeline.setdefault(row["name"], []).append(float(row["d"]))
+        for execution in store.execution_timings(since=start, pipeline_id=pipeline_id):
+            by_pipeline.setdefault(execution.pipeline_id, []).append(execution.duration_s)
         by_task: dict[str, list[float]] = {}
-        for row in self._rows(
-            "SELECT s.step_id AS name, s.duration_s AS d FROM steps s JOIN executions e "
-            f"ON e.id = s.execution_id WHERE s.duration_s IS NOT NULL AND {clause}",
-            params,
+        for step in store.step_timings(
+            pipeline_id=pipeline_id, executions_since=start, finished_executions=True
         ):
-            by_task.setdefault(row["name"], []).append(float(row["d"]))
+            by_task.setdefault(step.step_id, []).append(step.duration_s)
         sla = tracking.sla_thresholds
         pipelines = {
             name: self._stats(
@@ -234,38 +221,31 @@ class PerformanceMonitor:
         return found
 
     def _slow_tasks(self, start: float, factor: float) -> list[Bottleneck]:
+        store = self._flushed()
         totals = {
-            row["step_id"]: (float(row["total"]), int(row["n"]))
-            for row in self._rows(
-                "SELECT step_id, SUM(duration_s) AS total, COUNT(*) AS n FROM steps "
-                "WHERE duration_s IS NOT NULL GROUP BY step_id",
-                [],
-            )
+            group.step_id: (group.duration.total, group.duration.count)
+            for group in store.step_aggregates(by=("step_id",))
         }
         found: list[Bottleneck] = []
-        for row in self._rows(
-            "SELECT execution_id, step_id, occurrence, duration_s FROM steps "
-            "WHERE duration_s IS NOT NULL AND started_at >= ?",
-            [start],
-        ):
-            total, count = totals[row["step_id"]]
+        for step in store.step_timings(since=start):
+            total, count = totals[step.step_id]
             if count < 2:
                 continue
-            duration = float(row["duration_s"])
+            duration = step.duration_s
             others = (total - duration) / (count - 1)
             if others > 0 and duration > factor * others:
                 ratio = duration / others
                 found.append(
                     Bottleneck(
                         kind="slow_tasks",
-                        subject=row["step_id"],
+                        subject=step.step_id,
                         value=ratio,
                         threshold=factor,
                         detail=(
-                            f"task {row['step_id']!r} (occurrence {row['occurrence']}) took "
+                            f"task {step.step_id!r} (occurrence {step.occurrence}) took "
                             f"{duration:.3g}s, {ratio:.1f}x its average of {others:.3g}s"
                         ),
-                        execution_id=row["execution_id"],
+                        execution_id=step.execution_id,
                     )
                 )
         found.sort(key=lambda b: b.value, reverse=True)
@@ -276,12 +256,7 @@ class PerformanceMonitor:
             # Steps that started and have not finished, in executions still running: work the
             # pipelines have taken on and not yet got through.
             self.store.list_executions(status="running", limit=1)  # marks dead runs interrupted
-            rows = self._rows(
-                "SELECT COUNT(*) AS n FROM steps s JOIN executions e ON e.id = s.execution_id "
-                "WHERE s.status = 'running' AND e.status = 'running'",
-                [],
-            )
-            queue_size = int(rows[0]["n"])
+            queue_size = self._flushed().running_steps()
         if queue_size <= threshold:
             return []
         return [

@@ -123,12 +123,7 @@ class ResourceMonitor:
         if self.store is None:
             return 0
         self.store.flush(strict=False)
-        rows = self.store._query(
-            "SELECT COUNT(*) AS n FROM steps JOIN executions e ON e.id = steps.execution_id "
-            "WHERE steps.status = 'running' AND e.status = 'running' AND e.pid = ?",
-            (os.getpid(),),
-        )
-        return int(rows[0]["n"])
+        return self.store.running_steps(pid=os.getpid())
 
     def get_usage_history(self, hours: float = 24.0) -> UsageHistory:
         """Samples of the last ``hours``, with peaks and averages."""

@@ -78,6 +78,7 @@ class ExecutionAggregate:
     running: int  #: as stored (the liveness check is :meth:`Store.list_executions`')
     failed: int
     succeeded: int  #: ``success`` is true
+    judged: int  #: ``success`` is set, true or false
     #: Judged successful: ``success`` where it was set, else ``completed`` (``serve-metrics``).
     judged_successful: int
     duration: Histogram | None  #: finished executions' durations (empty bounds unless asked)

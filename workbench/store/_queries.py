@@ -274,9 +274,10 @@ class Queries:
             _count_if(e.status == "running").label("running"),
             _count_if(e.status == "failed").label("failed"),
             _count_if(e.success == 1).label("succeeded"),
+            sa.func.count(e.success).label("judged"),
             _count_if(
                 sa.or_(e.success == 1, sa.and_(e.success.is_(None), e.status == "completed"))
-            ).label("judged"),
+            ).label("judged_ok"),
             *_histogram_columns(e.duration_s, duration_buckets, "d"),
         ).where(
             *self._execution_filters(
@@ -298,7 +299,8 @@ class Queries:
                 running=int(row["running"] or 0),
                 failed=int(row["failed"] or 0),
                 succeeded=int(row["succeeded"] or 0),
-                judged_successful=int(row["judged"] or 0),
+                judged=int(row["judged"] or 0),
+                judged_successful=int(row["judged_ok"] or 0),
                 duration=_histogram(row, duration_buckets, "d"),
             )
             for row in self._read(statement)
