@@ -150,8 +150,8 @@ def _report(item: pytest.Item, profiles: list[Any]) -> None:
 def _limited(
     item: pytest.Item, limit_marker: pytest.Mark, profile: pytest.Mark | None, kinds: list[str]
 ) -> Generator[None, Any, Any]:
+    from workbench._conditions import parse_size
     from workbench.exceptions import WorkbenchError
-    from workbench.profiling._conditions import parse_size
     from workbench.profiling._memory import MemoryProfile
     from workbench.profiling._summary import format_bytes
 

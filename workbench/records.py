@@ -165,7 +165,7 @@ class ModelCall:
         ``chunks`` are the reads the caller received (what replay reproduces); an event's
         offset is that of the read that completed it.
         """
-        from workbench.providers import SSEParser
+        from workbench.providers._sse import SSEParser  # the grammar only: a leaf module
 
         parser = SSEParser()
         events = [

@@ -25,6 +25,7 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 
+from workbench._conditions import ProfileKind
 from workbench.cli._options import (
     CONTEXT,
     console,
@@ -37,7 +38,6 @@ from workbench.cli._options import (
 from workbench.config import ProfilingConfig, ProfilingTriggerConfig, load_config
 from workbench.exceptions import ConfigError, StoreError
 from workbench.profiling._command import ProfiledCommand, check_command, check_kinds
-from workbench.profiling._conditions import ProfileKind
 from workbench.profiling._session import FROM_THE_START, profile_executions
 from workbench.profiling._summary import as_json as profile_json
 from workbench.profiling._summary import profile_view

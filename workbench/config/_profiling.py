@@ -12,12 +12,13 @@ from pydantic import (
     model_validator,
 )
 
+from workbench._conditions import parse_condition
 from workbench.config._section import _Section
 from workbench.exceptions import ConfigError
 
 # -- profiling ---------------------------------------------------------------------------------
-# The Orchestrator ``profiling`` section, read by workbench.profiling (which owns the grammar of
-# trigger conditions; it is imported lazily here because it sits above this module).
+# The Orchestrator ``profiling`` section, read by workbench.profiling; the grammar of trigger
+# conditions is workbench._conditions, below both.
 
 ProfileType = Literal["cpu", "memory", "async_io"]
 _PROFILE_TYPES: tuple[ProfileType, ...] = ("cpu", "memory", "async_io")
@@ -26,8 +27,6 @@ _PROFILE_TYPES: tuple[ProfileType, ...] = ("cpu", "memory", "async_io")
 def _checked_condition(value: Any) -> Any:
     if callable(value):
         return value  # Callable[[Observation], bool], given from Python
-    from workbench.profiling._conditions import parse_condition
-
     try:
         parse_condition(value)
     except ConfigError as exc:

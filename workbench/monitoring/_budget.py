@@ -161,9 +161,9 @@ class Ledger:
         self.user_day: dict[str, float] = {}
 
     def _reader(self, store: Store | None) -> Store:
-        if store is not None and not store._closed:
+        if store is not None:
             return store
-        if self._store is None or self._store._closed:
+        if self._store is None:
             from workbench.store import Store
 
             self._store = Store(self.path)  # this ledger's own, closed by close()

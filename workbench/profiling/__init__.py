@@ -19,9 +19,7 @@ to the execution: ``store.get_execution(id).profiles[0].summary.top_functions``.
 ``workbench profile -- python script.py`` and ``workbench profile show PROFILE_ID``.
 """
 
-from workbench.config import ProfilingConfig, ProfilingTriggerConfig
-from workbench.exceptions import ProfilerError
-from workbench.profiling._conditions import (
+from workbench._conditions import (
     Condition,
     Observation,
     ProfileKind,
@@ -29,6 +27,8 @@ from workbench.profiling._conditions import (
     parse_condition,
     parse_size,
 )
+from workbench.config import ProfilingConfig, ProfilingTriggerConfig
+from workbench.exceptions import ProfilerError
 from workbench.profiling._session import profile_executions
 from workbench.records import AllocationStack, FunctionStat, Profile, ProfileSummary
 

@@ -36,11 +36,11 @@ from types import TracebackType
 from typing import Any
 
 from workbench import _ids
+from workbench._conditions import ProfileKind
 from workbench.config import ProfilingConfig
 from workbench.exceptions import ConfigError, ProfilerError, StoreError
 from workbench.profiling._base import prepare_folder
 from workbench.profiling._bootstrap import ENV_BOOTSTRAP, sitecustomize_source
-from workbench.profiling._conditions import ProfileKind
 from workbench.profiling._cpu import CpuProfile, find_py_spy
 from workbench.profiling._link import ENV_COMMAND
 from workbench.profiling._summary import summarise_speedscope, summary_text

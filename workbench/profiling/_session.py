@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from workbench._conditions import KINDS, Observation, ProfileKind
 from workbench.config import ProfilingConfig, ProfilingTriggerConfig
 from workbench.exceptions import ConfigError
-from workbench.profiling._conditions import KINDS, Observation, ProfileKind
 from workbench.profiling._watchdog import (
     ProfileListener,
     add_listener,

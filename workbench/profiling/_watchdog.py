@@ -33,10 +33,10 @@ from typing import Any
 import orjson
 
 from workbench import _hooks, _ids
+from workbench._conditions import Observation, Trigger
 from workbench.config import ProfilingConfig, WorkbenchConfig
 from workbench.exceptions import ConfigError, ProfilerError
 from workbench.profiling._base import Capture, prepare_folder
-from workbench.profiling._conditions import Observation, Trigger
 from workbench.profiling._cpu import CpuProfile, profiler_threads
 from workbench.profiling._summary import summary_text
 from workbench.records import Profile, ProfileSummary

@@ -7,9 +7,11 @@ trigger. It never ``eval``s: text that is not in the grammar is a :class:`Config
 the bad part and what is allowed. Python callables ``Callable[[Observation], bool]`` are
 accepted wherever a condition is, for what the grammar cannot say.
 
-It does not watch anything (``_watchdog``) or start profilers (``_cpu``, ``_memory``,
-``_async``). Like ``workbench.config``, which validates conditions with it, it imports nothing
-of workbench but the exceptions.
+It does not watch anything (``workbench.profiling._watchdog``) or start profilers. It sits below
+both ``workbench.config``, which validates conditions with it when the file is read, and
+``workbench.profiling``, which evaluates them: so it imports nothing of workbench but the
+exceptions (the layering test holds the configuration, and the store that reads it, below
+profiling).
 """
 
 from __future__ import annotations
