@@ -285,9 +285,10 @@ def test_running_steps_counts_the_steps_in_progress(store: Store) -> None:
 
 
 def test_user_sql_runs_as_written(store: Store) -> None:
-    """run_user_sql returns the rows of the user's statement as dictionaries; SQL the
-    backend refuses is a StoreError."""
+    """run_user_sql returns the rows of the user's statement as dictionaries (none for one
+    that returns no rows); SQL the backend refuses is a StoreError."""
     assert store.run_user_sql("SELECT 1 AS one, 'x' AS two") == [{"one": 1, "two": "x"}]
+    assert store.run_user_sql("UPDATE workbench_schema SET app = app WHERE 1 = 0") == []
     with pytest.raises(StoreError, match="reading store"):
         store.run_user_sql("SELECT * FROM no_such_table")
 

@@ -354,6 +354,8 @@ class HealthCheckConfig(_Section):
 
     name: _CHECKS
     timeout: float = Field(default=5.0, gt=0)
+    #: The ``database`` check's statement: the user's own SQL, run as written by
+    #: ``Store.run_user_sql`` in the dialect of the store's backend (SQLite's for a file).
     query: str = "SELECT 1"
     providers: list[str] = Field(default_factory=lambda: ["openai", "anthropic"])
     #: Base URL per provider; default: ``OPENAI_BASE_URL``/``ANTHROPIC_BASE_URL`` or the public API.

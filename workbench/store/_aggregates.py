@@ -81,7 +81,7 @@ class ExecutionAggregate:
     judged: int  #: ``success`` is set, true or false
     #: Judged successful: ``success`` where it was set, else ``completed`` (``serve-metrics``).
     judged_successful: int
-    duration: Histogram | None  #: finished executions' durations (empty bounds unless asked)
+    duration: Histogram  #: the durations recorded (empty bounds unless asked)
 
 
 @dataclass(frozen=True, slots=True)

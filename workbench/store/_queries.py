@@ -696,7 +696,10 @@ class Queries:
         database as written (SQLite's dialect for a SQLite store, PostgreSQL's for a
         PostgreSQL one); workbench's own readers never use this."""
         sa = _sa()
-        return [dict(row) for row in self._read(sa.text(sql))]
+        try:
+            return [dict(row) for row in self._read(sa.text(sql))]
+        except sa.exc.ResourceClosedError:  # a statement that returns no rows (an UPDATE)
+            return []
 
     # -- the fast path -----------------------------------------------------------------------
 
