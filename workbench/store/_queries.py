@@ -43,6 +43,7 @@ from workbench.store._aggregates import (
     StepAggregate,
     StepTiming,
 )
+from workbench.store._errors import store_error
 from workbench.store._tables import table
 
 if TYPE_CHECKING:
@@ -715,8 +716,8 @@ class Queries:
                 reader.row_factory = None
                 try:
                     return reader.execute(sql, params).fetchall()
-                except sqlite3.DatabaseError as exc:
-                    raise StoreError(f"reading store {self.path} failed: {exc}") from exc
+                except sqlite3.Error as exc:
+                    raise store_error(exc, self.path, "reading") from exc
         statement, names = _FAST[name]()
         found = self._read(statement.params(dict(zip(names, params, strict=True))))
         return [tuple(row.values()) for row in found]
