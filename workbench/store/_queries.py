@@ -9,7 +9,8 @@ with ``CASE``, never summed; ``IS NOT 1`` is spelled ``IS NULL OR != 1``; no two
 function of one dialect. So nothing above ``workbench/store/`` writes SQL.
 
 One exception to "through ``_read``": :meth:`Queries.ledger_since`, on every model call while a
-budget is set, must cost a few microseconds. SQLAlchemy checks a connection out of its pool for
+budget is set, must cost a few microseconds (and :meth:`Queries.ledger_user_total`, once per
+user and day). SQLAlchemy checks a connection out of its pool for
 each statement (~250 µs here); so on SQLite the statement is compiled once and run on the
 store's own reader connection (~10 µs). A backend without such a connection goes through
 ``_read``.
@@ -151,17 +152,10 @@ class Queries:
         return [LedgerEntry(*values) for values in self._fast("ledger_since", (seq,))]
 
     def ledger_user_total(self, user_id: str, *, since: float, up_to_seq: int) -> float:
-        """What ``user_id`` spent since ``since``, counting entries up to ``up_to_seq`` only."""
-        sa = _sa()
-        ledger = table("cost_ledger")
-        statement = sa.select(
-            sa.func.coalesce(sa.func.sum(ledger.c.cost_usd), 0.0).label("total")
-        ).where(
-            ledger.c.user_id == user_id,
-            ledger.c.started_at >= since,
-            ledger.c.seq <= up_to_seq,
-        )
-        return float(self._read(statement)[0]["total"])
+        """What ``user_id`` spent since ``since``, counting entries up to ``up_to_seq`` only
+        (asked once per user and day by the budget check, so on the fast path too)."""
+        ((total,),) = self._fast("ledger_user_total", (user_id, since, up_to_seq))
+        return float(total or 0.0)
 
     def ledger_sums(self, bounds: Sequence[float]) -> list[float]:
         """The spend between each pair of consecutive moments of ``bounds`` (``len(bounds) - 1``
@@ -732,7 +726,19 @@ def _ledger_since() -> tuple[sa.Select[Any], tuple[str, ...]]:
     return statement, ("seq",)
 
 
-_FAST = {"ledger_since": _ledger_since}
+def _ledger_user_total() -> tuple[sa.Select[Any], tuple[str, ...]]:
+    sa = _sa()
+    c = table("cost_ledger").c
+    # No literal in the statement: each bound value is one of ``names``, in order.
+    statement = sa.select(sa.func.sum(c.cost_usd)).where(
+        c.user_id == sa.bindparam("user_id"),
+        c.started_at >= sa.bindparam("since"),
+        c.seq <= sa.bindparam("up_to_seq"),
+    )
+    return statement, ("user_id", "since", "up_to_seq")
+
+
+_FAST = {"ledger_since": _ledger_since, "ledger_user_total": _ledger_user_total}
 _compiled: dict[str, str] = {}
 
 
