@@ -15,8 +15,10 @@ schema so that the cost ledger's trigger fills the ledger):
 
 Targets: ≤ 50 µs per budget check, ≤ 100 ms for the daily report and the first page. The peer
 of the reports and the ledger read is the raw SQL the readers ran on sqlite3 connections of
-their own before the store's query API (issue 15), alternating with ours in each round; the
-budget check's peer is ``bench_metrics``' naive ``SUM`` per call.
+their own before the store's query API (issue 15), the statement alone on an open connection
+(ours also flushes the store and builds the report's records), alternating with ours in each
+round; the budget check's peer is ``bench_metrics``' naive ``SUM`` per call. Not in ``run.py``:
+``bench_metrics`` already times the budget check there; run this one on its own.
 """
 
 from __future__ import annotations

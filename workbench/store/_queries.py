@@ -10,10 +10,10 @@ function of one dialect. So nothing above ``workbench/store/`` writes SQL.
 
 One exception to "through ``_read``": :meth:`Queries.ledger_since`, on every model call while a
 budget is set, must cost a few microseconds (and :meth:`Queries.ledger_user_total`, once per
-user and day). SQLAlchemy checks a connection out of its pool for
-each statement (~250 µs here); so on SQLite the statement is compiled once and run on the
-store's own reader connection (~10 µs). A backend without such a connection goes through
-``_read``.
+user and day). ``_read`` costs ~250 µs a statement here (a pooled connection checked out, the
+statement looked up in SQLAlchemy's cache, a result built); so on SQLite these two are compiled
+once and run on the store's own reader connection (~10 µs). A backend without such a connection
+runs them through ``_read``.
 
 Owns no writes and no row decoding beyond these records (``_rows`` decodes records).
 """
