@@ -339,13 +339,14 @@ def scratch() -> Iterator[Store]:
 def test_aggregates_equal_sums_over_the_rows(
     scratch: Store, executions: list[tuple[Any, ...]], calls: list[tuple[Any, ...]]
 ) -> None:
-    """Property: execution and model-call aggregates, grouped and filtered, equal the same
-    sums computed in Python over the rows written (NULLs, replays, plain HTTP calls and calls
-    of executions not in the store included)."""
+    """Property: execution and model-call aggregates and the ledger's cost groups equal the
+    same sums computed in Python over the rows written (NULLs, replays, plain HTTP calls and
+    calls of executions not in the store included)."""
     conn = sqlite3.connect(scratch.path, isolation_level=None)
     try:
         conn.execute("DELETE FROM executions")
         conn.execute("DELETE FROM model_calls")
+        conn.execute("DELETE FROM cost_ledger")
         conn.executemany(
             "INSERT INTO executions (id, pipeline_id, status, success, duration_s, replay_of, "
             "started_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -400,3 +401,41 @@ def test_aggregates_equal_sums_over_the_rows(
         n, errors, unanswered, tokens, cost = by_call[(a.provider, a.model, a.in_replay)]
         assert (a.calls, a.errors, a.unanswered, a.input_tokens) == (n, errors, unanswered, tokens)
         assert a.cost_usd == (None if cost is None else pytest.approx(cost))
+
+    # The ledger: answered calls (a status below 400), not plain HTTP, not a replay's.
+    pipeline_of = {f"e{i}": row[0] for i, row in enumerate(executions)}
+    by_cost: dict[tuple[Any, ...], list[Any]] = defaultdict(lambda: [0.0, 0, 0, 0])
+    for index, provider, model, status, _, cost, tokens, _ in calls:
+        execution_id = f"e{index}"
+        if status is None or status >= 400 or provider == "http" or replay_of.get(execution_id):
+            continue
+        group = by_cost[(model, pipeline_of.get(execution_id))]
+        group[0] += cost or 0.0
+        group[1] += 1
+        group[2] += cost is None
+        group[3] += tokens or 0
+    found_costs = {
+        (g.model, g.pipeline_id): [g.cost_usd, g.calls, g.unpriced_calls, g.input_tokens]
+        for g in scratch.cost_groups(since=0.0, until=1e9)
+    }
+    assert found_costs.keys() == by_cost.keys()
+    for key, values in by_cost.items():
+        assert found_costs[key] == pytest.approx(values), key
+
+
+def test_the_fast_path_answers_as_its_statements_do_through_read(recorded: Store) -> None:
+    """The ledger reads compiled onto SQLite's reader connection answer what the same Core
+    statements answer through ``_read`` (the path a backend without that connection takes)."""
+    from workbench.store._queries import _FAST
+
+    since_statement, names = _FAST["ledger_since"]()
+    through_read = recorded._read(since_statement.params(dict(zip(names, (1,), strict=True))))
+    assert sorted(tuple(row.values()) for row in through_read) == sorted(
+        (e.seq, e.started_at, e.user_id, e.cost_usd) for e in recorded.ledger_since(1)
+    )
+    user_statement, names = _FAST["ledger_user_total"]()
+    args = ("alice", 0.0, 10**9)
+    (row,) = recorded._read(user_statement.params(dict(zip(names, args, strict=True))))
+    assert float(next(iter(row.values()))) == pytest.approx(
+        recorded.ledger_user_total("alice", since=0.0, up_to_seq=10**9)
+    )
