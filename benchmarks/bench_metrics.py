@@ -41,8 +41,8 @@ from _common import Row, fmt, median, rotated
 import workbench
 from workbench import _hooks
 from workbench.monitoring import metrics, monitor
-from workbench.monitoring._budget import BudgetGuard
-from workbench.monitoring._builtin import MetricsObserver
+from workbench.monitoring.cost._budget import BudgetGuard
+from workbench.monitoring.prometheus._builtin import MetricsObserver
 from workbench.testing import fresh_store
 
 __all__ = ["main"]

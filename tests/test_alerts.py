@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import workbench
 from workbench.cli import cli
 from workbench.config import WorkbenchConfig
-from workbench.monitoring._alerts import (
+from workbench.monitoring.alerts._alerts import (
     AlertManager,
     export_rules,
     parse_duration,
@@ -374,8 +374,8 @@ def test_durations() -> None:
 def test_budget_alerts_reach_the_routed_receivers_once(webhook: WebhookSink) -> None:
     """A cost budget's alert is routed by its labels (alert_type: cost) to the webhook,
     once per budget, action and period however often the budget reports it."""
-    from workbench.monitoring._alerts import BudgetAlertRouter
-    from workbench.monitoring._budget import BudgetAlert
+    from workbench.monitoring.alerts._alerts import BudgetAlertRouter
+    from workbench.monitoring.cost._budget import BudgetAlert
 
     config = WorkbenchConfig.model_validate(
         {

@@ -22,7 +22,7 @@ import workbench
 from workbench.debugging import RequestReplay
 from workbench.exceptions import BudgetExceededError, ConfigError
 from workbench.monitoring import BudgetAlert, on_budget_alert
-from workbench.monitoring._budget import Ledger, period_bounds
+from workbench.monitoring.cost._budget import Ledger, period_bounds
 from workbench.store import Store
 from workbench.testing import ModelServer, fresh_store
 
@@ -359,7 +359,7 @@ def test_bad_budget_configuration_names_the_key(tmp_path: Path) -> None:
 def test_the_guard_keeps_the_connections_of_a_few_stores_only(tmp_path: Path) -> None:
     """A guard that has seen many stores (a test suite's) keeps at most eight ledgers open;
     an evicted store's ledger reads its totals again when asked."""
-    from workbench.monitoring._budget import _MAX_LEDGERS, BudgetGuard
+    from workbench.monitoring.cost._budget import _MAX_LEDGERS, BudgetGuard
 
     guard = BudgetGuard()
     utc = ZoneInfo("UTC")

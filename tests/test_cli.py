@@ -38,8 +38,8 @@ from workbench.cli._options import DB_HELP, db_option, json_option, money_rounde
 from workbench.cli.demo import _EXAMPLE
 from workbench.config import WorkbenchConfig, load_config
 from workbench.examples.research_assistant import research
-from workbench.monitoring._alerts import AlertManager
-from workbench.monitoring._store_metrics import store_registry
+from workbench.monitoring.alerts._alerts import AlertManager
+from workbench.monitoring.prometheus._store_metrics import store_registry
 from workbench.records import StreamChunk
 from workbench.store import Store
 from workbench.testing import ModelServer

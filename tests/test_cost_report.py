@@ -19,7 +19,7 @@ from workbench.cli import cli
 from workbench.cli._options import money_rounded
 from workbench.exceptions import ConfigError, StoreError
 from workbench.monitoring import CostReporter
-from workbench.monitoring._cost_report import STABLE_PERCENT, trend
+from workbench.monitoring.cost._cost_report import STABLE_PERCENT, trend
 from workbench.store import Store
 from workbench.testing import ModelServer
 

@@ -41,8 +41,8 @@ def exported_series() -> set[str]:
     Read from the metrics layer itself (its registry's families), so that a renamed metric
     breaks this test rather than a user's dashboard.
     """
-    from workbench.monitoring._builtin import ResourceCollector, builtin_metrics
-    from workbench.monitoring._metrics import metrics
+    from workbench.monitoring.prometheus._builtin import ResourceCollector, builtin_metrics
+    from workbench.monitoring.prometheus._metrics import metrics
 
     builtin_metrics()
     families = [*metrics.registry.collect(), *ResourceCollector("process").describe()]

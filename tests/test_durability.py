@@ -19,7 +19,7 @@ import pytest
 
 import workbench
 from workbench.monitoring import metrics
-from workbench.monitoring._builtin import builtin_metrics
+from workbench.monitoring.prometheus._builtin import builtin_metrics
 from workbench.store import Store
 from workbench.testing import ModelServer
 

@@ -14,8 +14,8 @@ import pytest
 import workbench
 from workbench.config import WorkbenchConfig
 from workbench.exceptions import ConfigError
-from workbench.monitoring._health import HealthChecker, PipelineHealth
-from workbench.monitoring._server import MetricsServer
+from workbench.monitoring.prometheus._server import MetricsServer
+from workbench.monitoring.reports._health import HealthChecker, PipelineHealth
 from workbench.store import Store
 from workbench.testing import ModelServer
 

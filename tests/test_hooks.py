@@ -146,7 +146,7 @@ def test_a_failing_builtin_observer_does_not_keep_the_others_out(
     monkeypatch.setattr(
         _hooks,
         "BUILTIN",
-        ("workbench.no_such_module:observer", "workbench.monitoring._budget:observer"),
+        ("workbench.no_such_module:observer", "workbench.monitoring.cost._budget:observer"),
     )
     with pytest.raises(ModuleNotFoundError, match="no_such_module"):
         with workbench.record("first", inputs={}, store=store):

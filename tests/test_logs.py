@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import workbench
 from workbench.config import LoggingConfig, WorkbenchConfig
 from workbench.exceptions import ConfigError
-from workbench.monitoring._logs import (
+from workbench.monitoring.tracing._logs import (
     JsonFormatter,
     LoggingSetup,
     PiiFilter,

@@ -37,9 +37,9 @@ from workbench.monitoring import (
     monitor,
     serve_metrics,
 )
-from workbench.monitoring._builtin import builtin_metrics
-from workbench.monitoring._server import Request, Response, routes
-from workbench.monitoring._store_metrics import store_registry
+from workbench.monitoring.prometheus._builtin import builtin_metrics
+from workbench.monitoring.prometheus._server import Request, Response, routes
+from workbench.monitoring.prometheus._store_metrics import store_registry
 from workbench.store import Store
 from workbench.testing import ModelServer
 

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 import workbench
 from workbench.config import PerformanceConfig, WorkbenchConfig
-from workbench.monitoring._performance import PerformanceMonitor, percentile
-from workbench.monitoring._resources import ResourceMonitor, ResourceUsage
+from workbench.monitoring.reports._performance import PerformanceMonitor, percentile
+from workbench.monitoring.reports._resources import ResourceMonitor, ResourceUsage
 from workbench.store import Store
 
 

@@ -444,8 +444,8 @@ def planted(
 ) -> Iterator[Planted]:
     from workbench import _hooks
     from workbench.config import WorkbenchConfig
-    from workbench.monitoring._logs import configure_logging
-    from workbench.monitoring._otel import TraceExporter
+    from workbench.monitoring.tracing._logs import configure_logging
+    from workbench.monitoring.tracing._otel import TraceExporter
 
     monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
@@ -599,15 +599,15 @@ def test_no_planted_secret_is_in_html_views(planted: Planted) -> None:
 def test_no_secret_reaches_a_webhook_body(monkeypatch: pytest.MonkeyPatch) -> None:
     """An alert whose rule text or labels hold a credential reaches the webhook scrubbed."""
     from workbench.config import WorkbenchConfig
-    from workbench.monitoring._alerts import Alert
-    from workbench.monitoring._receivers import deliver
+    from workbench.monitoring.alerts._alerts import Alert
+    from workbench.monitoring.alerts._receivers import deliver
 
     bodies: list[bytes] = []
 
     def post(url: str, payload: dict[str, object], timeout: float) -> None:
         bodies.append(json.dumps(payload).encode())
 
-    monkeypatch.setattr("workbench.monitoring._receivers._post", post)
+    monkeypatch.setattr("workbench.monitoring.alerts._receivers._post", post)
     secret = PLANTED["request query token"]
     alert = Alert(
         name="upstream_errors",
@@ -642,7 +642,7 @@ def test_secrets_already_in_a_store_are_scrubbed_on_every_output(
     from workbench.cli import cli
     from workbench.config import WorkbenchConfig
     from workbench.diff import compare_executions
-    from workbench.monitoring._otel import TraceExporter
+    from workbench.monitoring.tracing._otel import TraceExporter
 
     client = openai.OpenAI(base_url=model_server.openai_base_url, api_key="sk-x", max_retries=0)
     ids = []

@@ -35,7 +35,8 @@ def test_a_percentile_interpolates_between_closest_ranks() -> None:
 
 def test_reports_alerts_health_and_summaries_share_it() -> None:
     """Every module that quantiles durations uses this function, not a copy of it."""
-    from workbench.monitoring import _alerts, _performance
+    from workbench.monitoring.alerts import _alerts
+    from workbench.monitoring.reports import _performance
     from workbench.testing import _summary
 
     assert _alerts.percentile is _performance.percentile is _summary.percentile is percentile

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from workbench.exceptions import NotAStoreError, StoreError
-from workbench.monitoring._budget import Ledger
+from workbench.monitoring.cost._budget import Ledger
 from workbench.store._errors import disk_full, locked, store_error
 
 

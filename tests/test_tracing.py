@@ -33,8 +33,8 @@ import workbench
 from workbench import _hooks
 from workbench.config import TracingConfig, WorkbenchConfig
 from workbench.exceptions import ConfigError, MissingExtraError
-from workbench.monitoring._otel import TraceExporter, resolve_endpoint, tracing_observer
-from workbench.monitoring._tracing import StatusCode, tracer
+from workbench.monitoring.tracing._otel import TraceExporter, resolve_endpoint, tracing_observer
+from workbench.monitoring.tracing._tracing import StatusCode, tracer
 from workbench.store import Store
 from workbench.testing import ModelServer
 

@@ -50,11 +50,11 @@ log = logging.getLogger("workbench")
 #: ``module:function`` of each built-in observer factory, called once with the configuration
 #: at the first execution; it returns an :class:`Observer` or ``None`` (switched off).
 BUILTIN: tuple[str, ...] = (
-    "workbench.monitoring._builtin:observer",
-    "workbench.monitoring._budget:observer",
+    "workbench.monitoring.prometheus._builtin:observer",
+    "workbench.monitoring.cost._budget:observer",
     "workbench.profiling._watchdog:observer",
-    "workbench.monitoring._otel:tracing_observer",
-    "workbench.monitoring._alerts:budget_alert_router",
+    "workbench.monitoring.tracing._otel:tracing_observer",
+    "workbench.monitoring.alerts._alerts:budget_alert_router",
 )
 
 

@@ -3,7 +3,7 @@
 Owns the commands' arguments and output. ``export`` writes the Prometheus rule file;
 ``check`` evaluates the rules workbench can evaluate itself once, against the store, and (with
 ``--notify``) sends what fires to the routed receivers; both are
-``workbench.monitoring._alerts``' work. Errors are WorkbenchErrors, turned into one
+``workbench.monitoring.alerts._alerts``' work. Errors are WorkbenchErrors, turned into one
 ``error: ...`` line by the CLI's group.
 """
 
@@ -44,7 +44,7 @@ def export_command(output: Path | None, as_json: bool) -> None:
     """
     import yaml
 
-    from workbench.monitoring._alerts import export_rules
+    from workbench.monitoring.alerts._alerts import export_rules
 
     text = export_rules(load_config())
     if as_json:
@@ -67,7 +67,7 @@ def check_command(notify: bool, as_json: bool, db: Path | None) -> None:
 
     Rules whose condition holds but that have a `for:` duration show as pending.
     """
-    from workbench.monitoring._alerts import AlertManager
+    from workbench.monitoring.alerts._alerts import AlertManager
     from workbench.store import open_store
 
     manager = AlertManager(load_config(), store=open_store(db))

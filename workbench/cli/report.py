@@ -58,7 +58,7 @@ def report_cost(day: date | None, days: int | None, as_json: bool, db: Path | No
     Replays cost nothing and are left out; calls whose price is unknown are counted apart,
     never as $0. With --json: {"daily": {...}, "trends": {...} (with --days)}.
     """
-    from workbench.monitoring._cost_report import CostReporter
+    from workbench.monitoring.cost._cost_report import CostReporter
 
     reporter = CostReporter(resolve_store_path(db))
     daily = reporter.get_daily_report(day)

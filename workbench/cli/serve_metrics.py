@@ -1,7 +1,8 @@
 """``workbench serve-metrics``: serve /metrics (and /health) for Prometheus from the store.
 
 Owns the command's options and its start-up line; the server is
-``workbench.monitoring._server``'s, the figures ``workbench.monitoring._store_metrics``'.
+``workbench.monitoring.prometheus._server``'s, the figures
+``workbench.monitoring.prometheus._store_metrics``'.
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ def serve_metrics_command(
     """
     import workbench.monitoring  # noqa: F401 - registers the modules' routes
     from workbench.config import load_config
-    from workbench.monitoring._server import MetricsServer
-    from workbench.monitoring._store_metrics import store_registry
+    from workbench.monitoring.prometheus._server import MetricsServer
+    from workbench.monitoring.prometheus._store_metrics import store_registry
 
     config = load_config()
     path = resolve_store_path(db)

@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from workbench.exceptions import PipelineError
-from workbench.monitoring._custom import CustomMetric
+from workbench.monitoring.prometheus._custom import CustomMetric
 
 __all__ = [
     "DEFAULT_BACKOFF_S",

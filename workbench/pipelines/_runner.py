@@ -30,7 +30,7 @@ from typing import Any
 from workbench._context import current
 from workbench._retry import RetryPolicy
 from workbench.exceptions import PipelineChangedWarning, PipelineError, PipelineStepError
-from workbench.monitoring._custom import EvaluatedMetric
+from workbench.monitoring.prometheus._custom import EvaluatedMetric
 from workbench.pipelines._actions import Action, get_action
 from workbench.pipelines._load import load_pipeline
 from workbench.pipelines._model import Pipeline, StepSpec

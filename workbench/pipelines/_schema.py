@@ -32,7 +32,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from workbench.exceptions import ConfigError, PipelineError
-from workbench.monitoring._custom import CustomMetric
+from workbench.monitoring.prometheus._custom import CustomMetric
 from workbench.pipelines._model import (
     DEFAULT_MAX_CONCURRENCY,
     INPUT_TYPES,

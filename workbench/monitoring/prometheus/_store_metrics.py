@@ -33,7 +33,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from workbench.monitoring._builtin import DEFAULT_BUCKETS, ResourceCollector
+from workbench.monitoring.prometheus._builtin import DEFAULT_BUCKETS, ResourceCollector
 
 if TYPE_CHECKING:
     from workbench.config import WorkbenchConfig

@@ -69,7 +69,7 @@ from prometheus_client.registry import Collector
 
 from workbench import _hooks
 from workbench.exceptions import ConfigError
-from workbench.monitoring._metrics import Metrics, metrics
+from workbench.monitoring.prometheus._metrics import Metrics, metrics
 
 if TYPE_CHECKING:
     from workbench.config import WorkbenchConfig
@@ -552,7 +552,7 @@ class MetricsObserver(_hooks.Observer):
     def step_finished(self, event: _hooks.StepEvent) -> None:
         self.m.steps.tally(event.run, event.step_id, event.status, event.duration_s, event.retries)
         if event.metrics:
-            from workbench.monitoring._custom import evaluate_step_metrics
+            from workbench.monitoring.prometheus._custom import evaluate_step_metrics
 
             evaluate_step_metrics(event)
 

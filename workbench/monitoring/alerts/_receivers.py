@@ -26,7 +26,7 @@ from workbench.redaction import scrub_output, scrub_text
 
 if TYPE_CHECKING:
     from workbench.config import AlertingConfig, ReceiverConfig
-    from workbench.monitoring._alerts import Alert
+    from workbench.monitoring.alerts._alerts import Alert
 
 __all__ = ["Delivery", "deliver", "slack_payload"]
 

@@ -6,7 +6,7 @@ recorded), with its success rate, average latency and recent error types, and tu
 into recommendations. :class:`HealthChecker` runs the ``health_checks`` section's checks —
 database, disk space, memory, model availability, price cache — for the ``/health`` and
 ``/health/detailed`` routes, registered in the metrics server's route table
-(``workbench.monitoring._server.routes``) when this module is imported.
+(``workbench.monitoring.prometheus._server.routes``) when this module is imported.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from workbench.config import (
     load_config,
 )
 from workbench.exceptions import ConfigError
-from workbench.monitoring._server import Request, Response, routes
+from workbench.monitoring.prometheus._server import Request, Response, routes
 
 if TYPE_CHECKING:
     from workbench.store import Store

@@ -5,7 +5,7 @@ attributes=...)`` used as a context manager, with ``set_attribute``, ``add_event
 ``record_exception`` and ``set_status(StatusCode.ERROR, "why")``. A span is the recorder's own
 :class:`workbench.recorder.ActiveSpan` (same ids, same row in the store, same cost), so a custom
 span nests under the step that opened it and over the steps and model calls inside it. Export to
-an OpenTelemetry backend is :mod:`workbench.monitoring._otel`'s business, from the store.
+an OpenTelemetry backend is :mod:`workbench.monitoring.tracing._otel`'s business, from the store.
 
 Outside an execution nothing is recorded and the span is a no-op that still accepts every call:
 instrumented library code must run the same whether or not someone is recording it.

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from workbench._stats import percentile
 from workbench.config import PerformanceConfig, WorkbenchConfig, load_config
-from workbench.monitoring._resources import ResourceMonitor, ResourceUsage
+from workbench.monitoring.reports._resources import ResourceMonitor, ResourceUsage
 
 if TYPE_CHECKING:
     from workbench.store import Store

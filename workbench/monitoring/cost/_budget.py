@@ -394,7 +394,7 @@ class BudgetGuard(_hooks.Observer):
         return reached, acting
 
     def _wait(self, run: Any, delay: float) -> None:
-        from workbench.monitoring._builtin import builtin_metrics
+        from workbench.monitoring.prometheus._builtin import builtin_metrics
 
         queue = builtin_metrics().task_queue.labels(run.pipeline_id)
         queue.inc()

@@ -93,8 +93,8 @@ class MetricsServer:
         store_path: Path | None = None,
     ) -> None:
         if registry is None:
-            from workbench.monitoring._builtin import builtin_metrics
-            from workbench.monitoring._metrics import REGISTRY
+            from workbench.monitoring.prometheus._builtin import builtin_metrics
+            from workbench.monitoring.prometheus._metrics import REGISTRY
 
             builtin_metrics()  # the built-in families are there from the first scrape
             registry = REGISTRY

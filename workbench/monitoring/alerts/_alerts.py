@@ -8,7 +8,7 @@ two of those — against the store (so it holds across processes) and psutil, ke
 pending state between evaluations, and hands alerts that start firing to ``alerting``'s routes.
 Rules in any other PromQL are exported only and reported as not evaluable in-process.
 
-Delivering an alert is :mod:`workbench.monitoring._receivers`' business.
+Delivering an alert is :mod:`workbench.monitoring.alerts._receivers`' business.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from workbench._stats import percentile
 from workbench.config import AlertRuleConfig, WorkbenchConfig, load_config
 from workbench.config._observability import duration_seconds
 from workbench.exceptions import ConfigError
-from workbench.monitoring._receivers import Delivery, deliver
+from workbench.monitoring.alerts._receivers import Delivery, deliver
 
 if TYPE_CHECKING:
     from workbench.config import AlertingConfig, AlertsConfig
@@ -544,7 +544,7 @@ class BudgetAlertRouter:
         import queue
         import threading
 
-        from workbench.monitoring._budget import on_budget_alert
+        from workbench.monitoring.cost._budget import on_budget_alert
 
         self.config = config
         self._seen: set[tuple[Any, ...]] = set()

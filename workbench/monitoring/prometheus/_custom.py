@@ -39,7 +39,7 @@ from typing import Any, TypeVar, cast
 
 from workbench import _hooks
 from workbench.exceptions import ConfigError
-from workbench.monitoring._metrics import METRIC_TYPES, MetricType, metrics
+from workbench.monitoring.prometheus._metrics import METRIC_TYPES, MetricType, metrics
 
 __all__ = ["CustomMetric", "EvaluatedMetric", "evaluate_step_metrics", "monitor"]
 

@@ -7,7 +7,7 @@ parentage the store holds, to an SDK ``TracerProvider`` whose ``ParentBased(Trac
 sampler and ``BatchSpanProcessor`` send it to the configured OTLP endpoint. Model-call spans
 carry the OpenTelemetry GenAI semantic-convention attributes (``gen_ai.operation.name``,
 ``gen_ai.request.model``, ``gen_ai.response.id``, ``gen_ai.usage.input_tokens``, ...), which
-:mod:`workbench.monitoring._genai` reads from each call's stored request and response.
+:mod:`workbench.monitoring.tracing._genai` reads from each call's stored request and response.
 Names, attributes, events and error descriptions are scrubbed on the way out as the store's rows
 are on the way in (``workbench.redaction``), so a store written before a rule existed leaks
 nothing either.
@@ -42,13 +42,13 @@ from urllib.parse import urlsplit
 
 from workbench._hooks import Observer
 from workbench.exceptions import MissingExtraError, StoreError
-from workbench.monitoring._genai import (
+from workbench.monitoring.tracing._genai import (
     content_attributes,
     execution_context,
     genai_attributes,
     span_name,
 )
-from workbench.monitoring._tracing import STATUS_DESCRIPTION
+from workbench.monitoring.tracing._tracing import STATUS_DESCRIPTION
 from workbench.redaction import scrub_output, scrub_text, sensitive_names_for
 
 if TYPE_CHECKING:
