@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import logging
 import sys
 from pathlib import Path
 
@@ -63,12 +64,22 @@ def test_the_layering_contract_is_kept() -> None:
     from importlinter.cli import lint_imports
 
     out = io.StringIO()
+    # lint_imports runs logging.config.dictConfig, which disables every logger that exists
+    # (``disable_existing_loggers``): later tests' caplog on ``workbench.alerts`` saw nothing.
+    manager = logging.Logger.manager
+    enabled = [
+        logger
+        for logger in manager.loggerDict.values()
+        if isinstance(logger, logging.Logger) and not logger.disabled
+    ]
     sys.path.insert(0, str(ROOT))  # this checkout's workbench, whatever is installed
     try:
         with contextlib.redirect_stdout(out):
             code = lint_imports(config_filename=str(ROOT / "pyproject.toml"), no_cache=True)
     finally:
         sys.path.remove(str(ROOT))
+        for logger in enabled:
+            logger.disabled = False
     assert code == 0, out.getvalue()
     assert "1 kept, 0 broken" in out.getvalue()
 
