@@ -24,11 +24,13 @@ from workbench.store._store import (
     open_store,
     resolve_store_path,
 )
+from workbench.store._ui_reads import DailyCosts, RunFacets, RunPage, RunSummary
 from workbench.store._writer import MAX_QUEUED
 
 __all__ = [  # noqa: RUF022 - sorted as sorted() sorts (test_exported_members)
     "CostGroup",
     "DEFAULT_PATH",
+    "DailyCosts",
     "ExecutionAggregate",
     "ExecutionList",
     "ExecutionOutcome",
@@ -41,6 +43,9 @@ __all__ = [  # noqa: RUF022 - sorted as sorted() sorts (test_exported_members)
     "ModelCallFailure",
     "ModelCallTiming",
     "RecordedResponse",
+    "RunFacets",
+    "RunPage",
+    "RunSummary",
     "StepAggregate",
     "StepTiming",
     "Store",

@@ -49,6 +49,7 @@ from workbench.store._process import install_sigterm_handler
 from workbench.store._prune import Pruned, prunable
 from workbench.store._queries import Queries
 from workbench.store._schema import ensure_schema
+from workbench.store._ui_reads import UIReads
 from workbench.store._sql import (
     commit_retrying,
     delete_executions,
@@ -136,7 +137,7 @@ def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path:
     return configured if configured is not None else DEFAULT_PATH
 
 
-class Store(Queries):
+class Store(Queries, UIReads):
     """A workbench store in one SQLite file. Thread-safe; one per file per process is enough."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
