@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
-from workbench.exceptions import StoreError
+from workbench.exceptions import ConfigError, StoreError
 from workbench.store._codec import decompress
 
 if TYPE_CHECKING:
@@ -145,7 +145,10 @@ def _unpacked_text(codec: int | None, data: bytes | None) -> str:
 def _moment(name: str, value: datetime | float | str) -> float:
     from workbench.store._store import _moment as moment
 
-    return moment(name, value)
+    try:
+        return moment(name, value)
+    except StoreError as exc:  # a bad argument, not a store that cannot be read
+        raise ConfigError(str(exc).replace("list_executions", "run_page")) from None
 
 
 class UIReads:
@@ -172,13 +175,13 @@ class UIReads:
         Only the page's rows are read: a store of 100,000 runs answers as fast as one of 100.
         """
         if status is not None and status not in _STATUSES:
-            raise StoreError(f"status {status!r} is not one of {', '.join(_STATUSES)}")
+            raise ConfigError(f"status {status!r} is not one of {', '.join(_STATUSES)}")
         if sort not in _SORT_SQL:
-            raise StoreError(f"sort {sort!r} is not one of {', '.join(RUN_SORTS)}")
+            raise ConfigError(f"sort {sort!r} is not one of {', '.join(RUN_SORTS)}")
         if not 1 <= limit <= MAX_PAGE:
-            raise StoreError(f"limit {limit} is not between 1 and {MAX_PAGE}; page through more")
+            raise ConfigError(f"limit {limit} is not between 1 and {MAX_PAGE}; page through more")
         if offset < 0:
-            raise StoreError(f"offset {offset} is negative; the first page starts at 0")
+            raise ConfigError(f"offset {offset} is negative; the first page starts at 0")
         self.flush()
         running = "SELECT id, status, pid, host, proc_start FROM executions WHERE status = 'running'"
         self._refresh_liveness(self._query(running))
@@ -260,13 +263,13 @@ class UIReads:
         ``timezone`` by default), per model, pipeline or user (``by``), from the cost ledger
         budgets count (replays left out)."""
         if by not in _GROUP_COLUMN:
-            raise StoreError(f"by {by!r} is not one of {', '.join(COST_GROUPS)}")
+            raise ConfigError(f"by {by!r} is not one of {', '.join(COST_GROUPS)}")
         if not 1 <= days <= 3660:
-            raise StoreError(f"days {days} is not between 1 and 3660")
+            raise ConfigError(f"days {days} is not between 1 and 3660")
         try:
             tz = ZoneInfo(timezone)
         except (ValueError, KeyError):
-            raise StoreError(
+            raise ConfigError(
                 f"timezone {timezone!r} is not a time zone; use an IANA name such as 'UTC'"
             ) from None
         last = end or datetime.now(tz).date()

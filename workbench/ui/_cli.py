@@ -50,12 +50,8 @@ def ui_command(db: Path | None, port: int, host: str, open_browser: bool) -> Non
     """
     from workbench.ui._serve import serve
 
-    serve(
-        db,
-        host=host,
-        port=port,
-        open_browser=open_browser,
-        announce=lambda line: click.secho(
-            line, fg="yellow" if line.startswith("warning") else None, err=line.startswith("w")
-        ),
-    )
+    def announce(line: str) -> None:
+        warning = line.startswith("warning")
+        click.secho(line, fg="yellow" if warning else None, err=warning)
+
+    serve(db, host=host, port=port, open_browser=open_browser, announce=announce)

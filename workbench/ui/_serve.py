@@ -9,18 +9,27 @@ server answers beyond this machine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import threading
+import time
 import webbrowser
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 
 from workbench.exceptions import ConfigError, MissingExtraError, StoreError
 from workbench.store import Store, resolve_store_path
 from workbench.ui._guard import is_loopback
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "public_warning", "require_extra", "serve"]
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "background_server",
+    "public_warning",
+    "require_extra",
+    "serve",
+]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -104,3 +113,34 @@ def serve(
             sock.close()
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def background_server(
+    store: Store, *, host: str = DEFAULT_HOST, port: int = 0
+) -> Iterator[str]:
+    """The UI over ``store`` served by uvicorn in a thread of this process, for as long as the
+    block lasts; yields its base URL (``http://127.0.0.1:PORT``). Tests and benchmarks drive a
+    real server with it, and a notebook can open the UI beside its own recording."""
+    require_extra()
+    import uvicorn
+
+    from workbench.ui._app import create_app
+
+    sock = _listen(host, port)
+    server = uvicorn.Server(uvicorn.Config(create_app(store), log_level="warning"))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="workbench-ui", daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(f"the UI server on {host}:{port} did not start")
+            time.sleep(0.01)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

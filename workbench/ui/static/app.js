@@ -20,7 +20,7 @@
       else if (name === "style") Object.assign(el.style, value);
       else el.setAttribute(name, value === true ? "" : String(value));
     }
-    for (const child of children.flat()) {
+    for (const child of children.flat(Infinity)) {
       if (child === null || child === undefined || child === false) continue;
       el.append(child instanceof Node ? child : document.createTextNode(String(child)));
     }
@@ -36,7 +36,7 @@
       else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
       else el.setAttribute(name, String(value));
     }
-    for (const child of children.flat()) if (child) el.append(child);
+    for (const child of children.flat(Infinity)) if (child) el.append(child);
     return el;
   }
 
@@ -70,6 +70,12 @@
     if (!ts) return "–";
     const d = new Date(ts * 1000);
     return d.toISOString().replace("T", " ").slice(0, 19);
+  }
+  function metric(name, value) {
+    if (value === null || value === undefined) return "unknown";
+    if (name === "cost_usd") return usd(value);
+    if (name.endsWith("_s")) return seconds(value);
+    return num(value);
   }
   function num(value) { return value === null || value === undefined ? "–" : value.toLocaleString("en"); }
   function json(value) {
@@ -531,7 +537,7 @@
       root.append(h("h2", { text: "Cost and latency" }), h("table", { class: "list", id: "deltas" },
         h("tr", {}, ["where", "metric", "a", "b", "change"].map((t) => h("th", { text: t }))),
         diff.deltas.slice(0, 500).map((d) => h("tr", {}, h("td", { text: d.path }), h("td", { text: d.metric }),
-          h("td", { class: "num", text: String(d.before ?? "unknown") }), h("td", { class: "num", text: String(d.after ?? "unknown") }),
+          h("td", { class: "num", text: metric(d.metric, d.before) }), h("td", { class: "num", text: metric(d.metric, d.after) }),
           h("td", { class: "num", text: d.relative === null ? "–" : `${(d.relative * 100).toFixed(1)}%` })))));
     }
     const first = document.querySelector("#diff-steps tr.first-divergent");
@@ -542,7 +548,7 @@
   // -- costs -----------------------------------------------------------------------------
 
   function costChart(data) {
-    const W = 900, H = 260, L = 60, B = 40, T = 10;
+    const W = 900, H = 260, L = 84, B = 40, T = 10;
     const days = data.days, n = days.length;
     const max = Math.max(...data.totals, 0) || 1;
     const bw = (W - L - 10) / n;
