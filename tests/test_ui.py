@@ -237,7 +237,9 @@ def test_replay_with_a_prompt_override_diverges_at_that_step(
     assert diff["summary"]["first_divergent_step"] == "draft#0"
     assert [s["key"] for s in diff["steps"] if s["first_divergent"]] == ["draft#0"]
     prompt = next(
-        d for d in diff["differences"] if d["within"] == "model_calls.0.request.body.messages.0.content"
+        d
+        for d in diff["differences"]
+        if d["within"] == "model_calls.0.request.body.messages.0.content"
     )
     inserted = "".join(text for op, text in prompt["segments"] if op == "insert")
     deleted = "".join(text for op, text in prompt["segments"] if op == "delete")
@@ -248,7 +250,7 @@ def test_replay_request_refuses_unknown_fields_naming_them() -> None:
     """A replay request with a field it does not take is a ConfigError listing the fields."""
     from workbench.exceptions import ConfigError
 
-    with pytest.raises(ConfigError, match="colour.*takes"):
+    with pytest.raises(ConfigError, match=r"colour.*takes"):
         replay_request({"colour": "red"})
     with pytest.raises(ConfigError, match="prompt_step"):
         replay_request({"system": "Be terse."})
@@ -426,8 +428,8 @@ def test_experiments_answer_is_an_empty_list(client: Client) -> None:
 def test_every_endpoint_is_documented() -> None:
     """docs/ui.md describes every path the API index lists."""
     text = (ROOT / "docs" / "ui.md").read_text()
-    for _, path, _ in API:
-        assert f"`{path.split('?')[0]}" in text, path
+    for method, path, _ in API:
+        assert f"### `{method} {path}`" in text, path
     assert "/api" in Client(create_app(ROOT / "no.db")).get("/api").json()["endpoints"][0]["path"]
 
 

@@ -57,6 +57,7 @@ from workbench.store._sql import (
     interrupt,
     vacuum,
 )
+from workbench.store._ui_reads import UIReads
 from workbench.store._unwritten import RETRY_S, Groups, Unwritten
 from workbench.store._writer import Op, Writer
 

@@ -142,6 +142,15 @@ def _unpacked_text(codec: int | None, data: bytes | None) -> str:
         return ""
 
 
+def _summary(r: tuple[Any, ...]) -> RunSummary:
+    """A run list row from the columns ``run_page`` selects, in their order."""
+    success = None if r[4] is None else bool(r[4])
+    return RunSummary(
+        *r[:4], success, *r[5:11], r[11] or 0, r[12] or 0, r[13], r[14], bool(r[15]),
+        bool(r[16]), r[17], r[18],
+    )  # fmt: skip
+
+
 def _moment(name: str, value: datetime | float | str) -> float:
     from workbench.store._store import _moment as moment
 
@@ -183,7 +192,9 @@ class UIReads:
         if offset < 0:
             raise ConfigError(f"offset {offset} is negative; the first page starts at 0")
         self.flush()
-        running = "SELECT id, status, pid, host, proc_start FROM executions WHERE status = 'running'"
+        running = (
+            "SELECT id, status, pid, host, proc_start FROM executions WHERE status = 'running'"
+        )
         self._refresh_liveness(self._query(running))
         where: list[str] = []
         params: list[Any] = []
@@ -224,14 +235,7 @@ class UIReads:
             f"LIMIT {int(limit)} OFFSET {int(offset)}",
             params,
         )
-        runs = tuple(
-            RunSummary(
-                r[0], r[1], r[2], r[3], None if r[4] is None else bool(r[4]), r[5], r[6],
-                r[7], r[8], r[9], r[10], r[11] or 0, r[12] or 0, r[13], r[14], bool(r[15]),
-                bool(r[16]), r[17], r[18],
-            )  # fmt: skip
-            for r in rows
-        )
+        runs = tuple(_summary(r) for r in rows)
         return RunPage(runs, total, offset, limit, sort, descending)
 
     def run_facets(self: Store) -> RunFacets:
@@ -299,9 +303,7 @@ class UIReads:
             calls += count
             unpriced += unknown or 0
         ordered = sorted(series.items(), key=lambda item: (-sum(item[1]), item[0]))
-        return DailyCosts(
-            by, tz.key, day_list, {k: tuple(v) for k, v in ordered}, calls, unpriced
-        )
+        return DailyCosts(by, tz.key, day_list, {k: tuple(v) for k, v in ordered}, calls, unpriced)
 
     def spend_since(self: Store, start: float, *, by_user: bool = False) -> dict[str, float]:
         """Money spent since Unix time ``start`` (the ledger budgets count): ``{"": total}``,

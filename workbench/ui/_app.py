@@ -84,9 +84,7 @@ def _page(title: str, page: str, **data: str) -> HTMLResponse:
 
 
 def _message_page(status: int, title: str, message: str) -> HTMLResponse:
-    body = _SHELL.format(
-        title=html.escape(title), page="message", data=""
-    ).replace(
+    body = _SHELL.format(title=html.escape(title), page="message", data="").replace(
         '<main id="app"',
         f'<main id="message"><h1>{html.escape(title)}</h1>'
         f'<p class="message">{html.escape(message)}</p>'
@@ -244,9 +242,7 @@ def create_app(
     # -- api ------------------------------------------------------------------------------
 
     def api_index(request: Request) -> Response:
-        return _json(
-            {"endpoints": [{"method": m, "path": p, "what": w} for m, p, w in API]}
-        )
+        return _json({"endpoints": [{"method": m, "path": p, "what": w} for m, p, w in API]})
 
     def api_runs(request: Request) -> Response:
         order = request.query_params.get("order", "desc")
@@ -516,11 +512,15 @@ def replay_request(payload: dict[str, Any]) -> tuple[dict[str, Any], str]:
         try:
             index = int(payload.get("message_index", 0))
         except (TypeError, ValueError):
-            raise ConfigError("message_index must be a whole number (the message's position)") from None
+            raise ConfigError(
+                "message_index must be a whole number (the message's position)"
+            ) from None
         override["messages"] = {index: str(payload["message"])}
     if override:
         if not step:
-            raise ConfigError("a prompt override needs prompt_step: the step whose calls it changes")
+            raise ConfigError(
+                "a prompt override needs prompt_step: the step whose calls it changes"
+            )
         modifications["prompt_overrides"] = {str(step): override}
     on_miss = str(payload.get("on_miss") or "error")
     if on_miss not in ON_MISS:

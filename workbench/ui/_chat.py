@@ -103,9 +103,7 @@ def _parts(content: Any) -> list[Part]:
             )
         elif "functionResponse" in block:
             answer = block["functionResponse"]
-            parts.append(
-                {"type": "tool_result", "id": answer.get("name"), "text": _json(answer)}
-            )
+            parts.append({"type": "tool_result", "id": answer.get("name"), "text": _json(answer)})
         else:
             parts.append({"type": "other", "json": _json(block)})
     return parts
@@ -148,7 +146,11 @@ def _responses_items(items: Any) -> list[Message]:
             }
             messages.append({"role": "assistant", "parts": [part]})
         elif kind == "function_call_output":
-            part = {"type": "tool_result", "id": item.get("call_id"), "text": str(item.get("output"))}
+            part = {
+                "type": "tool_result",
+                "id": item.get("call_id"),
+                "text": str(item.get("output")),
+            }
             messages.append({"role": "tool", "parts": [part]})
         else:
             messages.append(

@@ -77,15 +77,16 @@ class Guard:
                     (b"referrer-policy", b"no-referrer"),
                 ]
                 if not as_is:
-                    extra += [(b"content-security-policy", CSP.encode()), (b"x-frame-options", b"DENY")]
+                    extra += [
+                        (b"content-security-policy", CSP.encode()),
+                        (b"x-frame-options", b"DENY"),
+                    ]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         await self.app(scope, receive, with_headers)
 
-    def _refusal(
-        self, scope: Scope, headers: dict[str, str], host: str
-    ) -> tuple[int, str] | None:
+    def _refusal(self, scope: Scope, headers: dict[str, str], host: str) -> tuple[int, str] | None:
         if self.allowed is not None and _hostname(host).lower() not in self.allowed:
             return 421, (
                 f"this workbench UI answers to {', '.join(sorted(self.allowed))} only, not to "

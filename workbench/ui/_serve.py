@@ -116,9 +116,7 @@ def serve(
 
 
 @contextlib.contextmanager
-def background_server(
-    store: Store, *, host: str = DEFAULT_HOST, port: int = 0
-) -> Iterator[str]:
+def background_server(store: Store, *, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[str]:
     """The UI over ``store`` served by uvicorn in a thread of this process, for as long as the
     block lasts; yields its base URL (``http://127.0.0.1:PORT``). Tests and benchmarks drive a
     real server with it, and a notebook can open the UI beside its own recording."""

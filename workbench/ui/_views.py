@@ -339,9 +339,7 @@ def call_json(run: Execution, call: ModelCall) -> dict[str, Any]:
         "events": [
             {"offset_s": offset, "event": event, "data": data} for offset, event, data in events
         ],
-        "chunks": [
-            {"offset_s": c.offset_s, "bytes": len(c.data)} for c in call.chunks
-        ],
+        "chunks": [{"offset_s": c.offset_s, "bytes": len(c.data)} for c in call.chunks],
     }
 
 
@@ -354,9 +352,7 @@ def _segments(difference: Difference) -> list[list[str]] | None:
         return None
     from workbench.diff._text import word_segments
 
-    return [
-        [op, text] for op, text in word_segments(before[:MAX_DIFF_TEXT], after[:MAX_DIFF_TEXT])
-    ]
+    return [[op, text] for op, text in word_segments(before[:MAX_DIFF_TEXT], after[:MAX_DIFF_TEXT])]
 
 
 def _side(step: Step | None) -> dict[str, Any] | None:

@@ -431,13 +431,14 @@
   }
 
   function callView(call) {
-    const cached = call.cache_read_tokens ? ` (${num(call.cache_read_tokens)} cached)` : "";
+
     const view = h("div", { class: "call-view", id: "call-view" },
       h("h3", {}, `Model call ${call.model || call.operation} `, h("span", { class: "muted", text: call.id })),
       facts([["provider", call.provider], ["operation", call.operation], ["status", String(call.status_code ?? "–")],
         ["step", call.step_id || "–"], ["start", seconds(call.start)], ["latency", seconds(call.latency_s)],
         ["time to first token", seconds(call.ttft_s)],
-        ["input tokens", num(call.input_tokens) + cached + (call.tokens_estimated ? " (estimated)" : "")],
+        ["input tokens", num(call.input_tokens) + (call.tokens_estimated ? " (estimated)" : "")],
+        ["of which cached", num(call.cache_read_tokens)],
         ["output tokens", num(call.output_tokens)],
         call.cache_write_tokens ? ["cache write tokens", num(call.cache_write_tokens)] : null,
         ["cost", usd(call.cost_usd)], ["finish reason", call.finish_reason || "–"],
