@@ -720,6 +720,7 @@ def test_help_walk_sees_every_command() -> None:
         ("store", "import-cassette"),
         ("store", "prune"),
         ("store", "text"),
+        ("ui",),
     }
 
 
