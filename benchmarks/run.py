@@ -26,6 +26,9 @@ benchmark runs in this one process, one after the other, and returns its rows; s
   ``genai_prices.calc_price(..., provider_api_url=...)``.
 * ``bench_export`` - ``workbench store export``/``import`` of 1,000 executions (executions/s)
   against vcrpy's YAML serializer, and whether the round trip is byte-identical.
+* ``bench_ui`` - the web UI: the run list's first page over 100,000 runs against raw ``sqlite3``,
+  a run of 10,000 spans and 1,000 model calls to first paint in Chromium, the diff page of two
+  1,000-step runs (browser rows say so when chromium is absent).
 * ``bench_install`` - what the pytest plugin adds to an empty session, ``import workbench``,
   against pytest-recording and ``import vcr``; the base install's packages and MB (not --quick).
 
@@ -55,6 +58,7 @@ import bench_sampling
 import bench_scrub
 import bench_spans
 import bench_store_faults
+import bench_ui
 from _common import Row, print_rows
 
 __all__ = ["BENCHMARKS", "main"]
@@ -74,6 +78,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("scrub", bench_scrub.main),
     ("pricing", bench_pricing.main),
     ("export", bench_export.main),
+    ("ui", bench_ui.main),
     ("install", bench_install.main),
 )
 
@@ -96,6 +101,7 @@ TYPICAL_S: dict[str, tuple[float, float]] = {
     "scrub": (30, 6),
     "pricing": (8, 3),
     "export": (11, 4),
+    "ui": (75, 25),
     "install": (28, 5),
 }
 TIMINGS = Path(__file__).with_name(".timings.json")

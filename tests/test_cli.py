@@ -471,7 +471,8 @@ def test_demo_and_its_replay_warn_about_nothing(
 
 def test_the_built_wheel_ships_the_demo_example(tmp_path: Path) -> None:
     """The wheel built from the source holds the demo's example pipeline, its YAML twin and
-    the actions that YAML imports, so `workbench demo` works from an install (.ci/run runs it)."""
+    the actions that YAML imports, so `workbench demo` works from an install (.ci/run runs it),
+    and the web UI's script and stylesheet (`workbench ui` fetches nothing from elsewhere)."""
     source = tmp_path / "source"
     # A copy, so that a stale build/ folder of the checkout cannot put files into the wheel.
     shutil.copytree(
@@ -495,6 +496,8 @@ def test_the_built_wheel_ships_the_demo_example(tmp_path: Path) -> None:
         "workbench/examples/research_assistant.py",
         "workbench/examples/research_actions.py",
         "workbench/examples/research_assistant.yaml",
+        "workbench/ui/static/app.js",
+        "workbench/ui/static/app.css",
     } <= names
     assert _EXAMPLE.replace(".", "/") + ".py" in names
     for module in pipeline["imports"]:

