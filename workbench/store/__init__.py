@@ -24,10 +24,11 @@ from workbench.store._store import (
     open_store,
     resolve_store_path,
 )
-from workbench.store._ui_reads import DailyCosts, RunFacets, RunPage, RunSummary
+from workbench.store._ui_reads import CallTiming, DailyCosts, RunFacets, RunPage, RunSummary
 from workbench.store._writer import MAX_QUEUED
 
 __all__ = [  # noqa: RUF022 - sorted as sorted() sorts (test_exported_members)
+    "CallTiming",
     "CostGroup",
     "DEFAULT_PATH",
     "DailyCosts",

@@ -19,6 +19,8 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from workbench.exceptions import ConfigError, StoreError
 from workbench.store._codec import decompress
 
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COST_GROUPS",
     "RUN_SORTS",
+    "CallTiming",
     "CostGroup",
     "DailyCosts",
     "RunFacets",
@@ -86,6 +89,31 @@ class RunSummary:
     debug: bool
     error_type: str | None
     error_message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallTiming:
+    """A model call as a trace draws it: where and when it ran, what it cost, its stream's
+    chunk arrivals (seconds after sending) — without its request and response, which are most
+    of a call's bytes (``get_execution`` has them)."""
+
+    id: str
+    span_id: str | None
+    step_id: str | None
+    step_occurrence: int | None
+    provider: str
+    model: str | None
+    operation: str
+    status_code: int | None
+    streamed: bool
+    started_at: float
+    latency_s: float | None
+    ttft_s: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cost_usd: float | None
+    failed: bool
+    chunk_offsets: tuple[float, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +269,31 @@ class UIReads:
         )
         runs = tuple(_summary(r) for r in rows)
         return RunPage(runs, total, offset, limit, sort, descending)
+
+    def call_timings(self: Store, execution_id: str) -> list[CallTiming]:
+        """An execution's model calls in recorded order, without their payloads (a trace of
+        1,000 calls reads no blob)."""
+        self.flush()
+        rows = self._ui_query(
+            "SELECT id, span_id, step_id, step_occurrence, provider, model, operation, "
+            "status_code, streamed, started_at, latency_s, ttft_s, input_tokens, output_tokens, "
+            "cost_usd, error IS NOT NULL OR stream_error IS NOT NULL OR status_code >= 400, "
+            "chunks FROM model_calls WHERE execution_id = ? ORDER BY started_at, id",
+            (execution_id,),
+        )
+        timings = []
+        for r in rows:
+            offsets: list[float] = []
+            if r[8]:  # a stream's index: [[microseconds since the previous read, bytes], ...]
+                micros = 0
+                try:
+                    for delta_us, _ in orjson.loads(r[16] or "[]"):
+                        micros += delta_us
+                        offsets.append(micros / 1_000_000)
+                except (orjson.JSONDecodeError, TypeError, ValueError):
+                    offsets = []  # a damaged index: the call is drawn without its ticks
+            timings.append(CallTiming(*r[:8], bool(r[8]), *r[9:15], bool(r[15]), tuple(offsets)))
+        return timings
 
     def run_facets(self: Store) -> RunFacets:
         """Every pipeline and every user the store has runs of, sorted."""

@@ -144,6 +144,15 @@ class _Runs:
                     self._cache.popitem(last=False)
         return run
 
+    def overview(self, execution_id: str) -> Execution:
+        """The run without its model calls' payloads, unless it is decoded whole already:
+        the run page draws calls from ``call_timings`` (a click on one reads it all)."""
+        with self._lock:
+            cached = self._cache.get(execution_id)
+        if cached is not None:
+            return cached
+        return self.store.get_execution(execution_id, model_calls=False)
+
     def close(self) -> None:
         with self._lock:
             if self._store is not None and self._given is None:
@@ -273,9 +282,10 @@ def create_app(
         )
 
     def api_run(request: Request) -> Response:
-        run = run_or_404(request.path_params["id"])
+        run = runs.overview(request.path_params["id"])
         replays = [e.id for e in runs.store.list_executions(replay_of=run.id, limit=50)]
-        return _json(views.run_json(run, replays))
+        calls = runs.store.call_timings(run.id)
+        return _json(views.run_json(run, calls, replays))
 
     def api_step(request: Request) -> Response:
         run = run_or_404(request.path_params["id"])

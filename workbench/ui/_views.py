@@ -8,6 +8,7 @@ returns plain dicts; it does not touch HTTP (``_app``) nor SQL (the store's).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from workbench._json import to_jsonable
 from workbench.records import ErrorInfo, Execution, ModelCall, Profile, Span, Step
-from workbench.store import DailyCosts, RunPage, RunSummary
+from workbench.store import CallTiming, DailyCosts, RunPage, RunSummary
 from workbench.ui._chat import chat_messages, response_messages
 
 if TYPE_CHECKING:
@@ -110,13 +111,12 @@ def _execution_fields(run: Execution) -> dict[str, Any]:
     }
 
 
-def _call_row(call: ModelCall, t0: float, depth: int, parent: str) -> dict[str, Any]:
+def _call_row(call: CallTiming, t0: float, depth: int, parent: str) -> dict[str, Any]:
     end = None if call.latency_s is None else call.started_at - t0 + call.latency_s
-    ticks = [round(c.offset_s, 6) for c in call.chunks] if call.streamed else []
+    ticks = [round(offset, 6) for offset in call.chunk_offsets]
     if len(ticks) > MAX_TICKS:
         step = len(ticks) / MAX_TICKS
         ticks = [ticks[int(i * step)] for i in range(MAX_TICKS)]
-    failed = call.error is not None or (call.status_code or 0) >= 400 or bool(call.stream_error)
     return {
         "key": f"call:{call.id}",
         "kind": "model_call",
@@ -125,7 +125,7 @@ def _call_row(call: ModelCall, t0: float, depth: int, parent: str) -> dict[str, 
         "parent": parent,
         "start": call.started_at - t0,
         "end": end,
-        "status": "error" if failed else "ok",
+        "status": "error" if call.failed else "ok",
         "call_id": call.id,
         "step_id": call.step_id,
         "streamed": call.streamed,
@@ -136,7 +136,7 @@ def _call_row(call: ModelCall, t0: float, depth: int, parent: str) -> dict[str, 
     }
 
 
-def trace_json(run: Execution) -> dict[str, Any]:
+def trace_json(run: Execution, calls: Sequence[CallTiming]) -> dict[str, Any]:
     """The run's trace as rows in drawing order: execution, then each span's children (child
     spans and the model calls made in it) by start time, each row with its depth and parent.
 
@@ -162,7 +162,7 @@ def trace_json(run: Execution) -> dict[str, Any]:
     for step in spanless:
         children.setdefault(None, []).append((step.started_at, "step", step))
     spanless_keys = {(s.step_id, s.occurrence) for s in spanless}
-    for call in run.model_calls:
+    for call in calls:
         owner: str | None = call.span_id if call.span_id in spans else None
         if owner is not None and execution_span is not None and owner == execution_span.span_id:
             owner = None
@@ -234,18 +234,24 @@ def _step_row(step: Step, t0: float, depth: int, parent: str, key: str) -> dict[
     }
 
 
-def run_json(run: Execution, replays: list[str]) -> dict[str, Any]:
-    """Everything the run page shows at once: the run, its trace, states, logs, profiles."""
+def run_json(run: Execution, calls: Sequence[CallTiming], replays: list[str]) -> dict[str, Any]:
+    """Everything the run page shows at once: the run, its trace, states, logs, profiles.
+
+    ``run`` may be read without its model calls (``get_execution(model_calls=False)``):
+    ``calls`` are what the trace draws of them.
+    """
     t0 = run.started_at
+    fields = _execution_fields(run)
+    fields["model_calls"] = len(calls)
     return {
-        "run": _execution_fields(run),
+        "run": fields,
         "replays": replays,
         "steps": [
             {"step_id": s.step_id, "occurrence": s.occurrence, "status": s.status}
             for s in run.steps
         ],
-        "calls_by_step": sorted({c.step_id for c in run.model_calls if c.step_id}),
-        "trace": trace_json(run),
+        "calls_by_step": sorted({c.step_id for c in calls if c.step_id}),
+        "trace": trace_json(run, calls),
         "states": [
             {
                 "step_id": s.step_id,
