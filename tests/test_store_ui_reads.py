@@ -234,3 +234,28 @@ def test_text_search_reads_compressed_prompts(store: Store, model_server: Any) -
     record_python(store, model_server, "llamas")
     assert [run.id for run in store.run_page(text="quokka HABITATS").runs] == [found]
     assert store.run_page(text="wombat").total == 0
+
+
+def test_call_timings_are_the_calls_without_their_payloads(store: Store, model_server: Any) -> None:
+    """call_timings gives each model call's place, timing and stream offsets as the full
+    record has them."""
+    from _ui_runs import record_python
+
+    run = store.get_execution(record_python(store, model_server))
+    timings = store.call_timings(run.id)
+    assert [t.id for t in timings] == [c.id for c in run.model_calls]
+    for timing, call in zip(timings, run.model_calls, strict=True):
+        assert (timing.span_id, timing.step_id, timing.model) == (
+            call.span_id,
+            call.step_id,
+            call.model,
+        )
+        assert (timing.latency_s, timing.ttft_s, timing.cost_usd) == (
+            call.latency_s,
+            call.ttft_s,
+            call.cost_usd,
+        )
+        expected = tuple(c.offset_s for c in call.chunks) if call.streamed else ()
+        assert timing.chunk_offsets == pytest.approx(expected)
+        assert timing.failed is False
+    assert any(t.streamed and len(t.chunk_offsets) > 3 for t in timings)

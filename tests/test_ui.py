@@ -419,6 +419,33 @@ def test_cpu_profile_gives_its_functions_and_speedscope_file(
     assert client.get(f"/profiles/{profile['id']}").status_code == 200
 
 
+def test_memory_profile_flame_graph_is_served_as_it_is(
+    client: Client, store: Store, tmp_path: Path
+) -> None:
+    """memray's flame graph HTML is served byte for byte, without the pages' own CSP."""
+    pytest.importorskip("memray", reason="memray is not installed (the profiling extra)")
+    from _ui_runs import _environment
+
+    import workbench
+
+    config = tmp_path / "workbench.yaml"
+    trigger = {"condition": "memory_usage > 1MB", "profile_type": "memory", "heap_dump": True}
+    profiling = {"check_interval": 0.01, "types": ["memory"], "triggers": [trigger]}
+    config.write_text(yaml.safe_dump({"profiling": profiling}))
+    with _environment(WORKBENCH_CONFIG=str(config)):
+        with workbench.record("fat", inputs={}, store=store) as run:
+            kept = [bytearray(1024 * 1024) for _ in range(24)]
+        del kept
+    (profile,) = store.get_execution(run.id).profiles
+    flamegraph = Path(profile.summary.artifacts["flamegraph"])
+    answer = client.get(f"/api/profiles/{profile.id}/artifact?role=flamegraph")
+    assert answer.status_code == 200 and answer.content == flamegraph.read_bytes()
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "content-security-policy" not in answer.headers
+    described = client.get(f"/api/profiles/{profile.id}").json()["artifacts"]
+    assert [a["format"] for a in described if a["available"]][0] == "html"  # then the capture
+
+
 def test_experiments_answer_is_an_empty_list(client: Client) -> None:
     """With no experiments in the store, the page is there and the list is empty."""
     assert client.get("/api/experiments").json()["experiments"] == []
