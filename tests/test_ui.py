@@ -443,7 +443,7 @@ def test_memory_profile_flame_graph_is_served_as_it_is(
     assert answer.headers["content-type"].startswith("text/html")
     assert "content-security-policy" not in answer.headers
     described = client.get(f"/api/profiles/{profile.id}").json()["artifacts"]
-    assert [a["format"] for a in described if a["available"]][0] == "html"  # then the capture
+    assert next(a["format"] for a in described if a["available"]) == "html"  # then the capture
 
 
 def test_experiments_answer_is_an_empty_list(client: Client) -> None:
