@@ -49,7 +49,6 @@ from workbench.store._process import install_sigterm_handler
 from workbench.store._prune import Pruned, prunable
 from workbench.store._queries import Queries
 from workbench.store._schema import ensure_schema
-from workbench.store._ui_reads import UIReads
 from workbench.store._sql import (
     commit_retrying,
     delete_executions,

@@ -31,7 +31,7 @@ __all__ = [
     "COST_GROUPS",
     "RUN_SORTS",
     "CallTiming",
-    "CostGroup",
+    "CostBy",
     "DailyCosts",
     "RunFacets",
     "RunPage",
@@ -53,7 +53,7 @@ _SORT_SQL: dict[str, str] = {
     "user_id": "user_id",
 }
 RUN_SORTS: tuple[str, ...] = tuple(_SORT_SQL)
-CostGroup: TypeAlias = Literal["model", "pipeline", "user"]
+CostBy: TypeAlias = Literal["model", "pipeline", "user"]
 COST_GROUPS: tuple[str, ...] = ("model", "pipeline", "user")
 _GROUP_COLUMN = {"model": "model", "pipeline": "pipeline_id", "user": "user_id"}
 _STATUSES = ("running", "completed", "failed", "interrupted")
