@@ -22,7 +22,7 @@ Commands, and the module beside this one that owns each::
     workbench profile [OPTIONS] -- CMD | profile run ID | profile show PROFILE_ID      profile
     workbench store export|import|text|prune|import-cassette|export-cassette           store
     workbench demo [--json]                                                               demo
-    workbench ui [--db FILE] [--port 8765] [--host 127.0.0.1] [--open]              ui/_cli
+    workbench ui [--db FILE] [--port 8765] [--host 127.0.0.1] [--open]                   ui
 
 Every command that takes a store takes ``--db FILE``; the console script is
 ``workbench.cli:main``, and ``python -m workbench.cli`` runs the same.
@@ -47,7 +47,7 @@ from workbench.cli.report import report_group
 from workbench.cli.runs import runs_group
 from workbench.cli.serve_metrics import serve_metrics_command
 from workbench.cli.store import store_group
-from workbench.ui._cli import ui_command
+from workbench.cli.ui import ui_command
 
 __all__ = ["cli", "main", "parse_when", "replay_modifications"]
 

@@ -1,8 +1,9 @@
-"""``workbench ui``: the click command that serves the web UI (registered by ``workbench.cli``).
+"""``workbench ui``: serve the local web UI over the store.
 
-A thin layer over :func:`workbench.ui._serve.serve`; a missing extra, a store that cannot be
-opened or a port in use is a :class:`~workbench.exceptions.WorkbenchError`, which the CLI's
-group turns into one ``error: ...`` line and a non-zero exit.
+Owns the command's options and its start-up line; the server is ``workbench.ui._serve``'s
+(imported when the command runs, so the CLI never loads Starlette otherwise). A missing extra,
+a store that cannot be opened or a port in use is a
+:class:`~workbench.exceptions.WorkbenchError`: one ``error: ...`` line and exit code 2.
 """
 
 from __future__ import annotations
@@ -11,21 +12,13 @@ from pathlib import Path
 
 import click
 
-from workbench.store import DEFAULT_PATH
+from workbench.cli._options import CONTEXT, db_option
 
 __all__ = ["ui_command"]
 
-_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-
-@click.command("ui", context_settings=_CONTEXT)
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Store file. Default: $WORKBENCH_DB, else store.path in workbench.yaml, "
-    f"else {DEFAULT_PATH}.",
-)
+@click.command("ui", context_settings=CONTEXT)
+@db_option()
 @click.option(
     "--port",
     type=click.IntRange(0, 65535),
