@@ -188,12 +188,13 @@ def _cold_api_s(store: Store, path: str, rounds: int) -> float:
 
 def _browser_times(store: Store, path: str, mark: str, rounds: int) -> tuple[float, float]:
     """Median first contentful paint and ``mark`` (seconds after navigation start) of ``path``
-    in headless Chromium, each round from a new server (nothing of the run decoded yet)."""
+    in headless Chromium, each round from a new server (nothing of the run decoded yet); prints
+    when the page's /api/ answer had arrived, to tell server time from drawing."""
     from playwright.sync_api import sync_playwright
 
     from workbench.ui._serve import background_server
 
-    paints, marks = [], []
+    paints, marks, answers = [], [], []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=shutil.which("chromium"))
         try:
@@ -206,16 +207,23 @@ def _browser_times(store: Store, path: str, mark: str, rounds: int) -> tuple[flo
                         ".wf-row" if mark == "waterfall-drawn" else "#diff-steps"
                     )
                     page.wait_for_timeout(50)
-                    paint, drawn = page.evaluate(
+                    paint, drawn, answered = page.evaluate(
                         "mark => [performance.getEntriesByName('first-contentful-paint')[0]"
-                        "?.startTime ?? null, performance.getEntriesByName(mark)[0]?.startTime]",
+                        "?.startTime ?? null, performance.getEntriesByName(mark)[0]?.startTime,"
+                        " Math.max(...performance.getEntriesByType('resource')"
+                        ".filter(r => r.name.includes('/api/')).map(r => r.responseEnd))]",
                         mark,
                     )
+                    answers.append(answered / 1000)
                     page.close()
                 paints.append(paint / 1000 if paint is not None else float("nan"))
                 marks.append(drawn / 1000)
         finally:
             browser.close()
+    answered_ms = statistics.median(answers[1:]) * 1000
+    print(
+        f"  {path.split('?')[0]}: its /api/ answer in {answered_ms:.0f} ms after navigation start"
+    )
     return statistics.median(paints[1:]), statistics.median(marks[1:])
 
 

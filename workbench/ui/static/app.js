@@ -220,7 +220,6 @@
     const details = h("section", { class: "details", id: "details" },
       h("p", { class: "muted", text: "Click a step or a model call to see it here." }));
     root.append(waterfall(data.trace, (row) => openRow(row, id, details)), details);
-    performance.mark("waterfall-drawn");
 
     root.append(h("h2", { text: "Inputs and outputs" }),
       h("details", { open: true }, h("summary", { text: "inputs" }), pre(run.inputs)),
@@ -369,6 +368,8 @@
         fragment.append(el);
       }
       spacer.append(fragment);
+      // The first rows on the page: what the benchmark times (benchmarks/bench_ui.py).
+      if (!performance.getEntriesByName("waterfall-drawn").length) performance.mark("waterfall-drawn");
     }
     viewport.addEventListener("scroll", () => requestAnimationFrame(draw));
     // The viewport's height is known once it is in the document.
