@@ -18,6 +18,7 @@ import pytest
 from workbench.redaction import forget_secrets
 from workbench.store import Store
 from workbench.testing import ModelServer, NetworkGuard, fresh_store
+from workbench.testing._postgres import PostgresServer, find_postgres_bin
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +33,44 @@ def store() -> Iterator[Store]:
     """A new store in a real SQLite file in a temporary folder."""
     with fresh_store() as fresh:
         yield fresh
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL cluster for the session (initdb + pg_ctl in a temporary folder,
+    a unix socket there and a free 127.0.0.1 port), stopped at the end; skips without it."""
+    if find_postgres_bin() is None:
+        pytest.skip(
+            "PostgreSQL is not installed (no initdb on PATH nor under /usr/lib/postgresql): "
+            "install Debian's postgresql package, as .ci/run does"
+        )
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL (TCP, with a password) of a new empty database of the session's cluster."""
+    name = postgres_server.new_database()
+    yield postgres_server.url(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def postgres_store(postgres_url: str) -> Iterator[Store]:
+    """A new store in a database of its own on the session's PostgreSQL cluster."""
+    with Store(postgres_url) as fresh:
+        yield fresh
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A new store on each backend in turn: a SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        with fresh_store() as fresh:
+            yield fresh
+    else:
+        yield request.getfixturevalue("postgres_store")
 
 
 @pytest.fixture(autouse=True)

@@ -15,10 +15,12 @@ the step.
     │   └── BudgetExceededError    a budget's ``stop`` alert refused it
     ├── ConfigError            workbench.yaml or a keyword argument holds a value we cannot use
     │   └── MissingExtraError      a feature that is switched on needs an extra not installed
-    ├── StoreError             the SQLite store cannot be opened, read or written
+    ├── StoreError             the store cannot be opened, read or written
     │   ├── SchemaVersionError     the file was written by a newer workbench
     │   ├── NotAStoreError         the file is not a workbench store (or is corrupt)
-    │   └── StoreFullError         the store's disk is full (rows are kept, then written)
+    │   ├── StoreFullError         the store's disk is full (rows are kept, then written)
+    │   ├── StoreUnreachableError  the database server cannot be reached (rows are kept)
+    │   └── MigrationNeededError   the database's schema is older; `workbench store migrate`
     ├── DiffError              two executions cannot be compared (an execution with itself, ...)
     ├── ExecutionNotFoundError the execution id is not in the store (also a KeyError)
     ├── NetworkBlockedError    a test tried to reach a host off this machine (block_network)
@@ -50,6 +52,7 @@ __all__ = [
     "DamagedRecordingError",
     "DiffError",
     "ExecutionNotFoundError",
+    "MigrationNeededError",
     "MissingExtraError",
     "NetworkBlockedError",
     "NotAStoreError",
@@ -64,6 +67,7 @@ __all__ = [
     "SchemaVersionError",
     "StoreError",
     "StoreFullError",
+    "StoreUnreachableError",
     "TestServerError",
     "UnmatchedIgnoreWarning",
     "WorkbenchError",
@@ -131,6 +135,21 @@ class StoreFullError(StoreError):
     def __init__(self, message: str, *, dropped: int = 0) -> None:
         super().__init__(message)
         self.dropped = dropped
+
+
+class StoreUnreachableError(StoreError):
+    """The store's database server cannot be reached (down, restarting, the network). Rows
+    that could not be written are kept in memory (bounded) and written once it answers again;
+    ``dropped`` counts the rows of this write that the bound left out, which are lost."""
+
+    def __init__(self, message: str, *, dropped: int = 0) -> None:
+        super().__init__(message)
+        self.dropped = dropped
+
+
+class MigrationNeededError(StoreError):
+    """The store's schema is older than this workbench's and is not upgraded on open
+    (``store.auto_migrate: false``, PostgreSQL's default): run ``workbench store migrate``."""
 
 
 class DiffError(WorkbenchError):

@@ -162,8 +162,16 @@ class WorkbenchConfig(BaseModel):
     def _nested_in_monitoring(cls, data: Any) -> Any:
         return _lift_monitoring_sections(data)
 
-    def store_path(self) -> Path | None:
-        """The configured store path, resolved against the configuration file's folder."""
+    def store_path(self) -> Path | str | None:
+        """The configured store: ``store.url`` as given, or ``store.path`` resolved against
+        the configuration file's folder."""
+        if self.store.url is not None:
+            if not self.store.url.startswith("sqlite:"):
+                return self.store.url
+            path = Path(self.store.url.removeprefix("sqlite:///")).expanduser()
+            if not path.is_absolute() and self.source is not None:
+                path = Path(self.source).parent / path
+            return path
         if self.store.path is None:
             return None
         path = Path(self.store.path).expanduser()

@@ -17,9 +17,20 @@ from workbench.config._section import _Section
 
 
 class StoreConfig(_Section):
-    """Where recordings go. ``path`` is relative to the configuration file's folder."""
+    """Where recordings go: ``path`` (a SQLite file, relative to the configuration file's
+    folder) or ``url`` (``sqlite:///path`` or ``postgresql://user:password@host:port/db``).
+    ``auto_migrate``: upgrade an older schema on open (default: on for SQLite, off for
+    PostgreSQL, where ``workbench store migrate`` does it)."""
 
     path: str | None = None
+    url: str | None = None
+    auto_migrate: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_place(self) -> StoreConfig:
+        if self.path is not None and self.url is not None:
+            raise ValueError("store: give path or url, not both")
+        return self
 
 
 class AllowlistConfig(_Section):

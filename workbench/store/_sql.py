@@ -16,11 +16,14 @@ from typing import Any
 from workbench._json import encode
 from workbench._retry import RetryPolicy
 from workbench.store._errors import locked
-from workbench.store._schema import rollback
+from workbench.store._schema import _TABLES, rollback
 
 __all__ = [
     "CALL_COLUMNS",
     "EXEC_COLUMNS",
+    "KINDS",
+    "LEDGER_COLUMNS",
+    "ORDER",
     "commit_retrying",
     "delete_executions",
     "import_rows",
@@ -30,110 +33,15 @@ __all__ = [
 
 log = logging.getLogger("workbench.store")
 
-EXEC_COLUMNS = (
-    "id",
-    "pipeline_id",
-    "pipeline_version",
-    "entrypoint",
-    "inputs_hash",
-    "outputs_hash",
-    "status",
-    "success",
-    "error",
-    "user_id",
-    "session_id",
-    "environment",
-    "sampled",
-    "debug",
-    "started_at",
-    "ended_at",
-    "duration_s",
-    "cost_usd",
-    "tokens_in",
-    "tokens_out",
-    "replay_of",
-    "modifications",
-    "code_version",
-    "metadata",
-    "trace_id",
-    "pid",
-    "host",
-    "proc_start",
-)
-_SPAN_COLUMNS = (
-    "span_id",
-    "trace_id",
-    "parent_span_id",
-    "execution_id",
-    "name",
-    "kind",
-    "attributes",
-    "events",
-    "status",
-    "start",
-    "end",
-)
-_STEP_COLUMNS = (
-    "execution_id",
-    "step_id",
-    "occurrence",
-    "span_id",
-    "parent_step_id",
-    "action",
-    "parameters_hash",
-    "result_hash",
-    "error",
-    "status",
-    "retries",
-    "started_at",
-    "ended_at",
-    "duration_s",
-)
-CALL_COLUMNS = (
-    "id",
-    "execution_id",
-    "span_id",
-    "step_id",
-    "step_occurrence",
-    "provider",
-    "model",
-    "operation",
-    "request_hash",
-    "status_code",
-    "response_headers",
-    "streamed",
-    "body_hash",
-    "chunks",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "tokens_estimated",
-    "cost_usd",
-    "ttft_s",
-    "latency_s",
-    "finish_reason",
-    "text",
-    "request_key",
-    "occurrence",
-    "started_at",
-    "error",
-    "stream_error",
-    "replayed",
-)
-_STATE_COLUMNS = ("execution_id", "step_id", "name", "seq", "blob_hash", "recorded_at")
-_LOG_COLUMNS = (
-    "execution_id",
-    "trace_id",
-    "span_id",
-    "step_id",
-    "level",
-    "logger",
-    "message",
-    "fields",
-    "created_at",
-)
-_PROFILE_COLUMNS = ("id", "execution_id", "kind", "trigger", "path", "summary", "created_at")
+# The row each kind of queued op carries, by position: a table's columns in ``_schema``'s order
+# (one definition; a column added there is a column here).
+EXEC_COLUMNS = tuple(_TABLES["executions"][0])
+_SPAN_COLUMNS = tuple(_TABLES["spans"][0])
+_STEP_COLUMNS = tuple(_TABLES["steps"][0])
+CALL_COLUMNS = tuple(_TABLES["model_calls"][0])
+_STATE_COLUMNS = tuple(_TABLES["states"][0])
+_LOG_COLUMNS = tuple(_TABLES["logs"][0])
+_PROFILE_COLUMNS = tuple(_TABLES["profiles"][0])
 #: A spend the store keeps without its call: an unsampled execution's call (debug mode) still
 #: counts for budgets and cost reports, as the trigger on ``model_calls`` counts recorded ones.
 LEDGER_COLUMNS = (
@@ -149,23 +57,30 @@ LEDGER_COLUMNS = (
 )
 
 
-def _insert(table: str, columns: Sequence[str], verb: str = "INSERT OR REPLACE") -> str:
+#: Kinds of queued op, in the order a batch writes them (blobs before the rows naming them,
+#: execution rows before their end): the table, the row's columns, and what a row whose key
+#: is already there does ("replace" it, "ignore" the new one, or "append": no key).
+KINDS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "blob": ("blobs", ("hash", "codec", "size", "data"), "ignore"),
+    "exec": ("executions", EXEC_COLUMNS, "replace"),
+    "step": ("steps", _STEP_COLUMNS, "replace"),
+    "span": ("spans", _SPAN_COLUMNS, "replace"),
+    "call": ("model_calls", CALL_COLUMNS, "replace"),
+    "state": ("states", _STATE_COLUMNS, "append"),
+    "log": ("logs", _LOG_COLUMNS, "append"),
+    "profile": ("profiles", _PROFILE_COLUMNS, "replace"),
+    "ledger": ("cost_ledger", LEDGER_COLUMNS, "append"),
+}
+_VERBS = {"replace": "INSERT OR REPLACE", "ignore": "INSERT OR IGNORE", "append": "INSERT"}
+
+
+def _insert(table: str, columns: Sequence[str], conflict: str) -> str:
     names = ", ".join(f'"{c}"' for c in columns)
-    return f"{verb} INTO {table} ({names}) VALUES "
+    return f"{_VERBS[conflict]} INTO {table} ({names}) VALUES "
 
 
-# Kinds of queued op, in the order a batch writes them (blobs before the rows naming them,
-# execution rows before their end).
 _SQL: dict[str, str] = {
-    "blob": _insert("blobs", ("hash", "codec", "size", "data"), "INSERT OR IGNORE"),
-    "exec": _insert("executions", EXEC_COLUMNS),
-    "step": _insert("steps", _STEP_COLUMNS),
-    "span": _insert("spans", _SPAN_COLUMNS),
-    "call": _insert("model_calls", CALL_COLUMNS),
-    "state": _insert("states", _STATE_COLUMNS, "INSERT"),
-    "log": _insert("logs", _LOG_COLUMNS, "INSERT"),
-    "profile": _insert("profiles", _PROFILE_COLUMNS),
-    "ledger": _insert("cost_ledger", LEDGER_COLUMNS, "INSERT"),
+    **{kind: _insert(*spec) for kind, spec in KINDS.items()},
     "exec_end": """
         UPDATE executions SET status = ?, success = ?, error = ?, outputs_hash = ?,
             ended_at = ?, duration_s = ?, metadata = ?,
@@ -180,7 +95,7 @@ _SQL: dict[str, str] = {
                           AND provider != 'http')
         WHERE id = ?""",
 }
-_ORDER = tuple(_SQL)
+ORDER = tuple(_SQL)
 
 # As many rows per INSERT statement as SQLite's 32,766 bound variables allow (up to 2,000).
 # One statement is one sqlite3_step, and sqlite3 releases and re-takes the GIL around each
@@ -235,7 +150,7 @@ def _commit_binding_safely(
 def _commit(conn: sqlite3.Connection, groups: dict[str, list[tuple[Any, ...]]]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for kind in _ORDER:
+        for kind in ORDER:
             rows = groups.get(kind)
             if not rows:
                 continue
@@ -348,7 +263,7 @@ def import_rows(
     try:
         _delete_rows(conn, ids)
         last = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM cost_ledger").fetchone()[0]
-        for kind in _ORDER:
+        for kind in ORDER:
             rows = groups.get(kind)
             if rows:
                 _insert_rows(conn, kind, rows)

@@ -1,8 +1,11 @@
-"""The SQLite store: one file, WAL, blobs content-addressed and compressed.
+"""The store: recordings in a SQLite file or a PostgreSQL database, blobs content-addressed.
 
-Owns opening (path resolution, schema check), the write table the background writer drains, and
-the query API that turns rows back into records. It knows nothing of contextvars, HTTP or
-pricing: the recorder hands it finished rows, or callables that build them off the caller's path.
+Owns choosing the backend (a path or ``sqlite:///`` URL, or a ``postgresql://`` URL), the write
+table the background writer drains, and the query API that turns rows back into records, the
+same for both backends: reads are SQLAlchemy Core statements over ``_tables``, rendered for the
+backend in use. What is one backend's own (connections, its errors, a batch's SQL) is in
+``_sqlite`` or ``_postgres``. It knows nothing of contextvars, HTTP or pricing: the recorder
+hands it finished rows, or callables that build them off the caller's path.
 """
 
 from __future__ import annotations
@@ -10,7 +13,6 @@ from __future__ import annotations
 import collections.abc
 import logging
 import os
-import shutil
 import sqlite3
 import threading
 import time
@@ -26,9 +28,11 @@ from workbench._json import decode
 from workbench._when import parse_when
 from workbench.exceptions import (
     ExecutionNotFoundError,
+    MissingExtraError,
     ProfileNotFoundError,
     StoreError,
     StoreFullError,
+    StoreUnreachableError,
 )
 from workbench.records import (
     ErrorInfo,
@@ -43,21 +47,14 @@ from workbench.redaction import scrub_rendered
 from workbench.store import _process
 from workbench.store import _rows as rows
 from workbench.store._codec import KnownBlobs, blob_hash, compress, decompress
-from workbench.store._errors import disk_full, store_error
 from workbench.store._owner import is_alive, owner_stamp
 from workbench.store._process import install_sigterm_handler
 from workbench.store._prune import Pruned, prunable
 from workbench.store._queries import Queries
-from workbench.store._schema import ensure_schema
-from workbench.store._sql import (
-    commit_retrying,
-    delete_executions,
-    import_rows,
-    interrupt,
-    vacuum,
-)
+from workbench.store._sqlite import DB_ENV, SqliteBackend
 from workbench.store._ui_reads import UIReads
 from workbench.store._unwritten import RETRY_S, Groups, Unwritten
+from workbench.store._url import DatabaseURL, StoreLocation, parse_location
 from workbench.store._writer import Op, Writer
 
 __all__ = [
@@ -69,7 +66,6 @@ __all__ = [
 ]
 
 DEFAULT_PATH = Path("recordings") / "workbench.db"
-DB_ENV = "WORKBENCH_DB"
 log = logging.getLogger("workbench.store")
 #: Free bytes beyond the kept rows' size that make a full disk worth trying again at once.
 _ROOM_MARGIN = 64 << 10
@@ -117,47 +113,87 @@ def _undecodable_text(exc: BaseException | None) -> bool:
     return isinstance(exc, sqlite3.OperationalError) and "Could not decode" in str(exc)
 
 
-def _mount_point(path: Path) -> Path:
-    folder = path.resolve().parent
-    while not os.path.ismount(folder) and folder != folder.parent:
-        folder = folder.parent
-    return folder
-
-
-def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """Argument, then ``WORKBENCH_DB``, then ``workbench.yaml``'s ``store.path``, then default."""
+def resolve_store_location(path: str | os.PathLike[str] | None = None) -> StoreLocation:
+    """Argument, then ``WORKBENCH_DB``, then ``workbench.yaml``'s ``store.url`` or
+    ``store.path``, then the default file: a path or ``sqlite:///path`` is SQLite, a
+    ``postgresql://`` URL PostgreSQL."""
     if path is not None:
-        return Path(path).expanduser()
+        return parse_location(path)
     env = os.environ.get(DB_ENV)
     if env:
-        return Path(env).expanduser()
+        return parse_location(env)
     from workbench.config import load_config
 
     configured = load_config().store_path()
-    return configured if configured is not None else DEFAULT_PATH
+    return parse_location(configured if configured is not None else DEFAULT_PATH)
+
+
+def resolve_store_path(path: str | os.PathLike[str] | None = None) -> Path | DatabaseURL:
+    """Where the store is (see :func:`resolve_store_location`): a file's path, or a database
+    URL that prints with its password masked."""
+    return resolve_store_location(path).path
+
+
+def _auto_migrate(backend: str, given: bool | None) -> bool:
+    if given is not None:
+        return given
+    from workbench.config import load_config
+
+    configured = load_config().store.auto_migrate
+    # Never at open in production by default: one process upgrading a shared database under
+    # the others is a deliberate step (`workbench store migrate`).
+    return configured if configured is not None else backend == "sqlite"
 
 
 class Store(Queries, UIReads):
-    """A workbench store in one SQLite file. Thread-safe; one per file per process is enough."""
+    """A workbench store: a SQLite file, or a PostgreSQL database given by URL.
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self.path = resolve_store_path(path)
-        self._open_checked()
+    Thread-safe; one per store per process is enough. ``auto_migrate`` (default: the
+    configuration's ``store.auto_migrate``, else on for SQLite, off for PostgreSQL) upgrades an
+    older schema on open; off, an older schema is refused, naming ``workbench store migrate``.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, auto_migrate: bool | None = None
+    ) -> None:
+        location = resolve_store_location(path)
+        #: The file (SQLite) or the URL (PostgreSQL; prints with its password masked).
+        self.path: Any = location.path
+        #: ``"sqlite"`` or ``"postgresql"``.
+        self.backend = location.backend
+        migrate = _auto_migrate(location.backend, auto_migrate)
+        if isinstance(location.path, DatabaseURL):
+            try:
+                import psycopg  # noqa: F401
+                import psycopg_pool  # noqa: F401
+            except ImportError as exc:
+                raise MissingExtraError(
+                    f"store {location.path} is a PostgreSQL database, which needs the driver: "
+                    f"`pip install 'pipeline-workbench[postgres]'`"
+                ) from exc
+            from workbench.store._postgres import PostgresBackend
+
+            self._backend: Any = PostgresBackend(location.path, auto_migrate=migrate)
+        else:
+            self._backend = SqliteBackend(location.path, auto_migrate=migrate)
+        self._backend.open_checked()
         self._read_lock = threading.Lock()
-        self._reader = self._connect()
+        self._reader: sqlite3.Connection | None = (
+            self._connect() if self.backend == "sqlite" else None
+        )
         self._reader_pid = os.getpid()
         #: The SQLAlchemy engine that ``_read`` runs statements on, made on first use.
         self._engine: Any = None
         self._known_blobs = KnownBlobs()
-        #: Rows a full disk refused, written before the next batch once it has space.
+        #: Rows a full disk (or an unreachable server) refused, written with a later batch.
         self._unwritten = Unwritten()
+        self._closed = False
         self._writer = Writer(
-            self._connect,
+            self._backend.connect,
             self._write_batch,
             name=f"store {self.path}",
             retry_due=self._retry_due,
         )
-        self._closed = False
         _process.register(self)
         install_sigterm_handler()
 
@@ -165,89 +201,36 @@ class Store(Queries, UIReads):
         # SQLite connections must not cross a fork, a lock may have been held by a thread that
         # does not exist here, and the blobs known to the parent's writer are the parent's.
         self._read_lock = threading.Lock()
-        self._reader = self._connect()
+        self._reader = self._connect() if self.backend == "sqlite" else None
         self._reader_pid = os.getpid()
         if self._engine is not None:
             self._engine.dispose(close=False)  # the parent's connections stay the parent's
+            self._engine = None
+        self._backend.after_fork()
         self._known_blobs = KnownBlobs()
         self._unwritten.clear()  # the parent's rows: its writer writes them, not the child's
 
     def __repr__(self) -> str:
-        return f"Store({str(self.path)!r})"
+        return f"Store({str(self.path)!r})"  # a URL's password shows as ***
+
+    @property
+    def url(self) -> str:
+        """Where the store is, as a URL (``sqlite:///…`` or ``postgresql://…``, password
+        masked): for messages and ``workbench store info``."""
+        if self.backend == "sqlite":
+            return f"sqlite:///{Path(self.path).resolve()}"
+        return str(self.path)
 
     # -- opening ---------------------------------------------------------------------------
 
-    def _open_checked(self) -> None:
-        if self.path.is_dir():
-            raise StoreError(
-                f"store path {self.path} is a folder; give a file path like "
-                f"{self.path / 'workbench.db'}"
-            )
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(
-                f"cannot create the folder for store {self.path}: {exc.strerror}; choose a "
-                f"writable path (argument, {DB_ENV}, or store.path in workbench.yaml)"
-            ) from exc
-        if self.path.exists() and not os.access(self.path, os.R_OK | os.W_OK):
-            raise StoreError(
-                f"store {self.path} is not readable and writable by this user; fix its "
-                f"permissions or choose another path ({DB_ENV} or store.path in workbench.yaml)"
-            )
-        # Checked before anything switches the file to WAL: a file that is not ours is refused
-        # unchanged.
-        conn = self._connect(wal=False)
-        try:
-            ensure_schema(conn, str(self.path))
-        except sqlite3.OperationalError as exc:
-            if self._disk_full(exc):
-                raise self._full_disk_error(opening=True) from exc
-            raise store_error(exc, self.path, "creating the tables of") from exc
-        finally:
-            conn.close()
-
     def _connect(self, *, wal: bool = True) -> sqlite3.Connection:
-        try:
-            conn = sqlite3.connect(
-                self.path, timeout=60, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise store_error(
-                exc,
-                self.path,
-                "opening",
-                fix=f"choose a writable path (argument, {DB_ENV}, or store.path in workbench.yaml)",
-            ) from exc
-        try:
-            if wal:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-            else:
-                conn.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            if self._disk_full(exc):
-                raise self._full_disk_error() from exc
-            raise store_error(exc, self.path, "opening") from exc
-        return conn
+        """A new connection to the SQLite file (the SQLite backend's own)."""
+        return self._backend.connect(wal=wal)  # type: ignore[no-any-return]
 
-    def _disk_full(self, exc: sqlite3.Error) -> bool:
-        return disk_full(exc, self.path)
-
-    def _full_disk_error(self, *, opening: bool = False, dropped: int = 0) -> StoreFullError:
-        consequence = (
-            "cannot be opened"
-            if opening
-            else "cannot be written: recorded rows are kept in memory (up to "
-            f"{self._unwritten.max_bytes / 2**20:.3g} MB, newer rows are dropped past that) "
-            "and written as soon as there is space again"
-        )
-        return StoreFullError(
-            f"the disk at {_mount_point(self.path)} is full, so store {self.path} "
-            f"{consequence}. Free space on that disk, or point {DB_ENV} (or store.path in "
-            f"workbench.yaml) at another disk",
-            dropped=dropped,
+    def _kept_error(self, *, dropped: int = 0) -> StoreError:
+        """The error of a write kept for later: a full disk, a server that does not answer."""
+        return self._backend.kept_error(  # type: ignore[no-any-return]
+            dropped=dropped, max_bytes=self._unwritten.max_bytes
         )
 
     # -- writing (called by the recorder; cheap, never blocks but in flush) ------------------
@@ -337,16 +320,12 @@ class Store(Queries, UIReads):
         finally:
             lost = self._unwritten.clear()
             if lost:
-                log.warning(
-                    "workbench closed store %s with %d recorded rows it kept while the disk at "
-                    "%s was full still unwritten; they are lost",
-                    self.path,
-                    lost,
-                    _mount_point(self.path),
-                )
-            self._reader.close()
+                log.warning("%s", self._backend.lost_kept(lost))
+            if self._reader is not None:
+                self._reader.close()
             if self._engine is not None:
                 self._engine.dispose()
+            self._backend.close()
             _process.unregister(self)
 
     def __enter__(self) -> Store:
@@ -355,33 +334,35 @@ class Store(Queries, UIReads):
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _write_batch(self, connection: Callable[[], sqlite3.Connection], ops: list[Op]) -> None:
+    def _write_batch(self, connection: Callable[[], Any], ops: list[Op]) -> None:
         groups = self._built(ops)
         unwritten = self._unwritten
         if unwritten and not self._retry_due():
             # The disk was full a moment ago and still is: keep these rows too, rather than
             # rewrite all the kept ones at every step's end.
             self._forget_blobs(groups)
-            raise self._full_disk_error(dropped=unwritten.keep(groups))
+            raise self._kept_error(dropped=unwritten.keep(groups))
         batch = unwritten.before(groups) if unwritten else groups
+        backend = self._backend
         try:
-            commit_retrying(connection(), batch)
-        except StoreFullError:  # the writer's connection could not even be opened
+            backend.commit(connection(), batch)
+        except (StoreFullError, StoreUnreachableError):  # no connection could be opened
             self._forget_blobs(groups)
             self._retry_later()
-            raise self._full_disk_error(dropped=unwritten.keep(groups)) from None
-        except sqlite3.Error as exc:
+            raise self._kept_error(dropped=unwritten.keep(groups)) from None
+        except backend.write_errors as exc:
             # Not written: its blobs must not count as stored, or a later row with the same
             # content would point at a blob that is never written (kept rows carry their own).
             self._forget_blobs(groups)
-            if self._disk_full(exc):
-                # SQLite rolled the whole transaction back: the rows can be written again.
+            if backend.unreachable(exc):
+                # The whole transaction was rolled back (a full disk, a server gone away):
+                # the rows can be written again.
                 self._retry_later()
-                raise self._full_disk_error(dropped=unwritten.keep(groups)) from exc
+                raise self._kept_error(dropped=unwritten.keep(groups)) from exc
             # Another failure may be caused by a row of the batch: no retry, kept rows included.
             given_up = unwritten.clear()
-            also = f"; {given_up} rows kept from a full disk were lost with it" if given_up else ""
-            raise store_error(exc, self.path, "writing to", detail=also) from exc
+            also = f"; {given_up} rows kept for a retry were lost with it" if given_up else ""
+            raise backend.error("writing to", exc, detail=also) from exc
         unwritten.clear()
 
     def _retry_later(self) -> None:
@@ -401,10 +382,7 @@ class Store(Queries, UIReads):
         return gained > unwritten.bytes + _ROOM_MARGIN
 
     def _free_bytes(self) -> int:
-        try:
-            return shutil.disk_usage(self.path.parent).free
-        except OSError:
-            return 0
+        return self._backend.free_bytes()  # type: ignore[no-any-return]
 
     def _built(self, ops: list[Op]) -> Groups:
         """The rows of ``ops`` by kind, deferred builders run, blobs compressed, spans
@@ -442,12 +420,8 @@ class Store(Queries, UIReads):
         handler, which may have interrupted this very thread inside a read.
         """
         self.flush(strict=False)
-        conn = self._connect()
-        try:
-            pid, host, _ = owner_stamp()
-            interrupt(conn, "pid = ? AND host = ?", (pid, host))
-        finally:
-            conn.close()
+        pid, host, _ = owner_stamp()
+        self._backend.interrupt_owner(pid, host)
 
     def delete_executions(self, execution_ids: Iterable[str]) -> tuple[int, int]:
         """Delete these executions with their steps, spans, model calls, states, logs and
@@ -461,13 +435,10 @@ class Store(Queries, UIReads):
         self.flush()
         if not ids:
             return 0, 0
-        conn = self._connect()
         try:
-            removed = delete_executions(conn, ids)
-        except sqlite3.Error as exc:
-            raise store_error(exc, self.path, "deleting executions from") from exc
-        finally:
-            conn.close()
+            removed: tuple[int, int] = self._backend.delete_executions(ids)
+        except self._backend.write_errors as exc:
+            raise self._backend.error("deleting executions from", exc) from exc
         # The blobs this process queued may be among those gone: write them again when named.
         self._known_blobs = KnownBlobs()
         return removed
@@ -488,13 +459,10 @@ class Store(Queries, UIReads):
         if dry_run or not chosen:
             return Pruned(chosen, 0, before, before)
         _, blobs = self.delete_executions(execution.id for execution in chosen)
-        conn = self._connect()
         try:
-            vacuum(conn)
-        except sqlite3.Error as exc:  # the rows are gone; only the file stays as large
+            self._backend.compact()
+        except self._backend.write_errors as exc:  # the rows are gone; only the size stays
             log.warning("workbench: could not compact store %s after pruning: %s", self.path, exc)
-        finally:
-            conn.close()
         return Pruned(chosen, blobs, before, self.stats()["bytes"])
 
     def import_rows(
@@ -511,57 +479,91 @@ class Store(Queries, UIReads):
                 for codec, packed in (compress(data),)
             ]
         self.flush()
-        conn = self._connect()
         try:
-            import_rows(conn, groups, list(execution_ids))
-        except sqlite3.Error as exc:
-            raise store_error(exc, self.path, "importing into") from exc
-        finally:
-            conn.close()
+            self._backend.import_rows(groups, list(execution_ids))
+        except self._backend.write_errors as exc:
+            raise self._backend.error("importing into", exc) from exc
         self._known_blobs = KnownBlobs()  # orphaned blobs of replaced executions went
 
     # -- reading ---------------------------------------------------------------------------
 
     def _query(self, sql: str, params: Sequence[Any] = (), *, rows: Any = sqlite3.Row) -> list[Any]:
-        """The rows of ``sql``: ``sqlite3.Row`` objects, or plain tuples with ``rows=tuple``."""
+        """The rows of ``sql`` on a SQLite store: ``sqlite3.Row`` objects, or plain tuples
+        with ``rows=tuple``. Kept for the readers above the store not yet on :meth:`_read`;
+        the store's own methods read through ``_read``, on either backend."""
         if self._closed:
             raise StoreError(f"store {self.path} is closed; open it again with Store(path)")
+        if self._reader is None:
+            raise StoreError(
+                f"store {self.path} is a PostgreSQL database; this reader needs a SQLite store "
+                f"(it reads through SQL of SQLite's)"
+            )
         with self._read_lock:
             self._reader.row_factory = rows if rows is not tuple else None
             try:
                 return list(self._reader.execute(sql, params))
             except sqlite3.DatabaseError as exc:
-                raise store_error(exc, self.path, "reading") from exc
+                raise self._backend.error("reading", exc) from exc
 
-    def _read(self, statement: Any) -> list[Any]:
+    def _read(self, statement: Any, *, mappings: bool = True) -> list[Any]:
         """The rows of a SQLAlchemy Core ``statement`` over :mod:`._tables`, as mappings
-        (``row["column"]``), rendered for this store's backend."""
+        (``row["column"]``; plain tuples with ``mappings=False``), rendered for this store's
+        backend."""
         import sqlalchemy as sa
 
         if self._closed:
             raise StoreError(f"store {self.path} is closed; open it again with Store(path)")
-        if self._engine is None:
-            # Each pooled connection is one of the store's own (WAL, its timeout).
-            self._engine = sa.create_engine("sqlite+pysqlite://", creator=self._connect)
+        engine = self._engine
+        if engine is None:
+            with self._read_lock:
+                if self._engine is None:
+                    self._engine = self._backend.engine()
+                engine = self._engine
         try:
-            with self._engine.connect() as conn:
-                return list(conn.execute(statement).mappings())
+            with engine.connect() as conn:
+                result = conn.execute(statement)
+                return list(result.mappings()) if mappings else list(result)
         except sa.exc.DBAPIError as exc:
-            raise store_error(exc.orig or exc, self.path, "reading") from exc
+            # The driver's own error is the cause (a reader tells a damaged row by it).
+            raise self._backend.error("reading", exc.orig) from exc.orig
+
+    @staticmethod
+    def _table(name: str) -> Any:
+        from workbench.store import _tables
+
+        return _tables.table(name)
+
+    def _insertion_order(self) -> Any:
+        """The order rows were written in, for tables without a key to sort on (SQLite's
+        rowid, PostgreSQL's physical position, kept by tables only ever appended to)."""
+        import sqlalchemy as sa
+
+        return sa.literal_column("rowid" if self.backend == "sqlite" else "ctid")
+
+    def _rows(self, name: str, *where: Any, order: Sequence[Any] = ()) -> list[Any]:
+        import sqlalchemy as sa
+
+        table = self._table(name)
+        return self._read(sa.select(table).where(*where).order_by(*order))
 
     def _blobs(self, hashes: Iterable[str | None]) -> dict[str, Any]:
+        import sqlalchemy as sa
+
         wanted = sorted({h for h in hashes if h})
         found: dict[str, Any] = {}
+        if not wanted:
+            return found
+        blobs = self._table("blobs")
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
-            marks = ", ".join("?" for _ in chunk)
-            for row in self._query(
-                f"SELECT hash, codec, data FROM blobs WHERE hash IN ({marks})", chunk
+            for digest, codec, data in self._read(
+                sa.select(blobs.c.hash, blobs.c.codec, blobs.c.data).where(blobs.c.hash.in_(chunk)),
+                mappings=False,
             ):
-                found[row["hash"]] = decompress(row["codec"], row["data"])
+                found[digest] = decompress(codec, data)
         return found
 
-    def _refresh_liveness(self, rows: list[sqlite3.Row]) -> list[str]:
+    def _refresh_liveness(self, rows: list[Any]) -> list[str]:
         dead = [
             row["id"]
             for row in rows
@@ -569,15 +571,12 @@ class Store(Queries, UIReads):
             and not is_alive(row["pid"], row["host"], row["proc_start"])
         ]
         if dead:
-            marks = ", ".join("?" for _ in dead)
             try:
-                with self._read_lock:
-                    interrupt(self._reader, f"id IN ({marks})", dead)
-            except sqlite3.Error as exc:
-                raise store_error(
-                    exc,
-                    self.path,
+                self._backend.interrupt_ids(dead)
+            except self._backend.write_errors as exc:
+                raise self._backend.error(
                     f"marking {len(dead)} execution(s) of ended processes interrupted in",
+                    exc,
                     fix="try again when other writers are done",
                 ) from exc
         return dead
@@ -589,7 +588,8 @@ class Store(Queries, UIReads):
         way (replay reads :meth:`recorded_responses`): the calls are most of a large recording.
         """
         self.flush()
-        rows = self._query("SELECT * FROM executions WHERE id = ?", (execution_id,))
+        executions = self._table("executions")
+        rows = self._rows("executions", executions.c.id == execution_id)
         if not rows:
             raise ExecutionNotFoundError(
                 f"no execution {execution_id!r} in store {self.path}; list the recorded ones "
@@ -631,44 +631,42 @@ class Store(Queries, UIReads):
         if status is not None and status not in allowed:
             raise StoreError(f"status {status!r} is not one of {', '.join(allowed)}")
         self.flush()
-        running = "SELECT * FROM executions WHERE status = 'running'"
+        executions = self._table("executions")
+        c = executions.c
+        running = [c.status == "running"]
         try:
-            self._refresh_liveness(self._query(running))
+            self._refresh_liveness(self._rows("executions", *running))
         except StoreError as exc:
             if not _undecodable_text(exc.__cause__):
                 raise
             # A damaged running row (named by the listing below): judge the readable ones.
-            self._refresh_liveness(self._readable_rows(running, (), {}))
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("pipeline_id", pipeline_id),
-            ("user_id", user_id),
-            ("replay_of", replay_of),
-            ("status", status),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
+            self._refresh_liveness(self._readable_rows(running, None, {}))
+        where: list[Any] = [
+            c[column] == value
+            for column, value in (
+                ("pipeline_id", pipeline_id),
+                ("user_id", user_id),
+                ("replay_of", replay_of),
+                ("status", status),
+            )
+            if value is not None
+        ]
         if since is not None:
-            where.append("started_at >= ?")
-            params.append(_moment("since", since))
+            where.append(c.started_at >= _moment("since", since))
         if until is not None:
-            where.append("started_at < ?")
-            params.append(_moment("until", until))
-        sql = "SELECT * FROM executions"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY started_at DESC"
+            where.append(c.started_at < _moment("until", until))
+        import sqlalchemy as sa
+
+        statement = sa.select(executions).where(*where).order_by(c.started_at.desc())
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            statement = statement.limit(int(limit))
         damaged: dict[str, str] = {}
         try:
-            found = self._query(sql, params)
+            found = self._read(statement)
         except StoreError as exc:
             if not _undecodable_text(exc.__cause__):
                 raise
-            found = self._readable_rows(sql, params, damaged)
+            found = self._readable_rows(where, limit, damaged)
         listed = []
         for row in found:
             try:
@@ -678,28 +676,35 @@ class Store(Queries, UIReads):
         return ExecutionList(listed, damaged)
 
     def _readable_rows(
-        self, sql: str, params: Sequence[Any], damaged: dict[str, str]
-    ) -> list[sqlite3.Row]:
-        """The rows of an executions query one by one, when some hold text that is not UTF-8:
-        the readable rows, and each unreadable one named in ``damaged``."""
-        keys = self._query(
-            sql.replace("SELECT *", "SELECT rowid, CAST(id AS BLOB) AS raw_id", 1), params
+        self, where: Sequence[Any], limit: int | None, damaged: dict[str, str]
+    ) -> list[Any]:
+        """The executions matching ``where`` one by one, when some hold text that is not
+        UTF-8 (only SQLite stores text it cannot decode): the readable rows, and each
+        unreadable one named in ``damaged``."""
+        import sqlalchemy as sa
+
+        executions = self._table("executions")
+        rowid = sa.literal_column("rowid")
+        statement = (
+            sa.select(rowid, sa.cast(executions.c.id, sa.LargeBinary).label("raw_id"))
+            .where(*where)
+            .order_by(executions.c.started_at.desc())
         )
+        if limit is not None:
+            statement = statement.limit(int(limit))
         readable = []
-        for key in keys:
+        for key, raw in self._read(statement, mappings=False):
             try:
-                readable.extend(
-                    self._query("SELECT * FROM executions WHERE rowid = ?", (key["rowid"],))
-                )
+                readable.extend(self._read(sa.select(executions).where(rowid == key)))
             except StoreError as exc:
                 if not _undecodable_text(exc.__cause__):
                     raise
-                raw_id = bytes(key["raw_id"] or b"").decode("utf-8", "replace")
+                raw_id = bytes(raw or b"").decode("utf-8", "replace")
                 damaged[raw_id] = f"text that is not UTF-8 ({exc.__cause__})"
         return readable
 
     def _execution(
-        self, row: sqlite3.Row, *, full: bool, interrupted: bool, model_calls: bool = True
+        self, row: Any, *, full: bool, interrupted: bool, model_calls: bool = True
     ) -> Execution:
         blobs = self._blobs([row["inputs_hash"], row["outputs_hash"]])
         execution_id = row["id"]
@@ -736,29 +741,22 @@ class Store(Queries, UIReads):
         )
 
     def _children(self, execution_id: str, interrupted: bool, calls: bool) -> dict[str, Any]:
-        by_exec = (execution_id,)
-        step_rows = self._query(
-            "SELECT * FROM steps WHERE execution_id = ? ORDER BY started_at, rowid", by_exec
-        )
-        span_rows = self._query(
-            "SELECT * FROM spans WHERE execution_id = ? ORDER BY start, span_id", by_exec
-        )
-        call_rows = (
-            self._query(
-                "SELECT * FROM model_calls WHERE execution_id = ? ORDER BY started_at, id", by_exec
+        inserted = self._insertion_order()
+
+        def of(name: str, *order: str) -> list[Any]:
+            table = self._table(name)
+            return self._rows(
+                name,
+                table.c.execution_id == execution_id,
+                order=[inserted if o == "inserted" else table.c[o] for o in order],
             )
-            if calls
-            else []
-        )
-        state_rows = self._query(
-            "SELECT * FROM states WHERE execution_id = ? ORDER BY seq, rowid", by_exec
-        )
-        log_rows = self._query(
-            "SELECT * FROM logs WHERE execution_id = ? ORDER BY created_at, rowid", by_exec
-        )
-        profile_rows = self._query(
-            "SELECT * FROM profiles WHERE execution_id = ? ORDER BY created_at", by_exec
-        )
+
+        step_rows = of("steps", "started_at", "inserted")
+        span_rows = of("spans", "start", "span_id")
+        call_rows = of("model_calls", "started_at", "id") if calls else []
+        state_rows = of("states", "seq", "inserted")
+        log_rows = of("logs", "created_at", "inserted")
+        profile_rows = of("profiles", "created_at")
         blobs = self._blobs(
             [r["parameters_hash"] for r in step_rows]
             + [r["result_hash"] for r in step_rows]
@@ -815,9 +813,11 @@ class Store(Queries, UIReads):
         flushes first as it needs)."""
         try:
             with paused():
-                call_rows = self._query(
-                    "SELECT * FROM model_calls WHERE execution_id = ? ORDER BY started_at, id",
-                    (execution_id,),
+                calls = self._table("model_calls")
+                call_rows = self._rows(
+                    "model_calls",
+                    calls.c.execution_id == execution_id,
+                    order=(calls.c.started_at, calls.c.id),
                 )
                 blobs = self._blobs(
                     h for r in call_rows for h in (r["request_hash"], r["body_hash"])
@@ -836,22 +836,31 @@ class Store(Queries, UIReads):
         self.flush()
         try:
             with paused():  # as in get_execution: a large, long-lived graph of new objects
-                columns = ", ".join(f"c.{name}" for name in rows.RESPONSE_COLUMNS)
+                import sqlalchemy as sa
+
+                calls = self._table("model_calls").alias("c")
+                requests = self._table("blobs").alias("r")
+                bodies = self._table("blobs").alias("b")
+                statement = (
+                    sa.select(
+                        *(calls.c[name] for name in rows.RESPONSE_COLUMNS),
+                        requests.c.hash,
+                        bodies.c.codec,
+                        bodies.c.data,
+                    )
+                    # The request's hash only where its blob is there to point at.
+                    .outerjoin(requests, requests.c.hash == calls.c.request_hash)
+                    .outerjoin(bodies, bodies.c.hash == calls.c.body_hash)
+                    .where(calls.c.execution_id == execution_id)
+                    .order_by(calls.c.started_at, calls.c.id)
+                )
                 return [
                     rows.recorded_response(
                         values[:-3],
                         None if values[-1] is None else decompress(*values[-2:]),
                         values[-3],
                     )
-                    for values in self._query(
-                        # The request's hash only where its blob is there to point at.
-                        f"SELECT {columns}, r.hash, b.codec, b.data FROM model_calls AS c "
-                        "LEFT JOIN blobs AS r ON r.hash = c.request_hash "
-                        "LEFT JOIN blobs AS b ON b.hash = c.body_hash "
-                        "WHERE c.execution_id = ? ORDER BY c.started_at, c.id",
-                        (execution_id,),
-                        rows=tuple,
-                    )
+                    for values in self._read(statement, mappings=False)
                 ]
         except (ValueError, zstandard.ZstdError) as exc:
             raise StoreError(
@@ -863,7 +872,7 @@ class Store(Queries, UIReads):
     def get_profile(self, profile_id: str) -> Profile:
         """One profile by id (``workbench profile show``); its execution's are on the execution."""
         self.flush()
-        found = self._query("SELECT * FROM profiles WHERE id = ?", (profile_id,))
+        found = self._rows("profiles", self._table("profiles").c.id == profile_id)
         if not found:
             raise ProfileNotFoundError(
                 f"no profile {profile_id!r} in store {self.path}; the ids are listed by "
@@ -883,16 +892,35 @@ class Store(Queries, UIReads):
         return decode(found[digest])
 
     def stats(self) -> dict[str, int]:
-        """Row counts per table and the file size in bytes: what the recordings cost."""
+        """Row counts per table and the size in bytes (the file, or the database): what the
+        recordings cost."""
+        import sqlalchemy as sa
+
         self.flush()
         counts = {
-            table: self._query(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"]
-            for table in ("executions", "steps", "spans", "model_calls", "states", "logs", "blobs")
+            name: int(
+                self._read(sa.select(sa.func.count().label("n")).select_from(self._table(name)))[0][
+                    "n"
+                ]
+            )
+            for name in ("executions", "steps", "spans", "model_calls", "states", "logs", "blobs")
         }
-        counts["bytes"] = sum(
-            p.stat().st_size for p in (self.path, Path(f"{self.path}-wal")) if p.exists()
-        )
+        counts["bytes"] = self._backend.size_bytes()
         return counts
+
+    def info(self) -> dict[str, Any]:
+        """What ``workbench store info`` prints: backend, schema version, counts, size."""
+        from workbench.store._schema import SCHEMA_VERSION
+
+        counts = self.stats()
+        return {
+            "url": self.url,
+            "backend": self.backend,
+            "schema_version": self._backend.schema_version(),
+            "schema_version_supported": SCHEMA_VERSION,
+            "bytes": counts.pop("bytes"),
+            "counts": counts,
+        }
 
 
 # -- the process's shared stores ---------------------------------------------------------------
@@ -904,7 +932,7 @@ _defaults_lock = threading.Lock()
 def open_store(path: str | os.PathLike[str] | None = None) -> Store:
     """The process's shared :class:`Store` for ``path`` (resolved as in ``resolve_store_path``)."""
     resolved = resolve_store_path(path).resolve()
-    key = str(resolved)
+    key = os.fspath(resolved)  # a URL whole: two passwords are two stores
     with _defaults_lock:
         store = _defaults.get(key)
         if store is None or store._closed:
