@@ -64,6 +64,15 @@ def postgres_store(postgres_url: str) -> Iterator[Store]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
+def any_store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a new store goes, on each backend in turn: a SQLite file's path, then the URL
+    of a new empty PostgreSQL database (for tests that open it in other processes)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "workbench.db")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 def any_store(request: pytest.FixtureRequest) -> Iterator[Store]:
     """A new store on each backend in turn: a SQLite file, then a PostgreSQL database."""
     if request.param == "sqlite":

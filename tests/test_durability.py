@@ -53,9 +53,10 @@ RECORD_FOREVER = """
 """
 
 
-def test_kill_9_keeps_finished_steps_and_reads_interrupted(tmp_path: Path) -> None:
-    """After kill -9 mid-run: the store opens, finished steps are there, the run is interrupted."""
-    path = tmp_path / "killed.db"
+def test_kill_9_keeps_finished_steps_and_reads_interrupted(any_store_location: str) -> None:
+    """After kill -9 mid-run: the store opens, finished steps are there, the run is interrupted
+    (a SQLite file, and a PostgreSQL database)."""
+    path = any_store_location
     child = _child(RECORD_FOREVER, str(path))
     assert child.stdout is not None
     execution_id = child.stdout.readline().strip()
@@ -261,10 +262,11 @@ MANY = """
 
 
 def test_processes_threads_and_tasks_lose_and_misattribute_nothing(
-    tmp_path: Path, model_server: ModelServer
+    any_store_location: str, model_server: ModelServer
 ) -> None:
-    """4 processes x 4 threads x 4 gathered tasks into one store: 0 lost, 0 misattributed calls."""
-    path = tmp_path / "many.db"
+    """4 processes x 4 threads x 4 gathered tasks into one store (a SQLite file, and a
+    PostgreSQL database): 0 lost, 0 misattributed calls."""
+    path = any_store_location
     Store(path).close()
     children = [_child(MANY, str(path), model_server.openai_base_url, str(p)) for p in range(4)]
     for child in children:

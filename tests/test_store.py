@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,7 @@ from workbench.exceptions import (
     StoreFullError,
 )
 from workbench.redaction import sensitive_names
-from workbench.store import Store, open_store, resolve_store_path
+from workbench.store import Store, _tables, open_store, resolve_store_path
 from workbench.store import _sql as store_sql
 
 SENSITIVE = sensitive_names()
@@ -123,15 +124,17 @@ def test_open_store_shares_one_store_per_file(tmp_path: Path) -> None:
     assert a is b
 
 
-def test_unknown_execution_id(store: Store) -> None:
+def test_unknown_execution_id(any_store: Store) -> None:
     """Asking for an id that is not there raises ExecutionNotFoundError (also a KeyError)."""
+    store = any_store
     with pytest.raises(ExecutionNotFoundError, match="no execution 'exec_nope'") as info:
         store.get_execution("exec_nope")
     assert isinstance(info.value, KeyError)
 
 
-def test_identical_states_are_stored_once(store: Store) -> None:
+def test_identical_states_are_stored_once(any_store: Store) -> None:
     """The same large state recorded in two executions adds one blob, not two."""
+    store = any_store
     big = {"rows": [{"id": i, "text": f"document {i}", "score": i / 7} for i in range(2_000)]}
     with workbench.record("p", inputs={}, store=store):
         workbench.state("table", big)
@@ -140,14 +143,20 @@ def test_identical_states_are_stored_once(store: Store) -> None:
         workbench.state("table", big)
         workbench.state("again", big)
     assert store.stats()["blobs"] == blobs_after_first  # same inputs, same state: no new blob
-    rows = store._query("SELECT size, length(data) AS stored FROM blobs ORDER BY size DESC")
+    blobs = _tables.table("blobs")
+    rows = store._read(
+        sa.select(blobs.c.size, sa.func.length(blobs.c.data).label("stored")).order_by(
+            blobs.c.size.desc()
+        )
+    )
     assert rows[0]["stored"] < rows[0]["size"] / 3  # and it is kept compressed
 
 
-def test_deleting_executions_removes_their_rows_and_only_orphaned_blobs(store: Store) -> None:
+def test_deleting_executions_removes_their_rows_and_only_orphaned_blobs(any_store: Store) -> None:
     """delete_executions removes the executions with their steps, spans, states and logs, and
     the blobs no remaining row names; a blob another execution shares stays readable, and a
     blob written again after the delete is stored again."""
+    store = any_store
     shared = {"rows": list(range(500))}
     ids = []
     for n in range(3):
@@ -167,17 +176,16 @@ def test_deleting_executions_removes_their_rows_and_only_orphaned_blobs(store: S
     assert after["states"] == 2 and after["blobs"] == before["blobs"] - 4
     kept = store.get_execution(ids[2])
     assert [s.value for s in kept.states] == [shared, {"n": 2, "text": "x" * 100}]
-    assert (
-        store._query("SELECT COUNT(*) AS n FROM spans WHERE execution_id = ?", (ids[0],))[0]["n"]
-        == 0
-    )
+    spans = _tables.table("spans")
+    assert store._read(sa.select(spans).where(spans.c.execution_id == ids[0])) == []
     with workbench.record("p", inputs={"n": 0}, store=store) as again:
         workbench.state("own", {"n": 0, "text": "x" * 100})  # its blob was deleted above
     assert store.get_execution(again.id).states[0].value == {"n": 0, "text": "x" * 100}
 
 
-def test_list_executions_filters(store: Store) -> None:
+def test_list_executions_filters(any_store: Store) -> None:
     """Listing filters by pipeline, status, user and time range, newest first."""
+    store = any_store
     with workbench.record("a", inputs={}, user_id="u1", store=store):
         pass
     with pytest.raises(ValueError), workbench.record("b", inputs={}, user_id="u2", store=store):
@@ -194,9 +202,10 @@ def test_list_executions_filters(store: Store) -> None:
         store.list_executions(status="done")
 
 
-def test_list_executions_takes_the_clis_time_forms_and_refuses_others(store: Store) -> None:
+def test_list_executions_takes_the_clis_time_forms_and_refuses_others(any_store: Store) -> None:
     """``since="1d"`` means a day ago, as ``--since 1d`` does (not a string compared with a
     number, which matched nothing); a form it cannot read is a StoreError naming it."""
+    store = any_store
     with workbench.record("a", inputs={}, store=store) as run:
         pass
     assert [e.id for e in store.list_executions(since="1d")] == [run.id]
@@ -219,9 +228,11 @@ def test_list_executions_takes_the_clis_time_forms_and_refuses_others(store: Sto
     output=json_values,
 )
 def test_records_round_trip(
-    store: Store, inputs: Any, params: Any, result: Any, state: Any, output: Any
+    any_store: Store, inputs: Any, params: Any, result: Any, state: Any, output: Any
 ) -> None:
-    """Whatever JSON goes into an execution's inputs, steps, states and outputs reads back equal."""
+    """Whatever JSON goes into an execution's inputs, steps, states and outputs reads back equal
+    (on SQLite and on PostgreSQL)."""
+    store = any_store
     with workbench.record("round-trip", inputs=inputs, store=store) as run:
         with workbench.step("s", parameters=params) as step:
             workbench.state("value", state)
@@ -236,8 +247,9 @@ def test_records_round_trip(
     assert [s.value for s in got.states] == [to_jsonable(state)]
 
 
-def test_odd_values_are_rendered_not_refused(store: Store) -> None:
+def test_odd_values_are_rendered_not_refused(any_store: Store) -> None:
     """Sets, bytes, objects and huge ints are stored as readable JSON instead of failing."""
+    store = any_store
 
     class Thing:
         def __repr__(self) -> str:
@@ -251,8 +263,9 @@ def test_odd_values_are_rendered_not_refused(store: Store) -> None:
     assert inputs == {"s": [1, 2, 3], "b": {"__bytes__": "AGhp"}, "t": "<Thing 7>", "n": 2**80}
 
 
-def test_a_row_with_an_unbindable_value_does_not_cost_the_batch(store: Store) -> None:
+def test_a_row_with_an_unbindable_value_does_not_cost_the_batch(any_store: Store) -> None:
     """A plain dict queued where JSON text belongs is rendered, and the rest of the batch kept."""
+    store = any_store
     with workbench.record("p", inputs={}, store=store) as run:
         store.put(
             "span",
@@ -339,7 +352,7 @@ def test_a_lost_batch_does_not_leave_dangling_blobs(store: Store) -> None:
     field=json_values,
 )
 def test_execution_fields_spans_logs_and_errors_round_trip(
-    store: Store,
+    any_store: Store,
     user: str | None,
     environment: str | None,
     metadata: dict[str, Any],
@@ -347,7 +360,15 @@ def test_execution_fields_spans_logs_and_errors_round_trip(
     message: str,
     field: Any,
 ) -> None:
-    """Scalars, metadata, span attributes, log records and errors read back as recorded."""
+    """Scalars, metadata, span attributes, log records and errors read back as recorded (on
+    PostgreSQL, whose text cannot hold NUL, a NUL in a text column reads back as U+FFFD)."""
+    store = any_store
+
+    def stored(text: str | None) -> str | None:
+        if text is None or store.backend == "sqlite":
+            return text
+        return text.replace("\x00", "\ufffd")
+
     logger = logging.getLogger("roundtrip")
     logger.setLevel(logging.INFO)
     with (
@@ -360,12 +381,12 @@ def test_execution_fields_spans_logs_and_errors_round_trip(
             logger.info("%s", message, extra={"field": field})
         raise RuntimeError(message)
     got = store.get_execution(run.id)
-    assert (got.user_id, got.environment) == (user, environment)
+    assert (got.user_id, got.environment) == (stored(user), stored(environment))
     assert got.metadata == to_jsonable(metadata)
     (span,) = [s for s in got.spans if s.name == "s"]
     assert span.attributes == {"value": to_jsonable(attribute)}
     (log,) = [r for r in got.logs if r.logger == "roundtrip"]
-    assert (log.message, log.fields) == (message, {"field": to_jsonable(field)})
+    assert (log.message, log.fields) == (stored(message), {"field": to_jsonable(field)})
     assert got.error is not None and (got.error.type, got.error.message) == (
         "RuntimeError",
         message,
