@@ -67,7 +67,10 @@ _PIPE_WIDTH = 160
 
 #: The flag that asks a command for JSON; the group looks for it to choose how errors print.
 JSON_FLAG = "--json"
-DB_HELP = f"Store file. Default: ${DB_ENV}, else store.path in workbench.yaml, else {DEFAULT_PATH}."
+DB_HELP = (
+    f"Store: a file, sqlite:///path or postgresql://user:password@host/db. Default: "
+    f"${DB_ENV}, else store.url or store.path in workbench.yaml, else {DEFAULT_PATH}."
+)
 
 
 def db_option(help: str = DB_HELP) -> Callable[[F], F]:

@@ -1,4 +1,4 @@
-"""``workbench store export|import|text|prune|import-cassette|export-cassette``.
+"""``workbench store export|import|text|prune|import-cassette|export-cassette|migrate|info|copy``.
 
 A store's recordings as reviewable files and its upkeep: each command calls one function of
 ``workbench.store._export`` or ``workbench.testing._cassette_files``, or one :class:`Store`
@@ -233,3 +233,90 @@ def export_cassette_command(execution_id: str, output: Path, db: Path | None) ->
     with open_existing(db) as store:
         count = export_cassette(store, execution_id, output)
     click.echo(f"wrote {count} interaction(s) to {output}", err=True)
+
+
+@store_group.command("migrate")
+@db_option()
+def migrate_command(db: Path | None) -> None:
+    """Bring a store's schema up to this workbench's.
+
+    PostgreSQL stores are not upgraded when a process opens them (store.auto_migrate is off
+    there by default): run this once, from one place, after upgrading workbench. A SQLite
+    store is upgraded in place on open; this opens it.
+    """
+    from workbench.store._store import migrate_store
+
+    done = migrate_store(db)
+    where = resolve_store_path(db)
+    if done:
+        click.echo(f"store {where}: added {', '.join(done)}")
+    else:
+        click.echo(f"store {where} is up to date")
+
+
+@store_group.command("info")
+@json_option()
+@db_option()
+def info_command(as_json: bool, db: Path | None) -> None:
+    """Print a store's backend, schema version, row counts and size."""
+    with open_existing(db) as store:
+        info = store.info()
+    if as_json:
+        echo_json(info)
+        return
+    click.echo(f"store    {info['url']}")
+    click.echo(f"backend  {info['backend']}")
+    click.echo(
+        f"schema   version {info['schema_version']} "
+        f"(this workbench reads up to {info['schema_version_supported']})"
+    )
+    click.echo(f"size     {info['bytes']:,} bytes")
+    for table, count in info["counts"].items():
+        click.echo(f"{table:<12} {count:>10,}")
+
+
+@store_group.command("copy")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+@click.option(
+    "--execution",
+    "execution_ids",
+    multiple=True,
+    metavar="ID",
+    help="Copy this execution (repeatable). Default: every execution matching the filters.",
+)
+@click.option("--pipeline", "pipeline_id", metavar="P", help="Only executions of pipeline P.")
+@click.option(
+    "--since", default=None, metavar="WHEN", help="Only executions started since: 2d, ISO date."
+)
+@json_option("Print the ids copied as JSON.")
+def copy_command(
+    source: str,
+    target: str,
+    execution_ids: tuple[str, ...],
+    pipeline_id: str | None,
+    since: str | None,
+    as_json: bool,
+) -> None:
+    """Copy executions with everything they own from store SRC into store DST.
+
+    SRC and DST are file paths or URLs (sqlite:///path, postgresql://…): a production slice
+    from PostgreSQL into a local file to replay on a laptop, or local recordings up to the team
+    database. Each execution replaces one of the same id in DST, so copying twice adds
+    nothing; blobs are stored once; the calls add nothing to DST's spend.
+    """
+    from rich.progress import Progress
+
+    from workbench.store._export import copy_store
+
+    with open_existing(source) as src, Store(target) as dst:  # type: ignore[arg-type]
+        ids = list(execution_ids) or [
+            e.id for e in src.list_executions(pipeline_id=pipeline_id, since=since, limit=None)
+        ]
+        with Progress(transient=True, disable=as_json) as progress:
+            task = progress.add_task("copying", total=len(ids))
+            copied = copy_store(src, dst, ids, progress=lambda n: progress.advance(task, n))
+    if as_json:
+        echo_json({"copied": copied})
+        return
+    click.echo(f"copied {len(copied)} execution(s) from {src.path} to {dst.path}")

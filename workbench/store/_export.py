@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -526,6 +526,26 @@ def copy_executions(
             (f"execution {execution_id} of {source.path}", execution_document(execution))
         )
     return import_documents(target, documents)
+
+
+def copy_store(
+    source: Store,
+    target: Store,
+    execution_ids: Sequence[str],
+    *,
+    progress: Callable[[int], None] | None = None,
+    chunk: int = 50,
+) -> list[str]:
+    """``workbench store copy``: :func:`copy_executions` in chunks of ``chunk`` executions
+    (one transaction each, so memory stays bounded), reporting each chunk to ``progress``;
+    the ids copied. Ids ``source`` does not hold are an error, named."""
+    copied: list[str] = []
+    for start in range(0, len(execution_ids), chunk):
+        part = list(execution_ids[start : start + chunk])
+        copied.extend(copy_executions(source, target, part))
+        if progress is not None:
+            progress(len(part))
+    return copied
 
 
 def import_executions(store: Store, folder: Path) -> list[str]:

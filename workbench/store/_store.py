@@ -923,6 +923,18 @@ class Store(Queries, UIReads):
         }
 
 
+def migrate_store(path: str | os.PathLike[str] | None = None) -> list[str]:
+    """``workbench store migrate``: create or upgrade the schema of the store at ``path``
+    (resolved as in :func:`resolve_store_location`); what was added."""
+    location = resolve_store_location(path)
+    if isinstance(location.path, DatabaseURL):
+        from workbench.store._postgres import PostgresBackend
+
+        return PostgresBackend(location.path).migrate()
+    Store(location.path).close()  # SQLite's upgrades run on open, in place
+    return []
+
+
 # -- the process's shared stores ---------------------------------------------------------------
 
 _defaults: dict[str, Store] = {}

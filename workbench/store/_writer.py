@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from workbench.exceptions import StoreError, StoreFullError
+from workbench.exceptions import StoreError, StoreFullError, StoreUnreachableError
 
 __all__ = ["MAX_QUEUED", "SOON_S", "Writer"]
 
@@ -89,7 +89,10 @@ class _Reports:
     def failed(self, exc: BaseException, rows: int) -> bool:
         """Count the failure, log it if due; whether rows were lost (not kept for a retry)."""
         message = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
-        dropped = exc.dropped if isinstance(exc, StoreFullError) else rows
+        # A full disk's or an unreachable server's rows are kept for a retry: only the ones
+        # the bound left out are lost.
+        kept = isinstance(exc, StoreFullError | StoreUnreachableError)
+        dropped = exc.dropped if kept else rows  # type: ignore[union-attr]
         now = time.monotonic()
         with self._lock:
             self._dropped += dropped
