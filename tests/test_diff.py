@@ -423,10 +423,11 @@ def fan_out(questions: list[str], *, base_url: str) -> list[str]:
 
 
 def test_faithful_replay_of_threaded_calls_in_another_order_is_equal(
-    store: Store, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
+    any_store: Store, model_server: ModelServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A replay whose thread pool sent the step's calls in the reverse order of the original
     compares equal."""
+    store = any_store
     questions = ["why is the sky blue", "what is a llama", "who wrote hamlet"]
     monkeypatch.setattr(sys.modules[__name__], "SEND_ORDER", [0, 1, 2])
     with workbench.record("fan_out", inputs={}, store=store) as run:
@@ -447,10 +448,11 @@ def test_faithful_replay_of_threaded_calls_in_another_order_is_equal(
 
 
 def test_replay_with_a_prompt_override_yields_exactly_the_expected_differences(
-    store: Store, model_server: ModelServer
+    any_store: Store, model_server: ModelServer
 ) -> None:
     """A replay overriding the critique prompt differs from its original in that prompt, its
     response, the step's result and the output — and in cost, as a delta."""
+    store = any_store
     before = _research(store, model_server)
     replay = RequestReplay(store)
     result = replay.replay_execution(

@@ -16,8 +16,9 @@ from workbench.exceptions import RecordingError
 from workbench.store import Store
 
 
-def test_completed_execution_records_inputs_outputs_and_status(store: Store) -> None:
+def test_completed_execution_records_inputs_outputs_and_status(any_store: Store) -> None:
     """A block that ends normally is completed and successful, with inputs and outputs kept."""
+    store = any_store
     with workbench.record(
         "p",
         inputs={"topic": "llamas"},
@@ -65,8 +66,9 @@ def test_async_record(store: Store) -> None:
     assert store.get_execution(asyncio.run(main())).status == "completed"
 
 
-def test_step_records_parameters_result_and_timing(store: Store) -> None:
+def test_step_records_parameters_result_and_timing(any_store: Store) -> None:
     """A decorated step keeps its bound arguments (defaults included), its result and timings."""
+    store = any_store
 
     @workbench.step("fetch")
     def fetch(url: str, retries: int = 3) -> dict[str, str]:
@@ -287,8 +289,9 @@ def test_state_is_recorded_as_it_was(store: Store) -> None:
     assert [s.value for s in store.get_execution(run.id).states] == [["a"], ["a", "b"]]
 
 
-def test_logging_inside_an_execution_is_captured_with_ids(store: Store) -> None:
+def test_logging_inside_an_execution_is_captured_with_ids(any_store: Store) -> None:
     """Standard logging records land on the execution with trace, span and step ids and extras."""
+    store = any_store
     logger = logging.getLogger("app.test")
     logger.setLevel(logging.INFO)
     logger.info("before any execution")
@@ -301,8 +304,9 @@ def test_logging_inside_an_execution_is_captured_with_ids(store: Store) -> None:
     assert log.fields == {"doc_id": 7, "password": "[REDACTED]"}
 
 
-def test_secrets_in_parameters_and_states_are_redacted(store: Store) -> None:
+def test_secrets_in_parameters_and_states_are_redacted(any_store: Store) -> None:
     """Values under sensitive names are redacted in step parameters and states before writing."""
+    store = any_store
 
     @workbench.step("call")
     def call(prompt: str, api_key: str) -> None:
@@ -350,8 +354,9 @@ def test_pipeline_inside_record_marks_that_execution(store: Store) -> None:
     assert got.metadata["entrypoint_arguments"] == {"topic": "x"}
 
 
-def test_gathered_tasks_land_on_their_own_steps(store: Store) -> None:
+def test_gathered_tasks_land_on_their_own_steps(any_store: Store) -> None:
     """Work in asyncio.gather and create_task is attributed to the step that started it."""
+    store = any_store
 
     async def work(name: str) -> None:
         async with workbench.step(name):
@@ -371,8 +376,9 @@ def test_gathered_tasks_land_on_their_own_steps(store: Store) -> None:
     }
 
 
-def test_threads_with_copied_context_land_on_the_right_execution(store: Store) -> None:
+def test_threads_with_copied_context_land_on_the_right_execution(any_store: Store) -> None:
     """Two concurrent executions each get exactly their own states from their thread pools."""
+    store = any_store
 
     def work(tag: str, i: int) -> None:
         workbench.state("item", f"{tag}-{i}")
@@ -453,8 +459,9 @@ def test_span_attributes_are_recorded_as_they_were(store: Store) -> None:
     assert span.attributes == {"docs": ["a"]}
 
 
-def test_a_flood_of_spans_is_all_stored(store: Store) -> None:
+def test_a_flood_of_spans_is_all_stored(any_store: Store) -> None:
     """Tens of thousands of spans in a tight loop are all written by the execution's end."""
+    store = any_store
     with workbench.record("p", inputs={}, store=store) as run:
         for i in range(30_000):
             with workbench.span("tick", i=i):

@@ -177,9 +177,10 @@ def stamped(*, rolls: int = 1) -> dict[str, Any]:
 
 
 def test_replay_gives_the_same_output_and_calls_and_leaves_the_original_alone(
-    store: Store, model_server: ModelServer
+    any_store: Store, model_server: ModelServer
 ) -> None:
     """Replaying the example gives its output and call texts, with replay_of set."""
+    store = any_store
     original_id = _record_research(store, model_server)
     before = store.get_execution(original_id)
     result = RequestReplay(store).replay_execution(original_id)
@@ -230,8 +231,9 @@ def test_replayed_responses_are_freed_without_the_cyclic_collector(
     assert len(left) <= 3  # the client's own, once, when it is closed; not one per call
 
 
-def test_streamed_call_replays_with_the_original_chunking(store: Store) -> None:
+def test_streamed_call_replays_with_the_original_chunking(any_store: Store) -> None:
     """The streamed call's replay has the same number of chunks, each with the same bytes."""
+    store = any_store
     original_id = _recorded_offline(store)
     result = RequestReplay(store).replay_execution(original_id)
     recorded = next(c for c in store.get_execution(original_id).model_calls if c.streamed)
@@ -276,9 +278,10 @@ def test_changed_prompt_raises_a_mismatch_with_the_nearest_request_and_a_diff(
 
 
 def test_on_miss_live_sends_and_records_the_new_call_and_reports_unused_ones(
-    store: Store, model_server: ModelServer
+    any_store: Store, model_server: ModelServer
 ) -> None:
     """on_miss='live' sends what missed, records it, and lists the recorded calls not asked for."""
+    store = any_store
     original_id = _record_research(store, model_server)
     sent_before = model_server.request_count
     result = RequestReplay(store).replay_execution(

@@ -127,7 +127,23 @@ class _Kind:
             self.tail = ""
         self.replaces = conflict == "replace"
         self.binary = tuple(isinstance(table.c[c].type, _binary_type()) for c in columns)
+        self.types = tuple(_copy_type(table.c[c].type) for c in columns)
         self._sql: dict[int, str] = {}
+        names = ", ".join(_quoted(c) for c in columns)
+        # A large batch goes in with COPY (into the table, or for a keyed table into a
+        # temporary twin whose rows are then upserted): parsing one statement of tens of
+        # thousands of placeholders costs more than the rows.
+        if conflict == "append":
+            self.copy_sql = f"COPY {table_name} ({names}) FROM STDIN (FORMAT BINARY)"
+            self.staging: tuple[str, ...] = ()
+        else:
+            staging = f"workbench_staging_{table_name}"
+            self.copy_sql = f"COPY {staging} ({names}) FROM STDIN (FORMAT BINARY)"
+            self.staging = (
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {staging} "
+                f"(LIKE {table_name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+                f"INSERT INTO {table_name} ({names}) SELECT {names} FROM {staging}{self.tail}",
+            )
 
     def sql(self, rows: int) -> str:
         found = self._sql.get(rows)
@@ -147,6 +163,34 @@ class _Kind:
             if self.replaces or key not in by_key:
                 by_key[key] = row
         return list(by_key.values()) if len(by_key) != len(rows) else rows
+
+
+def _copy_type(kind: object) -> str:
+    import sqlalchemy as sa
+
+    if isinstance(kind, sa.LargeBinary):
+        return "bytea"
+    if isinstance(kind, sa.Integer):
+        return "int8"
+    if isinstance(kind, sa.Float):
+        return "float8"
+    return "text"
+
+
+def _typed(value: Any, kind: str) -> Any:
+    """A value as COPY's binary format takes it for a column of ``kind`` (no server-side
+    casts there: an integral float into a bigint column is made an int)."""
+    if value is None:
+        return None
+    if kind == "int8" and not isinstance(value, int):
+        return int(value) if isinstance(value, float) else value
+    if kind == "float8" and isinstance(value, int):
+        return float(value)
+    return value
+
+
+#: Rows of one kind in a batch from which COPY is cheaper than a multi-row INSERT.
+_COPY_FROM = 500
 
 
 def _binary_type() -> type:
@@ -353,7 +397,13 @@ class PostgresBackend:
             found = self._kinds[kind] = _Kind(kind)
         return found
 
-    def _write(self, cur: psycopg.Cursor[Any], groups: dict[str, list[tuple[Any, ...]]]) -> None:
+    def _write(
+        self,
+        cur: psycopg.Cursor[Any],
+        groups: dict[str, list[tuple[Any, ...]]],
+        *,
+        pipelined: bool = False,
+    ) -> None:
         for kind in ORDER:
             rows = groups.get(kind)
             if not rows:
@@ -363,8 +413,21 @@ class PostgresBackend:
                 continue
             spec = self._kind(kind)
             rows = spec.distinct(rows)
-            step = max(1, _MAX_PARAMETERS // spec.width)
             binary = spec.binary
+            if len(rows) >= _COPY_FROM and not pipelined:
+                for statement in spec.staging[:1]:
+                    cur.execute(statement)
+                types = spec.types
+                with cur.copy(spec.copy_sql) as copy:
+                    copy.set_types(list(types))
+                    for row in rows:
+                        copy.write_row(
+                            [_typed(_value(v, binary[i]), types[i]) for i, v in enumerate(row)]
+                        )
+                for statement in spec.staging[1:]:
+                    cur.execute(statement)
+                continue
+            step = max(1, _MAX_PARAMETERS // spec.width)
             for start in range(0, len(rows), step):
                 chunk = rows[start : start + step]
                 cur.execute(
@@ -373,10 +436,17 @@ class PostgresBackend:
                 )
 
     def commit(self, conn: object, groups: dict[str, list[tuple[Any, ...]]]) -> None:
-        """Write a batch in one transaction and one round trip (pipeline mode)."""
+        """Write a batch in one transaction: in one round trip (pipeline mode, a multi-row
+        INSERT per kind) when it is a step's worth of rows, with COPY when it is a flood (no
+        COPY in pipeline mode, and then throughput matters, not round trips)."""
+        large = any(len(rows) >= _COPY_FROM for kind, rows in groups.items() if kind != "exec_end")
         with self.pool().connection() as conn:
+            if large:
+                with conn.transaction(), conn.cursor() as cur:
+                    self._write(cur, groups)
+                return
             with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-                self._write(cur, groups)
+                self._write(cur, groups, pipelined=True)
 
     def interrupt(self, where: str, params: Sequence[Any]) -> None:
         """Mark running executions matching ``where`` (and their running steps) interrupted."""

@@ -279,6 +279,10 @@ class Store(Queries, UIReads):
         ``strict=False`` does not raise a write failure (the writer has logged it, once a
         minute), so that a full disk degrades recording rather than the caller's work.
         """
+        if self._unwritten:
+            # Asked to make everything durable now: rows kept from a full disk or an absent
+            # server are tried again with this flush, not on the next tick of their timer.
+            self._unwritten.retry_at = 0.0
         try:
             done = self._writer.flush(timeout)
         except StoreError:
