@@ -723,6 +723,9 @@ def test_help_walk_sees_every_command() -> None:
         ("store", "import-cassette"),
         ("store", "prune"),
         ("store", "text"),
+        ("store", "migrate"),
+        ("store", "copy"),
+        ("store", "info"),
         ("ui",),
     }
 
