@@ -4,6 +4,7 @@ across processes, with replays free."""
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import openai
 import pytest
+import sqlalchemy as sa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,7 +25,7 @@ from workbench.debugging import RequestReplay
 from workbench.exceptions import BudgetExceededError, ConfigError
 from workbench.monitoring import BudgetAlert, on_budget_alert
 from workbench.monitoring.cost._budget import Ledger, period_bounds
-from workbench.store import Store
+from workbench.store import Store, _tables
 from workbench.testing import ModelServer, fresh_store
 
 #: With the price below, the test server's answer to "hi" (1 input, 5 output tokens) costs this.
@@ -224,10 +226,12 @@ print(sent, stopped)
 
 
 def test_eight_worker_processes_overspend_by_at_most_one_call_each(
-    tmp_path: Path, store: Store, model_server: ModelServer
+    tmp_path: Path, any_store: Store, model_server: ModelServer
 ) -> None:
-    """8 processes calling back to back against one daily budget: all are stopped, and the
-    spend past the limit is at most one call per worker."""
+    """8 processes calling back to back against one daily budget (in a SQLite file, and in a
+    PostgreSQL database): all are stopped, and the spend past the limit is at most one call
+    per worker."""
+    store = any_store
     limit = 0.29  # about 48 calls: six per worker
     _configure(tmp_path, f"daily_limit: {limit}")
     script = tmp_path / "worker.py"
@@ -236,7 +240,13 @@ def test_eight_worker_processes_overspend_by_at_most_one_call_each(
     before = model_server.request_count
     workers = [
         subprocess.Popen(
-            [sys.executable, str(script), model_server.openai_base_url, str(store.path), str(go)],
+            [
+                sys.executable,
+                str(script),
+                model_server.openai_base_url,
+                os.fspath(store.path),  # a URL whole, password included
+                str(go),
+            ],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -255,10 +265,10 @@ def test_eight_worker_processes_overspend_by_at_most_one_call_each(
     assert all(stopped == "True" for _, stopped in results), results
     assert sum(int(count) > 0 for count, _ in results) >= 2, results  # they did run together
     sent = sum(int(count) for count, _ in results)
-    paid = (
-        sqlite3.connect(store.path)
-        .execute("SELECT COUNT(*), SUM(cost_usd) FROM model_calls WHERE status_code = 200")
-        .fetchone()
+    calls = _tables.table("model_calls")
+    (paid,) = store._read(
+        sa.select(sa.func.count(), sa.func.sum(calls.c.cost_usd)).where(calls.c.status_code == 200),
+        mappings=False,
     )
     assert paid[0] == sent == model_server.request_count - before
     assert paid[1] >= limit

@@ -56,6 +56,10 @@ _LEDGER_TRIGGER = (
     BEGIN
         IF NEW.status_code < 400 AND NEW.provider IS DISTINCT FROM 'http'
                 AND NEW.replayed IS DISTINCT FROM 1 THEN
+            -- Until this transaction ends, no other one appends to the ledger: ``seq`` is then
+            -- handed out in commit order, so a budget reading "rows past the last seq seen"
+            -- never skips a row that commits after a higher one.
+            PERFORM pg_advisory_xact_lock(7795888190574636644);
             INSERT INTO cost_ledger (execution_id, started_at, user_id, pipeline_id,
                 provider, model, cost_usd, input_tokens, output_tokens)
             SELECT NEW.execution_id, NEW.started_at, e.user_id, e.pipeline_id,
