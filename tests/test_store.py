@@ -634,3 +634,29 @@ def test_a_store_written_before_session_ids_gains_the_column(tmp_path: Path) -> 
         with workbench.record("after", inputs={}, session_id="s1", store=reopened) as after:
             pass
         assert reopened.get_execution(after.id).session_id == "s1"
+
+
+def test_an_older_sqlite_store_is_refused_when_auto_migrate_is_off(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With store.auto_migrate: false an older SQLite store is refused on open, naming
+    `workbench store migrate`, and left unchanged; migrating upgrades it and it opens."""
+    from workbench.exceptions import MigrationNeededError
+    from workbench.store._store import migrate_store
+
+    path = tmp_path / "old.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE executions DROP COLUMN session_id")
+    conn.commit()
+    conn.close()
+    (tmp_path / "workbench.yaml").write_text("store:\n  auto_migrate: false\n")
+    monkeypatch.setenv("WORKBENCH_CONFIG", str(tmp_path / "workbench.yaml"))
+    with pytest.raises(MigrationNeededError, match="workbench store migrate"):
+        Store(path)
+    conn = sqlite3.connect(path)
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(executions)")}
+    conn.close()
+    assert "session_id" not in columns
+    migrate_store(path)
+    Store(path).close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from workbench.exceptions import NotAStoreError, SchemaVersionError
+from workbench.exceptions import MigrationNeededError, NotAStoreError, SchemaVersionError
 from workbench.store._errors import not_a_store, store_error
 
 __all__ = ["SCHEMA_VERSION", "ensure_schema", "not_a_store", "rollback"]
@@ -286,11 +286,13 @@ def _ensure_added_columns(conn: sqlite3.Connection) -> None:
         raise
 
 
-def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
-    """Create the tables in a new file, or check that an existing file is ours and not newer.
+def ensure_schema(conn: sqlite3.Connection, path: str, *, migrate: bool = True) -> None:
+    """Create the tables in a new file, or check that an existing file is ours and not newer,
+    upgrading an older one in place (``migrate=False``: refusing it instead).
 
     Raises :class:`NotAStoreError` for a file SQLite cannot read or that holds other tables,
-    and :class:`SchemaVersionError` for a store written by a newer workbench.
+    :class:`SchemaVersionError` for a store written by a newer workbench, and
+    :class:`MigrationNeededError` for an older one when ``migrate`` is off.
     """
     try:
         tables = {
@@ -300,6 +302,11 @@ def ensure_schema(conn: sqlite3.Connection, path: str) -> None:
         raise store_error(exc, path, "reading") from exc
     if "workbench_schema" in tables:
         _check_version(conn, path)
+        if not migrate and (not _ledger_is_current(conn) or _missing_columns(conn)):
+            raise MigrationNeededError(
+                f"store {path} has an older schema and store.auto_migrate is off; upgrade it "
+                f"with `workbench store migrate --db {path}`"
+            )
         _ensure_cost_ledger(conn)
         _ensure_added_columns(conn)
         return

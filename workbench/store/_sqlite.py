@@ -76,7 +76,7 @@ class SqliteBackend:
         # unchanged.
         conn = self.connect(wal=False)
         try:
-            ensure_schema(conn, str(path))
+            ensure_schema(conn, str(path), migrate=self.auto_migrate)
         except sqlite3.OperationalError as exc:
             if self.unreachable(exc):
                 raise self.kept_error(opening=True) from exc

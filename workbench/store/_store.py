@@ -935,7 +935,7 @@ def migrate_store(path: str | os.PathLike[str] | None = None) -> list[str]:
         from workbench.store._postgres import PostgresBackend
 
         return PostgresBackend(location.path).migrate()
-    Store(location.path).close()  # SQLite's upgrades run on open, in place
+    Store(location.path, auto_migrate=True).close()  # SQLite's upgrades run on open, in place
     return []
 
 
