@@ -20,6 +20,8 @@ benchmark runs in this one process, one after the other, and returns its rows; s
   store of 1,000,000 model calls.
 * ``bench_store_faults`` - step latency while another process holds the store's write lock,
   against an unlocked store; the cost of an execution durable at ``record()`` entry.
+* ``bench_store`` - the PostgreSQL store against the SQLite one: spans/s until durable, a durable
+  step, the first page of ``list_executions``, ``store copy`` (executions/s).
 * ``bench_scrub`` - scrubbing a 10 KB log line (clean, near misses, a few secrets), against a
   gitleaks-style single regex and a plain ``re.sub`` of one key pattern.
 * ``bench_pricing`` - pricing lookup per call for each provider family, against
@@ -57,6 +59,7 @@ import bench_replay
 import bench_sampling
 import bench_scrub
 import bench_spans
+import bench_store
 import bench_store_faults
 import bench_ui
 from _common import Row, print_rows
@@ -75,6 +78,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("profiling", bench_profiling.main),
     ("metrics", bench_metrics.main),
     ("store_faults", bench_store_faults.main),
+    ("store", bench_store.main),
     ("scrub", bench_scrub.main),
     ("pricing", bench_pricing.main),
     ("export", bench_export.main),
@@ -98,6 +102,7 @@ TYPICAL_S: dict[str, tuple[float, float]] = {
     "profiling": (124, 30),
     "metrics": (58, 15),
     "store_faults": (37, 15),
+    "store": (90, 30),
     "scrub": (30, 6),
     "pricing": (8, 3),
     "export": (11, 4),
