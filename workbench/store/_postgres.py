@@ -16,8 +16,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from workbench._json import encode
 from workbench.exceptions import (
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     import psycopg
     import sqlalchemy as sa
     from psycopg_pool import ConnectionPool
+
+_T = TypeVar("_T")
 
 __all__ = ["PostgresBackend", "migrate_postgres"]
 
@@ -301,8 +303,9 @@ class PostgresBackend:
                     min_size=1,
                     max_size=8,
                     kwargs={"autocommit": True, "connect_timeout": 5},
-                    # A connection the server dropped (it restarted) is replaced, not used.
-                    check=ConnectionPool.check_connection,
+                    # No check on checkout (it costs a round trip a batch): a connection the
+                    # server dropped fails its batch, which is kept and written again on a
+                    # fresh one (the pool discards a broken connection when it comes back).
                     # SQLAlchemy's NullPool closes what it took: that returns it here.
                     close_returns=True,
                     timeout=_CONNECT_TIMEOUT_S,
@@ -323,8 +326,20 @@ class PostgresBackend:
         import sqlalchemy as sa
 
         pool = self.pool()
+
+        def checked_out() -> psycopg.Connection[Any]:
+            # Reads are rare next to writes: a checked connection (one round trip) keeps a
+            # read after a server restart from failing on a dropped one.
+            conn = pool.getconn()
+            try:
+                conn.execute("")
+            except Exception:
+                conn.close()  # back to the pool, which discards a broken one
+                conn = pool.getconn()
+            return conn
+
         return sa.create_engine(
-            "postgresql+psycopg://", poolclass=sa.pool.NullPool, creator=pool.getconn
+            "postgresql+psycopg://", poolclass=sa.pool.NullPool, creator=checked_out
         )
 
     def after_fork(self) -> None:
@@ -444,13 +459,31 @@ class PostgresBackend:
         INSERT per kind) when it is a step's worth of rows, with COPY when it is a flood (no
         COPY in pipeline mode, and then throughput matters, not round trips)."""
         large = any(len(rows) >= _COPY_FROM for kind, rows in groups.items() if kind != "exec_end")
-        with self.pool().connection() as conn:
+
+        def write(conn: psycopg.Connection[Any]) -> None:
             if large:
                 with conn.transaction(), conn.cursor() as cur:
                     self._write(cur, groups)
                 return
             with conn.pipeline(), conn.transaction(), conn.cursor() as cur:
                 self._write(cur, groups, pipelined=True)
+
+        self.on_connection(write)
+
+    def on_connection(self, work: Callable[[psycopg.Connection[Any]], _T]) -> _T:
+        """``work`` on a pooled connection, once more on a fresh one if the first had been
+        dropped by the server (a restart since it was last used): the pool does not check
+        connections on checkout, which would cost a round trip each time."""
+        import psycopg
+
+        for attempt in (0, 1):
+            with self.pool().connection() as conn:
+                try:
+                    return work(conn)
+                except psycopg.OperationalError:
+                    if attempt or not conn.broken:
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def interrupt(self, where: str, params: Sequence[Any]) -> None:
         """Mark running executions matching ``where`` (and their running steps) interrupted."""

@@ -672,9 +672,11 @@ class Store(Queries, UIReads):
                 raise
             found = self._readable_rows(where, limit, damaged)
         listed = []
+        # Every listed execution's inputs and outputs in one query, not one query a row.
+        blobs = self._blobs(h for row in found for h in (row["inputs_hash"], row["outputs_hash"]))
         for row in found:
             try:
-                listed.append(self._execution(row, full=False, interrupted=False))
+                listed.append(self._execution(row, full=False, interrupted=False, blobs=blobs))
             except (ValueError, zstandard.ZstdError) as exc:  # undecodable JSON or blob
                 damaged[row["id"]] = f"{type(exc).__name__}: {exc}"
         return ExecutionList(listed, damaged)
@@ -708,9 +710,16 @@ class Store(Queries, UIReads):
         return readable
 
     def _execution(
-        self, row: Any, *, full: bool, interrupted: bool, model_calls: bool = True
+        self,
+        row: Any,
+        *,
+        full: bool,
+        interrupted: bool,
+        model_calls: bool = True,
+        blobs: dict[str, Any] | None = None,
     ) -> Execution:
-        blobs = self._blobs([row["inputs_hash"], row["outputs_hash"]])
+        if blobs is None:
+            blobs = self._blobs([row["inputs_hash"], row["outputs_hash"]])
         execution_id = row["id"]
         children: dict[str, Any] = {}
         if full:
