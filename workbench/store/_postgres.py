@@ -195,6 +195,23 @@ def _typed(value: Any, kind: str) -> Any:
     return value
 
 
+_FOR_COPY = {"text": str, "float8": float, "int8": int}
+
+
+def _as_is(row: Sequence[Any], types: Sequence[str]) -> bool:
+    """Whether COPY takes ``row`` unchanged: each value None or of its column's very type
+    (no bool, no bytes into text), and no text with NUL."""
+    for value, kind in zip(row, types, strict=True):
+        if value is None:
+            continue
+        expected = _FOR_COPY.get(kind)
+        if expected is None or type(value) is not expected:
+            return False
+        if expected is str and "\x00" in value:
+            return False
+    return True
+
+
 #: Rows of one kind in a batch from which COPY is cheaper than a multi-row INSERT.
 _COPY_FROM = 500
 
@@ -439,10 +456,16 @@ class PostgresBackend:
                 types = spec.types
                 with cur.copy(spec.copy_sql) as copy:
                     copy.set_types(list(types))
+                    write = copy.write_row
                     for row in rows:
-                        copy.write_row(
-                            [_typed(_value(v, binary[i]), types[i]) for i, v in enumerate(row)]
-                        )
+                        # Most rows hold only text without NUL, floats and None, which COPY
+                        # takes as they are: convert the rest, value by value.
+                        if _as_is(row, types):
+                            write(row)
+                        else:
+                            write(
+                                [_typed(_value(v, binary[i]), types[i]) for i, v in enumerate(row)]
+                            )
                 for statement in spec.staging[1:]:
                     cur.execute(statement)
                 continue
@@ -487,7 +510,10 @@ class PostgresBackend:
 
     def interrupt(self, where: str, params: Sequence[Any]) -> None:
         """Mark running executions matching ``where`` (and their running steps) interrupted."""
-        with self.pool().connection() as conn, conn.transaction():
+        self.on_connection(lambda conn: self._interrupt(conn, where, params))
+
+    def _interrupt(self, conn: psycopg.Connection[Any], where: str, params: Sequence[Any]) -> None:
+        with conn.transaction():
             ids = [
                 r[0]
                 for r in conn.execute(
