@@ -146,17 +146,33 @@ class PostgresServer:
             return f"postgresql:///{database}?host={self.socket_dir}&port={self.port}&user={USER}"
         return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"
 
+    def _client(self, program: str, *args: str) -> None:
+        # PostgreSQL's own client programs, over the socket (trusted): this helper lives above
+        # the store, which alone talks to databases through a driver.
+        done = subprocess.run(
+            [
+                str(self.bin / program),
+                "-h",
+                str(self.socket_dir),
+                "-p",
+                str(self.port),
+                "-U",
+                USER,
+                *args,
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{program} failed ({done.returncode}): {done.stderr.strip()}")
+
     def new_database(self) -> str:
         """Create an empty database of its own; its name."""
-        import psycopg
-
         name = f"test_{os.getpid()}_{next(self._databases)}"
-        with psycopg.connect(self.url("postgres", socket=True), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        self._client("createdb", "-T", "template0", name)
         return name
 
     def drop_database(self, name: str) -> None:
-        import psycopg
-
-        with psycopg.connect(self.url("postgres", socket=True), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self._client("dropdb", "--if-exists", "--force", name)
