@@ -201,7 +201,9 @@ class PendingCall:
     """A call in flight: created when the request is sent, finished when its body is read."""
 
     __slots__ = (
+        "_arrived",
         "_done",
+        "_latency",
         "_lock",
         "_t0",
         "canonical",
@@ -261,6 +263,8 @@ class PendingCall:
         #: Set when the replayed answer must fail after its chunks, as the recorded call did.
         self.replay_error: ErrorInfo | None = None
         self._done = False
+        self._latency = 0.0
+        self._arrived = 0  # chunks that arrived before ``finish``: the ones the row keeps
         self._lock = threading.Lock()
         #: Called once the call is finished (the aiohttp tee forgets its reader then).
         self.on_done: Callable[[], None] | None = None
@@ -296,15 +300,18 @@ class PendingCall:
             if self._done:
                 return
             self._done = True
-        latency = time.perf_counter() - self._t0
+        self._latency = time.perf_counter() - self._t0
         if error is not None:
             self.error = error
         if stream_error is not None:
             self.stream_error = stream_error
         run = self.frame.run
         run.close_call(self)
-        chunks = list(self.chunks)  # what arrived until now; later reads are the caller's only
-        run.store.defer(lambda: self._rows(latency, chunks))
+        # What arrived until now (later reads are the caller's only), counted rather than
+        # copied, and the bound method rather than a closure: a queued call waits for the
+        # writer with as few objects as it can, each one more for the cyclic collector to walk.
+        self._arrived = len(self.chunks)
+        run.store.defer(self._rows)
         if self.on_done is not None:
             self.on_done()
 
@@ -314,9 +321,8 @@ class PendingCall:
 
     # -- on the writer thread --------------------------------------------------------------
 
-    def _rows(
-        self, latency: float, chunks: list[tuple[float, bytes]]
-    ) -> list[tuple[str, tuple[Any, ...]]]:
+    def _rows(self) -> list[tuple[str, tuple[Any, ...]]]:
+        latency, chunks = self._latency, self.chunks[: self._arrived]
         run = self.frame.run
         store = run.store
         ops: list[tuple[str, tuple[Any, ...]]] = []
@@ -367,7 +373,7 @@ class PendingCall:
             facts.operation if facts else operation,
             request_hash,
             self.status_code,
-            scrub_rendered(encode(self.headers), run.sensitive).decode() if keep else "{}",
+            self._headers_text(keep),
             int(streamed),
             (body_hash or blob(scrub_bytes(body))) if body and prompts else None,
             _chunk_index(chunks) if streamed and prompts else None,
@@ -424,6 +430,16 @@ class PendingCall:
                 )
             )
         return ops
+
+    def _headers_text(self, keep: bool) -> str:
+        """The response headers as stored: a recorded answer's are the recording's own, which
+        were redacted and scrubbed when it was made (as its body was), so not scrubbed again."""
+        if not keep:
+            return "{}"
+        rendered = encode(self.headers)
+        if self.recorded is None:
+            rendered = scrub_rendered(rendered, self.frame.run.sensitive)
+        return rendered.decode()
 
     def _request_blob(self, blob: Callable[[bytes], str | None], prompts: bool) -> str | None:
         """The hash of the stored request; the recorded call's own blob when this call sent
