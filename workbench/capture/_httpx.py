@@ -41,6 +41,14 @@ def _request_body(request: Any) -> bytes | None:
     return bytes(content) if content else None
 
 
+def _header_items(headers: Any) -> list[tuple[str, str]]:
+    """The request's headers as ``multi_items()`` gives them, but with the headers' encoding
+    looked up once rather than twice per header (a property that loops): the canonical request
+    lower-cases the names itself, so the raw ones do."""
+    encoding = headers.encoding
+    return [(name.decode(encoding), value.decode(encoding)) for name, value in headers.raw]
+
+
 def _rewrite(module: types.ModuleType, frame: Any, request: Any, url: str) -> bytes | None:
     """The request's body, after the run's interceptor has had its say (the request is
     changed in place: the client and the response keep referring to the same object)."""
@@ -196,7 +204,7 @@ def patch(module: types.ModuleType) -> None:
             frame,
             request.method,
             url,
-            request.headers.multi_items(),
+            _header_items(request.headers),
             _rewrite(module, frame, request, url),
         )
         if call is None:
@@ -227,7 +235,7 @@ def patch(module: types.ModuleType) -> None:
             frame,
             request.method,
             url,
-            request.headers.multi_items(),
+            _header_items(request.headers),
             _rewrite(module, frame, request, url),
         )
         if call is None:
