@@ -508,6 +508,8 @@ class MetricsObserver(_hooks.Observer):
         # The labelled children each event updates, looked up once per label values: a
         # ``.labels()`` call validates and locks (~0.7 us), and a call event updates six.
         self._call_children: dict[tuple[str, str], _CallChildren] = {}
+        #: The ``replayed`` request counters, likewise: a replay counts one per call.
+        self._replayed_children: dict[tuple[str, str], Any] = {}
 
     @staticmethod
     def _on(run: Any) -> bool:
@@ -562,7 +564,12 @@ class MetricsObserver(_hooks.Observer):
         m = self.m
         provider, model = _label(event.provider), _label(event.model)
         if event.replayed:
-            m.model_requests.labels(provider, model, "replayed").inc()
+            replayed = self._replayed_children.get((provider, model))
+            if replayed is None:
+                replayed = self._replayed_children[(provider, model)] = m.model_requests.labels(
+                    provider, model, "replayed"
+                )
+            replayed.inc()
             return
         failed = event.error is not None or event.status_code is None or event.status_code >= 400
         children = self._call_children.get((provider, model))
