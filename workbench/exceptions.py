@@ -23,6 +23,10 @@ the step.
     │   └── MigrationNeededError   the database's schema is older; `workbench store migrate`
     ├── DiffError              two executions cannot be compared (an execution with itself, ...)
     ├── ExecutionNotFoundError the execution id is not in the store (also a KeyError)
+    ├── ExperimentError        an experiment cannot run as asked (empty selection, a SQLite
+    │   │                      store with a remote engine, a modification no run accepts, ...)
+    │   ├── ExperimentNotFoundError  the experiment id is not in the store (also a KeyError)
+    │   └── SchedulerUnreachableError the Dask scheduler address does not answer
     ├── NetworkBlockedError    a test tried to reach a host off this machine (block_network)
     ├── PipelineError          a YAML pipeline is invalid (file, line, step and the fix named)
     │   └── PipelineStepError      a step of a pipeline run failed (the execution is recorded)
@@ -53,6 +57,8 @@ __all__ = [
     "DiffError",
     "ExecutionNotFoundError",
     "MigrationNeededError",
+    "ExperimentError",
+    "ExperimentNotFoundError",
     "MissingExtraError",
     "NetworkBlockedError",
     "NotAStoreError",
@@ -64,6 +70,7 @@ __all__ = [
     "RecordingError",
     "ReplayError",
     "ReplayMismatchError",
+    "SchedulerUnreachableError",
     "SchemaVersionError",
     "StoreError",
     "StoreFullError",
@@ -161,6 +168,23 @@ class ExecutionNotFoundError(WorkbenchError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class ExperimentError(WorkbenchError):
+    """An experiment (``RequestReplay.replay_many``) cannot be run as asked: nothing is
+    selected, the engine cannot reach the store or import the code, or no run accepts the
+    modifications."""
+
+
+class ExperimentNotFoundError(ExperimentError, KeyError):
+    """No experiment with the given id is in the store."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class SchedulerUnreachableError(ExperimentError):
+    """The Dask scheduler at the given address does not answer."""
 
 
 class NetworkBlockedError(WorkbenchError):

@@ -18,6 +18,8 @@ __all__ = [
     "AllocationStack",
     "ErrorInfo",
     "Execution",
+    "Experiment",
+    "ExperimentRun",
     "FunctionStat",
     "LogRecord",
     "ModelCall",
@@ -352,9 +354,69 @@ class Execution:
     #: The conversation the run belongs to (``record(..., session_id=...)``), if one was given.
     #: Last, so that records built by position before it existed still mean what they meant.
     session_id: str | None = None
+    #: The experiment a replay was run in (``RequestReplay.replay_many``), if any.
+    experiment_id: str | None = None
 
     def _repr_html_(self) -> str:
         """Jupyter's view: a compact table (see :mod:`workbench._notebook`)."""
         from workbench._notebook import execution_html
 
         return execution_html(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Experiment:
+    """Many recorded executions replayed against one change (``RequestReplay.replay_many``).
+
+    ``selection`` is what the user asked for (a filter, or ids); ``originals`` the execution ids
+    it resolved to when the experiment started, in order — what a resume works through.
+    ``status`` is ``running``, ``completed`` or ``interrupted`` (stopped by Ctrl-C, or its
+    process ended: ``workbench experiments resume ID`` replays the rest). ``counts`` holds
+    ``replayed``, ``failed`` and ``changed`` as of the last finished run.
+    """
+
+    id: str
+    name: str | None
+    pipeline_id: str | None
+    selection: dict[str, Any]
+    originals: list[str]
+    modifications: dict[str, Any]
+    on_miss: str
+    engine: str
+    workers: int
+    status: str
+    started_at: float
+    ended_at: float | None
+    counts: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentRun:
+    """One original execution's replay in an experiment, and what it changed.
+
+    ``status`` is ``replayed`` or ``failed`` (``error`` says why; ``replay_id`` is set when a
+    replay was recorded). ``changed`` is whether the run's outputs (the execution's and its
+    steps' results) or its status differ from the original's; ``first_divergent_step`` is the
+    diff engine's (``"draft#0"``). Costs, tokens and latencies are the original's (``_before``)
+    and the replay's (``_after``); ``calls_recorded`` were answered from the recording,
+    ``calls_live`` were sent (``on_miss`` live or test-model). ``attempts`` is 2 when a
+    worker died under the first.
+    """
+
+    experiment_id: str
+    original_id: str
+    replay_id: str | None
+    status: str
+    error: str | None
+    changed: bool
+    first_divergent_step: str | None
+    cost_before: float | None
+    cost_after: float | None
+    tokens_before: int
+    tokens_after: int
+    latency_before: float | None
+    latency_after: float | None
+    calls_recorded: int
+    calls_live: int
+    attempts: int
+    ended_at: float

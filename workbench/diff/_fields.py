@@ -62,6 +62,7 @@ EXECUTION_FIELDS: Final[dict[str, Role]] = {
     "tokens_out": "metric",
     "replay_of": "volatile",  # a replay differs from its original in this by definition
     "modifications": "volatile",  # likewise: the cause of the differences, not one of them
+    "experiment_id": "volatile",  # likewise: the batch a replay was run in
     "code_version": "volatile",
     "metadata": "volatile",
     "trace_id": "volatile",

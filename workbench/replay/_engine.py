@@ -16,7 +16,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench._imports import attribute_at, import_module
 from workbench._json import decode
@@ -38,7 +38,18 @@ from workbench.replay._rewrite import RequestRewriter
 from workbench.replay._vcr import WorkbenchCassette, require_vcrpy, stubs_installed
 from workbench.store import RecordedResponse, Store, open_store
 
-__all__ = ["MODIFICATIONS", "ON_MISS", "STUBS", "RequestReplay", "mismatch_message"]
+if TYPE_CHECKING:
+    from workbench.experiments import ExperimentComparison, ExperimentResult
+
+__all__ = [
+    "MODIFICATIONS",
+    "ON_MISS",
+    "STUBS",
+    "RequestReplay",
+    "check_modifications",
+    "load_entrypoint",
+    "mismatch_message",
+]
 
 ON_MISS: tuple[OnMiss, ...] = ("error", "live", "test-model")
 #: Modification keys a replay understands, and the type each value must have.
@@ -194,6 +205,53 @@ class RequestReplay:
         the replay changed.
         """
         return _compare_executions(_execution(a), _execution(b), store=self.store, ignore=ignore)
+
+    def replay_many(
+        self,
+        executions: Mapping[str, Any] | Sequence[str],
+        *,
+        modifications: Mapping[str, Any] | None = None,
+        on_miss: str = "error",
+        workers: int | None = None,
+        engine: str = "processes",
+        address: str | None = None,
+        name: str | None = None,
+        progress: Callable[[Any], None] | None = None,
+    ) -> ExperimentResult:
+        """Replay many recorded executions with the same ``modifications``: an experiment.
+
+        ``executions`` is a list of ids or a filter: ``pipeline_id``, ``since``/``until``
+        (``"7d"``, a datetime), ``status``, ``user_id``, ``limit``, ``include_replays`` (off:
+        original runs only), newest first. ``engine`` is ``"processes"`` (``workers``
+        spawned processes, each opening the store itself), ``"dask"`` (tasks on the
+        scheduler at ``address``, or on a ``LocalCluster`` of ``workers`` processes) or
+        ``"inline"``. The experiment and each run's outcome are kept in the store as they
+        finish; every replay keeps ``replay_of`` and gains ``experiment_id``. A failing run
+        is a failed run, not an error. Ctrl-C stops handing out runs, waits for the running
+        ones and raises ``KeyboardInterrupt``, leaving a resumable experiment. ``progress``
+        is called with a :class:`workbench.experiments.Progress` after every run.
+        """
+        from workbench.experiments import run_experiment
+
+        return run_experiment(
+            self.store,
+            executions,
+            modifications=modifications,
+            on_miss=on_miss,
+            workers=workers,
+            engine=engine,
+            address=address,
+            name=name,
+            progress=progress,
+        )
+
+    def compare_experiments(self, a: str, b: str) -> ExperimentComparison:
+        """Two experiments of this store side by side (e.g. two candidate changes)."""
+        from workbench.experiments import ExperimentComparison, ExperimentResult
+
+        return ExperimentComparison.of(
+            ExperimentResult.load(self.store, a), ExperimentResult.load(self.store, b)
+        )
 
     # -- before ----------------------------------------------------------------------------
 
@@ -607,3 +665,9 @@ def _run_coroutine(awaitable: Any) -> Any:
         "the entrypoint is async and an event loop is already running; use "
         "`await RequestReplay(...).areplay_execution(...)`"
     )
+
+
+#: For batches of replays (``workbench.experiments``), which check the modifications once
+#: before any run, and the entrypoints in every worker before the first.
+check_modifications = _checked_modifications
+load_entrypoint = _load_entrypoint

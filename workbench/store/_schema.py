@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from typing import TYPE_CHECKING
 
 from workbench.exceptions import MigrationNeededError, NotAStoreError, SchemaVersionError
 from workbench.store._errors import not_a_store, store_error
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 __all__ = ["SCHEMA_VERSION", "ensure_schema", "not_a_store", "rollback"]
 
@@ -48,6 +52,7 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...] | None]] = {
             "pid": int,
             "host": str,
             "proc_start": str,
+            "experiment_id": str,
         },
         "id",
     ),
@@ -147,6 +152,49 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...] | None]] = {
         None,
     ),
     "blobs": ({"hash": str, "codec": int, "size": int, "data": bytes}, "hash"),
+    # Experiments (``RequestReplay.replay_many``): one row each, and one per original run
+    # replayed in it, with what the replay changed, so a summary of 1,000 runs reads 1,000
+    # rows instead of diffing 1,000 pairs of executions again.
+    "experiments": (
+        {
+            "id": str,
+            "name": str,
+            "pipeline_id": str,
+            "selection": str,
+            "originals": str,
+            "modifications": str,
+            "on_miss": str,
+            "engine": str,
+            "workers": int,
+            "status": str,
+            "started_at": float,
+            "ended_at": float,
+            "counts": str,
+        },
+        "id",
+    ),
+    "experiment_runs": (
+        {
+            "experiment_id": str,
+            "original_id": str,
+            "replay_id": str,
+            "status": str,
+            "error": str,
+            "changed": int,
+            "first_divergent_step": str,
+            "cost_before": float,
+            "cost_after": float,
+            "tokens_before": int,
+            "tokens_after": int,
+            "latency_before": float,
+            "latency_after": float,
+            "calls_recorded": int,
+            "calls_live": int,
+            "attempts": int,
+            "ended_at": float,
+        },
+        ("experiment_id", "original_id"),
+    ),
     "profiles": (
         {
             "id": str,
@@ -163,7 +211,7 @@ _TABLES: dict[str, tuple[dict[str, type], str | tuple[str, ...] | None]] = {
 
 # Tables clustered on their key: one B-tree per insert instead of a table and an index, and a
 # blob's hash stored once. Spans and model calls are read per execution, so they are keyed by it.
-_WITHOUT_ROWID = frozenset({"spans", "model_calls", "blobs"})
+_WITHOUT_ROWID = frozenset({"spans", "model_calls", "blobs", "experiment_runs"})
 
 _INDEXES: list[tuple[str, list[str]]] = [
     ("executions", ["pipeline_id", "started_at"]),
@@ -174,6 +222,7 @@ _INDEXES: list[tuple[str, list[str]]] = [
     ("states", ["execution_id", "seq"]),
     ("logs", ["execution_id", "created_at"]),
     ("profiles", ["execution_id"]),
+    ("experiments", ["started_at"]),
 ]
 
 
@@ -259,7 +308,10 @@ def _ensure_cost_ledger(conn: sqlite3.Connection) -> None:
 
 #: Columns added to version-1 stores after their first release, by table: a store created
 #: before one of them gains it (empty for the rows it already holds) when it is opened.
-_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"executions": ("session_id",)}
+_ADDED_COLUMNS: dict[str, tuple[str, ...]] = {"executions": ("session_id", "experiment_id")}
+#: Tables added to version-1 stores after their first release: a store created before one of
+#: them gains it (empty, with its indexes) when it is opened.
+_ADDED_TABLES: tuple[str, ...] = ("experiments", "experiment_runs")
 
 
 def _missing_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
@@ -268,6 +320,39 @@ def _missing_columns(conn: sqlite3.Connection) -> list[tuple[str, str]]:
         have = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
         missing.extend((table, column) for column in added if column not in have)
     return missing
+
+
+def _missing_tables(conn: sqlite3.Connection) -> list[str]:
+    have = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    return [table for table in _ADDED_TABLES if table not in have]
+
+
+def _ensure_added_tables(conn: sqlite3.Connection) -> None:
+    """Create the tables an older version-1 store lacks, once, in one transaction."""
+    if not _missing_tables(conn):
+        return
+    import sqlite_utils
+
+    db = sqlite_utils.Database(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for name in _missing_tables(conn):
+            conn.execute(_table_sql(db, name))
+            for table, index_columns in _INDEXES:
+                if table == name:
+                    db[table].create_index(index_columns)  # type: ignore[union-attr]
+        conn.execute("COMMIT")
+    except BaseException:
+        rollback(conn)
+        raise
+
+
+def _table_sql(db: sqlite_utils.Database, name: str) -> str:
+    columns, pk = _TABLES[name]
+    sql = db.create_table_sql(name, columns, pk=pk)
+    if name in _WITHOUT_ROWID:
+        sql = sql.rstrip().rstrip(";") + " WITHOUT ROWID"
+    return sql
 
 
 def _ensure_added_columns(conn: sqlite3.Connection) -> None:
@@ -309,6 +394,7 @@ def ensure_schema(conn: sqlite3.Connection, path: str, *, migrate: bool = True) 
             )
         _ensure_cost_ledger(conn)
         _ensure_added_columns(conn)
+        _ensure_added_tables(conn)
         return
     if tables - {"sqlite_sequence"}:
         raise NotAStoreError(
@@ -341,11 +427,8 @@ def _create(conn: sqlite3.Connection) -> None:
         ).fetchone():
             conn.execute("ROLLBACK")
             return
-        for name, (columns, pk) in _TABLES.items():
-            sql = db.create_table_sql(name, columns, pk=pk)
-            if name in _WITHOUT_ROWID:
-                sql = sql.rstrip().rstrip(";") + " WITHOUT ROWID"
-            conn.execute(sql)
+        for name in _TABLES:
+            conn.execute(_table_sql(db, name))
         for table, index_columns in _INDEXES:
             db[table].create_index(index_columns)  # type: ignore[union-attr]
         for statement in _COST_LEDGER:

@@ -29,6 +29,7 @@ from workbench._when import parse_when
 from workbench.exceptions import (
     ExecutionNotFoundError,
     MissingExtraError,
+    ExperimentNotFoundError,
     ProfileNotFoundError,
     StoreError,
     StoreFullError,
@@ -37,6 +38,8 @@ from workbench.exceptions import (
 from workbench.records import (
     ErrorInfo,
     Execution,
+    Experiment,
+    ExperimentRun,
     LogRecord,
     ModelCall,
     Profile,
@@ -44,7 +47,7 @@ from workbench.records import (
     State,
 )
 from workbench.redaction import scrub_rendered
-from workbench.store import _process
+from workbench.store import _experiments, _process
 from workbench.store import _rows as rows
 from workbench.store._codec import KnownBlobs, blob_hash, compress, decompress
 from workbench.store._owner import is_alive, owner_stamp
@@ -750,6 +753,7 @@ class Store(Queries, UIReads):
             metadata=rows.json_column(row["metadata"]) or {},
             trace_id=row["trace_id"],
             session_id=row["session_id"],
+            experiment_id=row["experiment_id"],
             **children,
         )
 
@@ -946,6 +950,72 @@ def migrate_store(path: str | os.PathLike[str] | None = None) -> list[str]:
         return PostgresBackend(location.path).migrate()
     Store(location.path, auto_migrate=True).close()  # SQLite's upgrades run on open, in place
     return []
+
+
+    # -- experiments (RequestReplay.replay_many) -------------------------------------------
+
+    def _experiment_write(self, write: Callable[[sqlite3.Connection], None]) -> None:
+        """One experiment write, committed before it returns, on a connection of its own:
+        workers of other processes read what it wrote at once."""
+        if self._reader is None:
+            raise StoreError(
+                f"store {self.path} is a PostgreSQL database, and experiments are kept in SQLite "
+                f"stores only so far; replay into a SQLite store (--db FILE)"
+            )
+        self.flush()  # a run's replay row must be there before the run tags it
+        conn = self._connect()
+        try:
+            write(conn)
+        except sqlite3.Error as exc:
+            raise self._backend.error("writing an experiment to", exc) from exc
+        finally:
+            conn.close()
+
+    def put_experiment(self, experiment: Experiment) -> None:
+        """Keep an experiment's record (again, as its status and counts change)."""
+        self._experiment_write(lambda conn: _experiments.write_experiment(conn, experiment))
+
+    def put_experiment_runs(
+        self, runs: Sequence[ExperimentRun], experiment: Experiment | None = None
+    ) -> None:
+        """Keep finished runs of an experiment and set ``experiment_id`` on their replays,
+        with the experiment's new record when given, in one transaction."""
+        listed = list(runs)
+        self._experiment_write(lambda conn: _experiments.write_runs(conn, listed, experiment))
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """One experiment's record; :class:`ExperimentNotFoundError` names the way to the ids."""
+        found = self._query("SELECT * FROM experiments WHERE id = ?", (experiment_id,))
+        if not found:
+            raise ExperimentNotFoundError(
+                f"no experiment {experiment_id!r} in store {self.path}; list the recorded ones "
+                f"with `workbench experiments list`"
+            )
+        return _experiments.experiment_from_row(found[0])
+
+    def list_experiments(
+        self, *, pipeline_id: str | None = None, limit: int | None = 100
+    ) -> list[Experiment]:
+        """Experiments, newest first."""
+        sql = "SELECT * FROM experiments"
+        params: list[Any] = []
+        if pipeline_id is not None:
+            sql += " WHERE pipeline_id = ?"
+            params.append(pipeline_id)
+        sql += " ORDER BY started_at DESC"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        return [_experiments.experiment_from_row(row) for row in self._query(sql, params)]
+
+    def experiment_runs(self, experiment_id: str) -> list[ExperimentRun]:
+        """The finished runs of an experiment, in the order they finished."""
+        return [
+            _experiments.run_from_row(row)
+            for row in self._query(
+                "SELECT * FROM experiment_runs WHERE experiment_id = ? ORDER BY ended_at",
+                (experiment_id,),
+            )
+        ]
 
 
 # -- the process's shared stores ---------------------------------------------------------------
