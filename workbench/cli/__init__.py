@@ -48,6 +48,7 @@ from workbench.cli.runs import runs_group
 from workbench.cli.serve_metrics import serve_metrics_command
 from workbench.cli.store import store_group
 from workbench.cli.ui import ui_command
+from workbench.experiments._cli import add_pipeline_form, experiments_group
 
 __all__ = ["cli", "main", "parse_when", "replay_modifications"]
 
@@ -75,6 +76,8 @@ cli.add_command(alerts_group)
 cli.add_command(profile_command)
 cli.add_command(store_group)
 cli.add_command(ui_command)
+add_pipeline_form(replay_command)
+cli.add_command(experiments_group)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -39,6 +39,7 @@ from workbench.exceptions import (
     MissingExtraError,
     SchedulerUnreachableError,
 )
+from workbench.experiments._names import ENGINES
 from workbench.experiments._run import (
     RunTask,
     failed_run,
@@ -50,7 +51,6 @@ from workbench.records import ExperimentRun
 
 __all__ = ["ENGINES", "Stop", "graceful_interrupt", "run_tasks"]
 
-ENGINES = ("inline", "processes", "dask")
 #: How often a waiting engine looks at the stop flag (a signal handler cannot wake it).
 _POLL_S = 0.2
 

@@ -19,26 +19,16 @@ from typing import Any
 
 from workbench._json import to_jsonable
 from workbench.exceptions import ConfigError, ExperimentError, StoreError
-from workbench.experiments._engines import ENGINES, Stop, graceful_interrupt, run_tasks
+from workbench.experiments._engines import Stop, graceful_interrupt, run_tasks
+from workbench.experiments._names import ENGINES, FILTER_KEYS
 from workbench.experiments._result import ExperimentResult
 from workbench.experiments._run import REFUSED, RunTask
 from workbench.records import Execution, Experiment, ExperimentRun
 from workbench.replay._engine import ON_MISS, check_modifications, load_entrypoint
 from workbench.store import Store
 
-__all__ = ["FILTER_KEYS", "Progress", "ProgressCallback", "resume_experiment", "run_experiment"]
+__all__ = ["Progress", "ProgressCallback", "resume_experiment", "run_experiment"]
 
-#: What a selection by filter may hold (``pipeline`` is the CLI's spelling of ``pipeline_id``).
-FILTER_KEYS = (
-    "include_replays",
-    "limit",
-    "pipeline",
-    "pipeline_id",
-    "since",
-    "status",
-    "until",
-    "user_id",
-)
 #: How often finished runs are written while an experiment goes on: a partial experiment
 #: loses at most this much work, and writing 1,000 runs costs a few transactions, not 1,000.
 _WRITE_EVERY_S = 0.5
@@ -314,7 +304,7 @@ def _by_filter(store: Store, given: Mapping[str, Any]) -> tuple[dict[str, Any], 
     if not chosen:
         raise ExperimentError(
             f"the selection {selection!r} matches no recorded execution in store {store.path}"
-            f"{'' if include_replays else ' (replays are left out: include_replays=True)'}; "
+            f"{'' if include_replays else ' (replays are left out unless include_replays=True, --include-replays)'}; "
             f"widen it (an earlier since, another status) or list what is there with "
             f"`workbench runs list`"
         )
