@@ -302,9 +302,10 @@ def _by_filter(store: Store, given: Mapping[str, Any]) -> tuple[dict[str, Any], 
         chosen = chosen[:limit]
     selection = {k: _plain(v) for k, v in sorted(given.items()) if v is not None}
     if not chosen:
+        left_out = "" if include_replays else " (replays are left out: include_replays=True)"
         raise ExperimentError(
             f"the selection {selection!r} matches no recorded execution in store {store.path}"
-            f"{'' if include_replays else ' (replays are left out unless include_replays=True, --include-replays)'}; "
+            f"{left_out}; "
             f"widen it (an earlier since, another status) or list what is there with "
             f"`workbench runs list`"
         )
