@@ -52,7 +52,11 @@ __all__ = ["MARKERS"]
 
 # The one ``pytest11`` entry point: the profiling markers and the xdist merge of the summary ride
 # on it, so ``-p no:workbench`` turns every part of the plugin off.
-pytest_plugins = ["workbench._pytest_profiling", "workbench._pytest_summary"]
+pytest_plugins = [
+    "workbench._pytest_experiments",
+    "workbench._pytest_profiling",
+    "workbench._pytest_summary",
+]
 
 #: The markers this plugin declares, with the help ``pytest --markers`` shows.
 MARKERS: dict[str, str] = {

@@ -48,6 +48,7 @@ from workbench.experiments._run import (
     store_identity,
 )
 from workbench.records import ExperimentRun
+from workbench.store import Store
 
 __all__ = ["ENGINES", "Stop", "graceful_interrupt", "run_tasks"]
 
@@ -89,6 +90,7 @@ def run_tasks(
     engine: str,
     tasks: Sequence[RunTask],
     *,
+    store: Store,
     workers: int,
     entrypoints: Sequence[str],
     address: str | None,
@@ -100,7 +102,7 @@ def run_tasks(
         for task in tasks:
             if stop.requested:
                 return
-            done(replay_one(task))
+            done(replay_one(task, store))
     elif engine == "processes":
         _ProcessPool(workers, entrypoints).run(tasks, stop, done)
     elif engine == "dask":

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -98,8 +98,7 @@ def run_experiment(
         ended_at=None,
         counts=_counts([]),
     )
-    entrypoints = sorted({e.entrypoint for e in originals if e.entrypoint})
-    _check_imports(entrypoints)
+    entrypoints = _entrypoints(originals)
     store.put_experiment(experiment)
     return _carry_out(store, experiment, [], entrypoints, address, progress)
 
@@ -125,14 +124,9 @@ def resume_experiment(
         engine or experiment.engine, workers or experiment.workers, address
     )
     kept = store.experiment_runs(experiment_id)
-    entrypoints = sorted(
-        {
-            e.entrypoint
-            for e in (store.get_execution(i, model_calls=False) for i in experiment.originals)
-            if e.entrypoint
-        }
+    entrypoints = _entrypoints(
+        store.get_execution(i, model_calls=False) for i in experiment.originals
     )
-    _check_imports(entrypoints)
     experiment = replace(experiment, engine=engine, workers=workers, status="running")
     store.put_experiment(experiment)
     return _carry_out(store, experiment, kept, entrypoints, address, progress)
@@ -189,6 +183,7 @@ def _carry_out(
                 run_tasks(
                     experiment.engine,
                     tasks,
+                    store=store,
                     workers=min(experiment.workers, len(tasks)),
                     entrypoints=entrypoints,
                     address=address,
@@ -316,7 +311,13 @@ def _plain(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def _check_imports(entrypoints: Sequence[str]) -> None:
-    """Each entrypoint imports here; a worker checks again (its path may differ)."""
-    for path in entrypoints:
-        load_entrypoint(path, "(selected for the experiment)")
+def _entrypoints(originals: Iterable[Execution]) -> list[str]:
+    """The originals' entrypoints, each checked to import here (a worker checks again: its
+    import path may differ); ``ReplayError`` names the first that does not."""
+    first: dict[str, str] = {}
+    for execution in originals:
+        if execution.entrypoint and execution.entrypoint not in first:
+            first[execution.entrypoint] = execution.id
+    for path, execution_id in first.items():
+        load_entrypoint(path, execution_id)
+    return sorted(first)

@@ -22,7 +22,7 @@ from workbench.exceptions import ConfigError, ReplayError, WorkbenchError
 from workbench.records import Execution, ExperimentRun
 from workbench.replay import RequestReplay
 from workbench.replay._engine import load_entrypoint
-from workbench.store import open_store
+from workbench.store import Store, open_store
 
 __all__ = [
     "REFUSED",
@@ -50,9 +50,11 @@ class RunTask:
     attempt: int = 1
 
 
-def replay_one(task: RunTask) -> ExperimentRun:
-    """Replay ``task``'s original in this process and say what changed (never raises)."""
-    store = open_store(task.store_path)
+def replay_one(task: RunTask, store: Store | None = None) -> ExperimentRun:
+    """Replay ``task``'s original in this process and say what changed (never raises);
+    a worker opens the store at ``task.store_path``, the inline engine passes its own."""
+    if store is None:
+        store = open_store(task.store_path)
     replay_id: str | None = None
     error: str | None = None
     try:
@@ -73,7 +75,9 @@ def replay_one(task: RunTask) -> ExperimentRun:
         return failed_run(task, f"{type(exc).__name__}: {exc}", replay_id=replay_id)
 
 
-def _measured(task: RunTask, store: Any, replay_id: str | None, error: str | None) -> ExperimentRun:
+def _measured(
+    task: RunTask, store: Store, replay_id: str | None, error: str | None
+) -> ExperimentRun:
     original = store.get_execution(task.original_id)
     if replay_id is None:
         return failed_run(task, error or "no replay was recorded", original=original)
