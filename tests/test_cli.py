@@ -727,6 +727,11 @@ def test_help_walk_sees_every_command() -> None:
         ("store", "copy"),
         ("store", "info"),
         ("ui",),
+        ("experiments",),
+        ("experiments", "compare"),
+        ("experiments", "list"),
+        ("experiments", "resume"),
+        ("experiments", "show"),
     }
 
 

@@ -1,0 +1,555 @@
+"""Experiments: many recorded executions replayed against one change, on every engine.
+
+Real replays of the example pipelines recorded against the test model server (the openai and
+anthropic SDKs, streamed and concurrent calls), real worker processes, a real Dask
+LocalCluster, real SIGKILL and SIGINT, the real CLI in a pseudo-terminal and in a pipe.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import openai
+import pytest
+from click.testing import CliRunner
+
+import workbench
+from workbench._context import current
+from workbench.cli import cli
+from workbench.debugging import RequestReplay
+from workbench.examples.research_assistant import research
+from workbench.exceptions import (
+    ConfigError,
+    ExperimentError,
+    ExperimentNotFoundError,
+    ReplayError,
+    SchedulerUnreachableError,
+)
+from workbench.experiments import ExperimentResult
+from workbench.store import Store
+from workbench.testing import ModelServer
+
+KEY = "sk-test-experiments-0123456789"
+TESTS = str(Path(__file__).resolve().parent)
+CHANGE_CRITIQUE = {"step_outputs": {"critique": "Looks fine."}}
+
+
+@workbench.pipeline
+def ask_concurrently(questions: list[str], *, base_url: str) -> list[str]:
+    """Three chat completions at once from threads, one of them streamed."""
+
+    def ask(question: str) -> str:
+        with openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0) as client:
+            if question.endswith("?"):
+                parts = []
+                for chunk in client.chat.completions.create(
+                    model="gpt-4o-mini",
+                    stream=True,
+                    messages=[{"role": "user", "content": question}],
+                ):
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        parts.append(chunk.choices[0].delta.content)
+                return "".join(parts)
+            reply = client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": question}]
+            )
+            return reply.choices[0].message.content or ""
+
+    with ThreadPoolExecutor(3) as pool:
+        return list(pool.map(workbench.carry_context(ask), questions))
+
+
+@workbench.pipeline
+def die_in_replay(n: int, *, marker: str, always: bool = False) -> int:
+    """Kills its own process (SIGKILL) in a replay while ``marker`` is missing (the first
+    attempt creates it), or in every replay with ``always``; records normally otherwise."""
+    frame = current.get()
+    if frame is not None and frame.run.replay_of is not None:
+        path = Path(marker)
+        if always or not path.exists():
+            path.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+    return n * 2
+
+
+@workbench.pipeline
+def slow(n: int, *, seconds: float) -> int:
+    """No model call: sleeps, so that an experiment of these takes a while."""
+    time.sleep(seconds)
+    return n + 1
+
+
+def _record_research(store: Store, server: ModelServer, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        with workbench.record("research_assistant", inputs={}, store=store) as run:
+            research(
+                f"prompt caching {i}",
+                openai_base_url=server.openai_base_url,
+                anthropic_base_url=server.anthropic_base_url,
+            )
+        ids.append(run.id)
+    store.flush()
+    return ids
+
+
+@pytest.fixture
+def researched(store: Store, model_server: ModelServer) -> list[str]:
+    """Three recorded runs of the example research assistant (newest last)."""
+    return _record_research(store, model_server, 3)
+
+
+def _record(store: Store, pipeline: object, pipeline_id: str, **arguments: object) -> str:
+    with workbench.record(pipeline_id, inputs={}, store=store) as run:
+        pipeline(**arguments)  # type: ignore[operator]
+    store.flush()
+    return run.id
+
+
+@pytest.fixture
+def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This module imports in worker processes (they get this process's sys.path)."""
+    monkeypatch.syspath_prepend(TESTS)
+
+
+# -- engines -------------------------------------------------------------------------------------
+
+
+def test_inline_experiment_replays_every_selected_run_unchanged(
+    store: Store, researched: list[str]
+) -> None:
+    """An inline experiment replays each selected run from the recording: nothing changes,
+    every call is served from the recording, and each replay is tagged with the experiment."""
+    exp = RequestReplay(store).replay_many(
+        {"pipeline_id": "research_assistant"}, engine="inline", name="baseline"
+    )
+    summary = exp.summary()
+    assert (summary.n, summary.replayed, summary.changed, summary.failed) == (3, 3, 0, 0)
+    assert (summary.calls_recorded, summary.calls_live) == (9, 0)
+    assert summary.cost_before == pytest.approx(summary.cost_after)
+    assert [run.original_id for run in exp.runs] == researched[::-1]  # newest first
+    for run in exp.runs:
+        replay = store.get_execution(run.replay_id or "")
+        assert (replay.replay_of, replay.experiment_id) == (run.original_id, exp.id)
+    assert store.get_experiment(exp.id).status == "completed"
+
+
+def test_processes_engine_finds_the_changed_runs_and_their_first_divergent_step(
+    store: Store, researched: list[str]
+) -> None:
+    """Two worker processes replay a change of the critique step: every output changed, the
+    first divergent step is critique#0 in each, and changed() lists them costliest first."""
+    exp = RequestReplay(store).replay_many(
+        researched, modifications=CHANGE_CRITIQUE, engine="processes", workers=2
+    )
+    summary = exp.summary()
+    assert (summary.replayed, summary.changed, summary.unchanged) == (3, 3, 0)
+    assert summary.first_divergent_steps == {"critique#0": 3}
+    costs = [run.cost_after or 0.0 for run in exp.changed()]
+    assert costs == sorted(costs, reverse=True) and len(costs) == 3
+    assert exp.diff(exp.runs[0]).first_divergent_step == "critique#0"
+
+
+def test_streamed_and_concurrent_calls_replay_in_worker_processes(
+    store: Store, model_server: ModelServer, worker_path: None
+) -> None:
+    """Runs that stream and make concurrent calls from threads replay faithfully in workers."""
+    ids = [
+        _record(
+            store,
+            ask_concurrently,
+            "concurrent",
+            questions=[f"plain {i}", f"streamed {i}?", f"third {i}"],
+            base_url=model_server.openai_base_url,
+        )
+        for i in range(2)
+    ]
+    exp = RequestReplay(store).replay_many(ids, engine="processes", workers=2)
+    summary = exp.summary()
+    assert (summary.replayed, summary.changed, summary.calls_recorded) == (2, 0, 6)
+
+
+def test_dask_engine_on_an_existing_two_worker_local_cluster(
+    store: Store, researched: list[str]
+) -> None:
+    """The replays run as Dask tasks on a real LocalCluster of 2 worker processes, reached by
+    its scheduler's address, and the experiment records the engine."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        exp = RequestReplay(store).replay_many(
+            {"pipeline_id": "research_assistant"},
+            modifications=CHANGE_CRITIQUE,
+            engine="dask",
+            address=cluster.scheduler_address,
+        )
+    assert (exp.summary().replayed, exp.summary().changed) == (3, 3)
+    assert exp.experiment.engine == "dask"
+
+
+def test_a_worker_killed_mid_experiment_loses_only_its_replay_which_is_retried_once(
+    store: Store, tmp_path: Path, worker_path: None
+) -> None:
+    """SIGKILL under one replay: that run is sent again once and completes (attempts 2); a run
+    that kills every worker it lands on is reported failed; the other runs are untouched."""
+    once = _record(store, die_in_replay, "dying", n=1, marker=str(tmp_path / "once"))
+    always = _record(
+        store, die_in_replay, "dying", n=2, marker=str(tmp_path / "always"), always=True
+    )
+    fine = [_record(store, die_in_replay, "dying", n=n, marker=str(tmp_path / "x")) for n in (3, 4)]
+    (tmp_path / "x").touch()  # those two never die
+    exp = RequestReplay(store).replay_many([once, always, *fine], engine="processes", workers=2)
+    by_id = {run.original_id: run for run in exp.runs}
+    assert (by_id[once].status, by_id[once].attempts) == ("replayed", 2)
+    assert by_id[always].status == "failed" and "died twice" in (by_id[always].error or "")
+    assert all(by_id[i].status == "replayed" and by_id[i].attempts == 1 for i in fine)
+
+
+def test_a_dask_worker_killed_mid_experiment_is_rescheduled(
+    store: Store, tmp_path: Path, worker_path: None
+) -> None:
+    """On a LocalCluster started for the experiment, the task of a worker killed under it runs
+    again on a (restarted) worker, and the run completes."""
+    once = _record(store, die_in_replay, "dying", n=1, marker=str(tmp_path / "once"))
+    exp = RequestReplay(store).replay_many([once], engine="dask", workers=2)
+    assert exp.runs[0].status == "replayed"
+    assert store.get_execution(exp.runs[0].replay_id or "").outputs == 2
+
+
+# -- bad input -------------------------------------------------------------------------------
+
+
+def test_a_selection_that_matches_nothing_is_refused(store: Store, researched: list[str]) -> None:
+    """A filter that selects no run raises ExperimentError naming the selection."""
+    with pytest.raises(ExperimentError, match=r"matches no recorded execution"):
+        RequestReplay(store).replay_many({"pipeline_id": "nope"}, engine="inline")
+
+
+def test_replays_are_left_out_of_a_selection_unless_included(
+    store: Store, researched: list[str]
+) -> None:
+    """A filter selects original runs only; include_replays=True takes replays too."""
+    replay = RequestReplay(store)
+    first = replay.replay_many({"pipeline_id": "research_assistant"}, engine="inline")
+    again = replay.replay_many({"pipeline_id": "research_assistant"}, engine="inline")
+    assert set(again.experiment.originals) == set(first.experiment.originals)
+    both = replay.replay_many(
+        {"pipeline_id": "research_assistant", "include_replays": True, "limit": 4},
+        engine="inline",
+    )
+    assert len(both.runs) == 4 and any(
+        store.get_execution(i, model_calls=False).replay_of for i in both.experiment.originals
+    )
+
+
+def test_an_unknown_filter_key_is_refused(store: Store) -> None:
+    """A selection key that is not a filter raises ConfigError listing the filters."""
+    with pytest.raises(ConfigError, match=r"'pipline' are not filters; use include_replays"):
+        RequestReplay(store).replay_many({"pipline": "x"})
+
+
+def test_an_entrypoint_that_does_not_import_is_refused(store: Store) -> None:
+    """A selected run whose recorded entrypoint cannot be imported stops the experiment
+    before it starts, with the entrypoint named."""
+    with workbench.record("gone", inputs={}, store=store, entrypoint="nowhere_at_all:run") as r:
+        pass
+    store.flush()
+    with pytest.raises(ReplayError, match=r"nowhere_at_all:run of execution"):
+        RequestReplay(store).replay_many([r.id], engine="inline")
+    assert store.list_experiments() == []
+
+
+def test_an_entrypoint_that_imports_only_here_is_refused_by_the_workers(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entrypoint importable in this process only (a module put in sys.modules by hand)
+    is refused by the worker processes, which name it and the fix."""
+    import types
+
+    module = types.ModuleType("made_by_hand")
+    module.run = lambda: 1  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "made_by_hand", module)
+    with workbench.record("by_hand", inputs={}, store=store, entrypoint="made_by_hand:run") as r:
+        pass
+    store.flush()
+    with pytest.raises(ExperimentError, match=r"made_by_hand:run .* do not import in a worker"):
+        RequestReplay(store).replay_many([r.id], engine="processes", workers=1)
+
+
+def test_a_modification_no_run_accepts_is_refused(store: Store, researched: list[str]) -> None:
+    """A step override naming a step no selected run has fails every run, and the experiment
+    raises ExperimentError saying so (the experiment is kept, every run failed)."""
+    with pytest.raises(ExperimentError, match=r"no selected run accepts the modifications"):
+        RequestReplay(store).replay_many(
+            researched, modifications={"step_outputs": {"summarise": "x"}}, engine="inline"
+        )
+
+
+def test_an_unknown_modification_is_refused_before_anything_runs(store: Store) -> None:
+    """A modification replay does not know raises ConfigError before any selection."""
+    with pytest.raises(ConfigError, match=r"unknown replay modification 'temperature'"):
+        RequestReplay(store).replay_many({"pipeline_id": "x"}, modifications={"temperature": 1})
+
+
+def test_a_dead_scheduler_address_is_refused(store: Store, researched: list[str]) -> None:
+    """An address where no Dask scheduler answers raises SchedulerUnreachableError."""
+    with pytest.raises(SchedulerUnreachableError, match=r"no Dask scheduler answers at"):
+        RequestReplay(store).replay_many(
+            researched, engine="dask", address="tcp://127.0.0.1:9", workers=1
+        )
+
+
+def test_an_address_without_the_dask_engine_is_refused(store: Store) -> None:
+    """A scheduler address with another engine raises ConfigError naming engine='dask'."""
+    with pytest.raises(ConfigError, match=r"engine='dask'"):
+        RequestReplay(store).replay_many(["x"], engine="processes", address="tcp://h:8786")
+
+
+def test_a_failing_run_does_not_stop_the_others(store: Store, researched: list[str]) -> None:
+    """A selected run that cannot be replayed (it recorded no entrypoint) is a failed run,
+    with the reason, and the others replay."""
+    with workbench.record("research_assistant", inputs={}, store=store, entrypoint=None) as r:
+        pass  # no entrypoint: this run cannot be replayed
+    store.flush()
+    exp = RequestReplay(store).replay_many([*researched, r.id], engine="inline")
+    summary = exp.summary()
+    assert (summary.replayed, summary.failed) == (3, 1)
+    assert "no recorded entrypoint" in (exp.run(r.id).error or "")
+
+
+# -- the record, shown again ---------------------------------------------------------------------
+
+
+def test_an_experiment_is_shown_again_from_the_store_without_replaying(
+    store: Store, researched: list[str]
+) -> None:
+    """ExperimentResult.load gives the same summary and runs as the run itself, from the
+    kept rows, and to_json and the notebook view render it."""
+    exp = RequestReplay(store).replay_many(
+        researched, modifications=CHANGE_CRITIQUE, engine="inline", name="critique"
+    )
+    before = store.stats()["executions"]
+    again = ExperimentResult.load(store, exp.id)
+    assert store.stats()["executions"] == before
+    assert again.summary() == exp.summary() and again.runs == exp.runs
+    document = again.to_json()
+    assert document["schema"] == "workbench.experiment/1"
+    assert document["summary"]["changed"] == 3 and len(document["runs"]) == 3
+    assert "critique#0" in again._repr_html_()
+    with pytest.raises(ExperimentNotFoundError, match=r"workbench experiments list"):
+        ExperimentResult.load(store, "exp_missing")
+
+
+def test_compare_experiments_shows_two_changes_side_by_side(
+    store: Store, researched: list[str]
+) -> None:
+    """compare_experiments pairs the runs both experiments replayed and names the originals
+    one change altered and the other did not."""
+    replay = RequestReplay(store)
+    a = replay.replay_many(researched, engine="inline", name="none")
+    b = replay.replay_many(researched, modifications=CHANGE_CRITIQUE, engine="inline")
+    comparison = replay.compare_experiments(a.id, b.id)
+    assert len(comparison.pairs) == 3
+    assert sorted(comparison.disagreements()) == sorted(researched)
+    assert comparison.to_json()["common"] == 3
+
+
+def test_an_old_store_gains_the_experiment_tables_when_opened(tmp_path: Path) -> None:
+    """A store created before experiments gains their tables and executions.experiment_id."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    Store(path).close()
+    conn = sqlite3.connect(path)
+    conn.executescript(
+        "DROP TABLE experiments; DROP TABLE experiment_runs;"
+        "ALTER TABLE executions DROP COLUMN experiment_id;"
+    )
+    conn.close()
+    with Store(path) as store:
+        with workbench.record("p", inputs={}, store=store) as run:
+            pass
+        store.flush()
+        assert store.get_execution(run.id).experiment_id is None
+        assert store.list_experiments() == []
+
+
+# -- Ctrl-C and resume, the CLI --------------------------------------------------------------------
+
+
+def _cli_env(store: Store) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([TESTS, *sys.path])
+    env["WORKBENCH_DB"] = str(store.path)
+    env.pop("COLUMNS", None)
+    return env
+
+
+def _workbench(*args: str) -> list[str]:
+    return [sys.executable, "-m", "workbench.cli", *args]
+
+
+def test_ctrl_c_leaves_a_partial_experiment_that_resume_finishes(
+    store: Store, worker_path: None
+) -> None:
+    """SIGINT stops handing out runs and waits for the running one: the CLI exits 130 with a
+    partial, interrupted experiment (no run failed), and `experiments resume` replays only
+    the rest."""
+    ids = [_record(store, slow, "slow", n=n, seconds=0.6) for n in range(6)]
+    process = subprocess.Popen(
+        _workbench("replay", "--pipeline", "slow", "--engine", "processes", "--workers", "1"),
+        env=_cli_env(store),
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()  # a plain progress line: the first run is done
+    assert first.startswith("replayed 1/6"), first
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    [experiment] = store.list_experiments()
+    assert experiment.status == "interrupted"
+    kept = store.experiment_runs(experiment.id)
+    assert 1 <= len(kept) < 6 and all(run.status == "replayed" for run in kept)
+    assert f"workbench experiments resume {experiment.id}" in err
+    resumed = subprocess.run(
+        _workbench("experiments", "resume", experiment.id, "--json"),
+        env=_cli_env(store),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    document = json.loads(resumed.stdout)
+    assert document["experiment"]["status"] == "completed"
+    assert sorted(run["original_id"] for run in document["runs"]) == sorted(ids)
+    replays = store.list_executions(pipeline_id="slow", limit=None)
+    assert len([e for e in replays if e.replay_of]) == 6  # none replayed twice
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner(env={"COLUMNS": None, "FORCE_COLOR": None, "NO_COLOR": None})
+
+
+def test_cli_exit_status_says_whether_an_output_changed(
+    runner: CliRunner, store: Store, researched: list[str]
+) -> None:
+    """`workbench replay --pipeline P` exits 0 when no output changed, 1 when some did, and 2
+    with one error line for a selection that matches nothing."""
+    db = ["--db", str(store.path), "--engine", "inline"]
+    same = runner.invoke(cli, ["replay", "--pipeline", "research_assistant", *db])
+    assert same.exit_code == 0, same.output
+    assert "0 changed" in same.stdout
+    changed = runner.invoke(
+        cli,
+        [
+            "replay",
+            "--pipeline",
+            "research_assistant",
+            "--modify",
+            "step_outputs.critique=ok",
+            "--json",
+            *db,
+        ],
+    )
+    assert changed.exit_code == 1, changed.output
+    assert json.loads(changed.stdout)["summary"]["first_divergent_steps"] == {"critique#0": 3}
+    nothing = runner.invoke(cli, ["replay", "--pipeline", "nope", *db])
+    assert nothing.exit_code == 2 and nothing.stderr.startswith("error: the selection")
+
+
+def test_cli_replay_of_one_id_is_unchanged(
+    runner: CliRunner, store: Store, researched: list[str]
+) -> None:
+    """`workbench replay ID` still replays one execution; neither ID nor --pipeline is a
+    usage error, and so are both."""
+    one = runner.invoke(cli, ["replay", researched[0], "--json", "--db", str(store.path)])
+    assert one.exit_code == 0, one.output
+    assert json.loads(one.stdout)["replay_of"] == researched[0]
+    neither = runner.invoke(cli, ["replay", "--db", str(store.path)])
+    assert neither.exit_code == 2 and "--pipeline P" in neither.output
+    both = runner.invoke(cli, ["replay", researched[0], "--pipeline", "research_assistant"])
+    assert both.exit_code == 2 and "not both" in both.output
+
+
+def test_cli_experiments_list_and_show(
+    runner: CliRunner, store: Store, researched: list[str]
+) -> None:
+    """`experiments list` names each experiment; `experiments show ID --json` prints it again
+    with the exit status of its outcome."""
+    exp = RequestReplay(store).replay_many(
+        researched, modifications=CHANGE_CRITIQUE, engine="inline", name="mine"
+    )
+    db = ["--db", str(store.path)]
+    listed = runner.invoke(cli, ["experiments", "list", "--json", *db])
+    assert listed.exit_code == 0 and [e["id"] for e in json.loads(listed.stdout)] == [exp.id]
+    shown = runner.invoke(cli, ["experiments", "show", exp.id, "--json", *db])
+    assert shown.exit_code == 1
+    assert json.loads(shown.stdout)["summary"] == exp.summary().to_json()
+    table = runner.invoke(cli, ["experiments", "show", exp.id, *db])
+    assert "critique#0" in table.stdout and "mine" in table.stdout
+
+
+@pytest.fixture
+def three_runs_db(store: Store, researched: list[str]) -> Iterator[Store]:
+    yield store
+
+
+def test_progress_is_plain_lines_in_a_pipe(three_runs_db: Store) -> None:
+    """Piped, the progress is plain lines with no terminal control codes, ending at 3/3."""
+    result = subprocess.run(
+        _workbench("replay", "--pipeline", "research_assistant", "--engine", "inline"),
+        env=_cli_env(three_runs_db),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "\x1b[" not in result.stderr and "\r" not in result.stderr
+    assert result.stderr.splitlines()[-1].startswith("replayed 3/3: 0 failed, 0 changed")
+
+
+def test_progress_is_a_bar_in_a_terminal(three_runs_db: Store) -> None:
+    """In a pseudo-terminal, the progress is a rich bar redrawn in place."""
+    leader, follower = pty.openpty()
+    try:
+        result = subprocess.run(
+            _workbench("replay", "--pipeline", "research_assistant", "--engine", "inline"),
+            env={**_cli_env(three_runs_db), "TERM": "xterm", "COLUMNS": "120"},
+            stderr=follower,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
+        os.close(follower)
+        follower = -1
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        if follower != -1:
+            os.close(follower)
+        os.close(leader)
+    assert result.returncode == 0
+    text = output.decode(errors="replace")
+    assert "replaying" in text and "3/3" in text and "\x1b[" in text
+    assert "replayed 3/3:" not in text  # not the plain lines
