@@ -499,7 +499,12 @@ def test_cli_experiments_list_and_show(
     assert listed.exit_code == 0 and [e["id"] for e in json.loads(listed.stdout)] == [exp.id]
     shown = runner.invoke(cli, ["experiments", "show", exp.id, "--json", *db])
     assert shown.exit_code == 1
-    assert json.loads(shown.stdout)["summary"] == exp.summary().to_json()
+    summary = json.loads(shown.stdout)["summary"]  # money is rounded in the CLI's JSON
+    assert (summary["n"], summary["changed"], summary["first_divergent_steps"]) == (
+        3,
+        3,
+        {"critique#0": 3},
+    )
     table = runner.invoke(cli, ["experiments", "show", exp.id, *db])
     assert "critique#0" in table.stdout and "mine" in table.stdout
 
@@ -527,29 +532,81 @@ def test_progress_is_a_bar_in_a_terminal(three_runs_db: Store) -> None:
     """In a pseudo-terminal, the progress is a rich bar redrawn in place."""
     leader, follower = pty.openpty()
     try:
-        result = subprocess.run(
+        process = subprocess.Popen(
             _workbench("replay", "--pipeline", "research_assistant", "--engine", "inline"),
             env={**_cli_env(three_runs_db), "TERM": "xterm", "COLUMNS": "120"},
             stderr=follower,
             stdout=subprocess.DEVNULL,
-            timeout=120,
         )
         os.close(follower)
-        follower = -1
         output = b""
-        while True:
+        while True:  # read as it writes: a full terminal buffer would block the command
             try:
                 chunk = os.read(leader, 65536)
-            except OSError:
+            except OSError:  # EIO: the command closed the terminal
                 break
             if not chunk:
                 break
             output += chunk
+        returncode = process.wait(timeout=120)
     finally:
-        if follower != -1:
-            os.close(follower)
         os.close(leader)
-    assert result.returncode == 0
+    assert returncode == 0
     text = output.decode(errors="replace")
     assert "replaying" in text and "3/3" in text and "\x1b[" in text
     assert "replayed 3/3:" not in text  # not the plain lines
+
+
+# -- the pytest marker -----------------------------------------------------------------------------
+
+pytest_plugins = ["pytester"]
+
+MARKED = """
+import pytest
+
+STORE = {store!r}
+
+
+@pytest.mark.replay_many(pipeline="research_assistant", engine="inline", store=STORE)
+def test_nothing_changes():
+    pass
+
+
+@pytest.mark.replay_many(
+    pipeline="research_assistant",
+    since="7d",
+    engine="inline",
+    store=STORE,
+    modifications={{"step_outputs": {{"critique": "Looks fine."}}}},
+    max_changed=0,
+)
+def test_the_critique_changes():
+    pass
+
+
+@pytest.mark.replay_many(
+    pipeline="research_assistant",
+    engine="inline",
+    store=STORE,
+    modifications={{"step_outputs": {{"critique": "Looks fine."}}}},
+    max_changed=3,
+)
+def test_three_changes_are_allowed():
+    pass
+"""
+
+
+def test_replay_many_marker_passes_and_fails_by_the_changed_runs(
+    pytester: pytest.Pytester, three_runs_db: Store
+) -> None:
+    """The marker passes when no more outputs changed than max_changed, and fails otherwise,
+    listing each changed run with its first divergent step."""
+    pytester.makepyfile(test_marked=MARKED.format(store=str(three_runs_db.path)))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*replay_many: 3 of 3 run(s) changed their outputs (max_changed=0), 0 failed*",
+            "*changed exec_* -> exec_*: first divergent step critique#0",
+        ]
+    )
