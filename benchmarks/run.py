@@ -31,6 +31,8 @@ benchmark runs in this one process, one after the other, and returns its rows; s
 * ``bench_ui`` - the web UI: the run list's first page over 100,000 runs against raw ``sqlite3``,
   a run of 10,000 spans and 1,000 model calls to first paint in Chromium, the diff page of two
   1,000-step runs (browser rows say so when chromium is absent).
+* ``bench_experiments`` - ``replay_many`` throughput on processes (1 and 2 workers) and a Dask
+  LocalCluster against a plain loop of ``replay_execution``; the summary of 1,000 runs.
 * ``bench_install`` - what the pytest plugin adds to an empty session, ``import workbench``,
   against pytest-recording and ``import vcr``; the base install's packages and MB (not --quick).
 
@@ -49,6 +51,7 @@ import bench_bytes
 import bench_capture
 import bench_diff
 import bench_diff_concurrent
+import bench_experiments
 import bench_export
 import bench_ingest
 import bench_install
@@ -83,6 +86,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[bool], list[Row]]], ...] = (
     ("pricing", bench_pricing.main),
     ("export", bench_export.main),
     ("ui", bench_ui.main),
+    ("experiments", bench_experiments.main),
     ("install", bench_install.main),
 )
 
@@ -107,6 +111,7 @@ TYPICAL_S: dict[str, tuple[float, float]] = {
     "pricing": (8, 3),
     "export": (11, 4),
     "ui": (75, 25),
+    "experiments": (60, 35),
     "install": (28, 5),
 }
 TIMINGS = Path(__file__).with_name(".timings.json")

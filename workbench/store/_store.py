@@ -28,8 +28,8 @@ from workbench._json import decode
 from workbench._when import parse_when
 from workbench.exceptions import (
     ExecutionNotFoundError,
-    MissingExtraError,
     ExperimentNotFoundError,
+    MissingExtraError,
     ProfileNotFoundError,
     StoreError,
     StoreFullError,
@@ -925,33 +925,6 @@ class Store(Queries, UIReads):
         counts["bytes"] = self._backend.size_bytes()
         return counts
 
-    def info(self) -> dict[str, Any]:
-        """What ``workbench store info`` prints: backend, schema version, counts, size."""
-        from workbench.store._schema import SCHEMA_VERSION
-
-        counts = self.stats()
-        return {
-            "url": self.url,
-            "backend": self.backend,
-            "schema_version": self._backend.schema_version(),
-            "schema_version_supported": SCHEMA_VERSION,
-            "bytes": counts.pop("bytes"),
-            "counts": counts,
-        }
-
-
-def migrate_store(path: str | os.PathLike[str] | None = None) -> list[str]:
-    """``workbench store migrate``: create or upgrade the schema of the store at ``path``
-    (resolved as in :func:`resolve_store_location`); what was added."""
-    location = resolve_store_location(path)
-    if isinstance(location.path, DatabaseURL):
-        from workbench.store._postgres import PostgresBackend
-
-        return PostgresBackend(location.path).migrate()
-    Store(location.path, auto_migrate=True).close()  # SQLite's upgrades run on open, in place
-    return []
-
-
     # -- experiments (RequestReplay.replay_many) -------------------------------------------
 
     def _experiment_write(self, write: Callable[[sqlite3.Connection], None]) -> None:
@@ -1016,6 +989,32 @@ def migrate_store(path: str | os.PathLike[str] | None = None) -> list[str]:
                 (experiment_id,),
             )
         ]
+
+    def info(self) -> dict[str, Any]:
+        """What ``workbench store info`` prints: backend, schema version, counts, size."""
+        from workbench.store._schema import SCHEMA_VERSION
+
+        counts = self.stats()
+        return {
+            "url": self.url,
+            "backend": self.backend,
+            "schema_version": self._backend.schema_version(),
+            "schema_version_supported": SCHEMA_VERSION,
+            "bytes": counts.pop("bytes"),
+            "counts": counts,
+        }
+
+
+def migrate_store(path: str | os.PathLike[str] | None = None) -> list[str]:
+    """``workbench store migrate``: create or upgrade the schema of the store at ``path``
+    (resolved as in :func:`resolve_store_location`); what was added."""
+    location = resolve_store_location(path)
+    if isinstance(location.path, DatabaseURL):
+        from workbench.store._postgres import PostgresBackend
+
+        return PostgresBackend(location.path).migrate()
+    Store(location.path, auto_migrate=True).close()  # SQLite's upgrades run on open, in place
+    return []
 
 
 # -- the process's shared stores ---------------------------------------------------------------
