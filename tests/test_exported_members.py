@@ -29,6 +29,7 @@ PUBLIC_MODULES = [
     "workbench.monitoring",
     "workbench.pipelines",
     "workbench.profiling",
+    "workbench.experiments",
 ]
 
 
