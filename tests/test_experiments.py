@@ -610,3 +610,83 @@ def test_replay_many_marker_passes_and_fails_by_the_changed_runs(
             "*changed exec_* -> exec_*: first divergent step critique#0",
         ]
     )
+
+
+def _unshare_works() -> bool:
+    try:
+        return (
+            subprocess.run(
+                ["unshare", "-m", "--propagation", "private", "true"], capture_output=True
+            ).returncode
+            == 0
+        )
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _unshare_works(), reason="needs unshare -m (root on Linux)")
+def test_a_sqlite_store_that_a_dask_worker_does_not_see_is_refused(
+    store: Store, researched: list[str], tmp_path: Path
+) -> None:
+    """A Dask worker that sees no store file at the store's path (here: its own mount of an
+    empty folder over the store's) makes the experiment refuse SQLite, with the reason."""
+    scheduler_file = tmp_path / "scheduler.json"
+    python = [sys.executable, "-m"]
+    scheduler = subprocess.Popen(
+        [
+            *python,
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(scheduler_file),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    folder = store.path.parent
+    worker = None
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        command = " ".join(
+            [
+                *python,
+                "distributed.cli.dask_worker",
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--no-dashboard",
+                "--scheduler-file",
+                str(scheduler_file),
+            ]
+        )
+        worker = subprocess.Popen(
+            [
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                f"mount -t tmpfs none {folder} && exec {command}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        address = json.loads(scheduler_file.read_text())["address"]
+        from distributed import Client
+
+        with Client(address, timeout=30) as client:
+            client.wait_for_workers(1, timeout=60)
+        with pytest.raises(ExperimentError, match=r"sees no such file at that path.*SQLite"):
+            RequestReplay(store).replay_many(researched, engine="dask", address=address)
+    finally:
+        for process in (worker, scheduler):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=30)
