@@ -73,6 +73,7 @@ def test_every_public_name_of_the_package_is_exported() -> None:
         "monitoring",
         "examples",  # the demo's example pipelines, imported by the demo and the tests
         "ui",  # the web UI, imported by the CLI's `workbench ui` (its server lazily)
+        "experiments",  # imported by the CLI (its commands) and by RequestReplay.replay_many
     }
     assert public - submodules - set(workbench.__all__) == set()
 

@@ -289,6 +289,7 @@ class LiveExecution:
                 self.json_text(self.metadata),
                 self.trace_id,
                 *owner_stamp(),
+                None,  # experiment_id: a replay is tagged once its experiment keeps its run
             ),
         )
 

@@ -179,6 +179,7 @@ def execution_document(execution: Execution) -> dict[str, Any]:
         "code_version": execution.code_version,
         "metadata": execution.metadata,
         "trace_id": execution.trace_id,
+        "experiment_id": execution.experiment_id,
     }
     document = {
         "format": FORMAT,
@@ -403,6 +404,7 @@ def _execution_row(rows: _Rows, execution_id: str, e: dict[str, Any]) -> dict[st
         "pid": None,
         "host": None,
         "proc_start": None,
+        "experiment_id": e.get("experiment_id"),  # absent from files exported before experiments
     }
 
 
