@@ -256,7 +256,10 @@ def _json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(fn)
 
 
-@click.group("experiments", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    "experiments",
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 def experiments_group() -> None:
     """List, show, compare and resume experiments (`workbench replay --pipeline P`)."""
 
@@ -293,9 +296,9 @@ def list_experiments(pipeline_id: str | None, limit: int, as_json: bool, db: Pat
 @_json_option
 @_db_option
 def show_experiment(experiment_id: str, as_json: bool, db: Path | None) -> None:
-    """Show an experiment again (nothing is replayed): its summary, changed and failed runs.
+    """Show an experiment again, without replaying anything.
 
-    Exits 1, as `workbench replay --pipeline` did, when an output changed or a run failed.
+    Its summary table, then its changed and failed runs. Exits 1, as `workbench replay --pipeline` did, when an output changed or a run failed.
     """
     from workbench.experiments._result import ExperimentResult
 
