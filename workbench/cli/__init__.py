@@ -23,6 +23,10 @@ Commands, and the module beside this one that owns each::
     workbench store export|import|text|prune|import-cassette|export-cassette           store
     workbench demo [--json]                                                               demo
     workbench ui [--db FILE] [--port 8765] [--host 127.0.0.1] [--open]                   ui
+    workbench replay --pipeline P [--since WHEN] [--status S] [--limit N] [--modify ...]
+        [--on-miss ...] [--workers N] [--engine E] [--dask-address A] [--name N] [--json]
+                                                                                   experiments
+    workbench experiments list|show ID|resume ID|compare A B [--json]             experiments
 
 Every command that takes a store takes ``--db FILE``; the console script is
 ``workbench.cli:main``, and ``python -m workbench.cli`` runs the same.
@@ -40,6 +44,7 @@ from workbench.cli._options import CONTEXT, CommandGroup
 from workbench.cli.alerts import alerts_group
 from workbench.cli.demo import demo_command
 from workbench.cli.diff import diff_command
+from workbench.cli.experiments import add_pipeline_form, experiments_group
 from workbench.cli.pipelines import run_command, validate_command
 from workbench.cli.profile import profile_command
 from workbench.cli.replay import replay_command, replay_modifications
@@ -48,7 +53,6 @@ from workbench.cli.runs import runs_group
 from workbench.cli.serve_metrics import serve_metrics_command
 from workbench.cli.store import store_group
 from workbench.cli.ui import ui_command
-from workbench.experiments._cli import add_pipeline_form, experiments_group
 
 __all__ = ["cli", "main", "parse_when", "replay_modifications"]
 

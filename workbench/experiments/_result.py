@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
 from workbench._money import usd
+from workbench._stats import percentile
 from workbench.diff import ExecutionDiff, compare_executions
 from workbench.exceptions import ExperimentError
-from workbench.monitoring._performance import percentile
 from workbench.records import Experiment, ExperimentRun
 from workbench.types import JSON
 

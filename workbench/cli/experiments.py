@@ -1,5 +1,5 @@
 """The experiments' commands: ``workbench replay --pipeline P ...`` and ``workbench
-experiments list|show|resume``.
+experiments list|show|resume|compare``.
 
 A thin layer over :mod:`workbench.experiments`: parsing, the progress bar (rich on a terminal,
 plain lines otherwise, on stderr so ``--json`` output stays clean), the summary table, and the
@@ -22,9 +22,16 @@ from typing import TYPE_CHECKING, Any
 import click
 from rich.console import Console
 
-from workbench.exceptions import StoreError
+from workbench.cli._options import (
+    CONTEXT,
+    CommandGroup,
+    console,
+    db_option,
+    echo_json,
+    json_option,
+    open_existing,
+)
 from workbench.experiments._names import ENGINES
-from workbench.store import DEFAULT_PATH, Store, resolve_store_path
 
 if TYPE_CHECKING:  # the replay machinery is imported when a command runs, not at start-up
     from workbench.experiments._experiment import Progress
@@ -37,23 +44,6 @@ _STATUSES = ("completed", "failed", "interrupted")
 _PLAIN_EVERY_S = 1.0
 
 
-def _open_existing(db: Path | None) -> Store:
-    path = resolve_store_path(db)
-    if not path.exists():
-        raise StoreError(
-            f"no store at {path}; record some runs first (try `workbench demo`), or point --db "
-            f"or WORKBENCH_DB at an existing store"
-        )
-    return Store(path)
-
-
-def _console(err: bool = False) -> Console:
-    console = Console(highlight=False, stderr=err)
-    if not console.is_terminal:
-        console = Console(highlight=False, stderr=err, width=160)
-    return console
-
-
 def _eta(progress: Progress) -> str:
     eta = progress.eta_s
     return "-" if eta is None else f"{eta:.0f}s"
@@ -63,8 +53,8 @@ def _eta(progress: Progress) -> str:
 def progress_view(total: int | None = None) -> Iterator[Callable[[Progress], None]]:
     """A callback for :class:`Progress` updates: a rich bar (done, failed, changed, rate, ETA)
     when stderr is a terminal, else a plain line at most once a second and after the last."""
-    console = Console(stderr=True, highlight=False)
-    if not console.is_terminal:
+    terminal = Console(stderr=True, highlight=False)
+    if not terminal.is_terminal:
         last = [0.0]
 
         def plain(p: Progress) -> None:
@@ -89,7 +79,7 @@ def progress_view(total: int | None = None) -> Iterator[Callable[[Progress], Non
         MofNCompleteColumn(),
         TextColumn("{task.fields[detail]}"),
         TimeElapsedColumn(),
-        console=console,
+        console=terminal,
         transient=False,
     )
     task = bar.add_task("replay", total=total, detail="")
@@ -109,11 +99,9 @@ def progress_view(total: int | None = None) -> Iterator[Callable[[Progress], Non
 def _finish(result: ExperimentResult, as_json: bool) -> None:
     """Print the experiment, and exit 1 when an output changed or a run failed."""
     if as_json:
-        from workbench._jsonout import echo_json
-
         echo_json(result.to_json())
     else:
-        _console().print(result)
+        console().print(result)
     summary = result.summary()
     if summary.changed or summary.failed:
         raise click.exceptions.Exit(1)
@@ -211,7 +199,7 @@ def add_pipeline_form(command: click.Command) -> None:
 
 
 def _replay_pipeline(options: dict[str, Any], single: dict[str, Any]) -> None:
-    from workbench.cli import replay_modifications  # the parsing of `workbench replay ID`
+    from workbench.cli.replay import replay_modifications  # as `workbench replay ID` parses
     from workbench.experiments._experiment import run_experiment
 
     modifications = replay_modifications(single["modify"], single["inputs"])
@@ -224,7 +212,7 @@ def _replay_pipeline(options: dict[str, Any], single: dict[str, Any]) -> None:
         "limit": options["limit"],
         "include_replays": options["include_replays"] or None,
     }
-    with _open_existing(single["db"]) as store, progress_view() as progress:
+    with open_existing(single["db"]) as store, progress_view() as progress:
         try:
             result = run_experiment(
                 store,
@@ -242,24 +230,7 @@ def _replay_pipeline(options: dict[str, Any], single: dict[str, Any]) -> None:
     _finish(result, single["as_json"])
 
 
-def _db_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--db",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help=f"Store file. Default: $WORKBENCH_DB, else store.path in workbench.yaml, "
-        f"else {DEFAULT_PATH}.",
-    )(fn)
-
-
-def _json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")(fn)
-
-
-@click.group(
-    "experiments",
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-)
+@click.group("experiments", cls=CommandGroup, context_settings=CONTEXT)
 def experiments_group() -> None:
     """List, show, compare and resume experiments (`workbench replay --pipeline P`)."""
 
@@ -269,40 +240,39 @@ def experiments_group() -> None:
 @click.option(
     "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="At most N."
 )
-@_json_option
-@_db_option
+@json_option()
+@db_option()
 def list_experiments(pipeline_id: str | None, limit: int, as_json: bool, db: Path | None) -> None:
     """List the experiments kept in the store, newest first."""
     from workbench.experiments._render import experiments_table
 
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         experiments = store.list_experiments(pipeline_id=pipeline_id, limit=limit)
     if as_json:
         from dataclasses import asdict
 
-        from workbench._jsonout import echo_json
-
         echo_json([{k: v for k, v in asdict(e).items() if k != "originals"} for e in experiments])
         return
-    console = _console()
+    printer = console()
     if not experiments:
-        console.print(f"No experiments in {store.path}.", style="dim")
+        printer.print(f"No experiments in {store.path}.", style="dim")
         return
-    console.print(experiments_table(experiments))
+    printer.print(experiments_table(experiments))
 
 
 @experiments_group.command("show")
 @click.argument("experiment_id", metavar="ID")
-@_json_option
-@_db_option
+@json_option()
+@db_option()
 def show_experiment(experiment_id: str, as_json: bool, db: Path | None) -> None:
     """Show an experiment again, without replaying anything.
 
-    Its summary table, then its changed and failed runs. Exits 1, as `workbench replay --pipeline` did, when an output changed or a run failed.
+    Its summary table, then its changed and failed runs. Exits 1, as `workbench replay
+    --pipeline` did, when an output changed or a run failed.
     """
     from workbench.experiments._result import ExperimentResult
 
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         result = ExperimentResult.load(store, experiment_id)
         _finish(result, as_json)
 
@@ -312,8 +282,8 @@ def show_experiment(experiment_id: str, as_json: bool, db: Path | None) -> None:
 @click.option("--workers", type=click.IntRange(min=1), metavar="N", help="Replays at once.")
 @click.option("--engine", type=click.Choice(ENGINES), help="Default: the experiment's own.")
 @click.option("--dask-address", metavar="ADDRESS", help="With --engine dask: a scheduler.")
-@_json_option
-@_db_option
+@json_option()
+@db_option()
 def resume(
     experiment_id: str,
     workers: int | None,
@@ -325,7 +295,7 @@ def resume(
     """Finish an interrupted experiment: replay the runs it has not finished."""
     from workbench.experiments._experiment import resume_experiment
 
-    with _open_existing(db) as store, progress_view() as progress:
+    with open_existing(db) as store, progress_view() as progress:
         try:
             result = resume_experiment(
                 store,
@@ -343,19 +313,17 @@ def resume(
 @experiments_group.command("compare")
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
-@_json_option
-@_db_option
+@json_option()
+@db_option()
 def compare(a: str, b: str, as_json: bool, db: Path | None) -> None:
     """Two experiments side by side: their summaries, and the runs they disagree on."""
     from workbench.experiments._result import ExperimentComparison, ExperimentResult
 
-    with _open_existing(db) as store:
+    with open_existing(db) as store:
         comparison = ExperimentComparison.of(
             ExperimentResult.load(store, a), ExperimentResult.load(store, b)
         )
     if as_json:
-        from workbench._jsonout import echo_json
-
         echo_json(comparison.to_json())
         return
-    _console().print(comparison)
+    console().print(comparison)
