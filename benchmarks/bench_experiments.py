@@ -1,8 +1,8 @@
 """Experiment throughput: ``replay_many`` on processes and Dask, against a plain replay loop.
 
 N recorded executions of 3 model calls each (``_replay_pipeline.ask_model`` against the test
-model server; 50 by default, to stay near a minute, ``--executions 1000`` for the issue's
-figure, 30 with ``--quick``) are replayed, in this one process, by:
+model server; 40 by default, to stay near a minute, ``--executions 1000`` for the issue's
+figure, 20 with ``--quick``) are replayed, in this one process, by:
 
 * the peer: a plain loop of ``RequestReplay.replay_execution`` (what a user writes by hand),
   and the same loop with ``compare_executions`` after each replay — what an experiment
@@ -10,13 +10,15 @@ figure, 30 with ``--quick``) are replayed, in this one process, by:
 * ``replay_many(engine="processes")`` at 1 and 2 workers;
 * ``replay_many(engine="dask")`` on a 2-worker ``LocalCluster`` started for the experiment.
 
-Each figure is replays per second over the whole call (worker or cluster start-up included)
-and in steady state (from the first finished run to the last: start-up excluded, which is what
-a 1,000-run experiment converges to). Targets (the issue's): 2 workers at least 1.8x the loop
-on two cores; the batch machinery at most 5% over the loop at 1 worker (steady state, against
-the loop that also compares, since that is the work both do); the summary of 1,000 runs,
-read back from the store, within 1 s. On a machine whose two cores other work shares, the
-2-worker ratio is bounded by the cores actually free: the CPU line says how busy it was.
+The runs are replayed in rounds (2, or 3 from 300 runs on), every variant in every round, in an order
+that rotates, and each figure is the median of the rounds': replays per second over the whole
+call (worker or cluster start-up included) and in steady state (from the first finished run to
+the last: start-up excluded, which is what a 1,000-run experiment converges to). Targets (the
+issue's): 2 workers at least 1.8x the loop on two cores; the batch machinery at most 5% over
+the loop at 1 worker (steady state, against the loop that also compares, since that is the
+work both do); the summary of 1,000 runs, read back from the store, within 1 s. On a machine
+whose two cores other work shares, the 2-worker ratio is bounded by the cores actually free:
+the load line says how busy the machine was.
 """
 
 from __future__ import annotations
@@ -127,11 +129,30 @@ def run(n: int) -> list[Row]:
         for execution_id in ids[:5]:  # warm: first imports, clients, caches; not measured
             RequestReplay(store).replay_execution(execution_id)
         load = os.getloadavg()[0]
-        loop = _loop(store, ids, compare=False)
-        loop_compare = _loop(store, ids, compare=True)
-        one = _experiment(store, ids, "processes", 1)
-        two = _experiment(store, ids, "processes", 2)
-        dask = _experiment(store, ids, "dask", 2)
+        variants = {
+            "loop": lambda chunk: _loop(store, chunk, compare=False),
+            "loop+compare": lambda chunk: _loop(store, chunk, compare=True),
+            "processes x1": lambda chunk: _experiment(store, chunk, "processes", 1),
+            "processes x2": lambda chunk: _experiment(store, chunk, "processes", 2),
+            "dask x2": lambda chunk: _experiment(store, chunk, "dask", 2),
+        }
+        # The runs in ROUNDS chunks; each chunk is replayed by every variant, in an order that
+        # rotates per round, so a change in the machine's load falls on all of them alike.
+        measured: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
+        # Three rounds for a long run; two keep the default near a minute (start-ups dominate).
+        rounds = 3 if n >= 300 else 2
+        size = -(-len(ids) // rounds)
+        for round_index in range(rounds):
+            chunk = ids[round_index * size : (round_index + 1) * size]
+            for name in _common.rotated(list(variants), round_index):
+                measured[name].append(variants[name](chunk))
+
+        def medians(name: str) -> tuple[float, float]:
+            got = measured[name]
+            return _common.median(w for w, _ in got), _common.median(s for _, s in got)
+
+        loop, loop_compare = medians("loop"), medians("loop+compare")
+        one, two, dask = medians("processes x1"), medians("processes x2"), medians("dask x2")
         last = store.list_experiments(limit=1)[0].id
         summary_s = _summary_of_1000(store, last)
     label = f"experiments ({n} runs x {CALLS} calls)"
@@ -201,12 +222,12 @@ def run(n: int) -> list[Row]:
 
 
 def main(quick: bool = False, executions: int | None = None) -> list[Row]:
-    return run(executions or (30 if quick else 50))
+    return run(executions or (20 if quick else 40))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="30 executions")
+    parser.add_argument("--quick", action="store_true", help="20 executions")
     parser.add_argument(
         "--executions", type=int, default=None, help="how many (the issue's figure: 1000)"
     )
