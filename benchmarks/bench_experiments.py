@@ -10,15 +10,15 @@ figure, 20 with ``--quick``) are replayed, in this one process, by:
 * ``replay_many(engine="processes")`` at 1 and 2 workers;
 * ``replay_many(engine="dask")`` on a 2-worker ``LocalCluster`` started for the experiment.
 
-The runs are replayed in rounds (2, or 3 from 300 runs on), every variant in every round, in an order
-that rotates, and each figure is the median of the rounds': replays per second over the whole
-call (worker or cluster start-up included) and in steady state (from the first finished run to
-the last: start-up excluded, which is what a 1,000-run experiment converges to). Targets (the
-issue's): 2 workers at least 1.8x the loop on two cores; the batch machinery at most 5% over
-the loop at 1 worker (steady state, against the loop that also compares, since that is the
-work both do); the summary of 1,000 runs, read back from the store, within 1 s. On a machine
-whose two cores other work shares, the 2-worker ratio is bounded by the cores actually free:
-the load line says how busy the machine was.
+The runs are replayed in rounds (2, or 3 from 300 runs on), every variant in every round, in
+an order that rotates, and each figure is the median of the rounds': replays per second over
+the whole call (worker or cluster start-up included) and in steady state (from the first
+finished run to the last: start-up excluded, which is what a 1,000-run experiment converges
+to). Targets (the issue's): 2 workers at least 1.8x the loop on two cores; the batch machinery
+at most 5% over the loop at 1 worker (steady state, against the loop that also compares,
+since that is the work both do); the summary of 1,000 runs, read back from the store, within
+1 s. On a machine whose two cores other work shares, the 2-worker ratio is bounded by the
+cores actually free: the load line says how busy the machine was.
 """
 
 from __future__ import annotations
