@@ -842,7 +842,7 @@ def test_one_entry_point_turns_every_marker_off(pytester: pytest.Pytester) -> No
 def test_a_session_that_uses_no_workbench_feature_imports_only_the_plugin(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Collecting a project that uses no fixture, marker or option loads the plugin's two wiring
+    """Collecting a project that uses no fixture, marker or option loads the plugin's wiring
     modules and no other part of workbench (nor its dependencies)."""
     pytester.makeconftest(
         """
@@ -862,8 +862,8 @@ def test_a_session_that_uses_no_workbench_feature_imports_only_the_plugin(
     )
     loaded = [line for line in result.stdout.lines if line.startswith("LOADED")]
     assert loaded == [
-        "LOADED ['workbench', 'workbench._pytest_profiling', 'workbench._pytest_summary', "
-        "'workbench.pytest_plugin']"
+        "LOADED ['workbench', 'workbench._pytest_experiments', 'workbench._pytest_profiling', "
+        "'workbench._pytest_summary', 'workbench.pytest_plugin']"
     ]
 
 
