@@ -387,7 +387,9 @@ def ensure_schema(conn: sqlite3.Connection, path: str, *, migrate: bool = True) 
         raise store_error(exc, path, "reading") from exc
     if "workbench_schema" in tables:
         _check_version(conn, path)
-        if not migrate and (not _ledger_is_current(conn) or _missing_columns(conn)):
+        if not migrate and (
+            not _ledger_is_current(conn) or _missing_columns(conn) or _missing_tables(conn)
+        ):
             raise MigrationNeededError(
                 f"store {path} has an older schema and store.auto_migrate is off; upgrade it "
                 f"with `workbench store migrate --db {path}`"
