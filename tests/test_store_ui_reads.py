@@ -1,5 +1,6 @@
 """The store's reads for the UI (``workbench.store._ui_reads``): a page of the run list with its
-total, facets, daily costs in a time zone, spend since a moment — against a real SQLite store."""
+total, facets, daily costs in a time zone, spend since a moment — against a real SQLite file and
+a real PostgreSQL database (every test here runs on both)."""
 
 from __future__ import annotations
 
@@ -75,6 +76,12 @@ def expected_page(
     missing = [item for item in kept if value(item[1]) is None]
     present.sort(key=lambda item: value(item[1]), reverse=descending)
     return [row[0] for _, row in present + missing]
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Each test on both backends: a SQLite file, then a PostgreSQL database."""
+    return any_store
 
 
 @pytest.fixture

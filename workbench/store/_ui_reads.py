@@ -3,17 +3,23 @@ of the run list with its total, the values to filter by, and money spent grouped
 
 Owns these queries and the typed records they return; :class:`Store` mixes :class:`UIReads`
 in, so the UI (``workbench.ui``) reads through public methods only and no SQL sits above the
-store. It does not render anything, and knows nothing of HTTP.
+store. It does not render anything, and knows nothing of HTTP. Every query is a SQLAlchemy Core
+statement over ``_tables`` run by ``Store._read``, so the UI reads a SQLite file and a
+PostgreSQL database alike; the ledger's sums are ``_queries``' (``cost_groups``), not a second
+way to add up the same rows.
 
-Text search reads the prompts where the store keeps them (compressed request blobs): the SQL
-asks a function registered on the reader connection to unpack each candidate request, so that a
-page and its total come from one query rather than from loading every run into Python.
+Text search reads the prompts where the store keeps them (compressed request blobs). Neither
+backend can unpack a zstd blob in SQL (PostgreSQL has no such function; SQLite only one we
+register), so the store does it in Python: the distinct request blobs of the runs the other
+filters keep are read 500 at a time and unpacked once each, and the page and its total are then
+one query over the runs found. Memory stays bounded by the batch; time grows with the prompts
+of the runs filtered, as the SQL function's did.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
+import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -21,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
+from workbench._json import decode
 from workbench.exceptions import ConfigError, StoreError
 from workbench.store._codec import decompress
 
@@ -42,26 +49,18 @@ __all__ = [
 RunSort: TypeAlias = Literal[
     "started_at", "duration_s", "cost_usd", "tokens", "pipeline_id", "status", "user_id"
 ]
-#: The run list's sort keys and the SQL each sorts by (rowid breaks ties: a stable page order).
-_SORT_SQL: dict[str, str] = {
-    "started_at": "started_at",
-    "duration_s": "duration_s",
-    "cost_usd": "cost_usd",
-    "tokens": "COALESCE(tokens_in, 0) + COALESCE(tokens_out, 0)",
-    "pipeline_id": "pipeline_id",
-    "status": "status",
-    "user_id": "user_id",
-}
-RUN_SORTS: tuple[str, ...] = tuple(_SORT_SQL)
+#: The run list's sort keys (``tokens`` is in and out together; insertion order breaks ties).
+RUN_SORTS: tuple[str, ...] = (
+    "started_at", "duration_s", "cost_usd", "tokens", "pipeline_id", "status", "user_id",
+)  # fmt: skip
 CostBy: TypeAlias = Literal["model", "pipeline", "user"]
 COST_GROUPS: tuple[str, ...] = ("model", "pipeline", "user")
 _GROUP_COLUMN = {"model": "model", "pipeline": "pipeline_id", "user": "user_id"}
 _STATUSES = ("running", "completed", "failed", "interrupted")
 #: The run list's largest page: a page is read and rendered at once.
 MAX_PAGE = 500
-#: Cost is summed in quarter hours, then into the days of the time zone asked for: every time
-#: zone's offset from UTC is a whole number of quarter hours.
-_QUARTER_S = 900
+#: Request blobs unpacked per read by text search (bounds its memory, not its reach).
+_SEARCH_BATCH = 500
 _NO_USER = "(no user)"
 _UNKNOWN = "unknown"
 
@@ -161,7 +160,7 @@ class DailyCosts:
 
 
 def _unpacked_text(codec: int | None, data: bytes | None) -> str:
-    """A blob's bytes as lower-case text, for ``instr`` in SQL (the search is case-blind)."""
+    """A blob's bytes as lower-case text, to search (the search is case-blind)."""
     if data is None:
         return ""
     try:
@@ -170,13 +169,41 @@ def _unpacked_text(codec: int | None, data: bytes | None) -> str:
         return ""
 
 
-def _summary(r: tuple[Any, ...]) -> RunSummary:
-    """A run list row from the columns ``run_page`` selects, in their order."""
-    success = None if r[4] is None else bool(r[4])
+def _error_field(text: str | None, field: str) -> str | None:
+    """A field of a stored error (``ErrorInfo`` JSON), or None (none, or not readable)."""
+    if not text:
+        return None
+    try:
+        value = decode(text.encode())
+    except ValueError:
+        return None
+    found = value.get(field) if isinstance(value, dict) else None
+    return None if found is None else str(found)
+
+
+def _summary(row: Any) -> RunSummary:
+    """A run list row from the columns ``run_page`` selects."""
     return RunSummary(
-        *r[:4], success, *r[5:11], r[11] or 0, r[12] or 0, r[13], r[14], bool(r[15]),
-        bool(r[16]), r[17], r[18],
-    )  # fmt: skip
+        id=row["id"],
+        pipeline_id=row["pipeline_id"],
+        pipeline_version=row["pipeline_version"],
+        status=row["status"],
+        success=None if row["success"] is None else bool(row["success"]),
+        user_id=row["user_id"],
+        environment=row["environment"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+        duration_s=row["duration_s"],
+        cost_usd=row["cost_usd"],
+        tokens_in=row["tokens_in"] or 0,
+        tokens_out=row["tokens_out"] or 0,
+        model_calls=int(row["model_calls"]),
+        replay_of=row["replay_of"],
+        sampled=bool(row["sampled"]),
+        debug=bool(row["debug"]),
+        error_type=_error_field(row["error"], "type"),
+        error_message=_error_field(row["error"], "message"),
+    )
 
 
 def _moment(name: str, value: datetime | float | str) -> float:
@@ -186,6 +213,12 @@ def _moment(name: str, value: datetime | float | str) -> float:
         return moment(name, value)
     except StoreError as exc:  # a bad argument, not a store that cannot be read
         raise ConfigError(str(exc).replace("list_executions", "run_page")) from None
+
+
+def _sa() -> Any:
+    import sqlalchemy
+
+    return sqlalchemy
 
 
 class UIReads:
@@ -213,104 +246,164 @@ class UIReads:
         """
         if status is not None and status not in _STATUSES:
             raise ConfigError(f"status {status!r} is not one of {', '.join(_STATUSES)}")
-        if sort not in _SORT_SQL:
+        if sort not in RUN_SORTS:
             raise ConfigError(f"sort {sort!r} is not one of {', '.join(RUN_SORTS)}")
         if not 1 <= limit <= MAX_PAGE:
             raise ConfigError(f"limit {limit} is not between 1 and {MAX_PAGE}; page through more")
         if offset < 0:
             raise ConfigError(f"offset {offset} is negative; the first page starts at 0")
+        sa = _sa()
         self.flush()
-        running = (
-            "SELECT id, status, pid, host, proc_start FROM executions WHERE status = 'running'"
-        )
-        self._refresh_liveness(self._query(running))
-        where: list[str] = []
-        params: list[Any] = []
-        for column, value in (
-            ("pipeline_id", pipeline_id),
-            ("user_id", user_id),
-            ("status", status),
-        ):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if since is not None:
-            where.append("started_at >= ?")
-            params.append(_moment("since", since))
-        if until is not None:
-            where.append("started_at < ?")
-            params.append(_moment("until", until))
-        if text:
-            needle = text.lower()
-            where.append(
-                "(EXISTS (SELECT 1 FROM model_calls c WHERE c.execution_id = executions.id "
-                "AND instr(lower(c.text), ?) > 0) OR EXISTS (SELECT 1 FROM model_calls c "
-                "JOIN blobs b ON b.hash = c.request_hash WHERE c.execution_id = executions.id "
-                "AND instr(wb_unpacked_text(b.codec, b.data), ?) > 0))"
+        executions = self._table("executions")
+        calls = self._table("model_calls")
+        c = executions.c
+        self._refresh_liveness(self._rows("executions", c.status == "running"))
+        where: list[Any] = [
+            c[column] == value
+            for column, value in (
+                ("pipeline_id", pipeline_id),
+                ("user_id", user_id),
+                ("status", status),
             )
-            params.extend((needle, needle))
-        clause = (" WHERE " + " AND ".join(where)) if where else ""
-        direction = "DESC" if descending else "ASC"
-        order = _SORT_SQL[sort]
+            if value is not None
+        ]
+        if since is not None:
+            where.append(c.started_at >= _moment("since", since))
+        if until is not None:
+            where.append(c.started_at < _moment("until", until))
+        if text:
+            found = self._runs_with_text(where, text.lower())
+            # Inline literals, not one bound parameter an id: a search that matches 50,000
+            # runs stays under SQLite's limit on parameters.
+            where.append(
+                c.id.in_(sa.bindparam("found", sorted(found), expanding=True, literal_execute=True))
+            )
+        counted = sa.select(sa.func.count()).select_from(executions).where(*where)
+        ((total,),) = self._read(counted, mappings=False)
+        order: Any = {
+            "tokens": sa.func.coalesce(c.tokens_in, 0) + sa.func.coalesce(c.tokens_out, 0)
+        }.get(sort, c.get(sort))
+        direction = sa.desc if descending else sa.asc
         # Every run has a start, and without the NULL test SQLite walks the started_at index
         # (rowid is its last column) instead of sorting every matching run: the first page of
         # 100,000 runs in well under a millisecond of SQL rather than ~300 ms.
-        nulls_last = "" if sort == "started_at" else f"{order} IS NULL, "
-        total = self._ui_query(f"SELECT COUNT(*) FROM executions{clause}", params)[0][0]
-        rows = self._ui_query(
-            "SELECT id, pipeline_id, pipeline_version, status, success, user_id, environment, "
-            "started_at, ended_at, duration_s, cost_usd, tokens_in, tokens_out, "
-            "(SELECT COUNT(*) FROM model_calls c WHERE c.execution_id = executions.id), "
-            "replay_of, sampled, debug, json_extract(error, '$.type'), "
-            f"json_extract(error, '$.message') FROM executions{clause} "
-            f"ORDER BY {nulls_last}{order} {direction}, rowid {direction} "
-            f"LIMIT {int(limit)} OFFSET {int(offset)}",
-            params,
+        nulls_last = [] if sort == "started_at" else [order.is_(None)]
+        call_count = (
+            sa.select(sa.func.count())
+            .where(calls.c.execution_id == c.id)
+            .correlate(executions)
+            .scalar_subquery()
         )
-        runs = tuple(_summary(r) for r in rows)
-        return RunPage(runs, total, offset, limit, sort, descending)
+        statement = (
+            sa.select(
+                *(c[name] for name in _PAGE_COLUMNS),
+                call_count.label("model_calls"),
+            )
+            .where(*where)
+            .order_by(*nulls_last, direction(order), direction(self._insertion_order()))
+            .limit(int(limit))
+            .offset(int(offset))
+        )
+        runs = tuple(_summary(row) for row in self._read(statement))
+        return RunPage(runs, int(total), offset, limit, sort, descending)
+
+    def _runs_with_text(self: Store, where: list[Any], needle: str) -> set[str]:
+        """The ids of the runs kept by ``where`` whose calls' text or request holds
+        ``needle`` (lower case)."""
+        sa = _sa()
+        executions = self._table("executions")
+        calls = self._table("model_calls")
+        kept = sa.select(executions.c.id).where(*where)
+        # The response text is a column: searched in SQL (lower() on both sides: the search
+        # is case-blind on both backends; LIKE is not on PostgreSQL).
+        found = {
+            row[0]
+            for row in self._read(
+                sa.select(calls.c.execution_id)
+                .where(
+                    calls.c.execution_id.in_(kept),
+                    sa.func.lower(calls.c.text).contains(needle, autoescape=True),
+                )
+                .distinct(),
+                mappings=False,
+            )
+        }
+        # The prompts are compressed blobs: each distinct one of the runs not found yet is
+        # read and unpacked once, a batch at a time.
+        owners: dict[str, set[str]] = {}
+        for execution_id, digest in self._read(
+            sa.select(calls.c.execution_id, calls.c.request_hash)
+            .where(calls.c.execution_id.in_(kept), calls.c.request_hash.is_not(None))
+            .distinct(),
+            mappings=False,
+        ):
+            if execution_id not in found:
+                owners.setdefault(digest, set()).add(execution_id)
+        for digest in self._blobs_holding(sorted(owners), needle):
+            found |= owners[digest]
+        return found
+
+    def _blobs_holding(self: Store, hashes: list[str], needle: str) -> Iterator[str]:
+        """Those of ``hashes`` whose blob, unpacked, holds ``needle`` (case-blind)."""
+        sa = _sa()
+        blobs = self._table("blobs")
+        for i in range(0, len(hashes), _SEARCH_BATCH):
+            chunk = hashes[i : i + _SEARCH_BATCH]
+            for digest, codec, data in self._read(
+                sa.select(blobs.c.hash, blobs.c.codec, blobs.c.data).where(blobs.c.hash.in_(chunk)),
+                mappings=False,
+            ):
+                if needle in _unpacked_text(codec, data):
+                    yield digest
 
     def call_timings(self: Store, execution_id: str) -> list[CallTiming]:
         """An execution's model calls in recorded order, without their payloads (a trace of
         1,000 calls reads no blob)."""
+        sa = _sa()
         self.flush()
-        rows = self._ui_query(
-            "SELECT id, span_id, step_id, step_occurrence, provider, model, operation, "
-            "status_code, streamed, started_at, latency_s, ttft_s, input_tokens, output_tokens, "
-            "cost_usd, error IS NOT NULL OR stream_error IS NOT NULL OR status_code >= 400, "
-            "chunks FROM model_calls WHERE execution_id = ? ORDER BY started_at, id",
-            (execution_id,),
+        c = self._table("model_calls").c
+        failed = sa.or_(c.error.is_not(None), c.stream_error.is_not(None), c.status_code >= 400)
+        rows = self._read(
+            sa.select(*(c[name] for name in _TIMING_COLUMNS), failed.label("failed"), c.chunks)
+            .where(c.execution_id == execution_id)
+            .order_by(c.started_at, c.id)
         )
         timings = []
         for r in rows:
             offsets: list[float] = []
-            if r[8]:  # a stream's index: [[microseconds since the previous read, bytes], ...]
+            if r["streamed"]:  # a stream's index: [[microseconds since the previous read, bytes]]
                 micros = 0
                 try:
-                    for delta_us, _ in orjson.loads(r[16] or "[]"):
+                    for delta_us, _ in orjson.loads(r["chunks"] or "[]"):
                         micros += delta_us
                         offsets.append(micros / 1_000_000)
                 except (orjson.JSONDecodeError, TypeError, ValueError):
                     offsets = []  # a damaged index: the call is drawn without its ticks
-            timings.append(CallTiming(*r[:8], bool(r[8]), *r[9:15], bool(r[15]), tuple(offsets)))
+            fields = {name: r[name] for name in _TIMING_COLUMNS}
+            fields["streamed"] = bool(fields["streamed"])
+            timings.append(
+                CallTiming(**fields, failed=bool(r["failed"]), chunk_offsets=tuple(offsets))
+            )
         return timings
 
     def run_facets(self: Store) -> RunFacets:
         """Every pipeline and every user the store has runs of, sorted."""
+        sa = _sa()
         self.flush()
-        pipelines = self._ui_query(
-            "SELECT DISTINCT pipeline_id FROM executions WHERE pipeline_id IS NOT NULL "
-            "ORDER BY pipeline_id"
-        )
-        users = self._ui_query(
-            "SELECT DISTINCT user_id FROM executions WHERE user_id IS NOT NULL ORDER BY user_id"
-        )
-        return RunFacets(tuple(r[0] for r in pipelines), tuple(r[0] for r in users))
+        c = self._table("executions").c
+
+        def distinct(column: Any) -> tuple[str, ...]:
+            statement = sa.select(column).where(column.is_not(None)).distinct().order_by(column)
+            return tuple(row[0] for row in self._read(statement, mappings=False))
+
+        return RunFacets(distinct(c.pipeline_id), distinct(c.user_id))
 
     def has_execution(self: Store, execution_id: str) -> bool:
         """Whether the store holds an execution of this id (no record is read)."""
+        sa = _sa()
         self.flush()
-        return bool(self._ui_query("SELECT 1 FROM executions WHERE id = ?", (execution_id,)))
+        c = self._table("executions").c
+        return bool(self._read(sa.select(c.id).where(c.id == execution_id), mappings=False))
 
     def daily_costs(
         self: Store,
@@ -341,24 +434,16 @@ class UIReads:
         edges.append(after.timestamp())
         self.flush()
         column = _GROUP_COLUMN[by]
-        rows = self._ui_query(
-            f"SELECT CAST(started_at / {_QUARTER_S} AS INTEGER), {column}, "
-            "COALESCE(SUM(cost_usd), 0.0), COUNT(*), SUM(cost_usd IS NULL) FROM cost_ledger "
-            "WHERE started_at >= ? AND started_at < ? GROUP BY 1, 2",
-            (edges[0], edges[-1]),
-        )
-        import bisect
-
         series: dict[str, list[float]] = {}
         calls = unpriced = 0
-        for quarter, name, cost, count, unknown in rows:
-            index = bisect.bisect_right(edges, quarter * _QUARTER_S) - 1
-            if not 0 <= index < days:
-                continue
-            key = name or (_NO_USER if by == "user" else _UNKNOWN)
-            series.setdefault(key, [0.0] * days)[index] += cost
-            calls += count
-            unpriced += unknown or 0
+        # One ledger sum a day, cut at the time zone's midnights (the cost report's way).
+        for index in range(days):
+            for group in self.cost_groups(since=edges[index], until=edges[index + 1]):
+                name = getattr(group, column)
+                key = name or (_NO_USER if by == "user" else _UNKNOWN)
+                series.setdefault(key, [0.0] * days)[index] += group.cost_usd
+                calls += group.calls
+                unpriced += group.unpriced_calls
         ordered = sorted(series.items(), key=lambda item: (-sum(item[1]), item[0]))
         return DailyCosts(by, tz.key, day_list, {k: tuple(v) for k, v in ordered}, calls, unpriced)
 
@@ -366,29 +451,24 @@ class UIReads:
         """Money spent since Unix time ``start`` (the ledger budgets count): ``{"": total}``,
         or per user with ``by_user`` (runs without a user under ``"(no user)"``)."""
         self.flush()
+        spent: dict[str, float] = {}
+        for group in self.cost_groups(since=start, until=math.inf):
+            key = (group.user_id or _NO_USER) if by_user else ""
+            spent[key] = spent.get(key, 0.0) + group.cost_usd
         if not by_user:
-            row = self._ui_query(
-                "SELECT COALESCE(SUM(cost_usd), 0.0) FROM cost_ledger WHERE started_at >= ?",
-                (start,),
-            )
-            return {"": row[0][0]}
-        rows = self._ui_query(
-            "SELECT user_id, COALESCE(SUM(cost_usd), 0.0) FROM cost_ledger "
-            "WHERE started_at >= ? GROUP BY user_id ORDER BY 2 DESC",
-            (start,),
-        )
-        return {(user or _NO_USER): cost for user, cost in rows}
+            return {"": spent.get("", 0.0)}
+        return dict(sorted(spent.items(), key=lambda item: -item[1]))
 
-    def _ui_query(self: Store, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """Rows as tuples, with the text-search function registered on the reader."""
-        if self._closed:
-            raise StoreError(f"store {self.path} is closed; open it again with Store(path)")
-        with self._read_lock:
-            reader = self._reader
-            reader.row_factory = None
-            try:
-                # Cheap (a pointer set), and survives the reader being replaced after a fork.
-                reader.create_function("wb_unpacked_text", 2, _unpacked_text, deterministic=True)
-                return list(reader.execute(sql, params))
-            except sqlite3.DatabaseError as exc:
-                raise StoreError(f"reading store {self.path} failed: {exc}") from exc
+
+#: The executions' columns a run list row shows (with its calls counted, and its error).
+_PAGE_COLUMNS = (
+    "id", "pipeline_id", "pipeline_version", "status", "success", "user_id", "environment",
+    "started_at", "ended_at", "duration_s", "cost_usd", "tokens_in", "tokens_out", "replay_of",
+    "sampled", "debug", "error",
+)  # fmt: skip
+#: The model calls' columns a trace draws, as :class:`CallTiming` names them.
+_TIMING_COLUMNS = (
+    "id", "span_id", "step_id", "step_occurrence", "provider", "model", "operation",
+    "status_code", "streamed", "started_at", "latency_s", "ttft_s", "input_tokens",
+    "output_tokens", "cost_usd",
+)  # fmt: skip
