@@ -50,6 +50,18 @@ class Client:
         return self.request("POST", path, **kwargs)
 
 
+#: A test run on both backends: the app over a SQLite file, then over a PostgreSQL database.
+both_backends = pytest.mark.parametrize("store", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def store(request: pytest.FixtureRequest, store: Store) -> Store:
+    """A SQLite store; a PostgreSQL one for a test marked ``both_backends`` (second run)."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return request.getfixturevalue("postgres_store")  # type: ignore[no-any-return]
+    return store
+
+
 @pytest.fixture
 def client(store: Store) -> Client:
     return Client(create_app(store))
@@ -68,6 +80,7 @@ def recorded(store: Store, model_server: ModelServer) -> dict[str, str]:
 # -- the run list ------------------------------------------------------------------------------
 
 
+@both_backends
 def test_run_list_pages_with_the_total(client: Client, recorded: dict[str, str]) -> None:
     """A page holds `limit` runs, newest first, with the total of all matching runs."""
     first = client.get("/api/runs", params={"limit": 2}).json()
@@ -78,6 +91,7 @@ def test_run_list_pages_with_the_total(client: Client, recorded: dict[str, str])
     assert first["runs"][0]["model_calls"] == 3 and first["runs"][0]["tokens_in"] > 0
 
 
+@both_backends
 def test_run_list_filters_by_pipeline_user_and_status(
     client: Client, recorded: dict[str, str], store: Store
 ) -> None:
@@ -92,6 +106,7 @@ def test_run_list_filters_by_pipeline_user_and_status(
     assert client.get("/api/runs?since=2000-01-01&until=2000-01-02").json()["total"] == 0
 
 
+@both_backends
 def test_run_list_searches_the_text_of_prompts(client: Client, recorded: dict[str, str]) -> None:
     """``q`` finds the runs whose prompts hold the words, whatever their case."""
     page = client.get("/api/runs", params={"q": "ALPACAS and their"}).json()
@@ -99,6 +114,7 @@ def test_run_list_searches_the_text_of_prompts(client: Client, recorded: dict[st
     assert client.get("/api/runs", params={"q": "no prompt says this"}).json()["total"] == 0
 
 
+@both_backends
 def test_run_list_sorts_by_a_column_either_way(client: Client, recorded: dict[str, str]) -> None:
     """``sort`` and ``order`` order the whole list, not just the page."""
     ascending = client.get("/api/runs?sort=started_at&order=asc&limit=1").json()
@@ -115,6 +131,7 @@ def test_run_list_refuses_a_bad_sort_naming_the_allowed_ones(client: Client) -> 
     assert "started_at" in answer.json()["error"]["message"]
 
 
+@both_backends
 def test_facets_list_the_pipelines_and_users(client: Client, recorded: dict[str, str]) -> None:
     """The filter choices are every pipeline and user the store has runs of."""
     facets = client.get("/api/facets").json()
@@ -125,6 +142,7 @@ def test_facets_list_the_pipelines_and_users(client: Client, recorded: dict[str,
 # -- a run ------------------------------------------------------------------------------------
 
 
+@both_backends
 def test_run_trace_nests_every_step_and_model_call(
     client: Client, recorded: dict[str, str]
 ) -> None:
@@ -385,6 +403,7 @@ def test_cli_serves_on_loopback_until_stopped(store: Store, recorded: dict[str, 
 # -- costs, profiles, experiments, the API's index ---------------------------------------------
 
 
+@both_backends
 def test_costs_group_daily_cost_by_model_and_show_budgets(
     client: Client, recorded: dict[str, str]
 ) -> None:
