@@ -998,3 +998,19 @@ def test_max_memory_under_pytest_memray_is_its_limit_memory(tmp_path: Path) -> N
     assert "1 failed, 1 passed" in out, out
     assert "Test was limited to 4.0MiB" in out
     assert "Tracker" not in out  # memray's "only one Tracker instance" error
+
+
+def test_an_execution_in_a_postgresql_store_is_announced_by_its_whole_url(
+    tmp_path: Path, postgres_url: str, postgres_store: Store
+) -> None:
+    """Under ``workbench profile`` an execution recorded into PostgreSQL is announced with
+    the URL as given (not made a file path, not masked), so the parent opens that database."""
+    from workbench.profiling._link import ExecutionAnnouncer
+
+    report = tmp_path / "report.jsonl"
+    with workbench.record("announced", inputs={}, store=postgres_store) as run:
+        ExecutionAnnouncer(str(report)).execution_started(run)
+    (line,) = [json.loads(text) for text in report.read_text().splitlines()]
+    assert line["store"] == postgres_url
+    with Store(line["store"]) as opened:
+        assert opened.get_execution(line["execution_id"]).pipeline_id == "announced"

@@ -541,6 +541,26 @@ def test_workbench_store_isolation(project: pytest.Pytester) -> None:
     assert (project.path / "shared.db").exists()
 
 
+def test_a_shared_postgresql_store_is_the_default_store_by_its_whole_url(
+    project: pytest.Pytester, postgres_url: str
+) -> None:
+    """With ``--workbench-store postgresql://...`` a test's WORKBENCH_DB is the URL as given
+    (password included, not the masked one printed), so a run opened from it lands there."""
+    project.makepyfile(
+        f"""
+        import os
+        import workbench
+
+        def test_default_store_is_the_shared_database(workbench_store):
+            assert os.environ["WORKBENCH_DB"] == {postgres_url!r}
+            with workbench.record("via_env", inputs={{}}):
+                pass  # the default store, opened from WORKBENCH_DB
+            assert [e.pipeline_id for e in workbench_store.list_executions()] == ["via_env"]
+        """
+    )
+    run(project, "--workbench-store", postgres_url).assert_outcomes(passed=1)
+
+
 def test_settings_precedence_marker_cli_fixture_file(project: pytest.Pytester) -> None:
     """workbench.yaml < workbench_config fixture < command line < marker, key by key; a budget
     in workbench.yaml holds every test, workbench fixtures or not."""

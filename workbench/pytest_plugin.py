@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Generator, Iterator
@@ -167,6 +168,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _anchored(folder: Path, store: str) -> str:
+    """A store's file path relative to ``folder`` made absolute; a URL (``postgresql://``,
+    ``sqlite:///``) left as given, a database being no file in ``folder``."""
+    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", store):  # a scheme (2+ letters: not C:\)
+        return store
+    return str(folder / store)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
@@ -177,7 +186,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "record_mode": config.getoption("workbench_record_mode", None),
         "block_network": config.getoption("workbench_block_network", None),
         "allowed_hosts": [h.strip() for h in hosts.split(",") if h.strip()] if hosts else None,
-        "store": str(invocation / store) if store else None,
+        "store": _anchored(invocation, store) if store else None,
     }
     # pytest-recording's --disable-recording means the same: no recording read or written.
     disabled = bool(config.getoption("workbench_disable_recording", False)) or bool(
@@ -232,9 +241,9 @@ def _workbench_setup(request: pytest.FixtureRequest, workbench_config: Any) -> I
             if marker is not None:
                 markers.update(marker_settings(name, marker.args, dict(marker.kwargs)))
         section = config.pytest
-        if section.store and not Path(section.store).is_absolute():
+        if section.store:
             folder = Path(config.source).parent if config.source else Path.cwd()
-            section = section.model_copy(update={"store": str(folder / section.store)})
+            section = section.model_copy(update={"store": _anchored(folder, section.store)})
         settings = resolve_settings(file=section, fixture=None, cli=session.cli, markers=markers)
     except ConfigError as exc:
         _fail_setup(exc)
@@ -311,7 +320,7 @@ def workbench_store(request: pytest.FixtureRequest, _workbench_setup: _Setup) ->
         store = open_store(folder / "workbench.db")
     try:
         with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("WORKBENCH_DB", str(store.path))
+            patch.setenv("WORKBENCH_DB", store.location)  # str() masks a password
             yield store
     finally:
         if folder is not None:

@@ -38,7 +38,7 @@ class ExecutionAnnouncer(_hooks.Observer):
             "pid": os.getpid(),
             "at": time.time(),
             "execution_id": run.id,
-            "store": os.path.abspath(run.store.path),  # the parent may run elsewhere
+            "store": run.store.location,  # the parent may run elsewhere; a URL whole
         }
         try:
             with open(self.report, "ab") as file:

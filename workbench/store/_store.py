@@ -224,6 +224,15 @@ class Store(Queries, UIReads):
             return f"sqlite:///{Path(self.path).resolve()}"
         return str(self.path)
 
+    @property
+    def location(self) -> str:
+        """Where the store is, whole, for another process to open it: the SQLite file's
+        absolute path, or the PostgreSQL URL with its password (an environment variable, a
+        handover file). Never a message: print :attr:`path` or :attr:`url`, which mask it."""
+        if isinstance(self.path, DatabaseURL):
+            return self.path.secret
+        return os.path.abspath(self.path)
+
     # -- opening ---------------------------------------------------------------------------
 
     def _connect(self, *, wal: bool = True) -> sqlite3.Connection:

@@ -149,7 +149,8 @@ class CostReporter:
                     f"(CostReporter(store=...), --db, WORKBENCH_DB or store.path)"
                 )
             self._store = open_store(path)  # an older store gains the cost ledger on opening
-        self.path = Path(self._store.path)
+        #: The store read: its file, or its URL (a password masked).
+        self.path: Any = self._store.path
 
     def _ledger(self) -> Store:
         self._store.flush()  # this process's calls too, not only those already written

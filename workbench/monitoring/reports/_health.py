@@ -290,7 +290,16 @@ class HealthChecker:
         return True, f"{store.path}: {check.query!r} answered {len(rows)} row(s)", {}
 
     def _check_disk_space(self, check: HealthCheckConfig) -> tuple[bool, str, dict[str, Any]]:
-        folder = self._store_now().path.parent
+        store = self._store_now()
+        if store.backend != "sqlite":
+            # The database's disk is the server's, which a client cannot measure (PostgreSQL
+            # reports sizes, not free space): say so rather than measure this machine's.
+            detail = (
+                f"not measured: store {store.path} is a PostgreSQL database, whose disk is "
+                f"the server's; watch free space on the database host"
+            )
+            return True, detail, {"free_gb": None, "measured": False}
+        folder = store.path.parent
         free_gb = shutil.disk_usage(folder).free / _GB
         ok = free_gb >= check.min_free_gb
         verdict = "" if ok else f", below the minimum of {check.min_free_gb:g} GB"
@@ -353,11 +362,12 @@ def _availability(url: str, check: HealthCheckConfig) -> int | str:
         return answer
 
 
-def _without_paths(detail: str, store_path: Path) -> str:
-    """``detail`` with the store's path and folder named, not spelled out."""
-    return detail.replace(str(store_path), "the store").replace(
-        str(store_path.parent), "the store's folder"
-    )
+def _without_paths(detail: str, store_path: Any) -> str:
+    """``detail`` with the store's path and folder (a file's) or URL named, not spelled out."""
+    detail = detail.replace(str(store_path), "the store")
+    if isinstance(store_path, Path):
+        detail = detail.replace(str(store_path.parent), "the store's folder")
+    return detail
 
 
 def _provider_url(provider: str, urls: dict[str, str]) -> str:
