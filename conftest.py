@@ -46,6 +46,13 @@ def postgres_server() -> Iterator[PostgresServer]:
         )
     with PostgresServer() as server:
         yield server
+        # The process's shared stores (open_store: a reader opened by a URL) on this cluster
+        # are closed before it stops, else their pools retry it and log every refusal.
+        from workbench.store import _store
+
+        for shared in list(_store._defaults.values()):
+            if shared.backend == "postgresql":
+                shared.close()
 
 
 @pytest.fixture

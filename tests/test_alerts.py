@@ -281,8 +281,10 @@ def test_unrouted_alerts_go_to_the_log_and_labels_route(
     assert levels == {"errors": "WARNING", "cost": "ERROR"}
 
 
-def test_quantile_and_ratio_rules_read_the_store(store: Store) -> None:
-    """histogram_quantile over step durations and a ratio of two rates are evaluated."""
+def test_quantile_and_ratio_rules_read_the_store(any_store: Store) -> None:
+    """histogram_quantile over step durations and a ratio of two rates are evaluated (on
+    both backends)."""
+    store = any_store
     for _ in range(4):
         with workbench.record("p", inputs={}, store=store), workbench.step("slow"):
             time.sleep(0.02)

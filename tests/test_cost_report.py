@@ -58,6 +58,10 @@ def _past_call(store: Store, when: datetime, cost: float, *, user: str = "carol"
 @pytest.fixture
 def recorded(tmp_path: Path, store: Store, model_server: ModelServer) -> Store:
     """Today: two pipelines, two users and a run without one, two priced models, one unpriced."""
+    return _record_today(tmp_path, store, model_server)
+
+
+def _record_today(tmp_path: Path, store: Store, model_server: ModelServer) -> Store:
     (tmp_path / "workbench.yaml").write_text(PRICES)
     with workbench.record("research", inputs={}, store=store, user_id="alice"):
         _ask(model_server, "gpt-4o-mini")
@@ -70,8 +74,13 @@ def recorded(tmp_path: Path, store: Store, model_server: ModelServer) -> Store:
     return store
 
 
-def test_daily_report_splits_the_day_by_model_pipeline_and_user(recorded: Store) -> None:
-    """Totals and splits equal the recorded calls' costs; the unpriced call is counted apart."""
+def test_daily_report_splits_the_day_by_model_pipeline_and_user(
+    tmp_path: Path, any_store: Store, model_server: ModelServer
+) -> None:
+    """Totals and splits equal the recorded calls' costs; the unpriced call is counted apart
+    (on both backends; a reporter opened by the store's location reads the same, and names
+    the store without a password)."""
+    recorded = _record_today(tmp_path, any_store, model_server)
     calls = [
         call
         for execution in recorded.list_executions(limit=None)
@@ -89,6 +98,9 @@ def test_daily_report_splits_the_day_by_model_pipeline_and_user(recorded: Store)
     assert list(report.cost_by_pipeline) == ["research", "summarise"]  # dearest first
     assert report.input_tokens == sum(c.input_tokens or 0 for c in calls)
     assert report.to_json()["cost_by_model"]["gpt-4o"] == pytest.approx(0.012)
+    by_location = CostReporter(recorded.location)
+    assert by_location.get_daily_report() == report
+    assert str(by_location.path) == str(recorded.path)  # a URL's password masked
 
 
 def test_another_day_is_empty_and_a_bad_date_is_refused(recorded: Store) -> None:

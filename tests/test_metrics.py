@@ -470,10 +470,11 @@ def test_a_busy_port_is_a_config_error() -> None:
 
 
 def test_the_store_registry_reports_every_process_runs(
-    store: Store, model_server: ModelServer
+    any_store: Store, model_server: ModelServer
 ) -> None:
     """The sidecar's metrics come from the store: executions, steps, calls and cost recorded by
-    this process read back under the built-in names."""
+    this process read back under the built-in names (on both backends)."""
+    store = any_store
     pipeline = _name("stored")
     client = _client(model_server)
     for _ in range(2):
@@ -482,7 +483,7 @@ def test_the_store_registry_reports_every_process_runs(
                 _ask(client)
     store.flush()
     cost = sum(c.cost_usd or 0 for c in run.execution().model_calls) * 2
-    registry, collector = store_registry(store.path, load_config(), cache_s=0)
+    registry, collector = store_registry(store.location, load_config(), cache_s=0)
     try:
         value = registry.get_sample_value
         assert (

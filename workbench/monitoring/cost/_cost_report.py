@@ -17,7 +17,6 @@ import asyncio
 import os
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -143,7 +142,7 @@ class CostReporter:
             self._store = store
         else:
             path = resolve_store_path(store)
-            if not Path(path).exists():
+            if not path.exists():  # a Path, or a URL (a database is the server's to find)
                 raise StoreError(
                     f"no store at {path}; record a run first, or pass the store's path "
                     f"(CostReporter(store=...), --db, WORKBENCH_DB or store.path)"
