@@ -79,7 +79,7 @@ def run(project: pytest.Pytester, *args: str) -> pytest.RunResult:
     )
 
 
-def record_execution(path: Path, server: ModelServer, text: str, latency: float = 0.0) -> str:
+def record_execution(path: Path | str, server: ModelServer, text: str, latency: float = 0.0) -> str:
     """Record one execution with one model call into the store at ``path``; its id."""
     client = openai.OpenAI(base_url=server.openai_base_url, api_key="sk-test", max_retries=0)
     store = Store(path)
@@ -474,6 +474,27 @@ def test_replay_marker_answers_from_a_recorded_execution(
         ]
     )
     assert "During handling" not in result.stdout.str()
+
+
+def test_replay_marker_answers_from_an_execution_in_postgresql(
+    project: pytest.Pytester, model_server: ModelServer, postgres_url: str
+) -> None:
+    """@pytest.mark.replay(id, store="postgresql://...") serves the calls of an execution
+    recorded into PostgreSQL (the URL is not looked for as a file)."""
+    recorded = record_execution(postgres_url, model_server, "recorded question")
+    project.makepyfile(
+        f"""
+        import pytest
+
+        @pytest.mark.replay({recorded!r}, store={postgres_url!r})
+        def test_same(ask, workbench_run):
+            assert ask("recorded question")
+            assert workbench_run.summary().recording_id == {recorded!r}
+        """
+    )
+    sent = model_server.request_count
+    run(project).assert_outcomes(passed=1)
+    assert model_server.request_count == sent
 
 
 def test_block_network_refuses_connections_off_the_machine(project: pytest.Pytester) -> None:

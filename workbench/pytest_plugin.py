@@ -168,12 +168,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def _is_url(store: str) -> bool:
+    """Whether a store is given as a URL (``postgresql://``, ``sqlite:///``), not a path."""
+    return re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", store) is not None  # 2+ letters: not C:\
+
+
 def _anchored(folder: Path, store: str) -> str:
-    """A store's file path relative to ``folder`` made absolute; a URL (``postgresql://``,
-    ``sqlite:///``) left as given, a database being no file in ``folder``."""
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+:", store):  # a scheme (2+ letters: not C:\)
-        return store
-    return str(folder / store)
+    """A store's file path relative to ``folder`` made absolute; a URL left as given, a
+    database being no file in ``folder``."""
+    return store if _is_url(store) else str(folder / store)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -542,7 +545,7 @@ def _replay_marker(marker: pytest.Mark) -> tuple[str, str | None]:
             f"@pytest.mark.replay('exec_0123abcd', store='recordings/workbench.db'); got "
             f"args={args!r} kwargs={dict(marker.kwargs)!r}"
         )
-    if store is not None and not Path(store).is_file():
+    if store is not None and not _is_url(store) and not Path(store).is_file():
         raise ConfigError(
             f"@pytest.mark.replay({args[0]!r}, store={store!r}): no such file; give the path "
             f"of the workbench.db that holds the execution"
