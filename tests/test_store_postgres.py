@@ -164,6 +164,18 @@ def test_the_server_restarted_mid_recording_loses_nothing_and_warns_once(
     assert len(warnings) <= 1, [r.getMessage() for r in warnings]
 
 
+def test_the_budget_ledger_read_survives_a_server_restart(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    """The budget check's ledger read keeps a connection of its own: after the server
+    restarted, the next read is answered on a fresh one instead of failing."""
+    with Store(postgres_url) as store:
+        seq = store.ledger_snapshot(since=0.0, recent_since=0.0).seq
+        assert store.ledger_since(seq) == []
+        postgres_server.restart()
+        assert store.ledger_since(seq) == []
+
+
 def test_a_pg_dump_of_a_recording_holds_no_secret(
     postgres_server: PostgresServer, postgres_url: str
 ) -> None:

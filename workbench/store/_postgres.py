@@ -253,6 +253,11 @@ class PostgresBackend:
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
         self._kinds: dict[str, _Kind] = {}
+        #: The connection of the budget check's reads (``fast_read``), held out of the pool
+        #: for this process (a prepared statement lives on one connection), and its lock.
+        self._fast: psycopg.Connection[Any] | None = None
+        self._fast_pid = 0
+        self._fast_lock = threading.Lock()
 
     # -- errors ----------------------------------------------------------------------------
 
@@ -342,28 +347,63 @@ class PostgresBackend:
     def engine(self) -> sa.Engine:
         import sqlalchemy as sa
 
-        pool = self.pool()
-
         def checked_out() -> psycopg.Connection[Any]:
             # Reads are rare next to writes: a checked connection (one round trip) keeps a
             # read after a server restart from failing on a dropped one.
-            conn = pool.getconn()
-            try:
-                conn.execute("")
-            except Exception:
-                conn.close()  # back to the pool, which discards a broken one
-                conn = pool.getconn()
-            return conn
+            return self._checked_connection()
 
         return sa.create_engine(
             "postgresql+psycopg://", poolclass=sa.pool.NullPool, creator=checked_out
         )
 
+    def fast_read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``sql`` (``%s`` placeholders) as tuples, on a connection of its own
+        kept for these reads, the statement prepared on it once: the budget check runs one
+        on every model call, where ``_read``'s checkout, check and result building cost
+        ~1 ms. Autocommit, so every read sees what any process committed before it; a
+        connection the server dropped is replaced once."""
+        import psycopg
+
+        with self._fast_lock:
+            for attempt in (0, 1):
+                conn = self._fast
+                if conn is None or self._fast_pid != os.getpid():
+                    conn = self._fast = self._checked_connection()
+                    self._fast_pid = os.getpid()
+                try:
+                    return conn.execute(sql, params, prepare=True).fetchall()
+                except psycopg.OperationalError:
+                    # The server restarted (or dropped us) since the last read: it says so
+                    # only on the next statement, which is then run once on a fresh one.
+                    self._fast = None
+                    conn.close()  # back to the pool (close_returns), which discards it
+                    if attempt:
+                        raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _checked_connection(self) -> psycopg.Connection[Any]:
+        """A pooled connection known to be alive (one round trip): the pool does not check
+        on checkout, and after a server restart its idle ones are all dead."""
+        pool = self.pool()
+        conn = pool.getconn()
+        try:
+            conn.execute("")
+        except Exception:
+            conn.close()  # back to the pool (close_returns), which discards a broken one
+            conn = pool.getconn()
+        return conn
+
     def after_fork(self) -> None:
         self._pool = None  # the parent's: neither used nor closed here
+        self._fast = None  # the parent's connection too
+        self._fast_lock = threading.Lock()
 
     def close(self) -> None:
         if self._pool is not None and self._pool_pid == os.getpid():
+            with self._fast_lock:
+                if self._fast is not None and self._fast_pid == os.getpid():
+                    self._fast.close()  # back to the pool (close_returns)
+                self._fast = None
             self._pool.close()
         self._pool = None
 

@@ -121,6 +121,7 @@ class Queries:
         _closed: bool
         _reader: Any
         _read_lock: threading.Lock
+        _backend: Any
 
         def _read(self, statement: Any) -> list[Any]: ...
         def flush(self, timeout: float | None = 30.0, *, strict: bool = True) -> None: ...
@@ -712,9 +713,13 @@ class Queries:
                     return reader.execute(sql, params).fetchall()
                 except sqlite3.Error as exc:
                     raise store_error(exc, self.path, "reading") from exc
-        statement, names = _FAST[name]()
-        found = self._read(statement.params(dict(zip(names, params, strict=True))))
-        return [tuple(row.values()) for row in found]
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed; open it again with Store(path)")
+        backend = self._backend
+        try:
+            return backend.fast_read(_compiled_for(name, "postgresql"), params)  # type: ignore[no-any-return]
+        except backend.write_errors as exc:
+            raise backend.error("reading", exc) from exc
 
 
 def _ledger_since() -> tuple[sa.Select[Any], tuple[str, ...]]:
@@ -739,17 +744,29 @@ def _ledger_user_total() -> tuple[sa.Select[Any], tuple[str, ...]]:
 
 
 _FAST = {"ledger_since": _ledger_since, "ledger_user_total": _ledger_user_total}
-_compiled: dict[str, str] = {}
+_compiled: dict[tuple[str, str], str] = {}
 
 
 def _compiled_sqlite(name: str) -> str:
-    sql = _compiled.get(name)
+    return _compiled_for(name, "sqlite")
+
+
+def _compiled_for(name: str, dialect: str) -> str:
+    """``_FAST[name]`` as the SQL text of ``dialect`` with positional parameters in the order
+    of its ``names`` (``?`` for sqlite3, ``%s`` for psycopg), compiled once a process."""
+    sql = _compiled.get((name, dialect))
     if sql is None:
-        from sqlalchemy.dialects import sqlite
+        if dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import dialect as make
+        else:
+            from sqlalchemy.dialects.postgresql.psycopg import dialect as make  # type: ignore[no-redef]
 
         statement, names = _FAST[name]()
-        compiled = statement.compile(dialect=sqlite.dialect())
+        d = make()
+        if dialect != "sqlite":
+            d = make(paramstyle="format")
+        compiled = statement.compile(dialect=d)
         if tuple(compiled.positiontup or ()) != names:
             raise AssertionError(f"{name}: parameters {compiled.positiontup} != {names}")
-        sql = _compiled[name] = str(compiled)
+        sql = _compiled[(name, dialect)] = str(compiled)
     return sql
