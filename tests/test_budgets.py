@@ -290,6 +290,26 @@ def test_an_older_store_gains_the_ledger_with_the_calls_it_holds(
     assert rows.fetchall() == [(run.id, run.execution().model_calls[0].cost_usd)]
 
 
+def test_an_older_store_gains_the_cost_reports_covering_index_when_opened(store: Store) -> None:
+    """A store made before the cost report's covering index gets it when next opened, and a
+    day's calls grouped by model, pipeline and user are then read from it alone."""
+    store.close()
+    conn = sqlite3.connect(store.path)
+    conn.execute("DROP INDEX idx_cost_ledger_report")
+    conn.close()
+    Store(store.path).close()
+    conn = sqlite3.connect(store.path)
+    try:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT model, pipeline_id, user_id, SUM(cost_usd), COUNT(*), "
+            "COUNT(cost_usd), SUM(input_tokens), SUM(output_tokens) FROM cost_ledger WHERE "
+            "started_at >= 0 AND started_at < 1 GROUP BY model, pipeline_id, user_id"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert any("COVERING INDEX idx_cost_ledger_report" in row[-1] for row in plan), plan
+
+
 @settings(max_examples=30, deadline=None)
 @given(
     batches=st.lists(

@@ -134,6 +134,27 @@ def test_an_older_schema_is_refused_on_open_and_upgraded_by_migrate(postgres_url
         assert store.get_execution(run.id).session_id == "s1"
 
 
+def test_a_database_lacking_a_later_index_opens_and_migrate_adds_it(postgres_url: str) -> None:
+    """An index added by a later version (the cost report's) does not make a database
+    refused on open (only speed depends on it); `workbench store migrate` adds it."""
+    Store(postgres_url).close()
+    indexes = "SELECT indexname FROM pg_indexes WHERE indexname = 'idx_cost_ledger_report'"
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP INDEX idx_cost_ledger_report")
+    Store(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute(indexes).fetchall() == []
+    from click.testing import CliRunner
+
+    from workbench.cli.store import store_group
+
+    result = CliRunner().invoke(store_group, ["migrate", "--db", postgres_url])
+    assert result.exit_code == 0, result.output
+    assert "idx_cost_ledger_report" in result.output
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert conn.execute(indexes).fetchall() == [("idx_cost_ledger_report",)]
+
+
 def test_the_server_restarted_mid_recording_loses_nothing_and_warns_once(
     postgres_server: PostgresServer, postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -434,6 +434,10 @@ class PostgresBackend:
                                 f"so that no process upgrades a shared database by surprise)"
                             )
                         return migrate_postgres(conn)
+                    if (self.auto_migrate or migrate) and _missing_indexes(conn):
+                        # Only speed depends on an index: added when upgrading is allowed,
+                        # a database without it is read as it is otherwise.
+                        return migrate_postgres(conn)
                     return []
                 if tables:
                     raise NotAStoreError(
@@ -651,6 +655,24 @@ def _missing(conn: psycopg.Connection[Any]) -> list[str]:
             f"column {table.name}.{c.name}" for c in table.columns if c.name not in have[table.name]
         )
     return missing
+
+
+def _missing_indexes(conn: psycopg.Connection[Any]) -> list[str]:
+    """The indexes of ``_tables.metadata()`` the database lacks (added by later versions)."""
+    from workbench.store import _tables
+
+    have = {
+        r[0]
+        for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        )
+    }
+    return [
+        index.name
+        for table in _tables.metadata().sorted_tables
+        for index in table.indexes
+        if index.name not in have
+    ]
 
 
 def _create(conn: psycopg.Connection[Any]) -> None:

@@ -64,6 +64,9 @@ def metadata() -> sa.MetaData:
         sa.Column("output_tokens", sa.BigInteger),
     )
     sa.Index("idx_cost_ledger_time", ledger.c.started_at, ledger.c.cost_usd)
+    # Covering the cost report (``Queries.cost_groups``), as SQLite's (``_schema``).
+    report = ("started_at", "model", "pipeline_id", "user_id", "cost_usd", "input_tokens")
+    sa.Index("idx_cost_ledger_report", *(ledger.c[n] for n in (*report, "output_tokens")))
     sa.Table(
         "workbench_schema",
         meta,
