@@ -13,16 +13,23 @@ folder, and a database of a throwaway PostgreSQL cluster (``workbench.testing._p
 * ``workbench store copy`` of ``M`` executions from a SQLite file into the backend
   (``copy_store``), in executions/s.
 
-Not measured here (yet): capture overhead per model call, the budget check with 1,000,000
-calls stored, a daily cost report over 1,000,000 calls. Skipped, saying why, without
+* the budget check per model call (``BudgetGuard.model_call_starting`` with daily, monthly and
+  per-user budgets, nothing recorded since the previous check), in µs (target <= 50 µs), on a
+  fresh store: its ledger read is by ``seq``, so its cost does not grow with the calls stored
+  (``bench_queries`` measures it on SQLite with 1,000,000).
+
+Not measured here (yet): capture overhead per model call, the budget check and a daily cost
+report with 1,000,000 calls stored (``bench_queries``, SQLite only). Skipped, saying why, without
 PostgreSQL. The variants alternate, rounds repeat, the table shows medians.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import _common
@@ -56,6 +63,46 @@ def _step_us(store: Store, steps: int) -> float:
                 step.set_result(i)
         seconds = time.perf_counter() - start
     return seconds / steps * 1e6
+
+
+TARGET_BUDGET_US = 50.0
+
+
+def _budget_us(store: Store, checks: int) -> float:
+    from bench_metrics import _call_event
+
+    from workbench.monitoring.cost._budget import BudgetGuard
+
+    url = "https://api.openai.com/v1/chat/completions"
+    canonical: dict[str, object] = {"body": {"model": "gpt-4o-mini"}}
+    with workbench.record("bench_budget", inputs={}, store=store, user_id="u1") as run:
+        guard = BudgetGuard()
+        guard.model_call_starting(run, "POST", url, canonical)  # the month summed once
+        guard.model_call_finished(_call_event(run, 0.001))
+        store.flush()
+        start = time.perf_counter()
+        for _ in range(checks):
+            guard.model_call_starting(run, "POST", url, canonical)
+        seconds = time.perf_counter() - start
+    return seconds / checks * 1e6
+
+
+@contextlib.contextmanager
+def _budgets(folder: Path) -> Iterator[None]:
+    """Daily, monthly and per-user budgets (never reached) configured while inside."""
+    (folder / "workbench.yaml").write_text(
+        "cost_tracking:\n  budgets: {daily_limit: 1000000, monthly_limit: 10000000, "
+        "per_user_limit: 1000000}\n"
+    )
+    previous = os.environ.get("WORKBENCH_CONFIG")
+    os.environ["WORKBENCH_CONFIG"] = str(folder / "workbench.yaml")
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("WORKBENCH_CONFIG", None)
+        else:
+            os.environ["WORKBENCH_CONFIG"] = previous
 
 
 def _fill(store: Store, executions: int) -> list[str]:
@@ -96,8 +143,9 @@ def main(quick: bool = False) -> list[Row]:
     executions, spans, steps, listed, copied, rounds = (
         (2, 5_000, 200, 300, 100, 2) if quick else (4, 10_000, 500, 2_000, 500, 3)
     )
+    checks = 2_000 if quick else 10_000
     results: dict[str, dict[str, list[float]]] = {
-        name: {"ingest": [], "step": [], "list": [], "copy": []}
+        name: {"ingest": [], "step": [], "budget": [], "list": [], "copy": []}
         for name in ("postgresql", "sqlite")
     }
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp, PostgresServer() as server:
@@ -111,7 +159,7 @@ def main(quick: bool = False) -> list[Row]:
                 return Store(folder / f"s{made}.db")
             return Store(server.url(server.new_database(), socket=True))
 
-        with Store(folder / "source.db") as source:
+        with _budgets(folder), Store(folder / "source.db") as source:
             copy_ids = _fill(source, copied)
             for index in range(rounds):
                 for backend in rotated(("postgresql", "sqlite"), index):
@@ -120,6 +168,8 @@ def main(quick: bool = False) -> list[Row]:
                         numbers["ingest"].append(_ingest(store, executions, spans))
                     with fresh(backend) as store:
                         numbers["step"].append(_step_us(store, steps))
+                    with fresh(backend) as store:
+                        numbers["budget"].append(_budget_us(store, checks))
                     if index == 0:  # filling N executions is the slow part: once
                         with fresh(backend) as store:
                             _fill(store, listed)
@@ -131,7 +181,8 @@ def main(quick: bool = False) -> list[Row]:
     lite = {k: median(v) for k, v in results["sqlite"].items()}
     print(
         f"  store: ingest PostgreSQL {pg['ingest']:,.0f} vs SQLite {lite['ingest']:,.0f} spans/s;"
-        f" durable step {pg['step']:.0f} vs {lite['step']:.0f} µs; list {pg['list']:.1f} vs "
+        f" durable step {pg['step']:.0f} vs {lite['step']:.0f} µs; budget check "
+        f"{pg['budget']:.1f} vs {lite['budget']:.1f} µs; list {pg['list']:.1f} vs "
         f"{lite['list']:.1f} ms; copy {pg['copy']:,.0f} vs {lite['copy']:,.0f} executions/s",
         flush=True,
     )
@@ -153,6 +204,15 @@ def main(quick: bool = False) -> list[Row]:
             fmt(pg["step"] / lite["step"], 2, "x"),
             "-",
             None,
+        ),
+        Row(
+            "store",
+            "budget check per model call, nothing new, µs (ours PostgreSQL, peer SQLite)",
+            f"{pg['budget']:.1f}",
+            f"{lite['budget']:.1f}",
+            fmt(pg["budget"] / lite["budget"], 2, "x"),
+            f"<= {TARGET_BUDGET_US:.0f} µs",
+            pg["budget"] <= TARGET_BUDGET_US and lite["budget"] <= TARGET_BUDGET_US,
         ),
         Row(
             "store",
