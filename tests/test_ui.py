@@ -465,6 +465,32 @@ def test_memory_profile_flame_graph_is_served_as_it_is(
     assert next(a["format"] for a in described if a["available"]) == "html"  # then the capture
 
 
+def test_experiments_list_changed_runs_costliest_first_each_with_its_diff(
+    client: Client, store: Store, recorded: dict[str, str]
+) -> None:
+    """An experiment that changes one step's output is listed with its runs, the changed
+    ones first and costliest first, each linking to a diff page that opens."""
+    from workbench.debugging import RequestReplay
+    from workbench.examples import research_assistant as ra
+
+    RequestReplay(store).replay_many(
+        {"pipeline_id": ra.PIPELINE_ID},
+        modifications={"step_outputs": {"critique": "Looks fine."}},
+        engine="inline",
+        name="terse critique",
+    )
+    store.flush()
+    (shown,) = client.get("/api/experiments").json()["experiments"]
+    assert (shown["name"], shown["runs"], shown["changed"]) == ("terse critique", 3, 3)
+    runs = shown["run_list"]
+    assert {r["original_id"] for r in runs} == set(recorded.values())  # the YAML twin too
+    costs = [r["cost_after"] or 0.0 for r in runs]
+    assert costs == sorted(costs, reverse=True)
+    assert all(r["first_divergent_step"] == "critique#0" for r in runs)
+    for run in runs:
+        assert client.get(run["diff"]).status_code == 200
+
+
 def test_experiments_answer_is_an_empty_list(client: Client) -> None:
     """With no experiments in the store, the page is there and the list is empty."""
     assert client.get("/api/experiments").json()["experiments"] == []

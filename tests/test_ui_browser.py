@@ -270,6 +270,32 @@ def test_experiments_page_says_there_are_none(tab: Tab) -> None:
     tab.shot("experiments")
 
 
+def test_experiment_lists_its_changed_runs_and_each_opens_its_diff(
+    tab: Tab, runs: tuple[Store, dict[str, str]]
+) -> None:
+    """After an experiment that changes the critique step, the experiments page lists both
+    runs as changed at critique#0, and a run's diff link opens its highlighted diff (after
+    the empty-state test: this module's store is shared, in file order)."""
+    from workbench.debugging import RequestReplay
+
+    store, ids = runs
+    RequestReplay(store).replay_many(
+        [ids["caching"], ids["alpacas"]],
+        modifications={"step_outputs": {"critique": "Looks fine."}},
+        engine="inline",
+        name="terse critique",
+    )
+    store.flush()
+    tab.open("/experiments")
+    rows = tab.page.locator("table.changed-runs tr").all_inner_texts()[1:]
+    assert len(rows) == 2 and all("critique#0" in row for row in rows), rows
+    tab.shot("experiments")
+    tab.page.locator("a.open-diff").first.click()
+    tab.page.wait_for_url(re.compile(r"/diff\?"))
+    first = tab.page.wait_for_selector("#diff-steps tr.first-divergent")
+    assert first.get_attribute("data-step") == "critique#0"
+
+
 def test_unknown_run_is_a_404_page_naming_it(tab: Tab) -> None:
     """An unknown run id is a 404 page that names the id."""
     answer = tab.open("/runs/exec_nowhere")

@@ -76,6 +76,41 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(body, status_code=status, media_type="application/json")
 
 
+def _experiment(store: Any, experiment: Any) -> dict[str, Any]:
+    """An experiment as the page shows it: its record, and its runs with the changed ones
+    first, costliest first (the cost after the change), each with the link to its diff."""
+    found = store.experiment_runs(experiment.id)
+    found.sort(key=lambda r: (not r.changed, -(r.cost_after or 0.0)))
+    return {
+        "id": experiment.id,
+        "name": experiment.name,
+        "pipeline_id": experiment.pipeline_id,
+        "status": experiment.status,
+        "engine": experiment.engine,
+        "modifications": experiment.modifications,
+        "started_at": experiment.started_at,
+        "runs": len(found),
+        "changed": sum(r.changed for r in found),
+        "failed": sum(r.status == "failed" for r in found),
+        "cost_before": sum(r.cost_before or 0.0 for r in found),
+        "cost_after": sum(r.cost_after or 0.0 for r in found),
+        "run_list": [
+            {
+                "original_id": r.original_id,
+                "replay_id": r.replay_id,
+                "status": r.status,
+                "changed": r.changed,
+                "first_divergent_step": r.first_divergent_step,
+                "cost_before": r.cost_before,
+                "cost_after": r.cost_after,
+                "error": r.error,
+                "diff": f"/diff?a={r.original_id}&b={r.replay_id}" if r.replay_id else None,
+            }
+            for r in found
+        ],
+    }
+
+
 def _page(title: str, page: str, **data: str) -> HTMLResponse:
     attributes = "".join(
         f' data-{name.replace("_", "-")}="{html.escape(value)}"' for name, value in data.items()
@@ -425,13 +460,9 @@ def create_app(
         return FileResponse(path, media_type=media)
 
     def api_experiments(request: Request) -> Response:
-        runs.store  # noqa: B018
+        # Each with its runs, changed ones first and costliest first, each opening its diff.
         return _json(
-            {
-                "experiments": [],
-                "note": "no experiments in this store; experiments (issue 13) are listed here "
-                "once the store holds them",
-            }
+            {"experiments": [_experiment(runs.store, e) for e in runs.store.list_experiments()]}
         )
 
     # -- errors ---------------------------------------------------------------------------

@@ -723,8 +723,22 @@
         h("p", { class: "muted", text: "An experiment replays many runs with one change and lists the runs it changed, costliest first; each opens its diff." })));
       return;
     }
-    root.append(h("table", { class: "list", id: "experiments" }, h("tr", {}, ["experiment", "runs", "changed"].map((t) => h("th", { text: t }))),
-      data.experiments.map((e) => h("tr", {}, h("td", { text: e.name || e.id }), h("td", { text: num(e.runs) }), h("td", { text: num(e.changed) })))));
+    for (const e of data.experiments) {
+      const changedRuns = e.run_list.filter((r) => r.changed || r.status === "failed");
+      root.append(h("section", { class: "experiment", id: `experiment-${e.id}` },
+        h("h2", { text: `${e.name || e.id} (${e.pipeline_id || "–"})` }),
+        h("p", { class: "muted", text: `${e.status} · ${e.engine} · ${num(e.runs)} runs, ${num(e.changed)} changed, ${num(e.failed)} failed · cost ${usd(e.cost_before)} → ${usd(e.cost_after)} · ${JSON.stringify(e.modifications)}` }),
+        changedRuns.length
+          ? h("table", { class: "list changed-runs" },
+            h("tr", {}, ["run", "status", "first divergent step", "cost before", "cost after", ""].map((t) => h("th", { text: t }))),
+            changedRuns.map((r) => h("tr", {},
+              h("td", {}, h("a", { href: `/runs/${encodeURIComponent(r.original_id)}`, text: r.original_id })),
+              h("td", { text: r.status }),
+              h("td", { text: r.first_divergent_step || (r.error || "–") }),
+              h("td", { text: usd(r.cost_before) }), h("td", { text: usd(r.cost_after) }),
+              h("td", {}, r.diff ? h("a", { href: r.diff, class: "open-diff", text: "diff" }) : "–"))))
+          : h("p", { text: "No run changed." })));
+    }
   }
 
   const PAGES = { runs: runsPage, run: runPage, diff: diffPage, costs: costsPage, profile: profilePage, experiments: experimentsPage };
