@@ -385,6 +385,95 @@ def test_an_old_store_gains_the_experiment_tables_when_opened(tmp_path: Path) ->
         assert store.list_experiments() == []
 
 
+# -- a PostgreSQL store -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def researched_pg(postgres_store: Store, model_server: ModelServer) -> list[str]:
+    """Three recorded runs of the example research assistant in a PostgreSQL store."""
+    return _record_research(postgres_store, model_server, 3)
+
+
+def test_inline_experiment_on_a_postgresql_store_is_kept_and_read_back(
+    postgres_store: Store, researched_pg: list[str]
+) -> None:
+    """An inline experiment on a PostgreSQL store replays every run unchanged, tags each
+    replay with it, and its record and runs read back as the run returned them."""
+    store = postgres_store
+    exp = RequestReplay(store).replay_many(
+        {"pipeline_id": "research_assistant"}, engine="inline", name="baseline"
+    )
+    summary = exp.summary()
+    assert (summary.n, summary.replayed, summary.changed, summary.failed) == (3, 3, 0, 0)
+    assert (summary.calls_recorded, summary.calls_live) == (9, 0)
+    for run in exp.runs:
+        replay = store.get_execution(run.replay_id or "")
+        assert (replay.replay_of, replay.experiment_id) == (run.original_id, exp.id)
+    kept = store.get_experiment(exp.id)
+    assert (kept.status, kept.name) == ("completed", "baseline")
+    assert kept.originals == researched_pg[::-1]
+    assert kept.counts == {"replayed": 3, "failed": 0, "changed": 0}
+    assert [e.id for e in store.list_experiments(pipeline_id="research_assistant")] == [exp.id]
+    assert store.list_experiments(pipeline_id="another") == []
+    assert sorted(store.experiment_runs(exp.id), key=lambda r: r.original_id) == sorted(
+        exp.runs, key=lambda r: r.original_id
+    )
+
+
+def test_processes_engine_on_a_postgresql_store_finds_the_changed_runs(
+    postgres_store: Store, researched_pg: list[str]
+) -> None:
+    """Two worker processes, each opening the PostgreSQL store by its URL (password
+    included), replay a change of the critique step: every run changed at critique#0, and
+    the runs they kept read back from the store."""
+    store = postgres_store
+    exp = RequestReplay(store).replay_many(
+        researched_pg, modifications=CHANGE_CRITIQUE, engine="processes", workers=2
+    )
+    summary = exp.summary()
+    assert (summary.replayed, summary.changed, summary.unchanged) == (3, 3, 0)
+    assert summary.first_divergent_steps == {"critique#0": 3}
+    assert {run.original_id for run in store.experiment_runs(exp.id)} == set(researched_pg)
+    assert all(run.changed for run in store.experiment_runs(exp.id))
+    assert store.get_experiment(exp.id).engine == "processes"
+    again = ExperimentResult.load(store, exp.id)
+    assert again.summary() == summary
+
+
+def test_runs_of_a_refused_write_are_not_kept_and_their_replays_stay_untagged(
+    any_store: Store,
+) -> None:
+    """A write of runs whose last statement the driver refuses (the experiment's record given
+    with them holds a value no database column takes) keeps none of the runs and tags no
+    replay: one transaction, on either backend."""
+    from dataclasses import replace
+
+    from workbench.exceptions import StoreError
+    from workbench.records import Experiment, ExperimentRun
+
+    store = any_store
+    with workbench.record("p", inputs={}, store=store) as run:
+        pass
+    store.flush()
+    experiment = Experiment(
+        id="exp_1", name=None, pipeline_id="p", selection={}, originals=[run.id],
+        modifications={}, on_miss="error", engine="inline", workers=1, status="running",
+        started_at=1.0, ended_at=None, counts={},
+    )  # fmt: skip
+    store.put_experiment(experiment)
+    good = ExperimentRun(
+        experiment_id="exp_1", original_id="o1", replay_id=run.id, status="replayed",
+        error=None, changed=True, first_divergent_step=None, cost_before=None,
+        cost_after=None, tokens_before=0, tokens_after=0, latency_before=None,
+        latency_after=None, calls_recorded=0, calls_live=0, attempts=1, ended_at=2.0,
+    )  # fmt: skip
+    unwritable = replace(experiment, engine=object())  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match=r"writing an experiment to store"):
+        store.put_experiment_runs([good], unwritable)
+    assert store.experiment_runs("exp_1") == []
+    assert store.get_execution(run.id).experiment_id is None
+
+
 # -- Ctrl-C and resume, the CLI --------------------------------------------------------------------
 
 

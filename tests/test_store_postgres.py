@@ -155,6 +155,53 @@ def test_a_database_lacking_a_later_index_opens_and_migrate_adds_it(postgres_url
         assert conn.execute(indexes).fetchall() == [("idx_cost_ledger_report",)]
 
 
+def test_a_database_older_than_experiments_gains_their_tables_by_migrate(
+    postgres_url: str,
+) -> None:
+    """A database created before experiments (no experiments, experiment_runs, nor
+    executions.experiment_id) is refused on open; `workbench store migrate` adds the tables,
+    their index and the column, and an experiment's record is kept and read back."""
+    from click.testing import CliRunner
+
+    from workbench.cli.store import store_group
+    from workbench.records import Experiment
+
+    Store(postgres_url).close()
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE experiments")
+        conn.execute("DROP TABLE experiment_runs")
+        conn.execute("ALTER TABLE executions DROP COLUMN experiment_id")
+    with pytest.raises(MigrationNeededError, match=r"table experiment.*workbench store migrate"):
+        Store(postgres_url)
+    result = CliRunner().invoke(store_group, ["migrate", "--db", postgres_url])
+    assert result.exit_code == 0, result.output
+    for added in (
+        "table experiments",
+        "table experiment_runs",
+        "index idx_experiments_started_at",
+        "executions.experiment_id",
+    ):
+        assert added in result.output
+    experiment = Experiment(
+        id="exp_1",
+        name=None,
+        pipeline_id="p",
+        selection={"pipeline_id": "p"},
+        originals=["e1"],
+        modifications={},
+        on_miss="error",
+        engine="inline",
+        workers=1,
+        status="running",
+        started_at=1.0,
+        ended_at=None,
+        counts={},
+    )
+    with Store(postgres_url) as store:
+        store.put_experiment(experiment)
+        assert store.get_experiment("exp_1") == experiment
+
+
 def test_the_server_restarted_mid_recording_loses_nothing_and_warns_once(
     postgres_server: PostgresServer, postgres_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:

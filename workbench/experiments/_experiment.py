@@ -141,7 +141,8 @@ def _carry_out(
     progress: ProgressCallback | None,
 ) -> ExperimentResult:
     finished = {run.original_id for run in kept}
-    path = str(store.path.resolve())
+    # The URL whole (a PostgreSQL store's password included: str() masks it), for workers.
+    path = os.fspath(store.path.resolve())
     tasks = [
         RunTask(path, experiment.id, original, experiment.modifications, experiment.on_miss)
         for original in experiment.originals

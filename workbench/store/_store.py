@@ -529,14 +529,8 @@ class Store(Queries, UIReads):
 
         if self._closed:
             raise StoreError(f"store {self.path} is closed; open it again with Store(path)")
-        engine = self._engine
-        if engine is None:
-            with self._read_lock:
-                if self._engine is None:
-                    self._engine = self._backend.engine()
-                engine = self._engine
         try:
-            with engine.connect() as conn:
+            with self._engine_for_statements().connect() as conn:
                 result = conn.execute(statement)
                 return list(result.mappings()) if mappings else list(result)
         except sa.exc.DBAPIError as exc:
@@ -936,38 +930,52 @@ class Store(Queries, UIReads):
 
     # -- experiments (RequestReplay.replay_many) -------------------------------------------
 
-    def _experiment_write(self, write: Callable[[sqlite3.Connection], None]) -> None:
-        """One experiment write, committed before it returns, on a connection of its own:
-        workers of other processes read what it wrote at once."""
-        if self._reader is None:
-            raise StoreError(
-                f"store {self.path} is a PostgreSQL database, and experiments are kept in SQLite "
-                f"stores only so far; replay into a SQLite store (--db FILE)"
-            )
+    def _experiment_write(self, statements: list[_experiments.Statement]) -> None:
+        """Run ``statements`` in one transaction, committed before it returns: workers of
+        other processes read what it wrote at once."""
+        import sqlalchemy as sa
+
+        if self._closed:
+            raise StoreError(f"store {self.path} is closed; open it again with Store(path)")
         self.flush()  # a run's replay row must be there before the run tags it
-        conn = self._connect()
         try:
-            write(conn)
-        except sqlite3.Error as exc:
-            raise self._backend.error("writing an experiment to", exc) from exc
-        finally:
-            conn.close()
+            with self._engine_for_statements().connect() as conn:
+                # Both drivers' connections are in autocommit (the writer's and the readers'
+                # own settings): the transaction is begun here, and SQLite's takes the write
+                # lock at once, as the writer's do, rather than fail upgrading a read lock.
+                conn.exec_driver_sql("BEGIN IMMEDIATE" if self.backend == "sqlite" else "BEGIN")
+                for statement, rows in statements:
+                    if rows:
+                        conn.execute(statement, rows)
+                conn.commit()
+        except sa.exc.DBAPIError as exc:
+            raise self._backend.error("writing an experiment to", exc.orig) from exc.orig
+
+    def _engine_for_statements(self) -> Any:
+        """The engine ``_read`` uses, made on first use."""
+        engine = self._engine
+        if engine is None:
+            with self._read_lock:
+                if self._engine is None:
+                    self._engine = self._backend.engine()
+                engine = self._engine
+        return engine
 
     def put_experiment(self, experiment: Experiment) -> None:
         """Keep an experiment's record (again, as its status and counts change)."""
-        self._experiment_write(lambda conn: _experiments.write_experiment(conn, experiment))
+        self._experiment_write(_experiments.experiment_statements(self.backend, experiment))
 
     def put_experiment_runs(
         self, runs: Sequence[ExperimentRun], experiment: Experiment | None = None
     ) -> None:
         """Keep finished runs of an experiment and set ``experiment_id`` on their replays,
         with the experiment's new record when given, in one transaction."""
-        listed = list(runs)
-        self._experiment_write(lambda conn: _experiments.write_runs(conn, listed, experiment))
+        self._experiment_write(_experiments.runs_statements(self.backend, list(runs), experiment))
 
     def get_experiment(self, experiment_id: str) -> Experiment:
         """One experiment's record; :class:`ExperimentNotFoundError` names the way to the ids."""
-        found = self._query("SELECT * FROM experiments WHERE id = ?", (experiment_id,))
+        table = self._table("experiments")
+        found = self._rows("experiments", table.c.id == experiment_id)
         if not found:
             raise ExperimentNotFoundError(
                 f"no experiment {experiment_id!r} in store {self.path}; list the recorded ones "
@@ -979,23 +987,18 @@ class Store(Queries, UIReads):
         self, *, pipeline_id: str | None = None, limit: int | None = 100
     ) -> list[Experiment]:
         """Experiments, newest first."""
-        sql = "SELECT * FROM experiments"
-        params: list[Any] = []
-        if pipeline_id is not None:
-            sql += " WHERE pipeline_id = ?"
-            params.append(pipeline_id)
-        sql += " ORDER BY started_at DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        return [_experiments.experiment_from_row(row) for row in self._query(sql, params)]
+        return [
+            _experiments.experiment_from_row(row)
+            for row in self._read(_experiments.experiments_select(pipeline_id, limit))
+        ]
 
     def experiment_runs(self, experiment_id: str) -> list[ExperimentRun]:
         """The finished runs of an experiment, in the order they finished."""
+        table = self._table("experiment_runs")
         return [
             _experiments.run_from_row(row)
-            for row in self._query(
-                "SELECT * FROM experiment_runs WHERE experiment_id = ? ORDER BY ended_at",
-                (experiment_id,),
+            for row in self._rows(
+                "experiment_runs", table.c.experiment_id == experiment_id, order=[table.c.ended_at]
             )
         ]
 
