@@ -186,7 +186,7 @@ def test_dask_engine_on_an_existing_two_worker_local_cluster(
     from distributed import LocalCluster
 
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
     ) as cluster:
         exp = RequestReplay(store).replay_many(
             {"pipeline_id": "research_assistant"},
@@ -730,6 +730,8 @@ def test_a_sqlite_store_that_a_dask_worker_does_not_see_is_refused(
             "--port",
             "0",
             "--no-dashboard",
+            "--dashboard-address",
+            "127.0.0.1:0",
             "--scheduler-file",
             str(scheduler_file),
         ],

@@ -274,7 +274,10 @@ def _run_on_dask(
                         n_workers=workers,
                         threads_per_worker=1,
                         processes=True,
-                        dashboard_address=None,
+                        # The scheduler's HTTP server listens even without a dashboard,
+                        # on 8787 unless told: a free loopback port, so two clusters on one
+                        # machine do not collide (and nothing listens beyond loopback).
+                        dashboard_address="127.0.0.1:0",
                         silence_logs=logging.ERROR,
                     )
                 )
