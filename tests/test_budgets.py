@@ -208,11 +208,13 @@ from workbench.exceptions import BudgetExceededError
 
 base_url, db, go = sys.argv[1:4]
 client = openai.OpenAI(base_url=base_url, api_key="sk-test", max_retries=0)
-open(f"{go}.ready.{os.getpid()}", "w").close()
-while not os.path.exists(go):
-    time.sleep(0.002)
 sent, stopped = 0, False
 with workbench.record("worker", inputs={}, store=db) as run:
+    # Ready once the store is open and the observers loaded: after "go", every worker calls at
+    # once (else one fast starter can spend the whole budget before the others begin).
+    open(f"{go}.ready.{os.getpid()}", "w").close()
+    while not os.path.exists(go):
+        time.sleep(0.002)
     try:
         for _ in range(500):
             client.chat.completions.create(
