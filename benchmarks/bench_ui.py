@@ -91,36 +91,44 @@ _PAGE_SQL = (
 )
 
 
-def _run_list(folder: Path, n: int, rounds: int) -> list[Row]:
+def _first_page_medians(
+    store: Store, raw: Any, page_sql: str, n: int, rounds: int
+) -> tuple[float, float]:
+    """Medians, in alternating rounds, of the first page served over HTTP (ours) and of the bare
+    page and count statements on ``raw``, a connection of the backend's own driver (the peer)."""
     from workbench.ui._serve import background_server
 
+    times: dict[str, list[float]] = {"ours": [], "peer": []}
+    with background_server(store) as url, httpx.Client(base_url=url) as http:
+        assert http.get("/api/runs").json()["total"] == n  # warm: first read of the store
+
+        def ours() -> None:
+            answer = http.get("/api/runs")
+            assert answer.status_code == 200 and len(answer.json()["runs"]) == 50
+
+        def peer() -> None:
+            raw.execute(page_sql).fetchall()
+            raw.execute("SELECT COUNT(*) FROM executions").fetchone()
+
+        work = {"ours": ours, "peer": peer}
+        for index in range(rounds):
+            for variant in rotated(list(work), index):
+                start = time.perf_counter()
+                work[variant]()
+                times[variant].append(time.perf_counter() - start)
+    return median(times["ours"]), median(times["peer"])
+
+
+def _run_list(folder: Path, n: int, rounds: int) -> list[Row]:
     began = time.perf_counter()
     store = _bulk_store(folder / "list.db", n)
     print(f"  run list: {n:,} executions written in {time.perf_counter() - began:.1f}s", flush=True)
     raw = sqlite3.connect(store.path)
-    times: dict[str, list[float]] = {"ours": [], "sqlite3": []}
     try:
-        with background_server(store) as url, httpx.Client(base_url=url) as http:
-            assert http.get("/api/runs").json()["total"] == n  # warm: first read of the file
-
-            def ours() -> None:
-                answer = http.get("/api/runs")
-                assert answer.status_code == 200 and len(answer.json()["runs"]) == 50
-
-            def peer() -> None:
-                raw.execute(_PAGE_SQL).fetchall()
-                raw.execute("SELECT COUNT(*) FROM executions").fetchone()
-
-            work = {"ours": ours, "sqlite3": peer}
-            for index in range(rounds):
-                for variant in rotated(list(work), index):
-                    start = time.perf_counter()
-                    work[variant]()
-                    times[variant].append(time.perf_counter() - start)
+        ours_s, peer_s = _first_page_medians(store, raw, _PAGE_SQL, n, rounds)
     finally:
         raw.close()
         store.close()
-    ours_s, peer_s = median(times["ours"]), median(times["sqlite3"])
     print(f"  run list first page: {ours_s * 1000:.1f} ms (raw sqlite3 {peer_s * 1000:.1f} ms)")
     return [
         Row(
@@ -140,7 +148,6 @@ def _run_list_postgres(n: int, rounds: int) -> list[Row]:
     """The same first page served from a PostgreSQL store (a cluster of its own, unix
     socket), against the bare page statement through psycopg."""
     from workbench.testing._postgres import PostgresServer, find_postgres_bin
-    from workbench.ui._serve import background_server
 
     if find_postgres_bin() is None:
         return [
@@ -153,37 +160,16 @@ def _run_list_postgres(n: int, rounds: int) -> list[Row]:
         "tokens_out, (SELECT COUNT(*) FROM model_calls c WHERE c.execution_id = e.id), "
         "replay_of, error FROM executions e ORDER BY started_at DESC LIMIT 50"
     )
-    times: dict[str, list[float]] = {"ours": [], "psycopg": []}
     with PostgresServer() as server:
         url = server.url(server.new_database(), socket=True)
         began = time.perf_counter()
         store = _bulk_store(url, n)
         print(f"  run list (PostgreSQL): {n:,} written in {time.perf_counter() - began:.1f}s")
         try:
-            with (
-                background_server(store) as base,
-                httpx.Client(base_url=base) as http,
-                psycopg.connect(os.fspath(store.path)) as raw,
-            ):
-                assert http.get("/api/runs").json()["total"] == n
-
-                def ours() -> None:
-                    answer = http.get("/api/runs")
-                    assert answer.status_code == 200 and len(answer.json()["runs"]) == 50
-
-                def peer() -> None:
-                    raw.execute(page).fetchall()
-                    raw.execute("SELECT COUNT(*) FROM executions").fetchone()
-
-                work = {"ours": ours, "psycopg": peer}
-                for index in range(rounds):
-                    for variant in rotated(list(work), index):
-                        start = time.perf_counter()
-                        work[variant]()
-                        times[variant].append(time.perf_counter() - start)
+            with psycopg.connect(os.fspath(store.path)) as raw:
+                ours_s, peer_s = _first_page_medians(store, raw, page, n, rounds)
         finally:
             store.close()
-    ours_s, peer_s = median(times["ours"]), median(times["psycopg"])
     print(
         f"  run list first page (PostgreSQL): {ours_s * 1000:.1f} ms "
         f"(psycopg {peer_s * 1000:.1f} ms)"
